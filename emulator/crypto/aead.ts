@@ -1,0 +1,45 @@
+// The crypto engine's contract: a streaming AEAD state per TLS record, as an inline-crypto NIC keeps one
+// per flow. Two backends implement it: node:crypto (fast, the hot path) and @noble/ciphers (pure JS, the
+// independent check). Both must give byte-identical results to one-shot AEAD.
+import type { AeadAlgorithm } from '../tls/crypto-info.ts';
+
+export type { AeadAlgorithm };
+
+export const AEAD_TAG_SIZE = 16;
+
+/** Streaming encryption of one record body: feed plaintext in pieces, then take the tag. */
+export interface AeadEncryptStream {
+  /** Encrypt the next `data.length` bytes of the record body, writing ciphertext over `data` (in place). */
+  update(data: Uint8Array): void;
+  /** Finish the record; returns the 16-byte tag. The stream is unusable afterwards. */
+  final(): Uint8Array;
+}
+
+/** Streaming decryption of one record body: feed ciphertext in pieces, then check the tag. */
+export interface AeadDecryptStream {
+  /** Decrypt the next `data.length` bytes of the record body, writing plaintext over `data` (in place). */
+  update(data: Uint8Array): void;
+  /** Finish the record; true when `tag` authenticates everything fed. The stream is unusable afterwards. */
+  final(tag: Uint8Array): boolean;
+}
+
+/**
+ * Keystream-only access to a record body starting at byte `offset`: what a device can still do for a record
+ * whose beginning it missed (and what tls_device_reencrypt() does in the stack). XOR is its own inverse,
+ * so one call encrypts or decrypts. Nothing here can produce or check a tag.
+ */
+export interface AeadKeystream {
+  /** XOR the keystream for body bytes [offset, offset + data.length) onto `data` in place; advances. */
+  xor(data: Uint8Array): void;
+}
+
+export interface AeadBackend {
+  readonly name: 'node' | 'noble';
+  encrypt(alg: AeadAlgorithm, key: Uint8Array, nonce: Uint8Array, aad: Uint8Array): AeadEncryptStream;
+  decrypt(alg: AeadAlgorithm, key: Uint8Array, nonce: Uint8Array, aad: Uint8Array): AeadDecryptStream;
+  keystream(alg: AeadAlgorithm, key: Uint8Array, nonce: Uint8Array, offset: number): AeadKeystream;
+  /** One-shot: returns ciphertext || tag (a new array). */
+  seal(alg: AeadAlgorithm, key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Uint8Array;
+  /** One-shot: returns the plaintext, or null when the tag does not authenticate. */
+  open(alg: AeadAlgorithm, key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Uint8Array | null;
+}

@@ -1,0 +1,61 @@
+// Typed errors with a place (STYLE principle 7). Every error a user can provoke with bad input is one of
+// these; `where` says where in the input (file offset, packet number, flow, field path).
+
+export type ErrorPlace = {
+  file?: string;
+  offset?: number;
+  packet?: number;
+  flow?: string;
+  field?: string;
+};
+
+function describePlace(where: ErrorPlace): string {
+  const parts: string[] = [];
+  if (where.file !== undefined) parts.push(where.file);
+  if (where.packet !== undefined) parts.push(`packet ${where.packet}`);
+  if (where.offset !== undefined) parts.push(`offset ${where.offset}`);
+  if (where.flow !== undefined) parts.push(`flow ${where.flow}`);
+  if (where.field !== undefined) parts.push(`field ${where.field}`);
+  return parts.join(', ');
+}
+
+export abstract class TlsnicError extends Error {
+  abstract readonly code: string;
+  readonly where: ErrorPlace;
+  constructor(message: string, where: ErrorPlace = {}) {
+    const place = describePlace(where);
+    super(place ? `${message} (at ${place})` : message);
+    this.where = where;
+    this.name = new.target.name;
+  }
+}
+
+/** Malformed packet bytes: an Ethernet/IP/TCP header that does not fit or does not parse. */
+export class WireError extends TlsnicError {
+  readonly code = 'EWIRE';
+}
+
+/** A capture file that is not one, is truncated, or uses something we do not read. */
+export class CaptureError extends TlsnicError {
+  readonly code = 'ECAPTURE';
+}
+
+/** TLS record or key material that does not follow the protocol (bad length, bad version, bad key log). */
+export class TlsError extends TlsnicError {
+  readonly code = 'ETLS';
+}
+
+/** AEAD misuse or authentication failure inside the crypto engine. */
+export class CryptoError extends TlsnicError {
+  readonly code = 'ECRYPTO';
+}
+
+/** A caller broke the driver/device/stack contract (illegal state transition, bad argument). */
+export class ContractError extends TlsnicError {
+  readonly code = 'ECONTRACT';
+}
+
+/** A scenario or config file that does not validate. */
+export class ConfigError extends TlsnicError {
+  readonly code = 'ECONFIG';
+}

@@ -1,0 +1,129 @@
+// Per-record nonce and AAD (SPEC section 3), and one-shot record seal/open for the software path.
+// TLS 1.2 GCM: nonce = salt || explicit nonce; AAD = rec_seq || type || 03 03 || plaintext length.
+// TLS 1.2 ChaCha20 (RFC 7905) and TLS 1.3: nonce = iv XOR rec_seq (right-aligned); 1.3 AAD = the header.
+import type { AeadBackend } from '../crypto/aead.ts';
+import { CIPHER_DESC, TLS_1_3_VERSION, bigIntToRecSeq, type CryptoInfo } from './crypto-info.ts';
+import { CONTENT_APPLICATION_DATA, TLS_HEADER_SIZE, TLS_TAG_SIZE, writeRecordHeader } from './record.ts';
+
+export function tls12Aad(recSeq: bigint, type: number, plaintextLen: number): Uint8Array {
+  const aad = new Uint8Array(13);
+  aad.set(bigIntToRecSeq(recSeq), 0);
+  aad[8] = type;
+  aad[9] = 3;
+  aad[10] = 3;
+  aad[11] = plaintextLen >>> 8;
+  aad[12] = plaintextLen & 0xff;
+  return aad;
+}
+
+export function tls13Aad(recordLength: number): Uint8Array {
+  const aad = new Uint8Array(5);
+  writeRecordHeader(aad, 0, CONTENT_APPLICATION_DATA, recordLength);
+  return aad;
+}
+
+/** 12-byte static IV XOR the record number in its last 8 bytes. */
+export function xorNonce(staticIv: Uint8Array, recSeq: bigint): Uint8Array {
+  const nonce = Uint8Array.from(staticIv);
+  const seq = bigIntToRecSeq(recSeq);
+  for (let i = 0; i < 8; i++) nonce[4 + i] = nonce[4 + i]! ^ seq[i]!;
+  return nonce;
+}
+
+/** The 12-byte static IV the crypto_info describes (salt || iv for GCM, iv for ChaCha20). */
+export function staticIv(info: CryptoInfo): Uint8Array {
+  const iv = new Uint8Array(12);
+  iv.set(info.salt, 0);
+  iv.set(info.iv, info.salt.length);
+  return iv;
+}
+
+/**
+ * Nonce for a record. For TLS 1.2 GCM the explicit nonce travels in the record: pass it (8 bytes), as the
+ * device takes it from the record bytes rather than computing it.
+ */
+export function recordNonce(info: CryptoInfo, recSeq: bigint, explicitNonce?: Uint8Array): Uint8Array {
+  const desc = CIPHER_DESC[info.cipherType];
+  if (info.version === TLS_1_3_VERSION || desc.explicitNonceSize === 0) return xorNonce(staticIv(info), recSeq);
+  if (!explicitNonce || explicitNonce.length !== 8) throw new RangeError('TLS 1.2 GCM needs the 8-byte explicit nonce');
+  const nonce = new Uint8Array(12);
+  nonce.set(info.salt, 0);
+  nonce.set(explicitNonce, 4);
+  return nonce;
+}
+
+/**
+ * The explicit nonce the kernel writes into TLS 1.2 GCM record number `recSeq`: the crypto_info iv plus
+ * the distance from the crypto_info's rec_seq (tls_advance_record_sn() increments both together).
+ */
+export function explicitNonceFor(info: CryptoInfo, recSeq: bigint): Uint8Array {
+  let base = 0n;
+  for (let i = 0; i < 8; i++) base = (base << 8n) | BigInt(info.iv[i]!);
+  let first = 0n;
+  for (let i = 0; i < 8; i++) first = (first << 8n) | BigInt(info.recSeq[i]!);
+  return bigIntToRecSeq((base + (recSeq - first)) & 0xffff_ffff_ffff_ffffn);
+}
+
+/** Build a whole protected record from plaintext, as tls_sw does on TX. */
+export function sealRecord(
+  backend: AeadBackend,
+  info: CryptoInfo,
+  recSeq: bigint,
+  type: number,
+  plaintext: Uint8Array,
+): Uint8Array {
+  const desc = CIPHER_DESC[info.cipherType];
+  if (info.version === TLS_1_3_VERSION) {
+    const inner = new Uint8Array(plaintext.length + 1);
+    inner.set(plaintext, 0);
+    inner[plaintext.length] = type;
+    const length = inner.length + TLS_TAG_SIZE;
+    const sealed = backend.seal(desc.aead, info.key, recordNonce(info, recSeq), tls13Aad(length), inner);
+    const out = new Uint8Array(TLS_HEADER_SIZE + length);
+    writeRecordHeader(out, 0, CONTENT_APPLICATION_DATA, length);
+    out.set(sealed, TLS_HEADER_SIZE);
+    return out;
+  }
+  const explicit = desc.explicitNonceSize ? explicitNonceFor(info, recSeq) : new Uint8Array(0);
+  const nonce = recordNonce(info, recSeq, explicit);
+  const sealed = backend.seal(desc.aead, info.key, nonce, tls12Aad(recSeq, type, plaintext.length), plaintext);
+  const length = explicit.length + sealed.length;
+  const out = new Uint8Array(TLS_HEADER_SIZE + length);
+  writeRecordHeader(out, 0, type, length);
+  out.set(explicit, TLS_HEADER_SIZE);
+  out.set(sealed, TLS_HEADER_SIZE + explicit.length);
+  return out;
+}
+
+export type OpenedRecord = { type: number; plaintext: Uint8Array };
+
+/** Authenticate and decrypt one whole record (header included); null when the tag does not verify. */
+export function openRecord(
+  backend: AeadBackend,
+  info: CryptoInfo,
+  recSeq: bigint,
+  record: Uint8Array,
+): OpenedRecord | null {
+  const desc = CIPHER_DESC[info.cipherType];
+  const length = record.length - TLS_HEADER_SIZE;
+  if (info.version === TLS_1_3_VERSION) {
+    const inner = backend.open(
+      desc.aead, info.key, recordNonce(info, recSeq), record.subarray(0, TLS_HEADER_SIZE),
+      record.subarray(TLS_HEADER_SIZE),
+    );
+    if (!inner) return null;
+    let end = inner.length;
+    while (end > 0 && inner[end - 1] === 0) end--;
+    if (end === 0) return null; // no content type: RFC 8446 5.4 says unexpected_message
+    return { type: inner[end - 1]!, plaintext: inner.subarray(0, end - 1) };
+  }
+  const explicit = record.subarray(TLS_HEADER_SIZE, TLS_HEADER_SIZE + desc.explicitNonceSize);
+  const plaintextLen = length - desc.explicitNonceSize - TLS_TAG_SIZE;
+  if (plaintextLen < 0) return null;
+  const type = record[0]!;
+  const plaintext = backend.open(
+    desc.aead, info.key, recordNonce(info, recSeq, explicit), tls12Aad(recSeq, type, plaintextLen),
+    record.subarray(TLS_HEADER_SIZE + desc.explicitNonceSize),
+  );
+  return plaintext ? { type, plaintext } : null;
+}
