@@ -5,20 +5,8 @@ import type { CryptoInfo } from '../emulator/tls/crypto-info.ts';
 
 export * from '../emulator/tls/crypto-info.ts';
 
-// errno values drivers return negated (include/uapi/asm-generic/errno*.h).
-export const EIO = 5;
-export const ENOMEM = 12;
-export const EBUSY = 16;
-export const ENODEV = 19;
-export const EINVAL = 22;
-export const ENOSPC = 28;
-export const EBADMSG = 74;
-export const EOPNOTSUPP = 95;
-
-export const ERRNO_NAMES: Readonly<Record<number, string>> = {
-  [EIO]: 'EIO', [ENOMEM]: 'ENOMEM', [EBUSY]: 'EBUSY', [ENODEV]: 'ENODEV', [EINVAL]: 'EINVAL',
-  [ENOSPC]: 'ENOSPC', [EBADMSG]: 'EBADMSG', [EOPNOTSUPP]: 'EOPNOTSUPP',
-};
+// errno values drivers return negated.
+export * from '../emulator/errno.ts';
 
 /** enum tls_offload_ctx_dir */
 export type TlsOffloadCtxDir = 'rx' | 'tx';

@@ -1,0 +1,152 @@
+// mlx5-like reference driver: TX out-of-order by crypto state rebuilding (resync params + DUMP of the
+// record prefix), RX resync DRIVER_REQ_ASYNC (request start on the device's flag, GET_PSV, request end).
+// Models drivers/net/ethernet/mellanox/mlx5/core/en_accel/ktls_tx.c and ktls_rx.c.
+import type { Nic } from '../../emulator/nic/nic.ts';
+import { recSeqToBigInt } from '../../emulator/tls/crypto-info.ts';
+import { TcpSegmentView } from '../../emulator/wire/packet.ts';
+import { seqAdd, seqLt } from '../../emulator/wire/seq.ts';
+import { EINVAL, type CryptoInfo, type NetDevice, type Sock, type SkBuff, type TlsContext, type TlsDevOps, type TlsKernelHelpers, type TlsOffloadCtxDir } from '../ops.ts';
+import { WorkQueue, defaultFeatures, makeNetDevice, rxSkb, type DriverModule, type ProbeOptions } from './common.ts';
+
+/** Knobs: `psvDelayUs` (GET_PSV completion latency), `psvNeverAnswers` (firmware fault: cancel after
+ * `psvTimeoutUs`), `dumpChunk` (bytes per DUMP WQE; mlx5 uses the hw MTU). */
+export type Mlx5Options = ProbeOptions & {
+  psvDelayUs?: number;
+  psvNeverAnswers?: boolean;
+  psvTimeoutUs?: number;
+  dumpChunk?: number;
+};
+
+type TxPriv = { handle: number; sk: Sock; expectedSeq: number };
+type RxPriv = { handle: number; sk: Sock; asyncPending: boolean; deleted: boolean };
+
+function probe(nic: Nic, kernel: TlsKernelHelpers, opts: Mlx5Options = {}): NetDevice {
+  const wq = new WorkQueue(opts.schedule);
+  const dumpChunk = opts.dumpChunk ?? 1500;
+  const rxByHandle = new Map<number, RxPriv>();
+  const view = new TcpSegmentView();
+  const c = nic.counters;
+
+  const ops: TlsDevOps = {
+    // models mlx5e_ktls_add()
+    tlsDevAdd(_netdev: NetDevice, sk: Sock, direction: TlsOffloadCtxDir, info: CryptoInfo, startSn: number): number {
+      const handle = nic.addContext(direction, { tuple: sk.tuple, info, startSeq: startSn, rxResync: 'scan' });
+      if (handle < 0) return handle;
+      if (direction === 'tx') {
+        sk.tlsCtx.driverState.tx = { handle, sk, expectedSeq: startSn >>> 0 } satisfies TxPriv;
+      } else {
+        const priv: RxPriv = { handle, sk, asyncPending: false, deleted: false };
+        sk.tlsCtx.driverState.rx = priv;
+        rxByHandle.set(handle, priv);
+        kernel.tlsOffloadRxResyncSetType(sk, 'driver_req_async');
+      }
+      return 0;
+    },
+
+    // models mlx5e_ktls_del()
+    tlsDevDel(_netdev: NetDevice, ctx: TlsContext, direction: TlsOffloadCtxDir): void {
+      const priv = ctx.driverState[direction] as TxPriv | RxPriv | undefined;
+      if (!priv) return;
+      nic.delContext(priv.handle);
+      if (direction === 'rx') {
+        (priv as RxPriv).deleted = true;
+        rxByHandle.delete(priv.handle);
+      }
+      ctx.driverState[direction] = undefined;
+    },
+
+    // models mlx5e_ktls_rx_resync(): only RX is resynced by the stack on mlx5
+    tlsDevResync(_netdev: NetDevice, sk: Sock, seq: number, rcdSn: Uint8Array, direction: TlsOffloadCtxDir): number {
+      if (direction !== 'rx') return -EINVAL;
+      const priv = sk.tlsCtx.driverState.rx as RxPriv | undefined;
+      if (!priv) return -EINVAL;
+      const res = nic.rxResync(priv.handle, seq, recSeqToBigInt(rcdSn));
+      c[res === 'ok' ? 'rx_tls_resync_res_ok' : 'rx_tls_resync_res_skip']++;
+      return 0;
+    },
+  };
+
+  // models mlx5e_ktls_handle_tx_skb() + mlx5e_ktls_tx_handle_ooo() + tx_sync_info_get()
+  function startXmit(skb: SkBuff): void {
+    const tx = skb.sk?.tlsCtx.txConf === 'hw' ? (skb.sk.tlsCtx.driverState.tx as TxPriv | undefined) : undefined;
+    if (!tx) {
+      nic.transmit({ frame: skb.data, mss: skb.gsoSize });
+      return;
+    }
+    if (view.parse(skb.data) !== 'tcp') return;
+    const datalen = view.payloadLength;
+    const seq = view.seq;
+    if (datalen === 0) {
+      nic.transmit({ frame: skb.data, mss: skb.gsoSize });
+      return;
+    }
+    if (tx.expectedSeq !== seq) {
+      c.tx_tls_ooo++;
+      const found = kernel.tlsGetRecord(tx.sk, seq);
+      if (!found) {
+        c.tx_tls_drop_no_sync_data++; // acked already: safe to drop (comment in mlx5e_ktls_tx_handle_ooo)
+        return;
+      }
+      const { record, rcdSn } = found;
+      const endsBefore = seqLt(seqAdd(seq, datalen - 1), record.startSeq);
+      if (record.data.length === 0) {
+        // Start marker: data from before offload started.
+        if (endsBefore) {
+          c.tx_tls_skip_no_sync_data++;
+          if (!skb.decrypted) {
+            nic.transmit({ frame: skb.data, mss: skb.gsoSize });
+            return;
+          }
+          c.tx_tls_drop_bypass_req++; // marked for the device yet before the start: cannot be right
+          return;
+        }
+        c.tx_tls_drop_no_sync_data++; // straddles the start marker: breaks the contract with the kernel
+        return;
+      }
+      if (endsBefore) {
+        c.tx_tls_drop_no_sync_data++;
+        return;
+      }
+      const syncLen = (seq - record.startSeq) >>> 0;
+      nic.txSetState(tx.handle, record.startSeq, rcdSn);
+      for (let off = 0; off < syncLen; off += dumpChunk) {
+        nic.txDump(tx.handle, record.data.subarray(off, Math.min(syncLen, off + dumpChunk)));
+      }
+      c.tx_tls_resync_bytes += syncLen;
+    }
+    tx.expectedSeq = seqAdd(seq, datalen);
+    nic.transmit({ frame: skb.data, ctx: tx.handle, mss: skb.gsoSize });
+  }
+
+  // models mlx5e_ktls_handle_rx_skb() + resync_update_sn() + the GET_PSV completion
+  nic.onReceive((cqe) => {
+    const skb = rxSkb(cqe);
+    const req = cqe.resyncRequest;
+    const priv = req ? rxByHandle.get(cqe.ctx) : undefined;
+    if (req && priv && !priv.asyncPending) {
+      priv.asyncPending = true;
+      kernel.tlsOffloadRxResyncAsyncRequestStart(priv.sk, req.packetSeq, req.packetLen);
+      c.rx_tls_resync_req_start++;
+      const answer = () => {
+        if (priv.deleted || !priv.asyncPending) return;
+        priv.asyncPending = false;
+        const psv = nic.rxTracking(priv.handle);
+        if (opts.psvNeverAnswers || psv.resyncTcpSn < 0) {
+          kernel.tlsOffloadRxResyncAsyncRequestCancel(priv.sk);
+          c.rx_tls_resync_req_skip++;
+          return;
+        }
+        kernel.tlsOffloadRxResyncAsyncRequestEnd(priv.sk, psv.resyncTcpSn);
+        c.rx_tls_resync_req_end++;
+      };
+      wq.schedule(opts.psvNeverAnswers ? opts.psvTimeoutUs ?? 1000 : opts.psvDelayUs ?? 0, answer);
+    }
+    kernel.netifReceiveSkb(skb);
+    wq.flush();
+  });
+
+  return makeNetDevice(opts.name ?? 'mlx5_0', nic, defaultFeatures(nic, opts.features), ops, startXmit);
+}
+
+export const mlx5Driver: DriverModule = { name: 'mlx5', probe };
+export default mlx5Driver;

@@ -1,0 +1,654 @@
+// The emulated NIC: what the silicon of a kTLS-offload-capable card does (SPEC sections 4, 5, 7).
+// It holds the context table, encrypts TX records inline, decrypts and authenticates RX records inline,
+// and tracks/scans RX record framing for resync. Out-of-order policy belongs to the driver (as on mlx5
+// and nfp); the device offers the primitives a driver needs: set state at a record boundary, dump a
+// record prefix, answer a resync, report what it tracks.
+import type { AeadBackend } from '../crypto/aead.ts';
+import { EEXIST, ENOSPC, EOPNOTSUPP } from '../errno.ts';
+import { WireError } from '../errors.ts';
+import { CIPHER_DESC, TLS_1_3_VERSION, recSeqToBigInt, type CryptoInfo } from '../tls/crypto-info.ts';
+import { TLS_HEADER_SIZE } from '../tls/record.ts';
+import { parseIp } from '../wire/addr.ts';
+import { TcpSegmentView } from '../wire/packet.ts';
+import { seqAdd, seqDiff, seqGeq, seqGt } from '../wire/seq.ts';
+import { tsoSegment } from '../wire/tso.ts';
+import { newEthtoolCounters, type EthtoolCounters } from './counters.ts';
+import { FlowTable, type FlowDirection } from './flow-table.ts';
+import { RecordTracker, RxPacketResult, headerProblem } from './record-tracker.ts';
+import {
+  DEFAULT_PROFILE,
+  type AddContextParams,
+  type FlowTuple,
+  type NicEvent,
+  type NicProfile,
+  type RxCompletion,
+  type RxResyncMode,
+  type RxResyncRequest,
+  type RxResyncResult,
+  type RxTrackingState,
+} from './types.ts';
+
+/** Explicit RX sync states (STYLE principle 5): one switch per event. */
+type RxState =
+  | { kind: 'sync' }
+  /** Sync lost at `lostAt`; bytes before `scanFrom` are not looked at. */
+  | { kind: 'lost'; lostAt: number; scanFrom: number }
+  /** Looking for a `type 03 03 len` pattern; `win` carries up to 4 bytes across segments. */
+  | { kind: 'scan' }
+  /** A candidate header chains by length; tracker frames blind. */
+  | { kind: 'chain'; matched: number; requests: number; sinceRequest: number; requestedSeq: number }
+  /** The stack said the record at `seq` has number `recSeq`; start there when the stream reaches it. */
+  | { kind: 'armed'; seq: number; recSeq: bigint };
+
+const HEADER_RING = 64;
+
+type TxContext = {
+  dir: 'tx';
+  handle: number;
+  tuple: FlowTuple;
+  info: CryptoInfo;
+  startSeq: number;
+  tracker: RecordTracker;
+  /** Set after the stack handed bytes that do not frame as records; cleared by a state reset. */
+  broken: string | null;
+};
+
+type RxContext = {
+  dir: 'rx';
+  handle: number;
+  tuple: FlowTuple;
+  info: CryptoInfo;
+  startSeq: number;
+  tracker: RecordTracker;
+  resync: RxResyncMode;
+  state: RxState;
+  /** Highest stream position seen (end of the furthest payload). */
+  pos: number;
+  /** Recent record headers: start seq and the tracker's record number for it, for resync answers. */
+  ringSeq: Int32Array;
+  ringRec: BigInt64Array;
+  ringCount: number;
+  /** Scan window: last bytes seen while scanning, and the seq of win[0]. */
+  win: Uint8Array;
+  winLen: number;
+  winSeq: number;
+};
+
+type Context = TxContext | RxContext;
+
+export type NicOptions = {
+  profile?: Partial<NicProfile>;
+  backend: AeadBackend;
+};
+
+export type TxDescriptor = {
+  frame: Uint8Array;
+  /** TX context handle: encrypt this packet's TLS payload inline. -1 or absent: send as is. */
+  ctx?: number;
+  /** TSO: cut the payload into segments of this size. */
+  mss?: number;
+};
+
+export class Nic {
+  readonly profile: NicProfile;
+  readonly counters: EthtoolCounters = newEthtoolCounters();
+  /** Device-level tallies that are not ethtool TLS statistics. */
+  readonly stats = { rxFrames: 0, txFrames: 0, rxDroppedLinkDown: 0, txDroppedLinkDown: 0, rxBadChecksum: 0, rxMalformed: 0, txViolations: 0 };
+  private linkUp = true;
+  private readonly table: FlowTable<Context>;
+  private readonly backend: AeadBackend;
+  private readonly view = new TcpSegmentView();
+  private readonly txView = new TcpSegmentView();
+  private readonly rxResult = new RxPacketResult();
+  private wire: ((frame: Uint8Array) => void) | null = null;
+  private rxHandler: ((cqe: RxCompletion) => void) | null = null;
+  private eventSink: ((ev: NicEvent) => void) | null = null;
+
+  constructor(opts: NicOptions) {
+    this.profile = { ...DEFAULT_PROFILE, ...opts.profile };
+    this.backend = opts.backend;
+    this.table = new FlowTable<Context>(this.profile.maxContexts);
+  }
+
+  // ---- plumbing ----------------------------------------------------------------------------------
+
+  /** Frames the device puts on the wire go here. */
+  attachWire(send: (frame: Uint8Array) => void): void {
+    this.wire = send;
+  }
+
+  /** The driver's RX completion handler (its NAPI poll). */
+  onReceive(handler: (cqe: RxCompletion) => void): void {
+    this.rxHandler = handler;
+  }
+
+  onEvent(sink: ((ev: NicEvent) => void) | null): void {
+    this.eventSink = sink;
+  }
+
+  setLink(up: boolean): void {
+    this.linkUp = up;
+  }
+
+  isLinkUp(): boolean {
+    return this.linkUp;
+  }
+
+  get contextCount(): number {
+    return this.table.size;
+  }
+
+  // ---- context table -----------------------------------------------------------------------------
+
+  /** Program a context. Returns its handle (>= 0) or a negative errno, like a firmware command. */
+  addContext(dir: FlowDirection, p: AddContextParams): number {
+    const desc = CIPHER_DESC[p.info.cipherType];
+    if (!desc || !desc.offloadable) return -EOPNOTSUPP;
+    if (p.info.version === TLS_1_3_VERSION && !this.profile.tls13) return -EOPNOTSUPP;
+    const family = p.tuple.family;
+    const local = parseIp(p.tuple.saddr);
+    const remote = parseIp(p.tuple.daddr);
+    // Packet order: TX packets go local -> remote, RX packets come remote -> local.
+    const key = dir === 'tx'
+      ? { dir, family, src: local, dst: remote, sport: p.tuple.sport, dport: p.tuple.dport }
+      : { dir, family, src: remote, dst: local, sport: p.tuple.dport, dport: p.tuple.sport };
+    if (this.table.lookupKey(key) >= 0) return -EEXIST;
+    const info = copyInfo(p.info);
+    const recSeq = recSeqToBigInt(info.recSeq);
+    const tracker = new RecordTracker(dir, info, this.backend, p.startSeq >>> 0, recSeq, true);
+    const base = { handle: -1, tuple: { ...p.tuple }, info, startSeq: p.startSeq >>> 0, tracker };
+    const ctx: Context = dir === 'tx'
+      ? { ...base, dir: 'tx', broken: null }
+      : {
+        ...base, dir: 'rx', resync: p.rxResync ?? 'scan', state: { kind: 'sync' }, pos: p.startSeq >>> 0,
+        ringSeq: new Int32Array(HEADER_RING), ringRec: new BigInt64Array(HEADER_RING), ringCount: 0,
+        win: new Uint8Array(TLS_HEADER_SIZE), winLen: 0, winSeq: 0,
+      };
+    const handle = this.table.add(key, ctx);
+    if (handle < 0) return -ENOSPC;
+    ctx.handle = handle;
+    this.counters[dir === 'tx' ? 'tx_tls_ctx' : 'rx_tls_ctx']++;
+    this.emit({ kind: 'ctx-add', ctx: handle, dir, tuple: ctx.tuple, startSeq: ctx.startSeq });
+    return handle;
+  }
+
+  /** Remove a context. Returns false when the handle is not live (a driver bug the caller reports). */
+  delContext(handle: number): boolean {
+    const ctx = this.table.remove(handle);
+    if (!ctx) return false;
+    this.counters[ctx.dir === 'tx' ? 'tx_tls_del' : 'rx_tls_del']++;
+    this.emit({ kind: 'ctx-del', ctx: handle, dir: ctx.dir });
+    return true;
+  }
+
+  hasContext(handle: number): boolean {
+    return this.table.get(handle) !== undefined;
+  }
+
+  /** Find the context of a flow (local view) and direction; -1 if none. */
+  findContext(dir: FlowDirection, tuple: FlowTuple): number {
+    const local = parseIp(tuple.saddr);
+    const remote = parseIp(tuple.daddr);
+    return this.table.lookupKey(dir === 'tx'
+      ? { dir, family: tuple.family, src: local, dst: remote, sport: tuple.sport, dport: tuple.dport }
+      : { dir, family: tuple.family, src: remote, dst: local, sport: tuple.dport, dport: tuple.sport });
+  }
+
+  /** The table as text, like netdevsim's debugfs ipsec file: one line per context, stable order. */
+  dumpTable(): string {
+    const lines: string[] = [];
+    for (const [h, c] of this.table.entries()) {
+      const t = c.tuple;
+      const v = c.info.version === TLS_1_3_VERSION ? '1.3' : '1.2';
+      const common = `ctx=${h} dir=${c.dir} ${fmtEp(t.family, t.saddr, t.sport)}<->${fmtEp(t.family, t.daddr, t.dport)} ` +
+        `tls=${v} cipher=${CIPHER_DESC[c.info.cipherType].aead} start_sn=${c.startSeq}`;
+      if (c.dir === 'tx') {
+        lines.push(`${common} expected_sn=${c.tracker.seq} rec_seq=${c.tracker.recSeq}${c.broken ? ' broken' : ''}`);
+      } else {
+        lines.push(`${common} state=${c.state.kind} resync=${c.resync} expected_sn=${c.tracker.seq} rec_seq=${c.tracker.recSeq}`);
+      }
+    }
+    return lines.join('\n') + (lines.length ? '\n' : '');
+  }
+
+  // ---- TX ----------------------------------------------------------------------------------------
+
+  /** TCP seq the TX context expects next (its progress state). */
+  txExpectedSeq(handle: number): number {
+    return this.txCtx(handle).tracker.seq;
+  }
+
+  /** Static params: the record starting at `seq` is number `recSeq` (mlx5 post_static_params, nfp resync). */
+  txSetState(handle: number, seq: number, recSeq: bigint): void {
+    const ctx = this.txCtx(handle);
+    ctx.tracker.resetAt(seq >>> 0, recSeq, true);
+    ctx.broken = null;
+    this.emit({ kind: 'tx-resync', ctx: handle, seq: seq >>> 0, recSeq });
+  }
+
+  /**
+   * A DUMP: feed record bytes through the crypto state without sending them (mlx5 tx_post_resync_dump).
+   * `bytes` continue the stream at txExpectedSeq(handle).
+   */
+  txDump(handle: number, bytes: Uint8Array): void {
+    const ctx = this.txCtx(handle);
+    const seq = ctx.tracker.seq;
+    const st = ctx.tracker.feed(Uint8Array.from(bytes), 0, bytes.length, null);
+    if (!st.ok) this.txBreak(ctx, `dump bytes do not frame as TLS records at seq ${st.badHeaderAt}: ${st.reason}`);
+    this.counters.tx_tls_dump_packets++;
+    this.counters.tx_tls_dump_bytes += bytes.length;
+    this.emit({ kind: 'tx-dump', ctx: handle, seq, len: bytes.length });
+  }
+
+  /** Transmit one packet (or a TSO super-segment). The device reads the frame (DMA) and never modifies it. */
+  transmit(desc: TxDescriptor): void {
+    if (!this.linkUp) {
+      this.stats.txDroppedLinkDown++;
+      return;
+    }
+    const ctxHandle = desc.ctx ?? -1;
+    const mss = desc.mss ?? 0;
+    let frames: Uint8Array[];
+    try {
+      const copy = Uint8Array.from(desc.frame);
+      frames = mss > 0 ? tsoSegment(copy, mss) : [copy];
+    } catch (e) {
+      if (!(e instanceof WireError)) throw e;
+      this.txViolation(ctxHandle, `malformed TX frame: ${e.message}`);
+      return;
+    }
+    if (mss > 0 && frames.length > 1 && !this.profile.tso) {
+      this.txViolation(ctxHandle, 'TSO super-segment given to a device without TSO');
+      return;
+    }
+    for (const f of frames) {
+      if (ctxHandle >= 0 && !this.txEncrypt(ctxHandle, f)) return; // rest of a super-segment is dropped too
+      this.stats.txFrames++;
+      this.wire?.(f);
+    }
+  }
+
+  /** Encrypt the TLS payload of one wire segment in place. False: the segment must be dropped. */
+  private txEncrypt(handle: number, frame: Uint8Array): boolean {
+    const ctx = this.table.get(handle);
+    if (!ctx || ctx.dir !== 'tx') {
+      this.txViolation(handle, `TX descriptor names context ${handle}, which is not a live TX context`);
+      return false;
+    }
+    const v = this.txView;
+    try {
+      if (v.parse(frame) !== 'tcp') {
+        this.txViolation(handle, 'TX descriptor with a TLS context carries no TCP segment');
+        return false;
+      }
+    } catch (e) {
+      if (!(e instanceof WireError)) throw e;
+      this.txViolation(handle, `malformed TX frame: ${e.message}`);
+      return false;
+    }
+    const len = v.payloadLength;
+    if (len === 0) return true;
+    const t = ctx.tracker;
+    if (ctx.broken) {
+      this.txDrop(ctx, v.seq, len, `context broken: ${ctx.broken}`);
+      return false;
+    }
+    if (v.seq !== t.seq) {
+      // The driver must resync first (kernel doc: a packet that cannot be encrypted must be dropped).
+      this.txViolation(handle, `TX seq ${v.seq} but the context expects ${t.seq}; the driver did not resync`);
+      this.txDrop(ctx, v.seq, len, 'out of order at the device');
+      return false;
+    }
+    const st = t.feed(frame, v.payloadOffset, v.payloadOffset + len, null);
+    if (!st.ok) {
+      this.txBreak(ctx, `stack bytes do not frame as TLS records at seq ${st.badHeaderAt}: ${st.reason}`);
+      this.txDrop(ctx, v.seq, len, 'not TLS records');
+      return false;
+    }
+    v.updateTcpChecksum();
+    this.counters.tx_tls_encrypted_packets++;
+    this.counters.tx_tls_encrypted_bytes += len;
+    this.emit({ kind: 'tx', ctx: handle, seq: v.seq, len, encrypted: true });
+    return true;
+  }
+
+  private txCtx(handle: number): TxContext {
+    const ctx = this.table.get(handle);
+    if (!ctx || ctx.dir !== 'tx') throw new RangeError(`no TX context ${handle}`);
+    return ctx;
+  }
+
+  private txBreak(ctx: TxContext, why: string): void {
+    ctx.broken = why;
+    this.txViolation(ctx.handle, why);
+  }
+
+  private txDrop(ctx: TxContext, seq: number, len: number, reason: string): void {
+    this.emit({ kind: 'tx-drop', ctx: ctx.handle, seq, len, reason });
+  }
+
+  private txViolation(handle: number, message: string): void {
+    this.stats.txViolations++;
+    this.emit({ kind: 'violation', ctx: handle, message });
+  }
+
+  // ---- RX ----------------------------------------------------------------------------------------
+
+  /** A frame arrives from the wire. The driver's handler gets exactly one completion for it. */
+  receiveFrame(frame: Uint8Array): void {
+    if (!this.linkUp) {
+      this.stats.rxDroppedLinkDown++;
+      return;
+    }
+    this.stats.rxFrames++;
+    const cqe: RxCompletion = { frame, decrypted: false, ctx: -1, resyncRequest: null };
+    const v = this.view;
+    let kind: string;
+    try {
+      kind = v.parse(frame);
+    } catch (e) {
+      if (!(e instanceof WireError)) throw e;
+      this.stats.rxMalformed++;
+      this.rxHandler?.(cqe);
+      return;
+    }
+    if (kind === 'tcp') {
+      const h = this.table.lookup('rx', frame, v.srcAddrOffset, v.dstAddrOffset, v.addrLength as 4 | 16, v.srcPort, v.dstPort);
+      if (h >= 0) {
+        cqe.ctx = h;
+        // A packet with a bad L4 checksum gets no TLS processing at all (kernel doc, "Error handling").
+        if (!v.verifyTcpChecksum()) this.stats.rxBadChecksum++;
+        else if (v.payloadLength > 0) this.rxProcess(this.table.get(h) as RxContext, v, cqe);
+      }
+    }
+    this.rxHandler?.(cqe);
+  }
+
+  /** The stack's answer, through the driver: the record starting at TCP `seq` has number `recSeq`. */
+  rxResync(handle: number, seq: number, recSeq: bigint): RxResyncResult {
+    const ctx = this.rxCtx(handle);
+    seq >>>= 0;
+    const result = this.rxApplyResync(ctx, seq, recSeq);
+    this.emit({ kind: 'rx-resync', ctx: handle, seq, recSeq, result });
+    return result;
+  }
+
+  /** What the device tracks now (GET_PSV on mlx5): used by async drivers to end a request. */
+  rxTracking(handle: number): RxTrackingState {
+    const ctx = this.rxCtx(handle);
+    return {
+      state: ctx.state.kind,
+      resyncTcpSn: ctx.state.kind === 'chain' && ctx.state.requests > 0 ? ctx.state.requestedSeq : -1,
+    };
+  }
+
+  private rxCtx(handle: number): RxContext {
+    const ctx = this.table.get(handle);
+    if (!ctx || ctx.dir !== 'rx') throw new RangeError(`no RX context ${handle}`);
+    return ctx;
+  }
+
+  private rxApplyResync(ctx: RxContext, seq: number, recSeq: bigint): RxResyncResult {
+    const st = ctx.state;
+    switch (st.kind) {
+      case 'sync':
+      case 'chain': {
+        const i = this.ringFind(ctx, seq);
+        if (i >= 0) {
+          // Records counted since that header keep their distance (tls-offload.rst: the device adds the
+          // number of records it has seen since the confirmed one).
+          const delta = recSeq - ctx.ringRec[i % HEADER_RING]!;
+          ctx.tracker.recSeq += delta;
+          for (let k = 0; k < Math.min(ctx.ringCount, HEADER_RING); k++) ctx.ringRec[k] = ctx.ringRec[k]! + delta;
+          ctx.tracker.cryptoOn = true; // the record in flight stays blind: resume at the next boundary
+          ctx.state = { kind: 'sync' };
+          return 'ok';
+        }
+        if (st.kind === 'chain' && seqGeq(seq, ctx.pos)) return this.rxArm(ctx, seq, recSeq);
+        return 'skip';
+      }
+      case 'lost':
+      case 'scan':
+      case 'armed':
+        return seqGeq(seq, ctx.pos) ? this.rxArm(ctx, seq, recSeq) : 'skip';
+    }
+  }
+
+  private rxArm(ctx: RxContext, seq: number, recSeq: bigint): RxResyncResult {
+    ctx.state = { kind: 'armed', seq, recSeq };
+    return 'ok';
+  }
+
+  private ringFind(ctx: RxContext, seq: number): number {
+    const n = Math.min(ctx.ringCount, HEADER_RING);
+    for (let k = 0; k < n; k++) {
+      const i = ctx.ringCount - 1 - k;
+      if (ctx.ringSeq[i % HEADER_RING]! >>> 0 === seq) return i;
+    }
+    return -1;
+  }
+
+  private ringPush(ctx: RxContext, r: RxPacketResult): void {
+    for (let k = 0; k < r.headers.length; k++) {
+      const i = ctx.ringCount++ % HEADER_RING;
+      ctx.ringSeq[i] = r.headers[k]! | 0;
+      ctx.ringRec[i] = r.headerRecs[k]!;
+    }
+    r.headers.length = 0;
+    r.headerRecs.length = 0;
+  }
+
+  private rxProcess(ctx: RxContext, v: TcpSegmentView, cqe: RxCompletion): void {
+    const r = this.rxResult;
+    r.reset();
+    const buf = v.buf;
+    const p0 = v.payloadOffset;
+    const end = p0 + v.payloadLength;
+    const seq = v.seq;
+    let off = p0;
+    let touched = false; // some byte of this packet went through a crypto-on record
+    let guard = 0;
+    while (off < end) {
+      if (++guard > 64) throw new Error('RX state machine did not advance'); // invariant, never data-driven
+      const at = seqAdd(seq, off - p0);
+      const st = ctx.state;
+      switch (st.kind) {
+        case 'sync': {
+          const t = ctx.tracker;
+          const rel = seqDiff(at, t.seq);
+          if (rel + (end - off) <= 0) {
+            r.unknown = true; // old data (retransmit or late reorder): pass up as received
+            off = end;
+            break;
+          }
+          if (rel < 0) {
+            r.unknown = true; // partly old: those bytes are not ours to decrypt
+            off += -rel;
+            break;
+          }
+          if (rel > 0 && !t.skip(rel)) {
+            this.rxLose(ctx, t.seq, `record header lost in the gap ${t.seq}..${at}`);
+            break;
+          }
+          const before = t.seq;
+          const fr = t.feed(buf, off, end, r);
+          this.ringPush(ctx, r);
+          touched = true;
+          if (!fr.ok) {
+            r.unknown = true;
+            this.rxLose(ctx, fr.badHeaderAt, `no valid header at ${fr.badHeaderAt}: ${fr.reason}`);
+            off += seqDiff(t.seq, before);
+          } else {
+            off = end;
+          }
+          break;
+        }
+        case 'lost': {
+          r.unknown = true;
+          if (ctx.resync !== 'scan') {
+            off = end; // CORE_NEXT_HINT: wait for the stack to say where a record starts
+            break;
+          }
+          const skip = seqDiff(st.scanFrom, at);
+          if (skip >= end - off) {
+            off = end;
+            break;
+          }
+          off += Math.max(0, skip);
+          ctx.state = { kind: 'scan' };
+          ctx.winLen = 0;
+          break;
+        }
+        case 'scan': {
+          r.unknown = true;
+          off = this.rxScan(ctx, buf, off, end, seqAdd(seq, off - p0));
+          break;
+        }
+        case 'chain': {
+          r.unknown = true;
+          const t = ctx.tracker;
+          const rel = seqDiff(at, t.seq);
+          if (rel + (end - off) <= 0) {
+            off = end;
+            break;
+          }
+          if (rel < 0) {
+            off += -rel;
+            break;
+          }
+          if (rel > 0 && !t.skip(rel)) {
+            ctx.state = { kind: 'scan' }; // header lost while chaining: scan again from here
+            ctx.winLen = 0;
+            break;
+          }
+          const before = t.seq;
+          const fr = t.feed(buf, off, end, r);
+          const headers = r.headers.length;
+          this.ringPush(ctx, r);
+          if (!fr.ok) {
+            ctx.state = { kind: 'scan' }; // a miss restarts the scan
+            ctx.winLen = 0;
+            off += seqDiff(t.seq, before);
+            break;
+          }
+          off = end;
+          this.rxChainAdvance(ctx, st, headers, cqe, seq, v.payloadLength);
+          break;
+        }
+        case 'armed': {
+          r.unknown = true;
+          const d = seqDiff(st.seq, at);
+          if (d >= end - off) {
+            off = end; // not there yet
+            break;
+          }
+          if (d < 0) {
+            // The record the stack named started in bytes we never saw: sync is still lost.
+            this.rxLose(ctx, at, `resync point ${st.seq} was never seen`);
+            break;
+          }
+          ctx.tracker.resetAt(st.seq, st.recSeq, true);
+          ctx.state = { kind: 'sync' };
+          off += d;
+          break;
+        }
+      }
+    }
+    const pktEnd = seqAdd(seq, v.payloadLength);
+    if (seqGt(pktEnd, ctx.pos)) ctx.pos = pktEnd;
+
+    const ok = touched && !r.unknown && r.authFailures === 0;
+    if (r.authFailures > 0) this.counters.rx_tls_err += r.authFailures;
+    if (ok) {
+      for (const [o, plain] of r.writes) buf.set(plain, o);
+      cqe.decrypted = true;
+      this.counters.rx_tls_decrypted_packets++;
+      this.counters.rx_tls_decrypted_bytes += v.payloadLength;
+    }
+    this.emit({ kind: 'rx', ctx: ctx.handle, seq, len: v.payloadLength, decrypted: ok,
+      note: r.authFailures ? 'auth failed' : ctx.state.kind !== 'sync' ? ctx.state.kind : undefined });
+  }
+
+  /** Lose sync at `at`; scanning starts once the stream is past one maximum record (policy). */
+  private rxLose(ctx: RxContext, at: number, reason: string): void {
+    const skip = this.profile.scan.skipOneMaxRecord ? ctx.tracker.maxLength + TLS_HEADER_SIZE : 0;
+    ctx.state = { kind: 'lost', lostAt: at, scanFrom: seqAdd(at, skip) };
+    ctx.tracker.cryptoOn = false;
+    this.emit({ kind: 'rx-lost', ctx: ctx.handle, seq: at, reason });
+  }
+
+  /** Byte-wise pattern search; on a plausible header, switch to chaining. Returns the new offset. */
+  private rxScan(ctx: RxContext, buf: Uint8Array, off: number, end: number, at: number): number {
+    const t = ctx.tracker;
+    const tls13 = ctx.info.version === TLS_1_3_VERSION;
+    const w = ctx.win;
+    // A window carried from the previous segment must be contiguous with this one.
+    if (ctx.winLen > 0 && seqAdd(ctx.winSeq, ctx.winLen) !== at) ctx.winLen = 0;
+    while (off < end) {
+      if (ctx.winLen === TLS_HEADER_SIZE) {
+        w.copyWithin(0, 1);
+        ctx.winLen--;
+        ctx.winSeq = seqAdd(ctx.winSeq, 1);
+      }
+      if (ctx.winLen === 0) ctx.winSeq = at;
+      w[ctx.winLen++] = buf[off]!;
+      off++;
+      at = seqAdd(at, 1);
+      if (ctx.winLen === TLS_HEADER_SIZE && headerProblem(w, 0, tls13, t.minLength, t.maxLength) === null) {
+        t.resetAt(ctx.winSeq, 0n, false);
+        const r = new RxPacketResult();
+        t.feed(w, 0, TLS_HEADER_SIZE, r);
+        this.ringPush(ctx, r);
+        ctx.state = { kind: 'chain', matched: 1, requests: 0, sinceRequest: 0, requestedSeq: -1 };
+        ctx.winLen = 0;
+        return off;
+      }
+    }
+    return off;
+  }
+
+  /** After a chained packet: ask for confirmation once enough headers chained; re-ask or rescan by policy. */
+  private rxChainAdvance(
+    ctx: RxContext,
+    st: Extract<RxState, { kind: 'chain' }>,
+    headers: number,
+    cqe: RxCompletion,
+    pktSeq: number,
+    pktLen: number,
+  ): void {
+    if (ctx.state !== st) return;
+    const pol = this.profile.scan;
+    st.matched += headers;
+    if (st.requests > 0) st.sinceRequest += headers;
+    const due = st.requests === 0 ? st.matched >= pol.confirmHeaders : st.sinceRequest >= pol.rerequestEveryRecords;
+    if (!due || headers === 0) return; // ask about a header whose last byte is in this packet
+    if (st.requests >= pol.restartScanAfterRequests) {
+      ctx.state = { kind: 'scan' };
+      ctx.winLen = 0;
+      return;
+    }
+    const last = ctx.ringSeq[(ctx.ringCount - 1) % HEADER_RING]! >>> 0;
+    st.requests++;
+    st.sinceRequest = 0;
+    st.requestedSeq = last;
+    const req: RxResyncRequest = { recordSeq: last, headerEndSeq: seqAdd(last, TLS_HEADER_SIZE - 1), packetSeq: pktSeq, packetLen: pktLen };
+    cqe.resyncRequest = req;
+    this.counters.rx_tls_resync_req_pkt++;
+    this.emit({ kind: 'rx-resync-request', ctx: ctx.handle, recordSeq: last });
+  }
+
+  private emit(ev: NicEvent): void {
+    this.eventSink?.(ev);
+  }
+}
+
+function copyInfo(i: CryptoInfo): CryptoInfo {
+  return {
+    version: i.version, cipherType: i.cipherType, key: Uint8Array.from(i.key), iv: Uint8Array.from(i.iv),
+    salt: Uint8Array.from(i.salt), recSeq: Uint8Array.from(i.recSeq),
+  };
+}
+
+function fmtEp(family: 4 | 6, ip: string, port: number): string {
+  return family === 6 ? `[${ip}]:${port}` : `${ip}:${port}`;
+}
