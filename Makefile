@@ -1,0 +1,42 @@
+# Everything a person does with tlsnic is a make target.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+FIXTURE ?= fixtures/captures/tls12-aes128-v4
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+dist/tlsnic.mjs: node_modules/.installed $(shell find cli emulator driver-api -name '*.ts' 2>/dev/null) scripts/build.mjs
+	node scripts/build.mjs
+
+.PHONY: help install build demo test typecheck bench fuzz soak fixtures clean
+
+help:
+	@echo "make demo       install, build, replay a bundled capture through the emulated NIC, print counters"
+	@echo "make test       type-check and run the test suite (ends with 'N passed, N failed')"
+	@echo "make bench      benchmarks (ratios against raw node:crypto measured in the same run)"
+	@echo "make fixtures   regenerate the TLS capture fixtures (root: network namespaces + tcpdump)"
+
+install: node_modules/.installed
+
+build: dist/tlsnic.mjs
+
+demo: dist/tlsnic.mjs
+	node dist/tlsnic.mjs replay $(FIXTURE).pcap --keylog $(FIXTURE).keylog
+
+typecheck: node_modules/.installed
+	npx tsc -p tsconfig.json
+
+test: node_modules/.installed
+	@set -o pipefail; npx tsc -p tsconfig.json && echo "typecheck: ok" || { echo "typecheck failed"; echo "0 passed, 1 failed"; exit 1; }
+	@{ npx ava --tap 2>&1; echo "# ava-exit $$?"; } | node scripts/test-summary.mjs
+
+bench: node_modules/.installed
+	node --import=tsx bench/run.ts
+
+fixtures:
+	bash fixtures/make-fixtures.sh
+
+clean:
+	rm -rf dist

@@ -1,0 +1,56 @@
+// A device on a test bench: a NIC with one flow, frames built for it, wire output and completions captured.
+import { nodeBackend } from '../../emulator/crypto/index.ts';
+import { Nic } from '../../emulator/nic/nic.ts';
+import type { FlowTuple, NicProfile, RxCompletion } from '../../emulator/nic/types.ts';
+import { FLAG_ACK, FLAG_PSH, buildTcpFrame } from '../../emulator/wire/builder.ts';
+import { TcpSegmentView } from '../../emulator/wire/packet.ts';
+import { seqAdd, seqDiff } from '../../emulator/wire/seq.ts';
+
+export const LOCAL = { ip: '10.0.0.1', port: 443 };
+export const REMOTE = { ip: '10.0.0.2', port: 40000 };
+export const TUPLE: FlowTuple = { family: 4, saddr: LOCAL.ip, sport: LOCAL.port, daddr: REMOTE.ip, dport: REMOTE.port };
+
+export function makeNic(profile: Partial<NicProfile> = {}) {
+  const nic = new Nic({ backend: nodeBackend, profile: { tls13: true, ...profile } });
+  const wire: Uint8Array[] = [];
+  const cqes: RxCompletion[] = [];
+  nic.attachWire((f) => wire.push(f));
+  nic.onReceive((c) => cqes.push(c));
+  return { nic, wire, cqes };
+}
+
+/** A frame the local host sends (TX direction). */
+export function txFrame(seq: number, payload: Uint8Array): Uint8Array {
+  return buildTcpFrame({
+    family: 4, srcIp: LOCAL.ip, dstIp: REMOTE.ip, srcPort: LOCAL.port, dstPort: REMOTE.port,
+    seq, ack: 1, flags: FLAG_ACK | FLAG_PSH, payload,
+  });
+}
+
+/** A frame the remote peer sends (RX direction). */
+export function rxFrame(seq: number, payload: Uint8Array, badChecksum = false): Uint8Array {
+  return buildTcpFrame({
+    family: 4, srcIp: REMOTE.ip, dstIp: LOCAL.ip, srcPort: REMOTE.port, dstPort: LOCAL.port,
+    seq, ack: 1, flags: FLAG_ACK | FLAG_PSH, payload, badChecksum,
+  });
+}
+
+export type Seg = { seq: number; payload: Uint8Array; checksumOk: boolean };
+
+export function parseSeg(frame: Uint8Array): Seg {
+  const v = new TcpSegmentView();
+  if (v.parse(frame) !== 'tcp') throw new Error('not a TCP frame');
+  return { seq: v.seq, payload: v.payload().slice(), checksumOk: v.verifyTcpChecksum() };
+}
+
+/** Lay segments back into a stream starting at `start` (later copies overwrite; gaps stay zero). */
+export function reassemble(segs: readonly Seg[], start: number, total: number): Uint8Array {
+  const out = new Uint8Array(total);
+  for (const s of segs) {
+    const off = seqDiff(s.seq, start);
+    out.set(s.payload.subarray(0, Math.max(0, Math.min(s.payload.length, total - off))), off);
+  }
+  return out;
+}
+
+export { seqAdd };
