@@ -1,0 +1,77 @@
+// Command-line parsing for `tlsnic`. Flag names are a stable interface (scripts depend on them).
+import { ConfigError } from '../emulator/errors.ts';
+
+export type ReplayArgs = {
+  command: 'replay';
+  capture: string;
+  keylog: string | null;
+  local: string | null;
+  driver: string;
+  scenario: string | null;
+  tls13: boolean;
+  plaintextDir: string | null;
+  out: string | null;
+  timeline: string | null;
+  json: boolean;
+};
+
+export type HelpArgs = { command: 'help'; topic?: string };
+export type VersionArgs = { command: 'version' };
+export type ParsedArgs = ReplayArgs | HelpArgs | VersionArgs;
+
+export const USAGE = `usage:
+  tlsnic replay <capture> --keylog <file> [--local <ip>[:port]] [--driver mlx5|nfp|<module path>]
+                [--scenario <file>] [--tls13] [--plaintext-dir <dir>] [--out <pcap>] [--timeline <html>] [--json]
+  tlsnic help
+  tlsnic --version
+
+Replays the TLS connections of a capture through the emulated NIC of one host (by default, for each
+connection, the side that accepted it) and prints what the offload did.`;
+
+const VALUE_FLAGS = new Set(['--keylog', '--local', '--driver', '--scenario', '--plaintext-dir', '--out', '--timeline']);
+const BOOL_FLAGS = new Set(['--tls13', '--json']);
+
+export function parseArgs(argv: readonly string[]): ParsedArgs {
+  const [cmd, ...rest] = argv;
+  if (cmd === undefined || cmd === 'help' || cmd === '--help' || cmd === '-h') return { command: 'help' };
+  if (cmd === '--version' || cmd === 'version') return { command: 'version' };
+  if (cmd !== 'replay') throw new ConfigError(`unknown command '${cmd}' (try: tlsnic help)`);
+  const values = new Map<string, string>();
+  const bools = new Set<string>();
+  const positional: string[] = [];
+  for (let i = 0; i < rest.length; i++) {
+    let a = rest[i]!;
+    let inline: string | undefined;
+    const eq = a.indexOf('=');
+    if (a.startsWith('--') && eq > 0) {
+      inline = a.slice(eq + 1);
+      a = a.slice(0, eq);
+    }
+    if (VALUE_FLAGS.has(a)) {
+      const v = inline ?? rest[++i];
+      if (v === undefined || (inline === undefined && v.startsWith('--'))) throw new ConfigError(`${a} needs a value`, { field: a });
+      values.set(a, v);
+    } else if (BOOL_FLAGS.has(a)) {
+      if (inline !== undefined) throw new ConfigError(`${a} takes no value`, { field: a });
+      bools.add(a);
+    } else if (a.startsWith('-')) {
+      throw new ConfigError(`unknown option ${a} for replay`, { field: a });
+    } else {
+      positional.push(a);
+    }
+  }
+  if (positional.length !== 1) throw new ConfigError(`replay takes exactly one capture file, got ${positional.length}`);
+  return {
+    command: 'replay',
+    capture: positional[0]!,
+    keylog: values.get('--keylog') ?? null,
+    local: values.get('--local') ?? null,
+    driver: values.get('--driver') ?? 'mlx5',
+    scenario: values.get('--scenario') ?? null,
+    tls13: bools.has('--tls13'),
+    plaintextDir: values.get('--plaintext-dir') ?? null,
+    out: values.get('--out') ?? null,
+    timeline: values.get('--timeline') ?? null,
+    json: bools.has('--json'),
+  };
+}

@@ -1,0 +1,174 @@
+// A TCP socket driven by a capture instead of a TCP state machine: it plays tcp_sock for the TLS stack
+// model. TX: the stack queues records here; the replay cuts them along the captured segments. RX: the
+// replay hands it the segments the NIC passed up; it reassembles them (keeping each skb's decrypted flag,
+// never merging across flags) and feeds the ULP once TLS RX is installed.
+import type { FourTuple, NetDevice, SkBuff } from '../../driver-api/ops.ts';
+import type { RxChunk, TcpSock, TcpUlp } from '../../driver-api/tcp.ts';
+import { seqAdd, seqDiff, seqGt } from '../../emulator/wire/seq.ts';
+
+type TxChunk = { seq: number; data: Uint8Array; offloaded: boolean };
+type RxPending = { seq: number; data: Uint8Array; decrypted: boolean };
+
+let nextId = 1;
+
+export class ReplaySock implements TcpSock {
+  readonly id = nextId++;
+  private ulp: TcpUlp | null = null;
+  writeSeq = 0;
+  sndUna = 0;
+  copiedSeq = 0;
+  /** Bytes the stack queued for transmission, until acknowledged. */
+  private tx: TxChunk[] = [];
+  /** RX: next in-order seq, and whether the ULP takes the stream yet. */
+  private rcvNxt: number | null = null;
+  private rxLive = false;
+  private ofo: RxPending[] = [];
+  private held: RxChunk[] = [];
+  private heldBytes = 0;
+  fences = 0;
+  /** RX bytes dropped because nothing would take them (no TLS RX, buffer bound). */
+  rxDiscarded = 0;
+
+  constructor(
+    readonly tuple: FourTuple,
+    readonly netdev: NetDevice,
+    private readonly maxHeld = 8 << 20,
+  ) {}
+
+  setUlp(ulp: TcpUlp): void {
+    this.ulp = ulp;
+  }
+
+  queue(data: Uint8Array, offloaded: boolean): void {
+    if (data.length === 0) return;
+    this.tx.push({ seq: this.writeSeq, data: Uint8Array.from(data), offloaded });
+    this.writeSeq = seqAdd(this.writeSeq, data.length);
+  }
+
+  /** dev_queue_xmit's sk_validate_xmit_skb step: the ULP may encrypt in software or drop. */
+  validateXmit(skb: SkBuff): SkBuff | null {
+    return this.ulp?.validateXmit ? this.ulp.validateXmit(skb, this.netdev) : skb;
+  }
+
+  fence(): void {
+    this.fences++;
+  }
+
+  push(): void {}
+
+  close(): void {}
+
+  /** Whether queued bytes cover [seq, seq+len). */
+  hasQueued(seq: number, len: number): boolean {
+    if (!this.tx.length) return false;
+    return seqDiff(seq, this.tx[0]!.seq) >= 0 && seqDiff(seqAdd(seq, len), this.writeSeq) <= 0;
+  }
+
+  /** The queued bytes for [seq, seq+len) and their offload mark; null if not all queued or marks differ. */
+  queued(seq: number, len: number): { data: Uint8Array; offloaded: boolean } | null {
+    if (!this.hasQueued(seq, len)) return null;
+    const out = new Uint8Array(len);
+    let mark: boolean | null = null;
+    for (const c of this.tx) {
+      const a = Math.max(0, seqDiff(seq, c.seq));
+      const b = Math.min(c.data.length, seqDiff(seqAdd(seq, len), c.seq));
+      if (a >= b) continue;
+      if (mark !== null && mark !== c.offloaded) return null;
+      mark = c.offloaded;
+      out.set(c.data.subarray(a, b), seqDiff(seqAdd(c.seq, a), seq));
+    }
+    return mark === null ? null : { data: out, offloaded: mark };
+  }
+
+  /** A captured ACK from the peer. */
+  ack(ack: number): void {
+    if (!seqGt(ack, this.sndUna)) return;
+    this.sndUna = ack;
+    while (this.tx.length && seqDiff(seqAdd(this.tx[0]!.seq, this.tx[0]!.data.length), ack) <= 0) this.tx.shift();
+    this.ulp?.onAck(ack);
+  }
+
+  /** Where RX reassembly starts (the first byte after the peer's SYN, or the first byte seen). */
+  rxStartAt(seq: number): void {
+    if (this.rcvNxt === null) {
+      this.rcvNxt = seq >>> 0;
+      this.copiedSeq = seq >>> 0;
+    }
+  }
+
+  /**
+   * TLS RX gets installed: bytes before `startSeq` were the handshake, consumed by user space; the rest
+   * held so far goes to the ULP now, and from here on as it arrives.
+   */
+  startUlpRx(startSeq: number): void {
+    this.copiedSeq = startSeq >>> 0;
+    const held = this.held;
+    this.held = [];
+    this.heldBytes = 0;
+    this.rxLive = true;
+    const chunks: RxChunk[] = [];
+    for (const c of held) {
+      const skip = seqDiff(startSeq, c.seq);
+      if (skip >= c.data.length) continue;
+      if (skip > 0) chunks.push({ seq: startSeq >>> 0, data: c.data.subarray(skip), decrypted: c.decrypted });
+      else chunks.push(c);
+    }
+    if (this.rcvNxt !== null && seqGt(startSeq, this.rcvNxt)) this.rcvNxt = startSeq >>> 0;
+    if (chunks.length) this.ulp?.onReceive(chunks);
+  }
+
+  /** Before TLS RX is installed, user space reads plaintext handshake bytes up to `seq`. */
+  consumeUntil(seq: number): void {
+    while (this.held.length && seqDiff(seqAdd(this.held[0]!.seq, this.held[0]!.data.length), seq) <= 0) {
+      this.heldBytes -= this.held.shift()!.data.length;
+    }
+    if (seqGt(seq, this.copiedSeq)) this.copiedSeq = seq;
+  }
+
+  /** A segment the NIC handed up (after the driver and netif_receive_skb). */
+  receive(seq: number, data: Uint8Array, decrypted: boolean): void {
+    if (data.length === 0) return;
+    this.rxStartAt(seq);
+    const rel = seqDiff(seq, this.rcvNxt!);
+    if (rel + data.length <= 0) return; // duplicate: each byte goes up once
+    if (rel > 0) {
+      if (this.ofo.some((p) => p.seq === seq && p.data.length >= data.length)) return;
+      this.ofo.push({ seq, data: Uint8Array.from(data), decrypted });
+      return;
+    }
+    const chunks: RxChunk[] = [];
+    this.take(seq, data, decrypted, chunks);
+    for (let progressed = true; progressed && this.ofo.length; ) {
+      progressed = false;
+      this.ofo.sort((a, b) => seqDiff(a.seq, b.seq));
+      const p = this.ofo[0]!;
+      if (seqDiff(p.seq, this.rcvNxt!) <= 0) {
+        this.ofo.shift();
+        this.take(p.seq, p.data, p.decrypted, chunks);
+        progressed = true;
+      }
+    }
+    if (!chunks.length) return;
+    if (this.rxLive) {
+      this.ulp?.onReceive(chunks);
+      return;
+    }
+    for (const c of chunks) {
+      if (this.heldBytes + c.data.length > this.maxHeld) {
+        this.rxDiscarded += c.data.length;
+        continue;
+      }
+      this.held.push(c);
+      this.heldBytes += c.data.length;
+    }
+  }
+
+  private take(seq: number, data: Uint8Array, decrypted: boolean, out: RxChunk[]): void {
+    const skip = seqDiff(this.rcvNxt!, seq);
+    if (skip >= data.length) return;
+    const fresh = skip > 0 ? data.subarray(skip) : data;
+    // Keep each piece with its own flag: decrypted and not-decrypted bytes are never coalesced.
+    out.push({ seq: this.rcvNxt!, data: Uint8Array.from(fresh), decrypted });
+    this.rcvNxt = seqAdd(this.rcvNxt!, fresh.length);
+  }
+}
