@@ -8,12 +8,14 @@ import type { AeadBackend } from '../../emulator/crypto/aead.ts';
 import { nodeBackend } from '../../emulator/crypto/index.ts';
 import { openCapture } from '../../emulator/capture/index.ts';
 import { CaptureError, TlsnicError } from '../../emulator/errors.ts';
+import { formatEthtool } from '../../emulator/nic/counters.ts';
 import { Nic } from '../../emulator/nic/nic.ts';
 import type { NicEvent } from '../../emulator/nic/types.ts';
 import { TLS_1_3_VERSION, type CryptoInfo } from '../../emulator/tls/crypto-info.ts';
 import { parseKeyLog, type KeyLog } from '../../emulator/tls/keylog.ts';
 import { CONTENT_APPLICATION_DATA, TLS_HEADER_SIZE } from '../../emulator/tls/record.ts';
 import { TcpSegmentView } from '../../emulator/wire/packet.ts';
+import { withPayload } from '../../emulator/wire/builder.ts';
 import { seqAdd, seqDiff, seqGeq, seqLeq } from '../../emulator/wire/seq.ts';
 import type { DriverModule } from '../../driver-api/drivers/index.ts';
 import type { FourTuple, NetDevice, SkBuff, TlsKernelHelpers } from '../../driver-api/ops.ts';
@@ -335,7 +337,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
         payload = q.data;
         marked = q.offloaded;
       }
-      const frame = rebuild(p.frame, view, piece.seq, payload);
+      const frame = withPayload(p.frame, view, piece.seq, payload);
       const skb: SkBuff = { data: frame, sk: f.tls?.sk ?? null, decrypted: marked, gsoSize: 0 };
       f.report.tx.segments++;
       current = { flow: f, seq: p.seq, payload: captured };
@@ -454,18 +456,6 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   };
 }
 
-/** Same frame headers, new payload (TCP checksum recomputed; the device recomputes it again on TX). */
-function rebuild(frame: Uint8Array, v: TcpSegmentView, seq: number, payload: Uint8Array): Uint8Array {
-  const hdr = v.payloadOffset;
-  const out = new Uint8Array(hdr + payload.length);
-  out.set(frame.subarray(0, hdr), 0);
-  out.set(payload, hdr);
-  const w = new TcpSegmentView();
-  w.setPayloadLengthAndSeq?.(out, payload.length, seq);
-  return out;
-}
-
-import { formatEthtool } from '../../emulator/nic/counters.ts';
 function formatEthtoolFor(nic: Nic): string {
   return formatEthtool(nic.counters);
 }

@@ -392,6 +392,7 @@ export class Nic {
     const st = ctx.state;
     switch (st.kind) {
       case 'sync':
+        return 'skip'; // in sync already: an answer about an old header must not renumber records
       case 'chain': {
         const i = this.ringFind(ctx, seq);
         if (i >= 0) {
@@ -404,8 +405,7 @@ export class Nic {
           ctx.state = { kind: 'sync' };
           return 'ok';
         }
-        if (st.kind === 'chain' && seqGeq(seq, ctx.pos)) return this.rxArm(ctx, seq, recSeq);
-        return 'skip';
+        return seqGeq(seq, ctx.pos) ? this.rxArm(ctx, seq, recSeq) : 'skip';
       }
       case 'lost':
       case 'scan':

@@ -1,0 +1,2 @@
+export * from './aead.ts';
+export { nodeBackend } from './node.ts';
