@@ -71,7 +71,7 @@ export class TlsWalker {
     if (d.phase === 'dead') return;
     if (d.fill === 0) d.seq = seq;
     let off = 0;
-    while (off < data.length && d.phase !== 'dead') {
+    while (off < data.length && !this.isDead(dir)) {
       if (d.fill < TLS_HEADER_SIZE) {
         const k = Math.min(TLS_HEADER_SIZE - d.fill, data.length - off);
         d.buf.set(data.subarray(off, off + k), d.fill);

@@ -2,7 +2,8 @@
 // contexts (TIS/TIR on mlx5) of a real NIC. Open addressing over typed arrays so a lookup straight from
 // packet bytes allocates nothing and costs the same at 1e3 and 1e6 flows.
 
-const KEY_SIZE = 40; // dir(1) family(1) pad(2) src(16) dst(16) sport(2) dport(2)
+const KEY_WORDS = 10; // 40 bytes: dir(1) family(1) pad(2) src(16) dst(16) sport(2) dport(2)
+const SLOT_WORDS = 2 + KEY_WORDS;
 const EMPTY = 0;
 const TOMBSTONE = -1;
 
@@ -20,25 +21,30 @@ export type FlowKeyFields = {
 
 export class FlowTable<T> {
   readonly capacity: number;
-  private slots: Int32Array; // entry index + 1, 0 empty, -1 tombstone
+  /**
+   * Probe array, SLOT_WORDS words per slot: [entry index + 1 (0 empty, -1 tombstone), hash, key words]. The key
+   * lives in the slot so a lookup touches one place in memory, however large the table.
+   */
+  private slots: Int32Array;
   private mask: number;
   private used = 0; // live + tombstones in slots
-  private keys: Uint8Array;
+  private keys: Uint32Array; // KEY_WORDS per entry
   private hashes: Uint32Array;
   private values: (T | undefined)[] = [];
   private free: number[] = [];
   private next = 0;
   private live = 0;
-  private readonly scratch = new Uint8Array(KEY_SIZE);
+  private readonly scratch = new Uint32Array(KEY_WORDS);
+  private readonly scratchBytes = new Uint8Array(this.scratch.buffer);
 
   constructor(capacity: number) {
     if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`table capacity ${capacity} must be >= 1`);
     this.capacity = capacity;
     const initial = Math.min(capacity, 1024);
-    this.keys = new Uint8Array(initial * KEY_SIZE);
+    this.keys = new Uint32Array(initial * KEY_WORDS);
     this.hashes = new Uint32Array(initial);
     const slots = nextPow2(initial * 2);
-    this.slots = new Int32Array(slots);
+    this.slots = new Int32Array(slots * SLOT_WORDS);
     this.mask = slots - 1;
   }
 
@@ -49,20 +55,22 @@ export class FlowTable<T> {
   /** Add an entry; returns its stable handle, or -1 when the table is full. Throws on a duplicate key. */
   add(k: FlowKeyFields, value: T): number {
     if (this.live >= this.capacity) return -1;
-    writeKey(this.scratch, 0, k);
-    const h = hashKey(this.scratch, 0);
-    if (this.findSlot(this.scratch, 0, h) >= 0) throw new RangeError('flow already has a context in this direction');
+    writeKey(this.scratchBytes, k);
+    const h = hashKey(this.scratch);
+    if (this.findSlot(this.scratch, h) >= 0) throw new RangeError('flow already has a context in this direction');
     const idx = this.free.length ? this.free.pop()! : this.next++;
     this.ensureEntries(idx + 1);
     // Rehash before the new entry is stored; size from live entries so add/del churn cannot grow it.
-    if ((this.used + 1) * 2 > this.slots.length) this.rehash(nextPow2((this.live + 1) * 4));
-    this.keys.set(this.scratch, idx * KEY_SIZE);
+    if ((this.used + 1) * 2 > this.mask + 1) this.rehash(nextPow2((this.live + 1) * 3));
+    this.keys.set(this.scratch, idx * KEY_WORDS);
     this.hashes[idx] = h;
     this.values[idx] = value;
     let s = h & this.mask;
-    while (this.slots[s]! > 0) s = (s + 1) & this.mask;
-    if (this.slots[s] === EMPTY) this.used++;
-    this.slots[s] = idx + 1;
+    while (this.slots[SLOT_WORDS * s]! > 0) s = (s + 1) & this.mask;
+    if (this.slots[SLOT_WORDS * s] === EMPTY) this.used++;
+    this.slots[SLOT_WORDS * s] = idx + 1;
+    this.slots[SLOT_WORDS * s + 1] = h;
+    this.slots.set(this.scratch, SLOT_WORDS * s + 2);
     this.live++;
     return idx;
   }
@@ -76,8 +84,8 @@ export class FlowTable<T> {
     if (value === undefined) return undefined;
     const h = this.hashes[handle]!;
     let s = h & this.mask;
-    while (this.slots[s] !== handle + 1) s = (s + 1) & this.mask;
-    this.slots[s] = TOMBSTONE;
+    while (this.slots[SLOT_WORDS * s] !== handle + 1) s = (s + 1) & this.mask;
+    this.slots[SLOT_WORDS * s] = TOMBSTONE;
     this.values[handle] = undefined;
     this.free.push(handle);
     this.live--;
@@ -89,7 +97,7 @@ export class FlowTable<T> {
    * addresses. Returns the handle or -1.
    */
   lookup(dir: FlowDirection, buf: Uint8Array, srcOff: number, dstOff: number, addrLen: 4 | 16, sport: number, dport: number): number {
-    const key = this.scratch;
+    const key = this.scratchBytes;
     key.fill(0);
     key[0] = dir === 'rx' ? 1 : 2;
     key[1] = addrLen === 4 ? 4 : 6;
@@ -101,14 +109,14 @@ export class FlowTable<T> {
     key[37] = sport & 0xff;
     key[38] = dport >>> 8;
     key[39] = dport & 0xff;
-    const s = this.findSlot(key, 0, hashKey(key, 0));
-    return s < 0 ? -1 : this.slots[s]! - 1;
+    const s = this.findSlot(this.scratch, hashKey(this.scratch));
+    return s < 0 ? -1 : this.slots[SLOT_WORDS * s]! - 1;
   }
 
   lookupKey(k: FlowKeyFields): number {
-    writeKey(this.scratch, 0, k);
-    const s = this.findSlot(this.scratch, 0, hashKey(this.scratch, 0));
-    return s < 0 ? -1 : this.slots[s]! - 1;
+    writeKey(this.scratchBytes, k);
+    const s = this.findSlot(this.scratch, hashKey(this.scratch));
+    return s < 0 ? -1 : this.slots[SLOT_WORDS * s]! - 1;
   }
 
   *entries(): IterableIterator<[number, T]> {
@@ -118,12 +126,19 @@ export class FlowTable<T> {
     }
   }
 
-  private findSlot(key: Uint8Array, off: number, h: number): number {
+  private findSlot(key: Uint32Array, h: number): number {
+    const slots = this.slots;
+    const hs = h | 0;
     let s = h & this.mask;
     for (;;) {
-      const e = this.slots[s]!;
+      const o = SLOT_WORDS * s;
+      const e = slots[o]!;
       if (e === EMPTY) return -1;
-      if (e > 0 && this.hashes[e - 1] === h && keyEquals(this.keys, (e - 1) * KEY_SIZE, key, off)) return s;
+      if (e > 0 && slots[o + 1] === hs) {
+        let i = 0;
+        while (i < KEY_WORDS && slots[o + 2 + i] === (key[i]! | 0)) i++;
+        if (i === KEY_WORDS) return s;
+      }
       s = (s + 1) & this.mask;
     }
   }
@@ -131,7 +146,7 @@ export class FlowTable<T> {
   private ensureEntries(n: number): void {
     if (n <= this.hashes.length) return;
     const cap = Math.min(this.capacity, Math.max(n, this.hashes.length * 2));
-    const keys = new Uint8Array(cap * KEY_SIZE);
+    const keys = new Uint32Array(cap * KEY_WORDS);
     keys.set(this.keys);
     this.keys = keys;
     const hashes = new Uint32Array(cap);
@@ -140,13 +155,16 @@ export class FlowTable<T> {
   }
 
   private rehash(size: number): void {
-    const slots = new Int32Array(size);
+    const slots = new Int32Array(size * SLOT_WORDS);
     const mask = size - 1;
     for (let i = 0; i < this.values.length; i++) {
       if (this.values[i] === undefined) continue;
-      let s = this.hashes[i]! & mask;
-      while (slots[s] !== EMPTY) s = (s + 1) & mask;
-      slots[s] = i + 1;
+      const h = this.hashes[i]!;
+      let s = h & mask;
+      while (slots[SLOT_WORDS * s] !== EMPTY) s = (s + 1) & mask;
+      slots[SLOT_WORDS * s] = i + 1;
+      slots[SLOT_WORDS * s + 1] = h;
+      slots.set(this.keys.subarray(i * KEY_WORDS, (i + 1) * KEY_WORDS), SLOT_WORDS * s + 2);
     }
     this.slots = slots;
     this.mask = mask;
@@ -160,33 +178,34 @@ function nextPow2(n: number): number {
   return p;
 }
 
-function writeKey(out: Uint8Array, off: number, k: FlowKeyFields): void {
+function writeKey(out: Uint8Array, k: FlowKeyFields): void {
   const len = k.family === 4 ? 4 : 16;
   if (k.src.length !== len || k.dst.length !== len) throw new RangeError(`IPv${k.family} addresses must be ${len} bytes`);
-  out.fill(0, off, off + KEY_SIZE);
-  out[off] = k.dir === 'rx' ? 1 : 2;
-  out[off + 1] = k.family;
-  out.set(k.src, off + 4);
-  out.set(k.dst, off + 20);
-  out[off + 36] = k.sport >>> 8;
-  out[off + 37] = k.sport & 0xff;
-  out[off + 38] = k.dport >>> 8;
-  out[off + 39] = k.dport & 0xff;
+  out.fill(0);
+  out[0] = k.dir === 'rx' ? 1 : 2;
+  out[1] = k.family === 4 ? 4 : 6;
+  out.set(k.src, 4);
+  out.set(k.dst, 20);
+  out[36] = k.sport >>> 8;
+  out[37] = k.sport & 0xff;
+  out[38] = k.dport >>> 8;
+  out[39] = k.dport & 0xff;
 }
 
-/** FNV-1a over the key, 32-bit, then a murmur finalizer so linear probing sees well-mixed low bits. */
-function hashKey(key: Uint8Array, off: number): number {
+/** Murmur3-style mixing of the key's ten 32-bit words, with its finalizer so linear probing sees mixed low bits. */
+function hashKey(key: Uint32Array): number {
   let h = 0x811c9dc5;
-  for (let i = 0; i < KEY_SIZE; i++) h = Math.imul(h ^ key[off + i]!, 0x01000193);
+  for (let i = 0; i < KEY_WORDS; i++) {
+    let k = Math.imul(key[i]!, 0xcc9e2d51);
+    k = (k << 15) | (k >>> 17);
+    h ^= Math.imul(k, 0x1b873593);
+    h = (h << 13) | (h >>> 19);
+    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
+  }
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
   h = Math.imul(h, 0xc2b2ae35);
   h ^= h >>> 16;
   return h >>> 0;
-}
-
-function keyEquals(a: Uint8Array, aOff: number, b: Uint8Array, bOff: number): boolean {
-  for (let i = 0; i < KEY_SIZE; i++) if (a[aOff + i] !== b[bOff + i]) return false;
-  return true;
 }

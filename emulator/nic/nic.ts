@@ -233,7 +233,7 @@ export class Nic {
   txDump(handle: number, bytes: Uint8Array): void {
     const ctx = this.txCtx(handle);
     const seq = ctx.tracker.seq;
-    const st = ctx.tracker.feed(Uint8Array.from(bytes), 0, bytes.length, null);
+    const st = ctx.tracker.feed(bytes.slice(), 0, bytes.length, null);
     if (!st.ok) this.txBreak(ctx, `dump bytes do not frame as TLS records at seq ${st.badHeaderAt}: ${st.reason}`);
     this.counters.tx_tls_dump_packets++;
     this.counters.tx_tls_dump_bytes += bytes.length;
@@ -250,7 +250,7 @@ export class Nic {
     const mss = desc.mss ?? 0;
     let frames: Uint8Array[];
     try {
-      const copy = Uint8Array.from(desc.frame);
+      const copy = desc.frame.slice();
       frames = mss > 0 ? tsoSegment(copy, mss) : [copy];
     } catch (e) {
       if (!(e instanceof WireError)) throw e;

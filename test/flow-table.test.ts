@@ -1,0 +1,92 @@
+// The device's context table against a Map reference: random add/remove/lookup churn, IPv4 and IPv6,
+// stable handles, capacity, and lookups straight from packet bytes.
+import test from 'ava';
+import { nodeBackend } from '../emulator/crypto/index.ts';
+import { ENOSPC } from '../emulator/errno.ts';
+import { FlowTable, type FlowKeyFields } from '../emulator/nic/flow-table.ts';
+import { Nic } from '../emulator/nic/nic.ts';
+import { TLS_1_2_VERSION, TLS_CIPHER_AES_GCM_128 } from '../emulator/tls/crypto-info.ts';
+import { Prng } from './helpers/prng.ts';
+import { randomInfo } from './helpers/records.ts';
+
+function randomKey(rng: Prng): FlowKeyFields {
+  const family = rng.chance(0.5) ? 4 : 6;
+  const n = family === 4 ? 4 : 16;
+  // Small value ranges so keys collide in every field but one, and hash buckets collide often.
+  const addr = () => Uint8Array.from({ length: n }, () => rng.int(0, 2));
+  return { dir: rng.chance(0.5) ? 'rx' : 'tx', family, src: addr(), dst: addr(), sport: rng.int(0, 3), dport: rng.int(0, 3) };
+}
+
+const text = (k: FlowKeyFields) => `${k.dir}|${k.family}|${k.src.join('.')}|${k.dst.join('.')}|${k.sport}|${k.dport}`;
+
+test('table equals a Map reference under 60000 random adds, removes and lookups', (t) => {
+  const rng = new Prng(7);
+  const table = new FlowTable<string>(5000);
+  const ref = new Map<string, { handle: number; key: FlowKeyFields }>();
+  for (let op = 0; op < 60000; op++) {
+    const k = randomKey(rng);
+    const name = text(k);
+    const r = rng.u32() % 3;
+    if (r === 0) {
+      if (ref.has(name)) {
+        t.throws(() => table.add(k, name), { instanceOf: RangeError });
+      } else {
+        const h = table.add(k, name);
+        if (ref.size >= 5000) t.is(h, -1);
+        else {
+          t.true(h >= 0);
+          ref.set(name, { handle: h, key: k });
+        }
+      }
+    } else if (r === 1 && ref.size > 0) {
+      const victim = [...ref.values()][rng.u32() % ref.size]!;
+      t.is(table.remove(victim.handle), text(victim.key));
+      t.is(table.remove(victim.handle), undefined);
+      ref.delete(text(victim.key));
+    } else {
+      const want = ref.get(name);
+      const got = table.lookupKey(k);
+      if (got !== (want ? want.handle : -1)) return t.fail(`op ${op}: lookup ${name} gave ${got}, want ${want?.handle ?? -1}`);
+      // The same lookup from packet bytes, as the RX path does it.
+      const pkt = new Uint8Array(40);
+      pkt.set(k.src, 3);
+      pkt.set(k.dst, 21);
+      t.is(table.lookup(k.dir, pkt, 3, 21, k.src.length as 4 | 16, k.sport, k.dport), got);
+      if (want) t.is(table.get(got), name);
+    }
+  }
+  t.is(table.size, ref.size);
+  t.is([...table.entries()].length, ref.size);
+});
+
+test('handles stay stable while other entries come and go', (t) => {
+  const table = new FlowTable<number>(100000);
+  const keys: FlowKeyFields[] = [];
+  for (let i = 0; i < 50000; i++) {
+    const src = Uint8Array.of(10, 0, i >> 8, i & 0xff);
+    keys.push({ dir: 'rx', family: 4, src, dst: Uint8Array.of(10, 1, 0, 1), sport: 1000 + (i % 7), dport: 443 });
+  }
+  const handles = keys.map((k, i) => table.add(k, i));
+  for (let i = 0; i < keys.length; i += 2) table.remove(handles[i]!); // grow/rehash and tombstones in between
+  for (let i = 1; i < keys.length; i += 2) {
+    t.is(table.lookupKey(keys[i]!), handles[i]!);
+    t.is(table.get(handles[i]!), i);
+  }
+  for (let i = 0; i < keys.length; i += 2) t.is(table.lookupKey(keys[i]!), -1);
+});
+
+test('the NIC refuses a context beyond its capacity with -ENOSPC and takes one again after a removal', (t) => {
+  const nic = new Nic({ backend: nodeBackend, profile: { maxContexts: 3 } });
+  const rng = new Prng(1);
+  const info = randomInfo({ version: TLS_1_2_VERSION, cipherType: TLS_CIPHER_AES_GCM_128, label: '' }, rng);
+  const tuple = (port: number) => ({ family: 4 as const, saddr: '10.0.0.1', sport: port, daddr: '10.0.0.2', dport: 443 });
+  const hs = [1, 2, 3].map((p) => nic.addContext('rx', { tuple: tuple(p), info, startSeq: 0 }));
+  t.true(hs.every((h) => h >= 0));
+  t.is(nic.addContext('rx', { tuple: tuple(4), info, startSeq: 0 }), -ENOSPC);
+  t.true(nic.delContext(hs[1]!));
+  t.true(nic.addContext('rx', { tuple: tuple(4), info, startSeq: 0 }) >= 0);
+  t.is(nic.findContext('rx', tuple(1)), hs[0]!);
+  t.is(nic.findContext('rx', tuple(2)), -1);
+  t.is(nic.counters.rx_tls_ctx, 4);
+  t.is(nic.counters.rx_tls_del, 1);
+});
