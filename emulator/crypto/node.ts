@@ -42,6 +42,8 @@ class NodeDecrypt implements AeadDecryptStream {
     if (data.length) into(data, this.d.update(data));
   }
   final(tag: Uint8Array): boolean {
+    // setAuthTag throws on a tag of the wrong length; a short tag simply does not authenticate.
+    if (tag.length !== AEAD_TAG_SIZE) return false;
     this.d.setAuthTag(tag);
     try {
       this.d.final();
