@@ -3,6 +3,7 @@
 // and tracks/scans RX record framing for resync. Out-of-order policy belongs to the driver (as on mlx5
 // and nfp); the device offers the primitives a driver needs: set state at a record boundary, dump a
 // record prefix, answer a resync, report what it tracks.
+import { FrameSlab } from './frame-slab.ts';
 import type { AeadBackend } from '../crypto/aead.ts';
 import { EEXIST, ENOSPC, EOPNOTSUPP } from '../errno.ts';
 import { WireError } from '../errors.ts';
@@ -100,6 +101,7 @@ export class Nic {
   private readonly view = new TcpSegmentView();
   private readonly txView = new TcpSegmentView();
   private readonly rxResult = new RxPacketResult();
+  private readonly slab = new FrameSlab();
   private wire: ((frame: Uint8Array) => void) | null = null;
   private rxHandler: ((cqe: RxCompletion) => void) | null = null;
   private eventSink: ((ev: NicEvent) => void) | null = null;
@@ -250,7 +252,7 @@ export class Nic {
     const mss = desc.mss ?? 0;
     let frames: Uint8Array[];
     try {
-      const copy = desc.frame.slice();
+      const copy = this.slab.copy(desc.frame);
       frames = mss > 0 ? tsoSegment(copy, mss) : [copy];
     } catch (e) {
       if (!(e instanceof WireError)) throw e;
