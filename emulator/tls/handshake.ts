@@ -47,11 +47,19 @@ class Reader {
 function extensions(r: Reader): Map<number, Uint8Array> {
   const out = new Map<number, Uint8Array>();
   if (r.off === r.end) return out;
+  const base = r.off + 2;
   const all = r.vec16();
+  if (r.off !== r.end) throw new TlsError(`${r.what} has ${r.end - r.off} bytes after its extensions`, { offset: r.off });
   const e = new Reader(all, 0, all.length, `${r.what} extensions`);
-  while (e.off < e.end) {
-    const type = e.u16();
-    out.set(type, e.vec16());
+  try {
+    while (e.off < e.end) {
+      const type = e.u16();
+      out.set(type, e.vec16());
+    }
+  } catch (err) {
+    // Report the offset in the message body, not in the extensions block.
+    if (err instanceof TlsError) throw new TlsError(err.message, { offset: base + (err.where.offset ?? 0) });
+    throw err;
   }
   return out;
 }
@@ -69,9 +77,12 @@ export function parseClientHello(body: Uint8Array): ClientHello {
   const ext = extensions(r);
   const sv = ext.get(EXT_SUPPORTED_VERSIONS);
   const supportedVersions: number[] = [];
-  if (sv && sv.length >= 1) {
-    const end = Math.min(sv.length, 1 + sv[0]!);
-    for (let i = 1; i + 1 < end + 1 && i + 1 < sv.length; i += 2) supportedVersions.push((sv[i]! << 8) | sv[i + 1]!);
+  if (sv) {
+    // RFC 8446 4.2.1: ProtocolVersion versions<2..254>, a one-byte length then whole 2-byte entries.
+    if (sv.length < 1 || sv[0]! !== sv.length - 1 || sv[0]! % 2 || sv[0]! < 2) {
+      throw new TlsError(`ClientHello supported_versions list is malformed (${sv.length} bytes, length byte ${sv[0] ?? 'missing'})`, { field: 'supported_versions' });
+    }
+    for (let i = 1; i < sv.length; i += 2) supportedVersions.push((sv[i]! << 8) | sv[i + 1]!);
   }
   return { random, sessionId, cipherSuites, supportedVersions };
 }
@@ -85,7 +96,9 @@ export function parseServerHello(body: Uint8Array): ServerHello {
   r.u8();
   const ext = extensions(r);
   const sv = ext.get(EXT_SUPPORTED_VERSIONS);
-  const selectedVersion = sv && sv.length === 2 ? (sv[0]! << 8) | sv[1]! : legacy;
+  // RFC 8446 4.2.1: in ServerHello the extension body is exactly one ProtocolVersion.
+  if (sv && sv.length !== 2) throw new TlsError(`ServerHello supported_versions must be 2 bytes, got ${sv.length}`, { field: 'supported_versions' });
+  const selectedVersion = sv ? (sv[0]! << 8) | sv[1]! : legacy;
   if (selectedVersion !== TLS_1_2_VERSION && selectedVersion !== TLS_1_3_VERSION && selectedVersion > 0x0304) {
     throw new TlsError(`ServerHello selects version 0x${selectedVersion.toString(16)}`, { field: 'version' });
   }

@@ -2,6 +2,7 @@
 // TLS 1.2 GCM: nonce = salt || explicit nonce; AAD = rec_seq || type || 03 03 || plaintext length.
 // TLS 1.2 ChaCha20 (RFC 7905) and TLS 1.3: nonce = iv XOR rec_seq (right-aligned); 1.3 AAD = the header.
 import type { AeadBackend } from '../crypto/aead.ts';
+import { TlsError } from '../errors.ts';
 import { CIPHER_DESC, TLS_1_3_VERSION, bigIntToRecSeq, type CryptoInfo } from './crypto-info.ts';
 import { CONTENT_APPLICATION_DATA, TLS_HEADER_SIZE, TLS_TAG_SIZE, writeRecordHeader } from './record.ts';
 
@@ -45,7 +46,9 @@ export function staticIv(info: CryptoInfo): Uint8Array {
 export function recordNonce(info: CryptoInfo, recSeq: bigint, explicitNonce?: Uint8Array): Uint8Array {
   const desc = CIPHER_DESC[info.cipherType];
   if (info.version === TLS_1_3_VERSION || desc.explicitNonceSize === 0) return xorNonce(staticIv(info), recSeq);
-  if (!explicitNonce || explicitNonce.length !== 8) throw new RangeError('TLS 1.2 GCM needs the 8-byte explicit nonce');
+  if (!explicitNonce || explicitNonce.length !== 8) {
+    throw new TlsError(`TLS 1.2 GCM needs the 8-byte explicit nonce, got ${explicitNonce?.length ?? 'none'}`, { field: 'explicit_nonce' });
+  }
   const nonce = new Uint8Array(12);
   nonce.set(info.salt, 0);
   nonce.set(explicitNonce, 4);
@@ -64,17 +67,22 @@ export function explicitNonceFor(info: CryptoInfo, recSeq: bigint): Uint8Array {
   return bigIntToRecSeq((base + (recSeq - first)) & 0xffff_ffff_ffff_ffffn);
 }
 
-/** Build a whole protected record from plaintext, as tls_sw does on TX. */
+/**
+ * Build a whole protected record from plaintext, as tls_sw does on TX. `padding` (TLS 1.3 only, RFC 8446
+ * 5.4) appends that many zero bytes after the inner content type.
+ */
 export function sealRecord(
   backend: AeadBackend,
   info: CryptoInfo,
   recSeq: bigint,
   type: number,
   plaintext: Uint8Array,
+  padding = 0,
 ): Uint8Array {
   const desc = CIPHER_DESC[info.cipherType];
+  if (padding && info.version !== TLS_1_3_VERSION) throw new TlsError('record padding exists only in TLS 1.3', { field: 'padding' });
   if (info.version === TLS_1_3_VERSION) {
-    const inner = new Uint8Array(plaintext.length + 1);
+    const inner = new Uint8Array(plaintext.length + 1 + padding);
     inner.set(plaintext, 0);
     inner[plaintext.length] = type;
     const length = inner.length + TLS_TAG_SIZE;
@@ -97,7 +105,11 @@ export function sealRecord(
 
 export type OpenedRecord = { type: number; plaintext: Uint8Array };
 
-/** Authenticate and decrypt one whole record (header included); null when the tag does not verify. */
+/**
+ * Authenticate and decrypt one whole record (header included); null when the tag does not verify (or a
+ * TLS 1.3 inner plaintext is all padding). TlsError when `record` is not one whole record: shorter than a
+ * header, or a header length field that disagrees with the bytes given.
+ */
 export function openRecord(
   backend: AeadBackend,
   info: CryptoInfo,
@@ -106,6 +118,9 @@ export function openRecord(
 ): OpenedRecord | null {
   const desc = CIPHER_DESC[info.cipherType];
   const length = record.length - TLS_HEADER_SIZE;
+  if (length < 0) throw new TlsError(`TLS record needs a 5-byte header, got ${record.length} bytes`, { offset: 0 });
+  const field = (record[3]! << 8) | record[4]!;
+  if (field !== length) throw new TlsError(`TLS record header says length ${field} but ${length} bytes follow it`, { offset: 3 });
   if (info.version === TLS_1_3_VERSION) {
     const inner = backend.open(
       desc.aead, info.key, recordNonce(info, recSeq), record.subarray(0, TLS_HEADER_SIZE),
