@@ -103,12 +103,14 @@ export function sealRecord(
   return out;
 }
 
+const toHex2 = (b: number) => b.toString(16).padStart(2, '0');
+
 export type OpenedRecord = { type: number; plaintext: Uint8Array };
 
 /**
  * Authenticate and decrypt one whole record (header included); null when the tag does not verify (or a
- * TLS 1.3 inner plaintext is all padding). TlsError when `record` is not one whole record: shorter than a
- * header, or a header length field that disagrees with the bytes given.
+ * TLS 1.3 inner plaintext is all padding). TlsError when `record` is not one whole protected record: shorter
+ * than a header, a header length field that disagrees with the bytes given, or a version other than 03 03.
  */
 export function openRecord(
   backend: AeadBackend,
@@ -121,6 +123,11 @@ export function openRecord(
   if (length < 0) throw new TlsError(`TLS record needs a 5-byte header, got ${record.length} bytes`, { offset: 0 });
   const field = (record[3]! << 8) | record[4]!;
   if (field !== length) throw new TlsError(`TLS record header says length ${field} but ${length} bytes follow it`, { offset: 3 });
+  // Protected records always carry 03 03 (RFC 8446 5.1 legacy_record_version). TLS 1.2's AAD uses the
+  // negotiated version, not these bytes, so they are checked here, as tls_rx_msg_size() does (-EINVAL).
+  if (record[1] !== 3 || record[2] !== 3) {
+    throw new TlsError(`TLS record version 0x${toHex2(record[1]!)}${toHex2(record[2]!)} is not 0x0303`, { offset: 1 });
+  }
   if (info.version === TLS_1_3_VERSION) {
     const inner = backend.open(
       desc.aead, info.key, recordNonce(info, recSeq), record.subarray(0, TLS_HEADER_SIZE),
