@@ -1,6 +1,6 @@
 // Key schedule, key log and handshake codecs on published vectors and hand-built messages.
 import test from 'ava';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { TlsError } from '../emulator/errors.ts';
 import { TLS_1_2_VERSION, TLS_1_3_VERSION, TLS_CIPHER_AES_GCM_128, TLS_CIPHER_AES_GCM_256, TLS_CIPHER_CHACHA20_POLY1305 } from '../emulator/tls/crypto-info.ts';
 import { HS_CLIENT_HELLO, HS_SERVER_HELLO, parseHandshakeMessages, parseServerHello } from '../emulator/tls/handshake.ts';
@@ -224,4 +224,23 @@ test('handshake: malformed hellos are TlsErrors with the offset in the stream', 
   // ServerHello supported_versions of the wrong size
   const sh = [...u16(0x0303), ...cr, 0, ...u16(0x1301), 0, ...vec16(ext(43, [3, 4, 0]))];
   t.throws(() => parseServerHello(new Uint8Array(sh)), { instanceOf: TlsError, message: /2 bytes/ });
+});
+
+test('key log: every committed fixture key log parses and has the secrets its manifest version needs', (t) => {
+  const capDir = new URL('../fixtures/captures/', import.meta.url);
+  const names = readdirSync(capDir).filter((f) => f.endsWith('.json'));
+  t.true(names.length >= 7);
+  for (const name of names) {
+    const m = JSON.parse(readFileSync(new URL(name, capDir), 'utf8'));
+    const file = m.keylog as string;
+    const log = parseKeyLog(readFileSync(new URL(file, capDir), 'latin1'), file);
+    t.true(log.size >= m.connections.length, file);
+    const versions = new Set<string>(m.connections.map((c: { version: string }) => c.version));
+    const entries = readFileSync(new URL(file, capDir), 'latin1').split('\n').filter((l) => l.trim()).map((l) => l.split(' ')[1]!);
+    for (const random of new Set(entries)) {
+      const s = log.lookup(hex(random))!;
+      if (versions.has('1.3') && !versions.has('1.2')) t.truthy(s.clientTrafficSecret0 && s.serverTrafficSecret0, `${file} ${random}`);
+      if (versions.has('1.2') && !versions.has('1.3')) t.is(s.masterSecret?.length, 48, `${file} ${random}`);
+    }
+  }
 });
