@@ -3,6 +3,12 @@ import { WireError } from '../errors.ts';
 
 export function formatIp(buf: Uint8Array, off: number, len: number): string {
   if (len === 4) return `${buf[off]}.${buf[off + 1]}.${buf[off + 2]}.${buf[off + 3]}`;
+  if (len !== 16) throw new WireError(`an IP address is 4 or 16 bytes, not ${len}`, { offset: off, field: 'address' });
+  if (off + 16 > buf.length) throw new WireError('IPv6 address runs past the buffer', { offset: off, field: 'address' });
+  // RFC 5952 section 5: IPv4-mapped addresses keep the dotted quad (::ffff:192.0.2.1).
+  let mapped = buf[off + 10] === 0xff && buf[off + 11] === 0xff;
+  for (let i = 0; mapped && i < 10; i++) mapped = buf[off + i] === 0;
+  if (mapped) return `::ffff:${formatIp(buf, off + 12, 4)}`;
   const words: number[] = [];
   for (let i = 0; i < 8; i++) words.push((buf[off + 2 * i]! << 8) | buf[off + 2 * i + 1]!);
   // Longest run of zero words (length >= 2) becomes ::, the first one on ties.

@@ -5,8 +5,16 @@ export function sum16(buf: Uint8Array, off: number, len: number, acc = 0): numbe
   // Fast path for payload-sized ranges at a 4-byte aligned address: sum 32-bit words. The one's-complement
   // sum does not depend on byte order or word width (RFC 1071 section 2: 2^16 = 1 mod 2^16-1), so a
   // little-endian 32-bit sum folds to the byte-swapped 16-bit sum.
-  const abs = buf.byteOffset + off;
-  if (len >= 256 && (abs & 3) === 0 && (off & 1) === 0) {
+  let abs = buf.byteOffset + off;
+  if (len >= 256 && (abs & 1) === 0) {
+    if (abs & 2) {
+      // One 16-bit word by hand reaches 4-byte alignment (a TCP header right after a 14-byte Ethernet
+      // header and a 20-byte IPv4 header starts at 2 mod 4 unless the buffer reserves NET_IP_ALIGN).
+      acc += (buf[off]! << 8) | buf[off + 1]!;
+      off += 2;
+      len -= 2;
+      abs += 2;
+    }
     const words = len >>> 2;
     const u32 = new Uint32Array(buf.buffer, abs, words);
     let s = 0;
@@ -48,4 +56,33 @@ export function pseudoHeaderSum(buf: Uint8Array, srcOff: number, dstOff: number,
   acc += tcpLen >>> 16;
   acc += tcpLen & 0xffff;
   return acc;
+}
+
+/** Unfolded sum of the TCP pseudo-header plus the segment buf[l4Off, end) (checksum field as it stands). */
+export function tcpSegmentSum(buf: Uint8Array, srcOff: number, dstOff: number, addrLen: number, l4Off: number, end: number): number {
+  const tcpLen = end - l4Off;
+  return sum16(buf, l4Off, tcpLen, pseudoHeaderSum(buf, srcOff, dstOff, addrLen, tcpLen));
+}
+
+/** Recompute the TCP checksum in place (what a NIC's CHECKSUM_PARTIAL offload writes at csum_offset 16). */
+export function fillTcpChecksum(buf: Uint8Array, srcOff: number, dstOff: number, addrLen: number, l4Off: number, end: number): void {
+  const c = l4Off + 16;
+  buf[c] = 0;
+  buf[c + 1] = 0;
+  const v = ~fold(tcpSegmentSum(buf, srcOff, dstOff, addrLen, l4Off, end)) & 0xffff;
+  buf[c] = v >>> 8;
+  buf[c + 1] = v & 0xff;
+}
+
+/**
+ * RFC 1624 eqn. 3 incremental update: the checksum field after one 16-bit word of the covered data changes
+ * from `oldWord` to `newWord` (HC' = ~(~HC + ~m + m')), as the kernel's csum_replace2() does.
+ */
+export function checksumReplace16(check: number, oldWord: number, newWord: number): number {
+  return ~fold((~check & 0xffff) + (~oldWord & 0xffff) + (newWord & 0xffff)) & 0xffff;
+}
+
+/** RFC 1624 update for a 32-bit field (two words), as csum_replace4() does: seq/ack rewrites, IPv4 addresses. */
+export function checksumReplace32(check: number, oldValue: number, newValue: number): number {
+  return checksumReplace16(checksumReplace16(check, oldValue >>> 16, newValue >>> 16), oldValue & 0xffff, newValue & 0xffff);
 }

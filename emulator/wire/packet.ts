@@ -1,10 +1,14 @@
-// The NIC's view of a frame: Ethernet (VLAN) -> IPv4/IPv6 (extension headers) -> TCP, as numbers over the
-// frame bytes. One view object is reused for every packet (no allocation per parse): parse() validates
-// once and fills the offsets; getters read the buffer.
-import { WireError } from '../errors.ts';
+// The NIC's view of a frame: link (Ethernet + VLAN, raw, SLL, SLL2) -> IPv4/IPv6 (extension headers) -> TCP,
+// as numbers over the frame bytes. One view object is reused for every packet (no allocation per parse):
+// parse() validates once through the reusable header views and fills the offsets; getters read the buffer.
 import { formatIp } from './addr.ts';
-import { fold, pseudoHeaderSum, sum16 } from './checksum.ts';
+import { fillTcpChecksum, fold, tcpSegmentSum } from './checksum.ts';
+import { IPPROTO_TCP, Ipv4Packet } from './ipv4.ts';
+import { IPV6_WALK_FRAGMENT, Ipv6Packet } from './ipv6.ts';
 import { ETHERTYPE_IPV4, ETHERTYPE_IPV6, LINKTYPE_ETHERNET, linkL3, type L3Location } from './link.ts';
+import { TcpHeader, readU32, writeU32 } from './tcp.ts';
+
+export { readU32, writeU32 } from './tcp.ts';
 
 export const FLAG_FIN = 0x01;
 export const FLAG_SYN = 0x02;
@@ -14,13 +18,6 @@ export const FLAG_ACK = 0x10;
 export const FLAG_URG = 0x20;
 export const FLAG_ECE = 0x40;
 export const FLAG_CWR = 0x80;
-
-const IPPROTO_TCP = 6;
-const IPV6_EXT_HOPOPTS = 0;
-const IPV6_EXT_ROUTING = 43;
-const IPV6_EXT_FRAGMENT = 44;
-const IPV6_EXT_AH = 51;
-const IPV6_EXT_DSTOPTS = 60;
 
 export type ParseResult = 'tcp' | 'not-tcp' | 'fragment';
 
@@ -36,81 +33,54 @@ export class TcpSegmentView {
   addrLength: 4 | 16 = 4;
   /** End of the IP packet in buf (frames may carry Ethernet padding after it). */
   ipEnd = 0;
+  /** The header views parse() filled (valid after 'tcp'; ipv4 or ipv6 per ipVersion). */
+  readonly ipv4 = new Ipv4Packet();
+  readonly ipv6 = new Ipv6Packet();
+  readonly tcp = new TcpHeader();
   private readonly l3: L3Location = { offset: 0, ethertype: 0 };
 
+  /**
+   * Parse a captured or transmitted frame. 'fragment': an IP fragment (a NIC does not treat it as a TCP
+   * segment); 'not-tcp': some other ethertype or protocol. Malformed headers throw WireError with offset
+   * and field.
+   */
   parse(buf: Uint8Array, linkType: number = LINKTYPE_ETHERNET): ParseResult {
     this.buf = buf;
     linkL3(linkType, buf, this.l3);
     const o = this.l3.offset;
     this.l3Offset = o;
-    if (this.l3.ethertype === ETHERTYPE_IPV4) return this.parseV4(buf, o);
-    if (this.l3.ethertype === ETHERTYPE_IPV6) return this.parseV6(buf, o);
+    const type = this.l3.ethertype;
+    if (type === ETHERTYPE_IPV4) {
+      const ip = this.ipv4.attach(buf, o);
+      this.ipVersion = 4;
+      this.addrLength = 4;
+      this.srcAddrOffset = o + 12;
+      this.dstAddrOffset = o + 16;
+      this.ipEnd = ip.end;
+      if (ip.isFragment) return 'fragment';
+      if (ip.protocol !== IPPROTO_TCP) return 'not-tcp';
+      return this.parseTcp(buf, ip.payloadOffset);
+    }
+    if (type === ETHERTYPE_IPV6) {
+      const ip = this.ipv6.attach(buf, o);
+      this.ipVersion = 6;
+      this.addrLength = 16;
+      this.srcAddrOffset = o + 8;
+      this.dstAddrOffset = o + 24;
+      this.ipEnd = ip.end;
+      const proto = ip.walk();
+      if (proto === IPV6_WALK_FRAGMENT) return 'fragment';
+      if (proto !== IPPROTO_TCP) return 'not-tcp';
+      return this.parseTcp(buf, ip.upperOffset);
+    }
     return 'not-tcp';
   }
 
-  private parseV4(b: Uint8Array, o: number): ParseResult {
-    if (o + 20 > b.length) throw new WireError(`IPv4 header needs 20 bytes, ${b.length - o} left`, { offset: o });
-    if (b[o]! >> 4 !== 4) throw new WireError(`IP version ${b[o]! >> 4} in an IPv4 ethertype frame`, { offset: o, field: 'ip.version' });
-    const ihl = (b[o]! & 0x0f) * 4;
-    if (ihl < 20) throw new WireError(`IPv4 IHL ${ihl / 4} is below 5`, { offset: o, field: 'ip.ihl' });
-    const total = (b[o + 2]! << 8) | b[o + 3]!;
-    if (total < ihl) throw new WireError(`IPv4 total length ${total} is shorter than its header (${ihl})`, { offset: o + 2, field: 'ip.len' });
-    if (o + total > b.length) throw new WireError(`IPv4 total length ${total} runs past the frame (${b.length - o} bytes)`, { offset: o + 2, field: 'ip.len' });
-    this.ipVersion = 4;
-    this.addrLength = 4;
-    this.srcAddrOffset = o + 12;
-    this.dstAddrOffset = o + 16;
-    this.ipEnd = o + total;
-    const frag = ((b[o + 6]! << 8) | b[o + 7]!) & 0x3fff; // MF flag + fragment offset
-    if (frag !== 0) return 'fragment';
-    if (b[o + 9] !== IPPROTO_TCP) return 'not-tcp';
-    return this.parseTcp(b, o + ihl);
-  }
-
-  private parseV6(b: Uint8Array, o: number): ParseResult {
-    if (o + 40 > b.length) throw new WireError(`IPv6 header needs 40 bytes, ${b.length - o} left`, { offset: o });
-    if (b[o]! >> 4 !== 6) throw new WireError(`IP version ${b[o]! >> 4} in an IPv6 ethertype frame`, { offset: o, field: 'ip.version' });
-    const plen = (b[o + 4]! << 8) | b[o + 5]!;
-    if (o + 40 + plen > b.length) throw new WireError(`IPv6 payload length ${plen} runs past the frame`, { offset: o + 4, field: 'ipv6.plen' });
-    this.ipVersion = 6;
-    this.addrLength = 16;
-    this.srcAddrOffset = o + 8;
-    this.dstAddrOffset = o + 24;
-    this.ipEnd = o + 40 + plen;
-    let next = b[o + 6]!;
-    let off = o + 40;
-    for (;;) {
-      if (next === IPPROTO_TCP) return this.parseTcp(b, off);
-      if (next === IPV6_EXT_HOPOPTS || next === IPV6_EXT_ROUTING || next === IPV6_EXT_DSTOPTS) {
-        if (off + 8 > this.ipEnd) throw new WireError('IPv6 extension header runs past the packet', { offset: off, field: 'ipv6.ext' });
-        const len = (b[off + 1]! + 1) * 8;
-        next = b[off]!;
-        off += len;
-      } else if (next === IPV6_EXT_AH) {
-        if (off + 8 > this.ipEnd) throw new WireError('IPv6 AH header runs past the packet', { offset: off, field: 'ipv6.ah' });
-        const len = (b[off + 1]! + 2) * 4;
-        next = b[off]!;
-        off += len;
-      } else if (next === IPV6_EXT_FRAGMENT) {
-        if (off + 8 > this.ipEnd) throw new WireError('IPv6 fragment header runs past the packet', { offset: off, field: 'ipv6.frag' });
-        const fo = (b[off + 2]! << 8) | b[off + 3]!;
-        if ((fo & 0xfff9) !== 0) return 'fragment'; // offset or M set; an atomic fragment carries the whole packet
-        next = b[off]!;
-        off += 8;
-      } else {
-        return 'not-tcp';
-      }
-      if (off > this.ipEnd) throw new WireError('IPv6 extension headers run past the packet', { offset: off, field: 'ipv6.ext' });
-    }
-  }
-
   private parseTcp(b: Uint8Array, o: number): ParseResult {
-    if (o + 20 > this.ipEnd) throw new WireError(`TCP header needs 20 bytes, ${this.ipEnd - o} left`, { offset: o, field: 'tcp' });
-    const doff = (b[o + 12]! >> 4) * 4;
-    if (doff < 20) throw new WireError(`TCP data offset ${doff / 4} is below 5`, { offset: o + 12, field: 'tcp.doff' });
-    if (o + doff > this.ipEnd) throw new WireError(`TCP data offset ${doff / 4} runs past the segment`, { offset: o + 12, field: 'tcp.doff' });
+    const t = this.tcp.attach(b, o, this.ipEnd);
     this.l4Offset = o;
-    this.payloadOffset = o + doff;
+    this.payloadOffset = t.payloadOffset;
+    // From the IP length, not the frame: short frames carry Ethernet padding after the packet.
     this.payloadLength = this.ipEnd - this.payloadOffset;
     return 'tcp';
   }
@@ -130,11 +100,21 @@ export class TcpSegmentView {
   get ack(): number {
     return readU32(this.buf, this.l4Offset + 8);
   }
+  set ack(v: number) {
+    writeU32(this.buf, this.l4Offset + 8, v);
+  }
   get flags(): number {
     return this.buf[this.l4Offset + 13]!;
   }
+  set flags(v: number) {
+    this.buf[this.l4Offset + 13] = v;
+  }
   get window(): number {
     return (this.buf[this.l4Offset + 14]! << 8) | this.buf[this.l4Offset + 15]!;
+  }
+  set window(v: number) {
+    this.buf[this.l4Offset + 14] = v >>> 8;
+    this.buf[this.l4Offset + 15] = v & 0xff;
   }
   get tcpHeaderLength(): number {
     return this.payloadOffset - this.l4Offset;
@@ -166,33 +146,16 @@ export class TcpSegmentView {
     return this.buf.subarray(this.payloadOffset, this.payloadOffset + this.payloadLength);
   }
 
-  private tcpSum(): number {
-    const tcpLen = this.ipEnd - this.l4Offset;
-    const acc = pseudoHeaderSum(this.buf, this.srcAddrOffset, this.dstAddrOffset, this.addrLength, tcpLen);
-    return sum16(this.buf, this.l4Offset, tcpLen, acc);
-  }
-
   verifyTcpChecksum(): boolean {
-    return fold(this.tcpSum()) === 0xffff;
+    return fold(tcpSegmentSum(this.buf, this.srcAddrOffset, this.dstAddrOffset, this.addrLength, this.l4Offset, this.ipEnd)) === 0xffff;
   }
 
   updateTcpChecksum(): void {
-    const c = this.l4Offset + 16;
-    this.buf[c] = 0;
-    this.buf[c + 1] = 0;
-    const v = ~fold(this.tcpSum()) & 0xffff;
-    this.buf[c] = v >>> 8;
-    this.buf[c + 1] = v & 0xff;
+    fillTcpChecksum(this.buf, this.srcAddrOffset, this.dstAddrOffset, this.addrLength, this.l4Offset, this.ipEnd);
   }
-}
 
-export function readU32(b: Uint8Array, o: number): number {
-  return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
-}
-
-export function writeU32(b: Uint8Array, o: number, v: number): void {
-  b[o] = v >>> 24;
-  b[o + 1] = (v >>> 16) & 0xff;
-  b[o + 2] = (v >>> 8) & 0xff;
-  b[o + 3] = v & 0xff;
+  /** IPv4 header checksum verifies (always true for IPv6, which has none). */
+  verifyIpChecksum(): boolean {
+    return this.ipVersion === 6 || this.ipv4.verifyChecksum();
+  }
 }
