@@ -1,0 +1,775 @@
+// The kernel's TLS layer for one host: net/tls/tls_main.c (ULP, setsockopt, close), tls_device.c
+// (offload setup, records list, resync, device down), tls_device_fallback.c (software encryption of
+// offloaded skbs) and the parts of tls_sw.c / tls_strp.c that RX offload touches. SPEC sections 2, 4-8.
+import type { AeadBackend } from '../../emulator/crypto/aead.ts';
+import { EBADMSG, EINVAL, EIO, errnoName } from '../../emulator/errno.ts';
+import { ContractError, TlsError, type TlsnicError } from '../../emulator/errors.ts';
+import { CIPHER_DESC, TLS_1_2_VERSION, TLS_1_3_VERSION, recSeqToBigInt, bigIntToRecSeq, type CryptoInfo } from '../../emulator/tls/crypto-info.ts';
+import { openRecord } from '../../emulator/tls/record-crypto.ts';
+import { CONTENT_APPLICATION_DATA, TLS_HEADER_SIZE, TLS_MAX_PAYLOAD_SIZE, TLS_TAG_SIZE, maxRecordLength, recordOverhead } from '../../emulator/tls/record.ts';
+import { TcpSegmentView } from '../../emulator/wire/packet.ts';
+import { seqAdd, seqDiff } from '../../emulator/wire/seq.ts';
+import type {
+  FourTuple, NetDevice, SkBuff, Sock, TlsConf, TlsContext, TlsKernelHelpers, TlsOffloadCtxDir, TlsOffloadSyncType,
+  TlsTxRecord,
+} from '../ops.ts';
+import type { RxChunk, TcpSock, TcpUlp } from '../tcp.ts';
+import { parseCryptoInfo } from './crypto-info-schema.ts';
+import { decryptedContent, encryptFramedRecord, frameOffloadRecord, reencryptRange, rxNonce } from './record-ops.ts';
+import { RxResync, type ResyncCall } from './rx-resync.ts';
+import { emptyTlsStat, formatTlsStat, type TlsStat } from './tls-stat.ts';
+import { TxRecordsList, isStartMarker, type TxOffloadRecord } from './tx-records.ts';
+
+/** EMSGSIZE (not in emulator/errno.ts yet): tls_rx_msg_size() on a record longer than the cipher allows. */
+const EMSGSIZE = 90;
+
+/** One tlsdev_ops call the stack made, in order (tests assert sequences of these). */
+export type DriverCall = {
+  op: 'tls_dev_add' | 'tls_dev_del' | 'tls_dev_resync';
+  /** Sock id. */
+  sk: number;
+  dir: TlsOffloadCtxDir;
+  /** start_offload_tcp_sn for add, the resync seq for resync, null for del. */
+  seq: number | null;
+  /** Record number for add (crypto_info rec_seq) and resync; null for del. */
+  rcdSn: bigint | null;
+  /** The driver's return value (0 or -errno), null for del; when the driver threw, `threw` says what. */
+  result: number | null;
+  threw?: string;
+};
+
+export type TlsStackEvent =
+  | { kind: 'driver-call'; call: DriverCall }
+  | { kind: 'offload'; sk: number; dir: TlsOffloadCtxDir; mode: 'hw' | 'sw'; reason: string | null }
+  | { kind: 'rx-error'; sk: number; errno: number; detail: string }
+  | { kind: 'device-down'; netdev: string; sockets: number };
+
+export type TlsStackOptions = {
+  backend: AeadBackend;
+  /** Opt in to TLS 1.3 device offload (the proposed, unmerged kernel series). Default false, as mainline. */
+  tls13Offload?: boolean;
+  log?: (event: TlsStackEvent) => void;
+};
+
+export type TlsMode = 'hw' | 'sw';
+
+/** struct tls_context, reduced, plus what the model needs to find its socket. */
+class TlsCtx implements TlsContext {
+  txConf: TlsConf = 'base';
+  rxConf: TlsConf = 'base';
+  netdev: NetDevice | null = null;
+  driverState: { tx: unknown; rx: unknown } = { tx: undefined, rx: undefined };
+  constructor(readonly sk: Sock) {}
+}
+
+class TlsSock implements Sock {
+  tlsCtx!: TlsCtx;
+  constructor(readonly id: number, readonly tuple: FourTuple) {}
+}
+
+/** tls_offload_context_tx, reduced. */
+type TxOffload = {
+  records: TxRecordsList;
+  /** TLS_TX_SYNC_SCHED */
+  syncSched: boolean;
+  /** tls_dev_add succeeded and tls_dev_del has not been called yet. */
+  added: boolean;
+  /** The last record the fallback encrypted, reused while consecutive segments fall in it. */
+  sealedFor: TxOffloadRecord | null;
+  sealed: Uint8Array | null;
+};
+
+/** tls_offload_context_rx, reduced. */
+type RxOffload = { resync: RxResync; added: boolean };
+
+type RxBufChunk = { seq: number; data: Uint8Array; decrypted: boolean };
+
+/**
+ * A socket with the "tls" ULP installed: setsockopt(SOL_TLS, TLS_TX/TLS_RX), sendmsg, the receive path
+ * (strparser + tls_rx_one_record), close. It is also the TcpUlp the TCP socket calls back.
+ */
+export class TlsSocket implements TcpUlp {
+  readonly sk: Sock;
+  private readonly ctx: TlsCtx;
+  txInfo: CryptoInfo | null = null;
+  rxInfo: CryptoInfo | null = null;
+  txReason: string | null = null;
+  rxReason: string | null = null;
+  /** sk->sk_err: EBADMSG after a record fails authentication; no more data is delivered after it. */
+  error: number | null = null;
+  /** What set `error`, with its place. */
+  errorDetail: TlsnicError | null = null;
+  closed = false;
+  /** tls_ctx->tx.rec_seq / rx.rec_seq: number of the next record to send / to receive. */
+  private txRecSeq = 0n;
+  private rxRecSeq = 0n;
+  tx: TxOffload | null = null;
+  rx: RxOffload | null = null;
+  /** TLS_RX_DEV_DEGRADED: set by tls_device_down(); skips RX resync logic from then on. */
+  rxDegraded = false;
+  private dataCbs: Array<(data: Uint8Array, type?: number) => void> = [];
+  // Receive queue as the strparser sees it: chunks from rxSeq on, each with its decrypted flag.
+  private rxq: RxBufChunk[] = [];
+  private rxqHead = 0;
+  /** Offset into rxq[rxqHead].data already consumed. */
+  private rxqOff = 0;
+  /** Bytes queued from rxSeq on (tcp_inq() counted from copied_seq). */
+  private rxqBytes = 0;
+  /** tcp copied_seq as the TLS layer consumes: start of the record being parsed. */
+  private rxSeq = 0;
+  /** Seq just past the last received byte, null before anything arrived. */
+  private rxEnd: number | null = null;
+  /** Full length of the record whose header was parsed (strp->stm.full_len), 0 when none yet. */
+  private rxFullLen = 0;
+  private readonly hdr = new Uint8Array(TLS_HEADER_SIZE);
+
+  constructor(
+    private readonly stack: TlsStack,
+    readonly tcp: TcpSock,
+  ) {
+    const sk = new TlsSock(tcp.id, tcp.tuple);
+    this.ctx = new TlsCtx(sk);
+    sk.tlsCtx = this.ctx;
+    this.sk = sk;
+  }
+
+  get txMode(): TlsMode | null {
+    return this.ctx.txConf === 'base' ? null : this.ctx.txConf;
+  }
+  get rxMode(): TlsMode | null {
+    return this.ctx.rxConf === 'base' ? null : this.ctx.rxConf;
+  }
+  get tlsCtx(): TlsContext {
+    return this.ctx;
+  }
+
+  /** setsockopt(SOL_TLS, TLS_TX | TLS_RX, crypto_info): models do_tls_setsockopt_conf(). */
+  setCryptoInfo(dir: TlsOffloadCtxDir, input: unknown): void {
+    if (this.closed) throw new ContractError('setsockopt(SOL_TLS) on a closed socket', { flow: flowName(this.sk), field: dir });
+    const info = parseCryptoInfo(input, dir);
+    const conf = dir === 'tx' ? this.ctx.txConf : this.ctx.rxConf;
+    if (conf !== 'base') {
+      // The kernel answers -EBUSY: keys are set once per direction (rekey is not modelled).
+      throw new ContractError(`TLS_${dir.toUpperCase()} already set (conf ${conf})`, { flow: flowName(this.sk), field: dir });
+    }
+    if (dir === 'tx') this.stack.installTx(this, info);
+    else this.stack.installRx(this, info);
+  }
+
+  /** Set by the stack once a direction's mode is decided. */
+  setTx(info: CryptoInfo, conf: TlsMode, reason: string | null, tx: TxOffload | null): void {
+    this.txInfo = info;
+    this.txRecSeq = recSeqToBigInt(info.recSeq);
+    this.txReason = reason;
+    this.tx = tx;
+    this.ctx.txConf = conf;
+  }
+
+  setRx(info: CryptoInfo, conf: TlsMode, reason: string | null, rx: RxOffload | null): void {
+    this.rxInfo = info;
+    this.rxRecSeq = recSeqToBigInt(info.recSeq);
+    this.rxReason = reason;
+    this.rx = rx;
+    this.ctx.rxConf = conf;
+    this.rxSeq = this.tcp.copiedSeq >>> 0;
+    this.rxEnd = null;
+  }
+
+  /** Expose the record counters for tests and the replay's consistency checks. */
+  get txRecordSeq(): bigint {
+    return this.txRecSeq;
+  }
+  get rxRecordSeq(): bigint {
+    return this.rxRecSeq;
+  }
+
+  /**
+   * sendmsg(): one record per call up to 16384 plaintext bytes (tls_push_data closes the record at the end
+   * of each write), several records for a longer write. Before TLS_TX is set the bytes go out as plain TCP.
+   */
+  send(data: Uint8Array, type: number = CONTENT_APPLICATION_DATA): void {
+    if (this.closed) throw new ContractError('send on a closed TLS socket', { flow: flowName(this.sk) });
+    const info = this.txInfo;
+    if (!info || this.ctx.txConf === 'base') {
+      this.tcp.queue(data, false);
+      this.tcp.push();
+      return;
+    }
+    let off = 0;
+    do {
+      const n = Math.min(TLS_MAX_PAYLOAD_SIZE, data.length - off);
+      this.pushRecord(info, type, data.subarray(off, off + n));
+      off += n;
+    } while (off < data.length);
+    this.tcp.push();
+  }
+
+  /** models tls_push_record() (device: + tls_device_record_close) / tls_sw's record seal. */
+  private pushRecord(info: CryptoInfo, type: number, plaintext: Uint8Array): void {
+    const rcdSn = this.txRecSeq;
+    const tx = this.tx;
+    if (this.ctx.txConf === 'hw' && tx) {
+      if (tx.syncSched) this.stack.resyncTx(this, tx, this.tcp.writeSeq >>> 0, rcdSn);
+      const framed = frameOffloadRecord(info, rcdSn, type, plaintext);
+      // On the list before TCP sees it: the driver may look it up during this very transmit.
+      tx.records.push(this.tcp.writeSeq >>> 0, framed, rcdSn);
+      this.txRecSeq = rcdSn + 1n;
+      this.tcp.queue(framed, true);
+      return;
+    }
+    const sealed = this.stack.seal(info, rcdSn, type, plaintext);
+    this.txRecSeq = rcdSn + 1n;
+    this.tcp.queue(sealed, false);
+  }
+
+  onData(cb: (data: Uint8Array, type?: number) => void): void {
+    this.dataCbs.push(cb);
+  }
+
+  private deliver(data: Uint8Array, type?: number): void {
+    for (const cb of this.dataCbs) cb(data, type);
+  }
+
+  /** TcpUlp: snd_una moved (models tls_icsk_clean_acked()). */
+  onAck(sndUna: number): void {
+    if (this.ctx.txConf === 'hw' && this.tx) this.tx.records.cleanAcked(sndUna >>> 0);
+  }
+
+  /** TcpUlp: models tls_validate_xmit_skb() / tls_validate_xmit_skb_sw() after tls_device_down(). */
+  validateXmit(skb: SkBuff, dev: NetDevice): SkBuff | null {
+    if (this.ctx.txConf !== 'hw' || !this.tx) return skb;
+    if (this.ctx.netdev === null) return skb.decrypted ? this.stack.tlsEncryptSkb(skb) : skb;
+    if (dev === this.ctx.netdev) return skb;
+    return this.stack.tlsEncryptSkb(skb);
+  }
+
+  onPeerClose(): void {}
+
+  /** TcpUlp: in-order bytes, each chunk with its skb->decrypted flag. */
+  onReceive(chunks: readonly RxChunk[]): void {
+    if (this.closed) return;
+    if (this.ctx.rxConf === 'base' || !this.rxInfo) {
+      // No TLS_RX yet: user space reads the TCP stream as is (the handshake).
+      for (const c of chunks) this.deliver(c.data, undefined);
+      return;
+    }
+    if (this.error !== null) return;
+    for (const c of chunks) this.enqueue(c);
+    this.rxParse(this.rxInfo);
+  }
+
+  private enqueue(c: RxChunk): void {
+    let seq = c.seq >>> 0;
+    let data = c.data;
+    const expect = this.rxEnd ?? this.rxSeq;
+    const d = seqDiff(seq, expect);
+    if (d > 0) {
+      throw new ContractError(`TCP handed the TLS layer seq ${seq} but the stream is at ${expect} (${d} bytes missing)`, {
+        flow: flowName(this.sk), field: 'RxChunk.seq',
+      });
+    }
+    if (d < 0) {
+      // Bytes before the TLS start (handshake) or already received: skip them.
+      if (-d >= data.length) return;
+      data = data.subarray(-d);
+      seq = expect;
+    }
+    if (data.length === 0) return;
+    this.rxq.push({ seq, data, decrypted: c.decrypted });
+    this.rxqBytes += data.length;
+    this.rxEnd = seqAdd(seq, data.length);
+  }
+
+  /** Copy `n` queued bytes from the parse point into `out` (no consumption). */
+  private peek(out: Uint8Array, n: number): void {
+    let i = this.rxqHead;
+    let off = this.rxqOff;
+    let w = 0;
+    while (w < n) {
+      const c = this.rxq[i]!;
+      const take = Math.min(n - w, c.data.length - off);
+      out.set(c.data.subarray(off, off + take), w);
+      w += take;
+      i++;
+      off = 0;
+    }
+  }
+
+  /**
+   * Take one whole record off the queue: its bytes, and which record offsets arrived decrypted.
+   * Returns [record, decrypted ranges as flat [from, to, from, to...], all decrypted?, none decrypted?].
+   */
+  private takeRecord(n: number): { rec: Uint8Array; ranges: number[]; all: boolean; none: boolean } {
+    const rec = new Uint8Array(n);
+    const ranges: number[] = [];
+    let all = true;
+    let none = true;
+    let w = 0;
+    while (w < n) {
+      const c = this.rxq[this.rxqHead]!;
+      const take = Math.min(n - w, c.data.length - this.rxqOff);
+      rec.set(c.data.subarray(this.rxqOff, this.rxqOff + take), w);
+      if (c.decrypted) {
+        none = false;
+        ranges.push(w, w + take);
+      } else all = false;
+      w += take;
+      this.rxqOff += take;
+      if (this.rxqOff === c.data.length) {
+        this.rxqHead++;
+        this.rxqOff = 0;
+      }
+    }
+    this.rxqBytes -= n;
+    if (this.rxqHead > 256 && this.rxqHead * 2 > this.rxq.length) {
+      this.rxq = this.rxq.slice(this.rxqHead);
+      this.rxqHead = 0;
+    }
+    return { rec, ranges, all, none };
+  }
+
+  /** The strparser loop (tls_strp + tls_rx_msg_size) and tls_rx_one_record() per complete record. */
+  private rxParse(info: CryptoInfo): void {
+    while (this.error === null && !this.closed) {
+      if (this.rxFullLen === 0) {
+        if (this.rxqBytes < TLS_HEADER_SIZE) return;
+        this.peek(this.hdr, TLS_HEADER_SIZE);
+        const len = this.msgSize(info, this.hdr);
+        if (len < 0) return;
+        this.rxFullLen = len;
+        this.stack.rxResyncNewRec(this, len, this.rxSeq, this.rxRecSeq, this.rxqBytes);
+      }
+      const full = this.rxFullLen;
+      if (this.rxqBytes < full) return;
+      const inq = this.rxqBytes;
+      const start = this.rxSeq;
+      const r = this.takeRecord(full);
+      this.rxFullLen = 0;
+      this.rxSeq = seqAdd(start, full);
+      this.rxOneRecord(info, start, r.rec, r.ranges, r.all, r.none, inq);
+    }
+  }
+
+  /** models tls_rx_msg_size(): the record's full length, or -1 after aborting the socket. */
+  private msgSize(info: CryptoInfo, h: Uint8Array): number {
+    const length = (h[3]! << 8) | h[4]!;
+    const where = { flow: flowName(this.sk), field: `record at seq ${this.rxSeq}` };
+    if (h[1] !== 3 || h[2] !== 3) {
+      this.abort(EINVAL, new TlsError(`record header version ${h[1]}.${h[2]} is not 3.3`, where));
+      return -1;
+    }
+    const max = maxRecordLength(info.version, info.cipherType);
+    if (length > max) {
+      this.abort(EMSGSIZE, new TlsError(`record length ${length} exceeds ${max}`, where));
+      return -1;
+    }
+    const min = recordOverhead(info.version, info.cipherType) - TLS_HEADER_SIZE - (info.version === TLS_1_3_VERSION ? 1 : 0);
+    if (length < min) {
+      this.abort(EBADMSG, new TlsError(`record length ${length} is below the cipher overhead ${min}`, where));
+      return -1;
+    }
+    return TLS_HEADER_SIZE + length;
+  }
+
+  /** tls_err_abort(): the socket is dead for reading. */
+  abort(errno: number, detail: TlsnicError): void {
+    this.error = errno;
+    this.errorDetail = detail;
+    this.stack.emit({ kind: 'rx-error', sk: this.sk.id, errno, detail: detail.message });
+  }
+
+  /** models tls_rx_one_record() -> tls_device_decrypted() / tls_decrypt_sg(). */
+  private rxOneRecord(
+    info: CryptoInfo, start: number, rec: Uint8Array, ranges: number[], all: boolean, none: boolean, inq: number,
+  ): void {
+    const rcdSn = this.rxRecSeq;
+    let content: { type: number; plaintext: Uint8Array } | null;
+    if (this.ctx.rxConf === 'hw' && this.rx) {
+      if (all) {
+        if (!this.rxDegraded) this.rx.resync.sawDecrypted();
+        content = decryptedContent(info, rec);
+      } else {
+        if (none) {
+          if (!this.rxDegraded) {
+            const call = this.rx.resync.encryptedRecord(rec.length, seqAdd(start, rec.length), rcdSn, inq);
+            if (call) this.stack.resyncRx(this, call);
+          }
+        } else {
+          if (!this.rxDegraded) this.rx.resync.sawDecrypted();
+          // tls_device_reencrypt(): make the record all ciphertext again, then authenticate it in software.
+          const nonce = rxNonce(info, rcdSn, rec);
+          for (let i = 0; i < ranges.length; i += 2) reencryptRange(this.stack.backend, info, nonce, rec, ranges[i]!, ranges[i + 1]!);
+        }
+        content = openRecord(this.stack.backend, info, rcdSn, rec);
+      }
+    } else {
+      // tls_sw never looks at skb->decrypted: a device without a context for this flow never sets it.
+      content = openRecord(this.stack.backend, info, rcdSn, rec);
+    }
+    if (!content) {
+      this.stack.tlsStat.TlsDecryptError++;
+      this.abort(EBADMSG, new TlsError(`record ${rcdSn} failed authentication`, {
+        flow: flowName(this.sk), field: `record at seq ${start}`,
+      }));
+      return;
+    }
+    this.rxRecSeq = rcdSn + 1n;
+    this.deliver(content.plaintext, content.type);
+  }
+
+  /** close(): models tls_sk_proto_close() (RX device state released first, TX at destruct). */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.stack.closeSocket(this);
+    this.tcp.close();
+  }
+}
+
+function flowName(sk: Sock): string {
+  const t = sk.tuple;
+  return t.family === 6 ? `[${t.saddr}]:${t.sport}-[${t.daddr}]:${t.dport}` : `${t.saddr}:${t.sport}-${t.daddr}:${t.dport}`;
+}
+
+function describeThrow(e: unknown): string {
+  return e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+}
+
+/** "The kernel": one per host. Implements TlsKernelHelpers except netifReceiveSkb (the host's). */
+export class TlsStack implements Omit<TlsKernelHelpers, 'netifReceiveSkb'> {
+  readonly backend: AeadBackend;
+  readonly tls13Offload: boolean;
+  /** /proc/net/tls_stat */
+  readonly tlsStat: TlsStat = emptyTlsStat();
+  /** Every tlsdev_ops call made, in order. */
+  readonly callLog: DriverCall[] = [];
+  private readonly logFn: ((event: TlsStackEvent) => void) | undefined;
+  private readonly sockets = new Map<Sock, TlsSocket>();
+  private readonly view = new TcpSegmentView();
+
+  constructor(opts: TlsStackOptions) {
+    this.backend = opts.backend;
+    this.tls13Offload = opts.tls13Offload ?? false;
+    this.logFn = opts.log;
+  }
+
+  emit(event: TlsStackEvent): void {
+    this.logFn?.(event);
+  }
+
+  formatTlsStat(): string {
+    return formatTlsStat(this.tlsStat);
+  }
+
+  /** setsockopt(TCP_ULP, "tls"): models tls_init(). */
+  attach(tcp: TcpSock): TlsSocket {
+    const s = new TlsSocket(this, tcp);
+    this.sockets.set(s.sk, s);
+    tcp.setUlp(s);
+    return s;
+  }
+
+  /** All sockets with the ULP, open or closed. */
+  get socketList(): readonly TlsSocket[] {
+    return [...this.sockets.values()];
+  }
+
+  private record(call: DriverCall): void {
+    this.callLog.push(call);
+    this.emit({ kind: 'driver-call', call });
+  }
+
+  /** Why this direction cannot be offloaded, or null: tls_set_device_offload{,_rx}() checks in kernel order. */
+  private offloadRefusal(dir: TlsOffloadCtxDir, netdev: NetDevice, info: CryptoInfo): string | null {
+    if (!netdev.tlsdevOps) return `netdev ${netdev.name} has no tlsdev_ops`;
+    const f = netdev.features;
+    if (dir === 'rx') {
+      if (info.version !== TLS_1_2_VERSION && !(info.version === TLS_1_3_VERSION && this.tls13Offload)) {
+        return 'TLS 1.3 device offload not enabled (mainline offloads TLS 1.2 only)';
+      }
+      if (!f.tlsHwRxOffload) return `netdev ${netdev.name} feature tls-hw-rx-offload off`;
+    } else {
+      if (!f.tlsHwTxOffload) return `netdev ${netdev.name} feature tls-hw-tx-offload off`;
+      // netdev_fix_features() drops NETIF_F_HW_TLS_TX without checksum offload.
+      if (!f.txChecksumOffload) return `netdev ${netdev.name} tx checksum offload off (TLS TX offload needs it)`;
+      if (info.version !== TLS_1_2_VERSION && !(info.version === TLS_1_3_VERSION && this.tls13Offload)) {
+        return 'TLS 1.3 device offload not enabled (mainline offloads TLS 1.2 only)';
+      }
+    }
+    // Mainline checks offloadable for TX only and leaves RX to the driver; no driver accepts others.
+    const desc = CIPHER_DESC[info.cipherType];
+    if (!desc.offloadable) return `cipher ${desc.aead} is not offloadable`;
+    if (!netdev.isUp()) return `netdev ${netdev.name} is down`;
+    return null;
+  }
+
+  /** tls_dev_add through the driver, recorded; a throw counts as a failure. */
+  private devAdd(s: TlsSocket, netdev: NetDevice, dir: TlsOffloadCtxDir, info: CryptoInfo, startSn: number): string | null {
+    const call: DriverCall = { op: 'tls_dev_add', sk: s.sk.id, dir, seq: startSn, rcdSn: recSeqToBigInt(info.recSeq), result: null };
+    try {
+      call.result = netdev.tlsdevOps!.tlsDevAdd(netdev, s.sk, dir, info, startSn);
+    } catch (e) {
+      call.threw = describeThrow(e);
+    }
+    this.record(call);
+    if (call.threw !== undefined) return `driver tls_dev_add threw ${call.threw}`;
+    if (call.result !== 0) return `driver tls_dev_add returned ${errnoName(call.result!)}`;
+    return null;
+  }
+
+  /** models tls_set_device_offload() with the tls_set_sw_offload() fallback of do_tls_setsockopt_conf(). */
+  installTx(s: TlsSocket, info: CryptoInfo): void {
+    const netdev = s.tcp.netdev;
+    let reason = this.offloadRefusal('tx', netdev, info);
+    if (reason === null) {
+      // Mark the end of what is queued so the first offloaded byte starts a new skb (eor).
+      s.tcp.fence();
+      const startSn = s.tcp.writeSeq >>> 0;
+      const tx: TxOffload = {
+        records: new TxRecordsList(startSn, recSeqToBigInt(info.recSeq)), syncSched: false, added: false,
+        sealedFor: null, sealed: null,
+      };
+      s.setTx(info, 'hw', null, tx); // priv_ctx_tx is visible to the driver during tls_dev_add
+      s.tlsCtx.netdev = netdev;
+      reason = this.devAdd(s, netdev, 'tx', info, startSn);
+      if (reason === null) {
+        tx.added = true;
+        this.tlsStat.TlsTxDevice++;
+        this.tlsStat.TlsCurrTxDevice++;
+        this.emit({ kind: 'offload', sk: s.sk.id, dir: 'tx', mode: 'hw', reason: null });
+        return;
+      }
+      if (s.tlsCtx.rxConf !== 'hw') s.tlsCtx.netdev = null;
+    }
+    s.setTx(info, 'sw', reason, null);
+    this.tlsStat.TlsTxSw++;
+    this.tlsStat.TlsCurrTxSw++;
+    this.emit({ kind: 'offload', sk: s.sk.id, dir: 'tx', mode: 'sw', reason });
+  }
+
+  /** models tls_set_device_offload_rx() with the software fallback. Offload starts at copied_seq. */
+  installRx(s: TlsSocket, info: CryptoInfo): void {
+    const netdev = s.tcp.netdev;
+    let reason = this.offloadRefusal('rx', netdev, info);
+    if (reason === null) {
+      const rx: RxOffload = { resync: new RxResync(), added: false };
+      s.setRx(info, 'hw', null, rx); // the driver sets the resync type from inside tls_dev_add
+      const prevNetdev = s.tlsCtx.netdev;
+      s.tlsCtx.netdev = netdev;
+      reason = this.devAdd(s, netdev, 'rx', info, s.tcp.copiedSeq >>> 0);
+      if (reason === null) {
+        rx.added = true;
+        this.tlsStat.TlsRxDevice++;
+        this.tlsStat.TlsCurrRxDevice++;
+        this.emit({ kind: 'offload', sk: s.sk.id, dir: 'rx', mode: 'hw', reason: null });
+        return;
+      }
+      s.tlsCtx.netdev = prevNetdev;
+    }
+    s.setRx(info, 'sw', reason, null);
+    this.tlsStat.TlsRxSw++;
+    this.tlsStat.TlsCurrRxSw++;
+    this.emit({ kind: 'offload', sk: s.sk.id, dir: 'rx', mode: 'sw', reason });
+  }
+
+  /** tls_sw record seal for the software path. */
+  seal(info: CryptoInfo, rcdSn: bigint, type: number, plaintext: Uint8Array): Uint8Array {
+    return sealRecordSw(this.backend, info, rcdSn, type, plaintext);
+  }
+
+  // ---- kernel helpers drivers call ----
+
+  private lookup(sk: Sock, fn: string): TlsSocket {
+    const s = this.sockets.get(sk);
+    if (!s) throw new ContractError(`${fn}() on a socket without the tls ULP`, { flow: flowName(sk) });
+    return s;
+  }
+
+  /** The RX offload state a resync helper may touch, or null when it must be ignored. */
+  private rxFor(sk: Sock, fn: string): RxOffload | null {
+    const s = this.lookup(sk, fn);
+    if (s.closed || !s.rx) return null;
+    return s.rx;
+  }
+
+  tlsOffloadRxResyncRequest(sk: Sock, seq: number): void {
+    this.rxFor(sk, 'tls_offload_rx_resync_request')?.resync.request(seq);
+  }
+
+  tlsOffloadRxResyncAsyncRequestStart(sk: Sock, seq: number, len: number): void {
+    this.rxFor(sk, 'tls_offload_rx_resync_async_request_start')?.resync.asyncStart(seq, len);
+  }
+
+  tlsOffloadRxResyncAsyncRequestEnd(sk: Sock, seq: number): void {
+    this.rxFor(sk, 'tls_offload_rx_resync_async_request_end')?.resync.asyncEnd(seq);
+  }
+
+  tlsOffloadRxResyncAsyncRequestCancel(sk: Sock): void {
+    this.rxFor(sk, 'tls_offload_rx_resync_async_request_cancel')?.resync.asyncCancel();
+  }
+
+  tlsOffloadRxResyncSetType(sk: Sock, type: TlsOffloadSyncType): void {
+    const rx = this.rxFor(sk, 'tls_offload_rx_resync_set_type');
+    if (rx) rx.resync.type = type;
+  }
+
+  /** models tls_offload_tx_resync_request(): TLS_TX_SYNC_SCHED; the next pushed record resyncs. */
+  tlsOffloadTxResyncRequest(sk: Sock, _gotSeq: number, _expSeq: number): void {
+    const s = this.lookup(sk, 'tls_offload_tx_resync_request');
+    if (s.tx) s.tx.syncSched = true;
+  }
+
+  tlsOffloadTxResyncPending(sk: Sock): boolean {
+    return this.lookup(sk, 'tls_offload_tx_resync_pending').tx?.syncSched ?? false;
+  }
+
+  /** models tls_get_record(); the start marker comes back as a zero-length record at start_offload_tcp_sn. */
+  tlsGetRecord(sk: Sock, seq: number): { record: TlsTxRecord; rcdSn: bigint } | null {
+    const s = this.lookup(sk, 'tls_get_record');
+    if (!s.tx) return null;
+    const rec = s.tx.records.get(seq >>> 0);
+    return rec ? { record: rec, rcdSn: rec.rcdSn } : null;
+  }
+
+  /**
+   * models tls_sw_fallback() / tls_encrypt_skb(): a copy of the skb whose payload is what the device would
+   * have sent. Each record overlapping the payload is encrypted whole in software with its record number and
+   * the overlapping bytes copied in; bytes before the start marker (pre-offload) are copied as they are.
+   * Null (drop) when a byte belongs to no record (already acknowledged).
+   */
+  tlsEncryptSkb(skb: SkBuff): SkBuff | null {
+    if (!skb.sk) throw new ContractError('tls_encrypt_skb() on an skb without a socket', { field: 'skb.sk' });
+    const s = this.lookup(skb.sk, 'tls_encrypt_skb');
+    const tx = s.tx;
+    const info = s.txInfo;
+    if (!tx || !info) throw new ContractError('tls_encrypt_skb() on a socket without TX offload', { flow: flowName(s.sk) });
+    const v = this.view;
+    if (v.parse(skb.data) !== 'tcp') return null;
+    const len = v.payloadLength;
+    if (len === 0) return skb;
+    const seq = v.seq;
+    const out = Uint8Array.from(skb.data);
+    const base = v.payloadOffset;
+    let pos = 0;
+    while (pos < len) {
+      const at = seqAdd(seq, pos);
+      const rec = tx.records.get(at);
+      if (!rec) return null;
+      if (isStartMarker(rec)) {
+        const n = Math.min(len - pos, seqDiff(rec.startSeq, at));
+        if (n <= 0) return null;
+        pos += n; // pre-offload bytes: already in the copy
+        continue;
+      }
+      if (tx.sealedFor !== rec) {
+        tx.sealed = encryptFramedRecord(this.backend, info, rec.rcdSn, rec.data);
+        tx.sealedFor = rec;
+      }
+      const off = seqDiff(at, rec.startSeq);
+      const n = Math.min(len - pos, rec.data.length - off);
+      out.set(tx.sealed!.subarray(off, off + n), base + pos);
+      pos += n;
+    }
+    v.parse(out);
+    v.updateTcpChecksum();
+    return { data: out, sk: skb.sk, decrypted: false, gsoSize: skb.gsoSize };
+  }
+
+  // ---- resync calls the stack makes ----
+
+  /** models tls_device_resync_tx(): eor on the queue tail, then tls_dev_resync(TX); failure stays pending. */
+  resyncTx(s: TlsSocket, tx: TxOffload, seq: number, rcdSn: bigint): void {
+    s.tcp.fence();
+    const netdev = s.tlsCtx.netdev;
+    let err = 0;
+    if (netdev && tx.added) err = this.devResync(s, netdev, 'tx', seq, rcdSn);
+    if (err === 0) tx.syncSched = false;
+  }
+
+  /** models tls_device_resync_rx(): counts TlsRxDeviceResync for every attempt, as the kernel does. */
+  resyncRx(s: TlsSocket, call: ResyncCall): void {
+    const netdev = s.tlsCtx.netdev;
+    if (netdev && s.rx?.added) this.devResync(s, netdev, 'rx', call.seq, call.rcdSn);
+    this.tlsStat.TlsRxDeviceResync++;
+  }
+
+  private devResync(s: TlsSocket, netdev: NetDevice, dir: TlsOffloadCtxDir, seq: number, rcdSn: bigint): number {
+    const call: DriverCall = { op: 'tls_dev_resync', sk: s.sk.id, dir, seq: seq >>> 0, rcdSn, result: null };
+    try {
+      call.result = netdev.tlsdevOps!.tlsDevResync(netdev, s.sk, seq >>> 0, bigIntToRecSeq(rcdSn), dir);
+    } catch (e) {
+      call.threw = describeThrow(e);
+      call.result = -EIO;
+    }
+    this.record(call);
+    return call.result!;
+  }
+
+  /** The strparser parsed a header: models tls_device_rx_resync_new_rec(). */
+  rxResyncNewRec(s: TlsSocket, rcdLen: number, seq: number, rcdSn: bigint, inq: number): void {
+    if (s.tlsCtx.rxConf !== 'hw' || !s.rx || s.rxDegraded) return;
+    const call = s.rx.resync.newRecord(rcdLen, seq, rcdSn, inq);
+    if (call) this.resyncRx(s, call);
+  }
+
+  private devDel(s: TlsSocket, netdev: NetDevice, dir: TlsOffloadCtxDir): void {
+    const call: DriverCall = { op: 'tls_dev_del', sk: s.sk.id, dir, seq: null, rcdSn: null, result: null };
+    try {
+      netdev.tlsdevOps!.tlsDevDel(netdev, s.tlsCtx, dir);
+    } catch (e) {
+      call.threw = describeThrow(e);
+    }
+    this.record(call);
+  }
+
+  /** Socket close: tls_dev_del once per direction still added, gauges down (tls_sk_proto_close). */
+  closeSocket(s: TlsSocket): void {
+    const netdev = s.tlsCtx.netdev;
+    if (s.rx?.added && netdev) {
+      s.rx.added = false;
+      this.devDel(s, netdev, 'rx');
+    }
+    if (s.tx?.added && netdev) {
+      s.tx.added = false;
+      this.devDel(s, netdev, 'tx');
+    }
+    s.tlsCtx.netdev = null;
+    if (s.txMode === 'hw') this.tlsStat.TlsCurrTxDevice--;
+    else if (s.txMode === 'sw') this.tlsStat.TlsCurrTxSw--;
+    if (s.rxMode === 'hw') this.tlsStat.TlsCurrRxDevice--;
+    else if (s.rxMode === 'sw') this.tlsStat.TlsCurrRxSw--;
+  }
+
+  /**
+   * NETDEV_DOWN: models tls_device_down(). TX keeps its records but goes through the software fallback,
+   * RX is degraded (device-decrypted records still accepted, no resync), tls_dev_del once per direction.
+   * The TlsCurr* gauges do not move: the sockets keep tx_conf/rx_conf TLS_HW, as in the kernel.
+   */
+  netdevDown(netdev: NetDevice): void {
+    let n = 0;
+    for (const s of this.sockets.values()) {
+      if (s.closed || s.tlsCtx.netdev !== netdev) continue;
+      n++;
+      s.tlsCtx.netdev = null;
+      s.rxDegraded = true;
+      if (s.tx?.added) {
+        s.tx.added = false;
+        s.tx.syncSched = false;
+        this.devDel(s, netdev, 'tx');
+      }
+      if (s.rx?.added) {
+        s.rx.added = false;
+        this.devDel(s, netdev, 'rx');
+      }
+    }
+    this.emit({ kind: 'device-down', netdev: netdev.name, sockets: n });
+  }
+}
+
+/** tls_sw record protection (tls_sw_sendmsg path): header, explicit nonce, ciphertext, tag. */
+function sealRecordSw(backend: AeadBackend, info: CryptoInfo, rcdSn: bigint, type: number, plaintext: Uint8Array): Uint8Array {
+  // Same bytes the device produces from frameOffloadRecord(), by construction.
+  return encryptFramedRecord(backend, info, rcdSn, frameOffloadRecord(info, rcdSn, type, plaintext));
+}
+
+export { TLS_TAG_SIZE };

@@ -1,0 +1,33 @@
+// /proc/net/tls_stat: the LINUX_MIB_TLS* counters (include/uapi/linux/snmp.h) in tls_mib_list order
+// (net/tls/tls_proc.c). Counters are data (STYLE 9): one typed record, one formatter.
+
+export const TLS_STAT_NAMES = [
+  'TlsCurrTxSw',
+  'TlsCurrRxSw',
+  'TlsCurrTxDevice',
+  'TlsCurrRxDevice',
+  'TlsTxSw',
+  'TlsRxSw',
+  'TlsTxDevice',
+  'TlsRxDevice',
+  'TlsDecryptError',
+  'TlsRxDeviceResync',
+  'TlsDecryptRetry',
+  'TlsRxNoPadViolation',
+] as const;
+
+export type TlsStatName = (typeof TLS_STAT_NAMES)[number];
+export type TlsStat = Record<TlsStatName, number>;
+
+export function emptyTlsStat(): TlsStat {
+  const s = {} as TlsStat;
+  for (const n of TLS_STAT_NAMES) s[n] = 0;
+  return s;
+}
+
+/** models tls_statistics_seq_show(): seq_printf("%-32s\t%lu\n", name, value) per counter. */
+export function formatTlsStat(s: TlsStat): string {
+  let out = '';
+  for (const n of TLS_STAT_NAMES) out += `${n.padEnd(32)}\t${s[n]}\n`;
+  return out;
+}
