@@ -53,6 +53,7 @@ export class PcapngReader extends CaptureReader {
       if (e instanceof Truncated) throw this.error(`truncated pcapng Section Header Block: ${e.at.reason}`, e.at.offset);
       throw e;
     }
+    this.prefetch();
   }
 
   protected readPacket(): CapturedPacket | null {

@@ -28,6 +28,8 @@ export abstract class CaptureReader implements Iterable<CapturedPacket> {
   /** File offset of the next record/block. */
   protected pos = 0;
   private done = false;
+  /** A packet read ahead by prefetch() (undefined: none waiting). */
+  private pending: CapturedPacket | null | undefined = undefined;
 
   constructor(win: ByteWindow, name: string, opts: CaptureOptions) {
     this.win = win;
@@ -42,6 +44,11 @@ export abstract class CaptureReader implements Iterable<CapturedPacket> {
 
   /** Next packet or null at the end. Throws CaptureError on bad input ('throw' mode also on a truncated tail). */
   next(): CapturedPacket | null {
+    if (this.pending !== undefined) {
+      const p = this.pending;
+      this.pending = undefined;
+      return p;
+    }
     if (this.done) return null;
     try {
       const p = this.readPacket();
@@ -67,6 +74,11 @@ export abstract class CaptureReader implements Iterable<CapturedPacket> {
 
   close(): void {
     this.finish();
+  }
+
+  /** Reads up to the first packet at open, so header blocks (interfaces, key logs) are known before iterating. */
+  protected prefetch(): void {
+    this.pending = this.next();
   }
 
   protected abstract readPacket(): CapturedPacket | null;
