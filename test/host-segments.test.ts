@@ -170,7 +170,7 @@ test('RTO backs off exponentially on the virtual clock (RFC 6298 5.5), then ETIM
   const p = connected({ tcpA: { maxRetries: 5 }, link: { latencyUs: 100 } });
   const recs = recordTx(p);
   p.link.impair = (_f, dir) => (dir === 'a>b' ? 'drop' : 'pass');
-  let err: string | null = null;
+  let err = null as string | null;
   p.c.onError((e) => (err = e));
   p.c.write(data(100, 1));
   const t0 = p.sim.now;
@@ -189,7 +189,7 @@ test('SYN retransmits at 1 s, 2 s, 4 s ... then ETIMEDOUT', (t) => {
   const p = makePlainPair({ tcpA: { synRetries: 3 }, link: { capture: true, impair: (_f, dir) => (dir === 'a>b' ? 'drop' : 'pass') } });
   p.b.listen(443, () => t.fail('no handshake can complete'));
   const c = p.a.connect(p.b.ip, 443);
-  let err: string | null = null;
+  let err = null as string | null;
   c.onError((e) => (err = e));
   p.sim.run();
   t.deepEqual(p.link.log.map((e) => e.t), [0, 1_000_000, 3_000_000, 7_000_000]);
@@ -202,7 +202,7 @@ test('RST on garbage: a stray ACK and a SYN to a closed port are answered with r
   const stray = buildTcpFrame({ family: 4, srcIp: p.a.ip, dstIp: p.b.ip, srcPort: 1234, dstPort: 80, seq: 1000, ack: 5555, flags: FLAG_ACK, payload: data(10, 1) });
   p.b.netifReceiveSkb({ data: stray, sk: null, decrypted: false, gsoSize: 0 });
   const c = p.a.connect(p.b.ip, 81);
-  let err: string | null = null;
+  let err = null as string | null;
   c.onError((e) => (err = e));
   p.sim.run();
   const rsts = p.link.log.filter((e) => e.dir === 'b>a').map((e) => { v.parse(e.frame!); return { flags: v.flags, seq: v.seq, ack: v.ack }; });
