@@ -313,3 +313,10 @@ test('file readers place errors by file name too', (t) => {
   t.is([...s].length, 23);
   t.is(s.truncatedAt?.reason.includes('the file ends after'), true);
 });
+
+test('a classic pcap whose major version is not 2 is refused, like libpcap', (t) => {
+  const buf = load('eth-us.pcap').slice();
+  new DataView(buf.buffer).setUint16(4, 3, true);
+  const e = captureError(t, () => readCaptureBytes(buf), /pcap version 3.4 is not 2.x/);
+  t.like(e.where, { offset: 4, field: 'version_major' });
+});

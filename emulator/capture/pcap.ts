@@ -31,6 +31,8 @@ export class PcapReader extends CaptureReader {
     this.littleEndian = le;
     this.nanosecond = magic === PCAP_MAGIC_NS;
     this.version = `${dv.getUint16(4, le)}.${dv.getUint16(6, le)}`;
+    // libpcap reads only major version 2 (pcap_check_header()); 2.4 is what everyone writes.
+    if (dv.getUint16(4, le) !== 2) throw this.error(`pcap version ${this.version} is not 2.x`, 4, 'version_major');
     this.snaplen = dv.getUint32(16, le);
     // The upper bits of the LinkType field carry FCS length flags (pcap draft §4); the type is the low 16.
     this.linkType = dv.getUint32(20, le) & 0xffff;

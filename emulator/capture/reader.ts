@@ -64,6 +64,9 @@ export abstract class CaptureReader implements Iterable<CapturedPacket> {
         }
         throw this.error(`truncated capture: ${e.at.reason}`, e.at.offset);
       }
+      // An I/O failure under readSync (EIO, a file shrinking under us) is still the capture's error.
+      const code = (e as NodeJS.ErrnoException | null)?.code;
+      if (!(e instanceof CaptureError) && typeof code === 'string') throw this.error(`read failed: ${code}`, this.pos);
       throw e;
     }
   }
@@ -108,11 +111,6 @@ export abstract class CaptureReader implements Iterable<CapturedPacket> {
       throw new Truncated({ offset, reason: `${what} needs ${n} bytes at offset ${offset}, the file ends after ${have}` });
     }
     return offset - this.win.start;
-  }
-
-  /** Bytes left in the input from `offset` (exact for files and memory). */
-  protected remaining(offset: number): number {
-    return Math.max(0, this.win.size - offset);
   }
 }
 
