@@ -16,7 +16,7 @@ import { parseKeyLog, type KeyLog } from '../../emulator/tls/keylog.ts';
 import { CONTENT_APPLICATION_DATA, TLS_HEADER_SIZE } from '../../emulator/tls/record.ts';
 import { TcpSegmentView } from '../../emulator/wire/packet.ts';
 import { withPayload } from '../../emulator/wire/builder.ts';
-import { seqAdd, seqDiff, seqGeq, seqLeq } from '../../emulator/wire/seq.ts';
+import { seqAdd, seqDiff, seqGeq, seqGt, seqLeq } from '../../emulator/wire/seq.ts';
 import type { DriverModule } from '../../driver-api/drivers/index.ts';
 import type { FourTuple, NetDevice, SkBuff, TlsKernelHelpers } from '../../driver-api/ops.ts';
 import { TlsStack, type TlsSocket } from '../../driver-api/stack/index.ts';
@@ -104,6 +104,7 @@ type Flow = {
   txInstalled: boolean;
   rxInstalled: boolean;
   pendingTx: PendingTx[];
+  lastAck: number | null;
   txHash: Hash;
   rxHash: Hash;
   report: FlowReport;
@@ -206,7 +207,10 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     }
     opts.onFrame?.({ dir: 'rx', frame: skb.data, tsNs: now, note: skb.decrypted ? 'rx: decrypted by device' : 'rx: not decrypted' });
     if (!f.sock) return;
-    if (hostView.ackFlag) f.sock.ack(hostView.ack);
+    if (hostView.ackFlag) {
+      f.lastAck = hostView.ack;
+      applyAck(f);
+    }
     f.sock.receive(hostView.seq, hostView.payload(), skb.decrypted);
   }
 
@@ -227,7 +231,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     const flow: Flow = {
       index: flowList.length + 1, key, client: null, server: null, local: null, remote: null, txDir: 's2c', rxDir: 'c2s',
       reasm: { c2s: null, s2c: null }, walker: null as unknown as TlsWalker, sock: null, tls: null, txStart: null,
-      txInstalled: false, rxInstalled: false, pendingTx: [], txHash: createHash('sha256'), rxHash: createHash('sha256'),
+      txInstalled: false, rxInstalled: false, pendingTx: [], lastAck: null, txHash: createHash('sha256'), rxHash: createHash('sha256'),
       report: {
         local: '', remote: '', version: null, cipher: null,
         tx: { ...emptyDir(), wireMatch: true, segments: 0, matched: 0, mismatched: 0, dropped: 0 },
@@ -351,6 +355,17 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     }
   }
 
+  // The replay holds captured TX segments back until their records are complete, so the peer's ACK of a
+  // segment can arrive before the segment is sent here. A real socket never sees an ACK beyond snd_nxt:
+  // clamp it to the first held-back segment, and apply the rest once that segment goes out.
+  function applyAck(f: Flow): void {
+    if (f.lastAck === null || !f.sock) return;
+    let ack = f.lastAck;
+    const held = f.pendingTx[0];
+    if (held && seqGt(ack, held.seq)) ack = held.seq;
+    f.sock.ack(ack);
+  }
+
   function releaseTx(f: Flow, final = false): void {
     while (f.pendingTx.length) {
       const p = f.pendingTx[0]!;
@@ -359,6 +374,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       if (!ready) return;
       f.pendingTx.shift();
       transmit(f, p);
+      applyAck(f);
     }
   }
 
@@ -427,9 +443,9 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       releaseTx(f, true);
     }
     if (f.tls) {
-      f.report.tx.mode = f.tls.txMode;
+      f.report.tx.mode = f.tls.txMode ?? 'sw';
       f.report.tx.reason = f.tls.txReason;
-      f.report.rx.mode = f.tls.rxMode;
+      f.report.rx.mode = f.tls.rxMode ?? 'sw';
       f.report.rx.reason = f.tls.rxReason;
       if (!f.txInstalled) [f.report.tx.mode, f.report.tx.reason] = ['sw', 'TLS TX never installed'];
       if (!f.rxInstalled) [f.report.rx.mode, f.report.rx.reason] = ['sw', 'TLS RX never installed'];
