@@ -453,6 +453,25 @@ export class TlsStack implements Omit<TlsKernelHelpers, 'netifReceiveSkb'> {
     this.logFn = opts.log;
   }
 
+  /**
+   * The exported symbols a driver links against, bound to this stack, plus the host's netif_receive_skb:
+   * what a driver's probe() takes.
+   */
+  kernelHelpers(netifReceiveSkb: (skb: SkBuff) => void): TlsKernelHelpers {
+    return {
+      tlsOffloadRxResyncRequest: (sk, seq) => this.tlsOffloadRxResyncRequest(sk, seq),
+      tlsOffloadRxResyncAsyncRequestStart: (sk, seq, len) => this.tlsOffloadRxResyncAsyncRequestStart(sk, seq, len),
+      tlsOffloadRxResyncAsyncRequestEnd: (sk, seq) => this.tlsOffloadRxResyncAsyncRequestEnd(sk, seq),
+      tlsOffloadRxResyncAsyncRequestCancel: (sk) => this.tlsOffloadRxResyncAsyncRequestCancel(sk),
+      tlsOffloadRxResyncSetType: (sk, type) => this.tlsOffloadRxResyncSetType(sk, type),
+      tlsOffloadTxResyncRequest: (sk, got, exp) => this.tlsOffloadTxResyncRequest(sk, got, exp),
+      tlsOffloadTxResyncPending: (sk) => this.tlsOffloadTxResyncPending(sk),
+      tlsGetRecord: (sk, seq) => this.tlsGetRecord(sk, seq),
+      tlsEncryptSkb: (skb) => this.tlsEncryptSkb(skb),
+      netifReceiveSkb,
+    };
+  }
+
   emit(event: TlsStackEvent): void {
     this.logFn?.(event);
   }

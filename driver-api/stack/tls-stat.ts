@@ -12,6 +12,8 @@ export const TLS_STAT_NAMES = [
   'TlsRxDevice',
   'TlsDecryptError',
   'TlsRxDeviceResync',
+  // Both count the TLS 1.3 TLS_RX_EXPECT_NO_PAD optimisation (decrypt assuming no padding, retry when the
+  // record had some). That sockopt is not modelled, so they stay 0, as on a kernel where nobody sets it.
   'TlsDecryptRetry',
   'TlsRxNoPadViolation',
 ] as const;
