@@ -200,7 +200,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     const c = current;
     if (!c || hostView.parse(skb.data) !== 'tcp') return;
     const f = c.flow;
-    f.report.rx.segments += hostView.payloadLength > 0 ? 1 : 0;
+    f.report.rx.segments += hostView.payloadLength > 0 && f.rxInstalled ? 1 : 0; // segments after TLS RX was installed
     if (skb.decrypted) f.report.rx.decrypted++;
     if (hostView.payloadLength > 0) {
       mark(f, { dir: 'rx', seq: hostView.seq, len: hostView.payloadLength, mark: skb.decrypted ? 'decrypted' : f.rxInstalled ? 'not-decrypted' : 'plain' });
