@@ -474,6 +474,51 @@ test('RX mixed record with a flipped ciphertext bit fails authentication (reencr
   t.is(stack.tlsStat.TlsDecryptError, 1);
 });
 
+test('RX TLS 1.3 padded records: inner type and zero padding stripped, decrypted or not; all-zero inner is EBADMSG', (t) => {
+  const ci = info(TLS_1_3_VERSION);
+  const pt = new Prng(4).bytes(300);
+  const inner = new Uint8Array(300 + 1 + 50);
+  inner.set(pt);
+  inner[300] = CONTENT_ALERT;
+  const seal = (rs: bigint, body: Uint8Array) => {
+    const len = body.length + 16;
+    const hdr = Uint8Array.of(23, 3, 3, len >> 8, len & 0xff);
+    const nonce = Uint8Array.from([...ci.salt, ...ci.iv]);
+    const seq = bigIntToRecSeq(rs);
+    for (let i = 0; i < 8; i++) nonce[4 + i]! ^= seq[i]!;
+    return concat([hdr, backend.seal('aes-gcm-128', ci.key, nonce, hdr, body)]);
+  };
+  for (const decrypted of [false, true]) {
+    const { tls, tcp, got, stack } = setup({ tls13: true });
+    tls.setCryptoInfo('rx', ci);
+    const rec = seal(7n, inner);
+    const wire = decrypted ? concat([rec.subarray(0, 5), inner, rec.subarray(rec.length - 16)]) : rec;
+    tcp.feed([{ data: wire, decrypted }], tcp.copiedSeq);
+    t.is(got.length, 1);
+    t.deepEqual(got[0]!.data, pt);
+    t.is(got[0]!.type, CONTENT_ALERT);
+    const zero = seal(8n, new Uint8Array(20));
+    tcp.feed([{ data: zero, decrypted: false }], seqAdd(tcp.copiedSeq, wire.length));
+    t.is(tls.error, EBADMSG);
+    t.is(stack.tlsStat.TlsDecryptError, 1);
+  }
+});
+
+test('a driver whose tls_dev_del throws is logged, not fatal; kernelHelpers binds every helper', (t) => {
+  const { tls, stack, netdev } = setup();
+  (netdev.tlsdevOps as TlsDevOps).tlsDevDel = () => {
+    throw new Error('boom');
+  };
+  tls.setCryptoInfo('rx', info());
+  tls.close();
+  const del = stack.callLog.at(-1)!;
+  t.is(del.op, 'tls_dev_del');
+  t.regex(del.threw!, /boom/);
+  const h = stack.kernelHelpers(() => {});
+  t.is(Object.keys(h).length, 10);
+  t.false(h.tlsOffloadTxResyncPending(tls.sk));
+});
+
 test('RX malformed header: socket error with the record seq, no crash', (t) => {
   const { tls, tcp, got } = setup();
   tls.setCryptoInfo('rx', info());
