@@ -6,7 +6,7 @@ import { EBADMSG, EINVAL, EIO, errnoName } from '../../emulator/errno.ts';
 import { ContractError, TlsError, type TlsnicError } from '../../emulator/errors.ts';
 import { CIPHER_DESC, TLS_1_2_VERSION, TLS_1_3_VERSION, recSeqToBigInt, bigIntToRecSeq, type CryptoInfo } from '../../emulator/tls/crypto-info.ts';
 import { openRecord } from '../../emulator/tls/record-crypto.ts';
-import { CONTENT_APPLICATION_DATA, TLS_HEADER_SIZE, TLS_MAX_PAYLOAD_SIZE, TLS_TAG_SIZE, maxRecordLength, recordOverhead } from '../../emulator/tls/record.ts';
+import { CONTENT_APPLICATION_DATA, TLS_HEADER_SIZE, TLS_MAX_PAYLOAD_SIZE, maxRecordLength, recordOverhead } from '../../emulator/tls/record.ts';
 import { TcpSegmentView } from '../../emulator/wire/packet.ts';
 import { seqAdd, seqDiff } from '../../emulator/wire/seq.ts';
 import type {
@@ -791,4 +791,3 @@ function sealRecordSw(backend: AeadBackend, info: CryptoInfo, rcdSn: bigint, typ
   return encryptFramedRecord(backend, info, rcdSn, frameOffloadRecord(info, rcdSn, type, plaintext));
 }
 
-export { TLS_TAG_SIZE };
