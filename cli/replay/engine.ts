@@ -379,6 +379,13 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   }
 
   let packets = 0;
+  // Packets the replay cannot use, by reason: reported once each, with a count and the first example.
+  const skips = new Map<string, { count: number; first: number; example: string }>();
+  function skipped(reason: string, packet: number, example = ''): void {
+    const s = skips.get(reason);
+    if (s) s.count++;
+    else skips.set(reason, { count: 1, first: packet, example });
+  }
   const reader = openCapture(opts.capture, { truncated: 'stop' });
   try {
     for (const pkt of reader) {
@@ -386,14 +393,19 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       now = pkt.tsNs;
       tsBase ??= now;
       if (opts.onProgress && (packets & 1023) === 0) opts.onProgress(pkt.fileOffset);
-      const frame = toEthernet(pkt.linkType, pkt.data);
-      if (!frame) continue;
+      let frame: Uint8Array | null;
       let kind;
       try {
+        frame = toEthernet(pkt.linkType, pkt.data);
+        if (!frame) {
+          skipped(`link type ${pkt.linkType} is not one tlsnic reads (Ethernet, raw IP, Linux SLL, SLL2) or not IP`, packets);
+          continue;
+        }
         kind = view.parse(frame);
       } catch (e) {
-        if (e instanceof TlsnicError) continue;
-        throw e;
+        if (!(e instanceof TlsnicError)) throw e;
+        skipped('malformed headers', packets, e.message);
+        continue;
       }
       if (kind !== 'tcp') continue;
       // Checksums in captures taken on a host with checksum offload are partial: recompute them so the
@@ -432,6 +444,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
         releaseTx(f);
       }
     }
+    for (const [why, s] of skips) problems.push(`${s.count} packet(s) skipped: ${why}; first: packet ${s.first}${s.example ? ` (${s.example})` : ''}`);
     if (reader.truncatedAt) problems.push(`capture truncated at offset ${reader.truncatedAt.offset}: ${reader.truncatedAt.reason}; replayed what came before`);
   } finally {
     reader.close();
@@ -439,8 +452,9 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   for (const f of flowList) {
     if (f.ignored || !f.local) continue;
     if (f.pendingTx.length) {
-      f.report.problems.push(`${f.pendingTx.length} TX segments at the end of the capture hold incomplete records`);
-      releaseTx(f, true);
+      // The stack never framed these records (the capture ends inside them), so there is nothing to send.
+      f.report.problems.push(`${f.pendingTx.length} TX segments at the end of the capture hold incomplete records: not replayed`);
+      f.pendingTx.length = 0;
     }
     if (f.tls) {
       f.report.tx.mode = f.tls.txMode ?? 'sw';

@@ -1,0 +1,68 @@
+// The command line on real and on bad input: what a user sees, and the exit code scripts depend on
+// (0 replayed, 1 nothing replayable, 2 bad input). Runs cli/main.ts as a process, as a user would.
+import test from 'ava';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PcapWriter } from '../emulator/capture/index.ts';
+import { loadManifest } from '../fixtures/manifest.ts';
+
+const FIX = 'fixtures/captures/tls12-aes128-v4';
+const tmp = mkdtempSync(join(tmpdir(), 'tlsnic-cli-'));
+
+function tlsnic(...args: string[]) {
+  const r = spawnSync(process.execPath, ['--import=tsx', 'cli/main.ts', ...args], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+test('--json replay of a fixture reports the manifest plaintext and a byte-exact TX wire', (t) => {
+  const r = tlsnic('replay', `${FIX}.pcap`, '--keylog', `${FIX}.keylog`, '--json');
+  t.is(r.code, 0, r.err);
+  const j = JSON.parse(r.out);
+  const m = loadManifest(`${FIX}.json`).connections[0]!;
+  t.is(j.flows.length, 1);
+  t.is(j.flows[0].rx.plaintextSha256, m.clientToServer.sha256);
+  t.is(j.flows[0].tx.plaintextSha256, m.serverToClient.sha256);
+  t.true(j.flows[0].tx.wireMatch);
+  t.is(j.tlsStat.TlsTxDevice, 1);
+});
+
+test('not a capture: exit 2 and a CaptureError naming the file, offset and the bytes found', (t) => {
+  const bad = join(tmp, 'bad.pcap');
+  writeFileSync(bad, 'hello, not a pcap\n');
+  const r = tlsnic('replay', bad, '--keylog', `${FIX}.keylog`);
+  t.is(r.code, 2);
+  t.regex(r.err, /CaptureError: not a pcap or pcapng file: first bytes are 68 65 6c 6c .*bad\.pcap, offset 0/);
+});
+
+test('a truncated capture replays what came before and says where it was cut', (t) => {
+  const cut = join(tmp, 'cut.pcap');
+  writeFileSync(cut, readFileSync(`${FIX}.pcap`).subarray(0, 100_000));
+  const r = tlsnic('replay', cut, '--keylog', `${FIX}.keylog`);
+  t.is(r.code, 0, r.err);
+  t.regex(r.out, /capture truncated at offset \d+: .*replayed what came before/);
+  t.notRegex(r.out, /never queued/);
+});
+
+test('an unreadable link type is reported with a count, and nothing replayable exits 1', (t) => {
+  const p = join(tmp, 'lt147.pcap');
+  const w = new PcapWriter(p, { linkType: 147 });
+  for (let i = 0; i < 3; i++) w.write({ data: new Uint8Array(60), tsNs: BigInt(i) * 1000n });
+  w.close();
+  const r = tlsnic('replay', p, '--keylog', `${FIX}.keylog`);
+  t.is(r.code, 1);
+  t.regex(r.out, /3 packet\(s\) skipped: link type 147 is not one tlsnic reads/);
+});
+
+test('bad arguments and a missing key log: exit 2 with what is wrong', (t) => {
+  let r = tlsnic('replay', `${FIX}.pcap`, '--bogus');
+  t.is(r.code, 2);
+  t.regex(r.err, /unknown option --bogus/);
+  r = tlsnic('replay', `${FIX}.pcap`, '--keylog', join(tmp, 'nope.keylog'));
+  t.is(r.code, 2);
+  t.regex(r.err, /cannot read key log/);
+  r = tlsnic('replay', `${FIX}.pcap`, '--keylog', `${FIX}.keylog`, '--local', '10.0.0.1:99999');
+  t.is(r.code, 2);
+  t.regex(r.err, /port 99999 out of range/);
+});
