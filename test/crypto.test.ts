@@ -193,3 +193,24 @@ test('backendByName picks a backend and rejects unknown names with a ConfigError
   const e = t.throws(() => backendByName('openssl'), { instanceOf: ConfigError });
   t.regex(e.message, /openssl/);
 });
+
+test('updateCopy: both backends return the plaintext of each piece and leave the ciphertext untouched', (t) => {
+  fc.assert(
+    fc.property(fc.constantFrom(...ALGS), fc.uint8Array({ minLength: 0, maxLength: 3000 }), fc.array(fc.nat(3000), { maxLength: 6 }), fc.nat(255), (alg, pt, cuts, seed) => {
+      const key = Uint8Array.from({ length: keySize(alg) }, (_, i) => (i * 7 + seed) & 0xff);
+      const nonce = Uint8Array.from({ length: 12 }, (_, i) => (i + seed) & 0xff);
+      const aad = Uint8Array.of(seed, 1, 2, 3);
+      const { ct, tag } = oneShot(alg, key, nonce, aad, pt);
+      for (const b of BACKENDS) {
+        const input = ct.slice();
+        const d = b.decrypt(alg, key, nonce, aad);
+        const parts: Uint8Array[] = [];
+        inPieces(input, cuts, (piece) => parts.push(d.updateCopy(piece)));
+        t.true(d.final(tag), `${b.name}: tag`);
+        t.deepEqual(input, ct, `${b.name}: input changed`);
+        t.is(Buffer.compare(Buffer.concat(parts), Buffer.from(pt)), 0, `${b.name}: plaintext`);
+      }
+    }),
+    { seed: 4242, numRuns: 200 },
+  );
+});

@@ -19,6 +19,11 @@ export interface AeadEncryptStream {
 export interface AeadDecryptStream {
   /** Decrypt the next `data.length` bytes of the record body, writing plaintext over `data` (in place). */
   update(data: Uint8Array): void;
+  /**
+   * Like update() but leaves `data` as it is and returns the plaintext in a new array: what a device that
+   * must not touch a packet before its records authenticate needs, without a copy of its own.
+   */
+  updateCopy(data: Uint8Array): Uint8Array;
   /** Finish the record; true when `tag` authenticates everything fed. The stream is unusable afterwards. */
   final(tag: Uint8Array): boolean;
 }

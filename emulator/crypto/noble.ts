@@ -209,6 +209,11 @@ class NobleDecrypt implements AeadDecryptStream {
     this.mac.absorb(data);
     this.ks.xor(data);
   }
+  updateCopy(data: Uint8Array): Uint8Array {
+    const out = data.slice();
+    this.update(out);
+    return out;
+  }
   final(tag: Uint8Array): boolean {
     if (this.done) throw new CryptoError('AEAD decrypt stream finalised twice');
     this.done = true;

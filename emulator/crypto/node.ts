@@ -41,6 +41,12 @@ class NodeDecrypt implements AeadDecryptStream {
   update(data: Uint8Array): void {
     if (data.length) into(data, this.d.update(data));
   }
+  updateCopy(data: Uint8Array): Uint8Array {
+    // node:crypto returns a fresh buffer anyway: hand it over instead of copying twice.
+    const out = this.d.update(data);
+    if (out.length !== data.length) throw new CryptoError(`stream cipher returned ${out.length} bytes for ${data.length}`);
+    return out;
+  }
   final(tag: Uint8Array): boolean {
     // setAuthTag throws on a tag of the wrong length; a short tag simply does not authenticate.
     if (tag.length !== AEAD_TAG_SIZE) return false;

@@ -226,9 +226,8 @@ export class RecordTracker {
             } else if (this.dir === 'tx') {
               this.enc!.update(buf.subarray(off, off + k));
             } else {
-              const copy = buf.slice(off, off + k);
-              this.dec!.update(copy);
-              rx!.writes.push([off, copy]);
+              // The packet stays untouched until all its records authenticate (all-or-nothing).
+              rx!.writes.push([off, this.dec!.updateCopy(buf.subarray(off, off + k))]);
             }
             this.left -= k;
             off += k;
