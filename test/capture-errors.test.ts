@@ -8,6 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openCapture, readCaptureBytes, type CaptureOptions, type CapturedPacket } from '../emulator/capture/index.ts';
 import { CaptureError } from '../emulator/errors.ts';
+import { concatBytes } from '../emulator/bytes.ts';
+
+const concat = (...parts: Uint8Array[]) => concatBytes(parts);
 
 const FORMATS = new URL('../fixtures/formats/', import.meta.url).pathname;
 const load = (f: string): Uint8Array => new Uint8Array(readFileSync(join(FORMATS, f)));
@@ -114,18 +117,8 @@ function words(le: boolean, ...parts: Array<number | Uint8Array | ['u16', number
       chunks.push(c);
     }
   }
-  return concat(...chunks);
-}
-function concat(...a: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(a.reduce((s, x) => s + x.length, 0));
-  let o = 0;
-  for (const x of a) {
-    out.set(x, o);
-    o += x.length;
-  }
-  return out;
-}
-const u16pair = (a: number, b: number): ['u16', number][] => [['u16', a], ['u16', b]];
+  return concatBytes(chunks);
+}const u16pair = (a: number, b: number): ['u16', number][] => [['u16', a], ['u16', b]];
 const shb = (le: boolean) => block(0x0a0d0d0a, words(le, 0x1a2b3c4d, ...u16pair(1, 0), ['i64', -1n]), le);
 function idb(le: boolean, link: number, snaplen: number, opts: Uint8Array = new Uint8Array(0)): Uint8Array {
   return block(1, concat(words(le, ...u16pair(link, 0), snaplen), opts), le);

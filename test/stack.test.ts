@@ -19,6 +19,7 @@ import type { RxChunk, TcpSock, TcpUlp } from '../driver-api/tcp.ts';
 import { TAG_PLACEHOLDER, TlsStack, formatTlsStat, type TlsSocket } from '../driver-api/stack/index.ts';
 import { Prng } from './helpers/prng.ts';
 import { makeRecordStream } from './helpers/records.ts';
+import { concatBytes } from '../emulator/bytes.ts';
 
 const backend = nodeBackend;
 const TUPLE: FourTuple = { family: 4, saddr: '10.0.0.1', sport: 443, daddr: '10.0.0.2', dport: 50000 };
@@ -127,16 +128,6 @@ function setup(opts: { behaviour?: DriverBehaviour; features?: Partial<NetDevFea
   const got: Array<{ data: Uint8Array; type: number | undefined }> = [];
   tls.onData((data, type) => got.push({ data: Uint8Array.from(data), type }));
   return { netdev, stack, tcp, tls, got };
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }
 
 function eq(a: Uint8Array, b: Uint8Array): boolean {
@@ -318,8 +309,8 @@ for (const version of [TLS_1_2_VERSION, TLS_1_3_VERSION] as const) {
     const rng = new Prng(version);
     const pts = [rng.bytes(1), rng.bytes(5000), rng.bytes(16384), rng.bytes(77)];
     for (const p of pts) tls.send(p);
-    const wire = concat([Uint8Array.of(22, 3, 3, 0, 1, 9), ...pts.map((p, i) => sealRecord(backend, ci, 7n + BigInt(i), CONTENT_APPLICATION_DATA, p))]);
-    const plain = concat(tcp.queued.map((q) => q.data));
+    const wire = concatBytes([Uint8Array.of(22, 3, 3, 0, 1, 9), ...pts.map((p, i) => sealRecord(backend, ci, 7n + BigInt(i), CONTENT_APPLICATION_DATA, p))]);
+    const plain = concatBytes(tcp.queued.map((q) => q.data));
     const base = tcp.queued[0]!.seq;
     const view = new TcpSegmentView();
     for (let run = 0; run < 40; run++) {
@@ -486,13 +477,13 @@ test('RX TLS 1.3 padded records: inner type and zero padding stripped, decrypted
     const nonce = Uint8Array.from([...ci.salt, ...ci.iv]);
     const seq = bigIntToRecSeq(rs);
     for (let i = 0; i < 8; i++) nonce[4 + i]! ^= seq[i]!;
-    return concat([hdr, backend.seal('aes-gcm-128', ci.key, nonce, hdr, body)]);
+    return concatBytes([hdr, backend.seal('aes-gcm-128', ci.key, nonce, hdr, body)]);
   };
   for (const decrypted of [false, true]) {
     const { tls, tcp, got, stack } = setup({ tls13: true });
     tls.setCryptoInfo('rx', ci);
     const rec = seal(7n, inner);
-    const wire = decrypted ? concat([rec.subarray(0, 5), inner, rec.subarray(rec.length - 16)]) : rec;
+    const wire = decrypted ? concatBytes([rec.subarray(0, 5), inner, rec.subarray(rec.length - 16)]) : rec;
     tcp.feed([{ data: wire, decrypted }], tcp.copiedSeq);
     t.is(got.length, 1);
     t.deepEqual(got[0]!.data, pt);

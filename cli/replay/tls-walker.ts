@@ -14,6 +14,7 @@ import {
   CONTENT_APPLICATION_DATA, CONTENT_CHANGE_CIPHER_SPEC, CONTENT_HANDSHAKE, MAX_RECORD_LENGTH_ANY, TLS_HEADER_SIZE,
 } from '../../emulator/tls/record.ts';
 import { seqAdd } from '../../emulator/wire/seq.ts';
+import { concatBytes } from '../../emulator/bytes.ts';
 
 export type Dir = 'c2s' | 's2c';
 
@@ -147,7 +148,7 @@ export class TlsWalker {
   private handshakeBytes(dir: Dir, body: Uint8Array): void {
     const d = this.dirs[dir];
     d.handshake.push(Uint8Array.from(body));
-    const joined = concat(d.handshake);
+    const joined = concatBytes(d.handshake);
     let msgs;
     try {
       msgs = parseHandshakeMessages(joined);
@@ -247,17 +248,6 @@ function containsFinished(p: Uint8Array): boolean {
     off += 4 + ((p[off + 1]! << 16) | (p[off + 2]! << 8) | p[off + 3]!);
   }
   return false;
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0]!;
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }
 
 function hex(b: Uint8Array): string {

@@ -48,3 +48,23 @@ export interface AeadBackend {
   /** One-shot: returns the plaintext, or null when the tag does not authenticate. */
   open(alg: AeadAlgorithm, key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Uint8Array | null;
 }
+
+/** One-shot seal through a backend's streams: ciphertext || tag in a new array. */
+export function sealByStream(b: AeadBackend, alg: AeadAlgorithm, key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Uint8Array {
+  const s = b.encrypt(alg, key, nonce, aad);
+  const out = new Uint8Array(plaintext.length + AEAD_TAG_SIZE);
+  out.set(plaintext, 0);
+  s.update(out.subarray(0, plaintext.length));
+  out.set(s.final(), plaintext.length);
+  return out;
+}
+
+/** One-shot open through a backend's streams: the plaintext, or null when the tag does not authenticate. */
+export function openByStream(b: AeadBackend, alg: AeadAlgorithm, key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Uint8Array | null {
+  if (sealed.length < AEAD_TAG_SIZE) return null;
+  const n = sealed.length - AEAD_TAG_SIZE;
+  const s = b.decrypt(alg, key, nonce, aad);
+  const out = sealed.slice(0, n);
+  s.update(out);
+  return s.final(sealed.subarray(n)) ? out : null;
+}

@@ -10,7 +10,7 @@ import { GHASH } from '@noble/ciphers/_polyval.js';
 import { chacha20 } from '@noble/ciphers/chacha.js';
 import { Poly1305 } from '@noble/ciphers/_poly1305.js';
 import { CryptoError } from '../errors.ts';
-import { AEAD_TAG_SIZE, type AeadAlgorithm, type AeadBackend, type AeadDecryptStream, type AeadEncryptStream, type AeadKeystream } from './aead.ts';
+import { AEAD_TAG_SIZE, openByStream, sealByStream, type AeadAlgorithm, type AeadBackend, type AeadDecryptStream, type AeadEncryptStream, type AeadKeystream } from './aead.ts';
 
 const KEY_SIZE: Record<AeadAlgorithm, number> = { 'aes-gcm-128': 16, 'aes-gcm-256': 32, 'chacha20-poly1305': 32 };
 
@@ -245,19 +245,9 @@ export const nobleBackend: AeadBackend = {
     return new GcmCtr(expandAesKey(key), nonce, (2 + chunk * (CHUNK / 16)) >>> 0, skip);
   },
   seal(alg, key, nonce, aad, plaintext) {
-    const s = this.encrypt(alg, key, nonce, aad);
-    const out = new Uint8Array(plaintext.length + AEAD_TAG_SIZE);
-    out.set(plaintext, 0);
-    s.update(out.subarray(0, plaintext.length));
-    out.set(s.final(), plaintext.length);
-    return out;
+    return sealByStream(this, alg, key, nonce, aad, plaintext);
   },
   open(alg, key, nonce, aad, sealed) {
-    if (sealed.length < AEAD_TAG_SIZE) return null;
-    const n = sealed.length - AEAD_TAG_SIZE;
-    const s = this.decrypt(alg, key, nonce, aad);
-    const out = sealed.slice(0, n);
-    s.update(out);
-    return s.final(sealed.subarray(n)) ? out : null;
+    return openByStream(this, alg, key, nonce, aad, sealed);
   },
 };

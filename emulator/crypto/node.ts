@@ -3,7 +3,7 @@
 // raw stream cipher under the AEAD (AES-CTR from counter block 2 for GCM, ChaCha20 from block 1).
 import { createCipheriv, createDecipheriv, type CipherGCM, type DecipherGCM } from 'node:crypto';
 import { CryptoError } from '../errors.ts';
-import { AEAD_TAG_SIZE, type AeadAlgorithm, type AeadBackend, type AeadDecryptStream, type AeadEncryptStream, type AeadKeystream } from './aead.ts';
+import { AEAD_TAG_SIZE, openByStream, sealByStream, type AeadAlgorithm, type AeadBackend, type AeadDecryptStream, type AeadEncryptStream, type AeadKeystream } from './aead.ts';
 
 const NODE_NAME: Record<AeadAlgorithm, 'aes-128-gcm' | 'aes-256-gcm' | 'chacha20-poly1305'> = {
   'aes-gcm-128': 'aes-128-gcm',
@@ -106,19 +106,9 @@ export const nodeBackend: AeadBackend = {
     return new NodeKeystream(alg, key, nonce, offset);
   },
   seal(alg, key, nonce, aad, plaintext) {
-    const s = this.encrypt(alg, key, nonce, aad);
-    const out = new Uint8Array(plaintext.length + AEAD_TAG_SIZE);
-    out.set(plaintext, 0);
-    s.update(out.subarray(0, plaintext.length));
-    out.set(s.final(), plaintext.length);
-    return out;
+    return sealByStream(this, alg, key, nonce, aad, plaintext);
   },
   open(alg, key, nonce, aad, sealed) {
-    if (sealed.length < AEAD_TAG_SIZE) return null;
-    const n = sealed.length - AEAD_TAG_SIZE;
-    const s = this.decrypt(alg, key, nonce, aad);
-    const out = sealed.slice(0, n);
-    s.update(out);
-    return s.final(sealed.subarray(n)) ? out : null;
+    return openByStream(this, alg, key, nonce, aad, sealed);
   },
 };

@@ -8,6 +8,7 @@ import {
 import { explicitNonceFor, sealRecord } from '../../emulator/tls/record-crypto.ts';
 import { CONTENT_APPLICATION_DATA, TLS_HEADER_SIZE, TLS_TAG_SIZE, writeRecordHeader } from '../../emulator/tls/record.ts';
 import type { Prng } from './prng.ts';
+import { concatBytes } from '../../emulator/bytes.ts';
 
 /** The pattern the tests put in tag placeholders: must never reach the wire. */
 export const PLACEHOLDER_BYTE = 0xa5;
@@ -51,16 +52,6 @@ export type RecordStream = {
   opened: Uint8Array;
 };
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-
 /** Frame plaintext records as tls_device does on TX: header, explicit nonce, body, tag placeholder. */
 export function frameRecord(info: CryptoInfo, recSeq: bigint, type: number, plaintext: Uint8Array): Uint8Array {
   const is13 = info.version === TLS_1_3_VERSION;
@@ -94,10 +85,10 @@ export function makeRecordStream(backend: AeadBackend, info: CryptoInfo, sizes: 
     offset += sealed.length;
     recSeq++;
   }
-  const sealed = concat(records.map((r) => r.sealed));
+  const sealed = concatBytes(records.map((r) => r.sealed));
   const opened = Uint8Array.from(sealed);
   for (const r of records) opened.set(r.framed.subarray(r.bodyOffset, r.bodyOffset + r.bodyLength), r.offset + r.bodyOffset);
-  return { records, framed: concat(records.map((r) => r.framed)), sealed, opened };
+  return { records, framed: concatBytes(records.map((r) => r.framed)), sealed, opened };
 }
 
 /** Random cut points: segment lengths in [1, maxSeg] covering `total` bytes. */
