@@ -35,7 +35,6 @@ export class FlowTable<T> {
   private next = 0;
   private live = 0;
   private readonly scratch = new Uint32Array(KEY_WORDS);
-  private readonly scratchBytes = new Uint8Array(this.scratch.buffer);
 
   constructor(capacity: number) {
     if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`table capacity ${capacity} must be >= 1`);
@@ -55,7 +54,7 @@ export class FlowTable<T> {
   /** Add an entry; returns its stable handle, or -1 when the table is full. Throws on a duplicate key. */
   add(k: FlowKeyFields, value: T): number {
     if (this.live >= this.capacity) return -1;
-    writeKey(this.scratchBytes, k);
+    writeKey(this.scratch, k);
     const h = hashKey(this.scratch);
     if (this.findSlot(this.scratch, h) >= 0) throw new RangeError('flow already has a context in this direction');
     const idx = this.free.length ? this.free.pop()! : this.next++;
@@ -97,24 +96,19 @@ export class FlowTable<T> {
    * addresses. Returns the handle or -1.
    */
   lookup(dir: FlowDirection, buf: Uint8Array, srcOff: number, dstOff: number, addrLen: 4 | 16, sport: number, dport: number): number {
-    const key = this.scratchBytes;
-    key.fill(0);
-    key[0] = dir === 'rx' ? 1 : 2;
-    key[1] = addrLen === 4 ? 4 : 6;
-    for (let i = 0; i < addrLen; i++) {
-      key[4 + i] = buf[srcOff + i]!;
-      key[20 + i] = buf[dstOff + i]!;
+    const key = this.scratch;
+    key[0] = (dir === 'rx' ? 1 : 2) | ((addrLen === 4 ? 4 : 6) << 8);
+    for (let i = 0; i < 4; i++) {
+      key[1 + i] = i * 4 < addrLen ? word(buf, srcOff + i * 4) : 0;
+      key[5 + i] = i * 4 < addrLen ? word(buf, dstOff + i * 4) : 0;
     }
-    key[36] = sport >>> 8;
-    key[37] = sport & 0xff;
-    key[38] = dport >>> 8;
-    key[39] = dport & 0xff;
-    const s = this.findSlot(this.scratch, hashKey(this.scratch));
+    key[9] = (sport | (dport << 16)) >>> 0;
+    const s = this.findSlot(key, hashKey(key));
     return s < 0 ? -1 : this.slots[SLOT_WORDS * s]! - 1;
   }
 
   lookupKey(k: FlowKeyFields): number {
-    writeKey(this.scratchBytes, k);
+    writeKey(this.scratch, k);
     const s = this.findSlot(this.scratch, hashKey(this.scratch));
     return s < 0 ? -1 : this.slots[SLOT_WORDS * s]! - 1;
   }
@@ -178,18 +172,21 @@ function nextPow2(n: number): number {
   return p;
 }
 
-function writeKey(out: Uint8Array, k: FlowKeyFields): void {
+/** The key as ten 32-bit words: [dir | family << 8, src (4 words), dst (4 words), sport | dport << 16]. */
+function writeKey(out: Uint32Array, k: FlowKeyFields): void {
   const len = k.family === 4 ? 4 : 16;
   if (k.src.length !== len || k.dst.length !== len) throw new RangeError(`IPv${k.family} addresses must be ${len} bytes`);
-  out.fill(0);
-  out[0] = k.dir === 'rx' ? 1 : 2;
-  out[1] = k.family === 4 ? 4 : 6;
-  out.set(k.src, 4);
-  out.set(k.dst, 20);
-  out[36] = k.sport >>> 8;
-  out[37] = k.sport & 0xff;
-  out[38] = k.dport >>> 8;
-  out[39] = k.dport & 0xff;
+  out[0] = (k.dir === 'rx' ? 1 : 2) | ((k.family === 4 ? 4 : 6) << 8);
+  for (let i = 0; i < 4; i++) {
+    out[1 + i] = i * 4 < len ? word(k.src, i * 4) : 0;
+    out[5 + i] = i * 4 < len ? word(k.dst, i * 4) : 0;
+  }
+  out[9] = (k.sport | (k.dport << 16)) >>> 0;
+}
+
+/** Four address bytes as one word (big-endian; any fixed order would do, it only has to be the same). */
+function word(b: Uint8Array, o: number): number {
+  return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
 }
 
 /** Murmur3-style mixing of the key's ten 32-bit words, with its finalizer so linear probing sees mixed low bits. */
