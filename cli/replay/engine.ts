@@ -105,6 +105,7 @@ type Flow = {
   rxInstalled: boolean;
   pendingTx: PendingTx[];
   lastAck: number | null;
+  rxStartSeq: number | null;
   txHash: Hash;
   rxHash: Hash;
   report: FlowReport;
@@ -200,10 +201,12 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     const c = current;
     if (!c || hostView.parse(skb.data) !== 'tcp') return;
     const f = c.flow;
-    f.report.rx.segments += hostView.payloadLength > 0 && f.rxInstalled ? 1 : 0; // segments after TLS RX was installed
+    // Segments carrying bytes after the TLS RX install point (earlier ones were the handshake).
+    const afterInstall = f.rxStartSeq !== null && seqGt(seqAdd(hostView.seq, hostView.payloadLength), f.rxStartSeq);
+    f.report.rx.segments += hostView.payloadLength > 0 && afterInstall ? 1 : 0;
     if (skb.decrypted) f.report.rx.decrypted++;
     if (hostView.payloadLength > 0) {
-      mark(f, { dir: 'rx', seq: hostView.seq, len: hostView.payloadLength, mark: skb.decrypted ? 'decrypted' : f.rxInstalled ? 'not-decrypted' : 'plain' });
+      mark(f, { dir: 'rx', seq: hostView.seq, len: hostView.payloadLength, mark: skb.decrypted ? 'decrypted' : afterInstall ? 'not-decrypted' : 'plain' });
     }
     opts.onFrame?.({ dir: 'rx', frame: skb.data, tsNs: now, note: skb.decrypted ? 'rx: decrypted by device' : 'rx: not decrypted' });
     if (!f.sock) return;
@@ -231,7 +234,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     const flow: Flow = {
       index: flowList.length + 1, key, client: null, server: null, local: null, remote: null, txDir: 's2c', rxDir: 'c2s',
       reasm: { c2s: null, s2c: null }, walker: null as unknown as TlsWalker, sock: null, tls: null, txStart: null,
-      txInstalled: false, rxInstalled: false, pendingTx: [], lastAck: null, txHash: createHash('sha256'), rxHash: createHash('sha256'),
+      txInstalled: false, rxInstalled: false, pendingTx: [], lastAck: null, rxStartSeq: null, txHash: createHash('sha256'), rxHash: createHash('sha256'),
       report: {
         local: '', remote: '', version: null, cipher: null,
         tx: { ...emptyDir(), wireMatch: true, segments: 0, matched: 0, mismatched: 0, dropped: 0 },
@@ -283,6 +286,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       f.sock!.rxStartAt(s.seq);
       tls.setCryptoInfo('rx', s.info);
       f.rxInstalled = true;
+      f.rxStartSeq = s.seq;
       f.sock!.startUlpRx(s.seq);
     } else {
       f.txStart = s; // installed at the first record: TLS 1.2 GCM takes crypto_info.iv from its nonce
