@@ -55,13 +55,22 @@ class Bench {
   /** Record starts (stream offsets) and numbers, in order. */
   readonly records: Array<{ off: number; len: number; rcdSn: bigint }> = [];
   readonly wire: Frame[] = [];
+  readonly swFallback = { calls: 0, bytes: 0 };
   private readonly view = new TcpSegmentView();
   private nextRecSn: bigint;
 
   constructor(readonly driver: DriverModule, opts: { tso: boolean; seed: number; handshake?: number; hsSeg?: number; isn?: number; cipher256?: boolean }) {
     const rng = new Prng(opts.seed);
     this.nic = new Nic({ backend, profile: { tso: opts.tso } });
-    this.netdev = driver.probe(this.nic, this.stack.kernelHelpers(() => {}), {});
+    const kernel = this.stack.kernelHelpers(() => {});
+    // Count what the driver hands to the software fallback (tls_encrypt_skb) and the payload bytes in it.
+    const encryptSkb = kernel.tlsEncryptSkb;
+    kernel.tlsEncryptSkb = (skb) => {
+      this.swFallback.calls++;
+      if (this.view.parse(skb.data) === 'tcp') this.swFallback.bytes += this.view.payloadLength;
+      return encryptSkb(skb);
+    };
+    this.netdev = driver.probe(this.nic, kernel, {});
     this.nic.attachWire((f) => {
       const v = this.view;
       if (v.parse(f) !== 'tcp') throw new Error('non-TCP frame on the wire');
@@ -502,3 +511,162 @@ test('nfp: segment straddling the start marker never leaks plaintext (what the m
   t.true(b.checkWire(t));
   t.is(b.nic.counters.tx_tls_ooo, 1);
 });
+
+// ---- 5. property: random interleavings of new segments, retransmits, local drops and ACKs ----
+
+type RunStats = { wireBytes: number; offloadedWireBytes: number; offloadedWireFrames: number; preOffloadRtx: number; txResyncs: number };
+
+/**
+ * One seeded run. The host only retransmits unacknowledged bytes and the peer only ACKs bytes it got, as TCP
+ * does; segments never cross an end-of-record fence nor mix offload marks. Checks: every frame on the wire
+ * is software TLS at its seq (so no plaintext, no placeholder), nothing the host handed over is dropped,
+ * every stream byte reaches the wire in the end, and the driver's counters and calls add up.
+ */
+function propertyRun(t: ExecutionContext, driver: DriverModule, seed: number): RunStats | null {
+  const rng = new Prng(seed * 7919 + driver.name.length);
+  const tso = rng.chance(0.5);
+  const isn = rng.chance(0.3) ? (2 ** 32 - rng.int(0, 30000)) >>> 0 : rng.u32();
+  const b = new Bench(driver, { tso, seed: rng.u32(), handshake: rng.pick([0, 1, 300, 1200, 2500]), hsSeg: rng.int(100, 1460), isn });
+  if (b.mode !== 'hw') {
+    t.fail(`seed ${seed}: TX not offloaded`);
+    return null;
+  }
+  const where = `${driver.name} seed ${seed} (tso ${tso}, isn ${isn})`;
+  let nxt = b.startOff; // snd_nxt as a stream offset
+  let una = 0;
+  let sentBytes = 0; // bytes in skbs handed to dev_queue_xmit
+  let preOffloadRtx = 0;
+  let preOffloadRtxBytes = 0;
+  const lost: Array<[number, number]> = [];
+  const covered: boolean[] = [];
+  let seen = 0; // wire frames folded into `covered`
+  const prefix = () => {
+    for (; seen < b.wire.length; seen++) {
+      const f = b.wire[seen]!;
+      const off = seqDiff(f.seq, b.isn);
+      for (let j = 0; j < f.payload.length; j++) covered[off + j] = true;
+    }
+    let p = una;
+    while (covered[p]) p++;
+    return p;
+  };
+  const send = (a: number, e: number) => {
+    // One skb; under TSO a super-segment with a random MSS.
+    const fences = b.fenceOffs();
+    for (const f of fences) if (f > a && f < e) e = f;
+    const gso = tso && e - a > 1 && rng.chance(0.6) ? rng.int(200, 1460) : 0;
+    b.xmit(a, e - a, gso);
+    sentBytes += e - a;
+    if (a < b.startOff) {
+      preOffloadRtx++;
+      preOffloadRtxBytes += e - a;
+    }
+    return e;
+  };
+  const steps = rng.int(20, 60);
+  for (let s = 0; s < steps; s++) {
+    const r = rng.u32() % 100;
+    if (r < 25 && b.records.length < 24) {
+      b.send(b.rng.bytes(rng.chance(0.1) ? rng.int(5000, 16384) : rng.int(1, 4000)));
+    } else if (r < 65 && nxt < b.writeOff) {
+      const want = rng.int(1, tso ? 6000 : 1460);
+      const fences = b.fenceOffs();
+      let e = Math.min(b.writeOff, nxt + want);
+      for (const f of fences) if (f > nxt && f < e) e = f;
+      if (rng.chance(0.1)) lost.push([nxt, e]); // dropped in the qdisc: the driver never sees it
+      else send(nxt, e);
+      nxt = e;
+    } else if (r < 90 && nxt > una) {
+      const a = rng.int(una, nxt - 1);
+      send(a, Math.min(nxt, a + rng.int(1, tso ? 6000 : 1460)));
+    } else {
+      const p = prefix();
+      if (p > una && rng.chance(0.7)) {
+        una = rng.int(una + 1, p);
+        b.ack(una);
+      }
+    }
+  }
+  // Finish: send what is left, then retransmit every hole (TCP's RTO would).
+  while (nxt < b.writeOff) nxt = send(nxt, Math.min(b.writeOff, nxt + 1460));
+  for (const [a, e] of lost) for (let x = Math.max(a, una); x < e; ) x = send(x, e);
+  prefix();
+
+  if (!b.checkWire(t, b.wire)) {
+    t.log(where);
+    return null;
+  }
+  const wireBytes = b.wire.reduce((n, f) => n + f.payload.length, 0);
+  const hsBytes = b.startOff; // the handshake transmit in the constructor (before TLS_TX)
+  if (wireBytes !== hsBytes + sentBytes) {
+    t.fail(`${where}: ${hsBytes + sentBytes} bytes handed to the driver, ${wireBytes} on the wire (something was dropped)`);
+    return null;
+  }
+  for (let i = 0; i < b.writeOff; i++) {
+    if (!covered[i]) {
+      t.fail(`${where}: stream byte ${i} of ${b.writeOff} never reached the wire`);
+      return null;
+    }
+  }
+  let offloadedWireBytes = 0;
+  let offloadedWireFrames = 0;
+  for (const f of b.wire) {
+    if (seqDiff(f.seq, b.isn) >= b.startOff) {
+      offloadedWireBytes += f.payload.length;
+      offloadedWireFrames++;
+    }
+  }
+  const c = b.nic.counters;
+  const bad: string[] = [];
+  const eq = (name: string, got: number, want: number) => got !== want && bad.push(`${name} ${got} != ${want}`);
+  eq('tx_tls_drop_no_sync_data', c.tx_tls_drop_no_sync_data, 0);
+  eq('tx_tls_drop_bypass_req', c.tx_tls_drop_bypass_req, 0);
+  eq('txViolations', b.nic.stats.txViolations, 0);
+  if (driver === mlx5Driver) {
+    // Crypto state rebuilding: every offloaded byte is encrypted by the device, every pre-offload retransmit
+    // skips it; DUMPs feed exactly the prefixes the driver resynced over.
+    eq('tx_tls_encrypted_bytes', c.tx_tls_encrypted_bytes, offloadedWireBytes);
+    eq('tx_tls_encrypted_packets', c.tx_tls_encrypted_packets, offloadedWireFrames);
+    eq('tx_tls_skip_no_sync_data', c.tx_tls_skip_no_sync_data, preOffloadRtx);
+    eq('tx_tls_dump_bytes', c.tx_tls_dump_bytes, c.tx_tls_resync_bytes);
+    if (c.tx_tls_dump_packets < Math.ceil(c.tx_tls_dump_bytes / 1500)) bad.push('fewer DUMP packets than 1500-byte chunks');
+    eq('tls_dev_resync calls', b.txResyncs().length, 0);
+  } else {
+    // Next record sync: the device encrypts what it is in sync for, software the rest; no DUMP, no skip.
+    eq('tx_tls_dump_packets', c.tx_tls_dump_packets, 0);
+    eq('tx_tls_resync_bytes', c.tx_tls_resync_bytes, 0);
+    eq('tx_tls_skip_no_sync_data', c.tx_tls_skip_no_sync_data, 0);
+    // Each out-of-order skb goes to tls_encrypt_skb; pre-offload ones come back as they were.
+    eq('tx_tls_ooo', c.tx_tls_ooo, b.swFallback.calls);
+    eq('device + software bytes', c.tx_tls_encrypted_bytes + b.swFallback.bytes - preOffloadRtxBytes, offloadedWireBytes);
+    for (const call of b.txResyncs()) {
+      const rec = b.records.find((x) => b.seqAt(x.off) === call.seq);
+      if (!rec || call.dir !== 'tx' || call.rcdSn !== rec.rcdSn || call.result !== 0) {
+        bad.push(`tls_dev_resync ${call.dir} seq ${call.seq} rcd_sn ${call.rcdSn}: not a record start with its number`);
+      }
+    }
+  }
+  if (bad.length) {
+    t.fail(`${where}: ${bad.join('; ')}`);
+    return null;
+  }
+  return { wireBytes, offloadedWireBytes, offloadedWireFrames, preOffloadRtx, txResyncs: b.txResyncs().length };
+}
+
+for (const driver of [mlx5Driver, nfpDriver]) {
+  test(`property ${driver.name}: random new/retransmitted/lost segments and ACKs -> the wire is always software TLS`, (t) => {
+    const runs = 150;
+    let txResyncs = 0;
+    let preOffloadRtx = 0;
+    for (let seed = 1; seed <= runs; seed++) {
+      const st = propertyRun(t, driver, seed);
+      if (!st) return;
+      txResyncs += st.txResyncs;
+      preOffloadRtx += st.preOffloadRtx;
+    }
+    // The runs did exercise the paths under test.
+    t.true(preOffloadRtx > 0, 'no pre-offload retransmit generated');
+    if (driver === nfpDriver) t.true(txResyncs > 0, 'no next-record TX resync happened');
+    t.pass();
+  });
+}
