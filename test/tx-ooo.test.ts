@@ -670,3 +670,32 @@ for (const driver of [mlx5Driver, nfpDriver]) {
     t.pass();
   });
 }
+
+test('nfp: a failed tls_dev_resync(TX) keeps the request pending: software until the next record resyncs', (t) => {
+  const b = new Bench(nfpDriver, { tso: false, seed: 14 });
+  const ops = b.netdev.tlsdevOps!;
+  const resync = ops.tlsDevResync.bind(ops);
+  let failNext = 1;
+  ops.tlsDevResync = (netdev, sk, seq, rcdSn, dir) => (failNext-- > 0 ? -16 /* EBUSY */ : resync(netdev, sk, seq, rcdSn, dir));
+  b.sendSizes([REC, REC]);
+  b.xmitRange(HS, recOff(0) + 1000, 1000);
+  b.xmitRange(recOff(0) + 2000, recOff(1), 1000); // 1000 bytes lost locally: ahead -> resync requested
+  b.sendSizes([REC]); // tls_device_resync_tx fails: TLS_TX_SYNC_SCHED stays set
+  t.like(b.txResyncs()[0], { dir: 'tx', seq: b.seqAt(recOff(2)), result: -16 });
+  t.true(b.stack.tlsOffloadTxResyncPending(b.tls.sk));
+  b.xmitRange(recOff(1), recOff(3), 1000); // all software while pending
+  t.is(b.nic.counters.tx_tls_encrypted_packets, 1);
+  b.sendSizes([REC]); // next record: the retry succeeds
+  const rs = b.txResyncs();
+  t.is(rs.length, 2);
+  t.like(rs[1], { dir: 'tx', seq: b.seqAt(recOff(3)), rcdSn: b.firstRecSn + 3n, result: 0 });
+  t.false(b.stack.tlsOffloadTxResyncPending(b.tls.sk));
+  b.xmit(recOff(0) + 1000, 1000); // the lost segment, retransmitted: software
+  b.xmitRange(recOff(3), recOff(4), 1000); // in sync again: the device encrypts
+  t.deepEqual(b.counters(), expectCounters({
+    tx_tls_encrypted_packets: 1 + 4, tx_tls_encrypted_bytes: 1000 + R,
+    tx_tls_ooo: Math.ceil((R - 2000) / 1000) + 2 * Math.ceil(R / 1000) + 1,
+  }));
+  t.true(b.checkWire(t));
+  t.is(b.wire.reduce((n, f) => n + f.payload.length, 0), recOff(4));
+});
