@@ -56,6 +56,7 @@ class Bench {
   readonly records: Array<{ off: number; len: number; rcdSn: bigint }> = [];
   readonly wire: Frame[] = [];
   readonly swFallback = { calls: 0, bytes: 0 };
+  readonly rng: Prng;
   private readonly view = new TcpSegmentView();
   private nextRecSn: bigint;
 
@@ -95,7 +96,6 @@ class Bench {
     this.nextRecSn = this.firstRecSn;
     this.tls.setCryptoInfo('tx', this.info);
   }
-  readonly rng: Prng;
 
   get mode(): string | null {
     return this.tls.txMode;
@@ -526,12 +526,13 @@ function propertyRun(t: ExecutionContext, driver: DriverModule, seed: number): R
   const rng = new Prng(seed * 7919 + driver.name.length);
   const tso = rng.chance(0.5);
   const isn = rng.chance(0.3) ? (2 ** 32 - rng.int(0, 30000)) >>> 0 : rng.u32();
-  const b = new Bench(driver, { tso, seed: rng.u32(), handshake: rng.pick([0, 1, 300, 1200, 2500]), hsSeg: rng.int(100, 1460), isn });
+  const cipher256 = rng.chance(0.5);
+  const b = new Bench(driver, { tso, seed: rng.u32(), handshake: rng.pick([0, 1, 300, 1200, 2500]), hsSeg: rng.int(100, 1460), isn, cipher256 });
   if (b.mode !== 'hw') {
     t.fail(`seed ${seed}: TX not offloaded`);
     return null;
   }
-  const where = `${driver.name} seed ${seed} (tso ${tso}, isn ${isn})`;
+  const where = `${driver.name} seed ${seed} (tso ${tso}, isn ${isn}, AES-GCM-${cipher256 ? 256 : 128})`;
   let nxt = b.startOff; // snd_nxt as a stream offset
   let una = 0;
   let sentBytes = 0; // bytes in skbs handed to dev_queue_xmit
@@ -698,4 +699,23 @@ test('nfp: a failed tls_dev_resync(TX) keeps the request pending: software until
   }));
   t.true(b.checkWire(t));
   t.is(b.wire.reduce((n, f) => n + f.payload.length, 0), recOff(4));
+});
+
+test('mlx5: local drop -> the next segment rebuilds the state (DUMP), the late retransmit too; no stack resync involved', (t) => {
+  const b = new Bench(mlx5Driver, { tso: false, seed: 15 });
+  b.sendSizes([REC, REC]);
+  const lost = recOff(0) + 1000;
+  b.xmitRange(HS, lost, 1000);
+  b.xmitRange(lost + 1000, recOff(2), 1000); // ahead by 1000: DUMP 2000 bytes of record 0 (1500 + 500)
+  b.xmit(lost, 1000); // behind: DUMP 1000 bytes
+  b.sendSizes([REC]);
+  b.xmitRange(recOff(2), recOff(3), 1000); // expected is lost+1000: out of order at a record start, no DUMP
+  t.deepEqual(b.counters(), expectCounters({
+    tx_tls_encrypted_packets: 1 + 5 + 1 + 4, tx_tls_encrypted_bytes: 1000 + (2 * R - 2000) + 1000 + R, tx_tls_ooo: 3,
+    tx_tls_dump_packets: 3, tx_tls_dump_bytes: 3000, tx_tls_resync_bytes: 3000,
+  }));
+  t.deepEqual(b.txResyncs(), []);
+  t.false(b.stack.tlsOffloadTxResyncPending(b.tls.sk));
+  t.true(b.checkWire(t));
+  t.is(b.wire.reduce((n, f) => n + f.payload.length, 0), recOff(3));
 });
