@@ -123,7 +123,13 @@ function probe(nic: Nic, kernel: TlsKernelHelpers, opts: Mlx5Options = {}): NetD
     const skb = rxSkb(cqe);
     const req = cqe.resyncRequest;
     const priv = req ? rxByHandle.get(cqe.ctx) : undefined;
-    if (req && priv && !priv.asyncPending) {
+    if (req && priv && priv.asyncPending) {
+      // The device asked again (about a later header) before GET_PSV completed. resync_update_sn() calls
+      // request_start for every resync CQE: the window moves to this packet, and the pending GET_PSV will
+      // report the device's current hw_resync_tcp_sn, which is this packet's header.
+      kernel.tlsOffloadRxResyncAsyncRequestStart(priv.sk, req.packetSeq, req.packetLen);
+      c.rx_tls_resync_req_start++;
+    } else if (req && priv) {
       priv.asyncPending = true;
       kernel.tlsOffloadRxResyncAsyncRequestStart(priv.sk, req.packetSeq, req.packetLen);
       c.rx_tls_resync_req_start++;

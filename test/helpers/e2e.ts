@@ -15,7 +15,7 @@ import { seqDiff } from '../../emulator/wire/seq.ts';
 import { concatBytes } from '../../emulator/bytes.ts';
 import { mlx5Driver, nfpDriver, type DriverModule, type ProbeOptions } from '../../driver-api/drivers/index.ts';
 import { Host } from '../../driver-api/host/host.ts';
-import { Link, randomImpairment, type ImpairFn, type LinkDirection } from '../../driver-api/host/link.ts';
+import { Link, randomImpairment, type ImpairFn, type Impairment, type LinkDirection } from '../../driver-api/host/link.ts';
 import { MAC_A, MAC_B } from '../../driver-api/host/pair.ts';
 import { Rng } from '../../driver-api/host/rng.ts';
 import { Sim } from '../../driver-api/host/sim.ts';
@@ -42,6 +42,11 @@ export type E2eOptions = {
   /** Wrap a side's tlsdev_ops (fault injection around a real driver). */
   wrapOps?: Partial<Record<Side, (ops: TlsDevOps) => TlsDevOps>>;
   tcp?: Partial<TcpConfig>;
+  /**
+   * Stand in for the qdisc between TCP and the driver's ndo_start_xmit: `send` transmits now; the hook may
+   * call it later (on the sim clock) or not at all.
+   */
+  xmitHook?: Partial<Record<Side, (skb: SkBuff, send: (skb: SkBuff) => void) => void>>;
 };
 
 /** One host with everything under it. */
@@ -101,7 +106,12 @@ export function makeWorld(opts: E2eOptions): E2eWorld {
       name: `${opts.driver}_${side}`, schedule: sched, ...(features ? { features } : {}), ...opts.driverOpts?.[side],
     });
     const wrap = opts.wrapOps?.[side];
-    const netdev: NetDevice = wrap && probed.tlsdevOps ? { ...probed, tlsdevOps: wrap(probed.tlsdevOps) } : probed;
+    let netdev: NetDevice = wrap && probed.tlsdevOps ? { ...probed, tlsdevOps: wrap(probed.tlsdevOps) } : probed;
+    const hook = opts.xmitHook?.[side];
+    if (hook) {
+      const send = (skb: SkBuff) => probed.startXmit(skb);
+      netdev = { ...netdev, startXmit: (skb: SkBuff) => hook(skb, send) };
+    }
     host.attachNetdev(netdev);
     return { side, host, nic, netdev, stack, fallback };
   };
@@ -141,6 +151,8 @@ export type E2eDir = {
   isn1: number;
   /** The sender's TLS socket. */
   tx: TlsSocket;
+  /** The server's port: tells this connection's frames from another's on the same link. */
+  port: number;
 };
 
 export type E2eConn = {
@@ -161,8 +173,7 @@ export type ConnOptions = {
   writesB?: Uint8Array[];
   /** Called once both sides have TLS_TX and TLS_RX (e.g. to schedule mid-stream events). */
   onInstalled?: () => void;
-  /** Set only TX on both sides, or only RX (default both). */
-  dirs?: 'both';
+  port?: number;
 };
 
 /**
@@ -172,7 +183,7 @@ export type ConnOptions = {
  * Finished: otherwise TLS bytes could reach A's socket before its keys (user space races the kernel).
  */
 export function connectTls(w: E2eWorld, o: ConnOptions = {}): E2eConn {
-  const rng = w.rng.fork('conn');
+  const rng = w.rng.fork(`conn-${o.port ?? PORT}`);
   const infoAB = randomCryptoInfo(w.opts.keyBits, rng);
   const infoBA = randomCryptoInfo(w.opts.keyBits, rng);
   const hsA = rng.bytes(o.hsA ?? 517);
@@ -183,8 +194,9 @@ export function connectTls(w: E2eWorld, o: ConnOptions = {}): E2eConn {
   let installedB = false;
   let client: TlsSocket | null = null;
   let server: TlsSocket | null = null;
-  const ab = { from: 'a', dir: 'a>b', info: infoAB, handshake: hsA, writes: [], received: [], handshakeReceived: 0, isn1: 0 } as unknown as E2eDir;
-  const ba = { from: 'b', dir: 'b>a', info: infoBA, handshake: hsB, writes: [], received: [], handshakeReceived: 0, isn1: 0 } as unknown as E2eDir;
+  const port = o.port ?? PORT;
+  const ab = { from: 'a', dir: 'a>b', info: infoAB, handshake: hsA, writes: [], received: [], handshakeReceived: 0, isn1: 0, port } as unknown as E2eDir;
+  const ba = { from: 'b', dir: 'b>a', info: infoBA, handshake: hsB, writes: [], received: [], handshakeReceived: 0, isn1: 0, port } as unknown as E2eDir;
   const flush = () => {
     if (!installedA || !installedB) return;
     while (pendingA.length) doWrite('a', pendingA.shift()!);
@@ -195,7 +207,7 @@ export function connectTls(w: E2eWorld, o: ConnOptions = {}): E2eConn {
     d.writes.push(data);
     d.tx.send(data);
   };
-  w.b.host.listen(PORT, (sock: TcpSocket) => {
+  w.b.host.listen(port, (sock: TcpSocket) => {
     const s = attachTls(w.b.stack, sock);
     server = s;
     ba.tx = s;
@@ -213,7 +225,7 @@ export function connectTls(w: E2eWorld, o: ConnOptions = {}): E2eConn {
       ab.received.push(data.slice());
     });
   });
-  const c = w.a.host.connect(w.b.host.ip, PORT);
+  const c = w.a.host.connect(w.b.host.ip, port);
   const cl = attachTls(w.a.stack, c);
   client = cl;
   ab.tx = cl;
@@ -259,6 +271,43 @@ export function attachTls(stack: TlsStack, sock: TcpSocket): TlsSocket {
   return s;
 }
 
+/** Stream offsets of record headers a sequence of writes produces after `hsLen` handshake bytes. */
+export function recordOffsets(hsLen: number, writes: readonly Uint8Array[]): number[] {
+  const out: number[] = [];
+  let off = hsLen;
+  for (const wr of writes) {
+    let o = 0;
+    do {
+      const n = Math.min(TLS_MAX_PAYLOAD_SIZE, wr.length - o);
+      out.push(off);
+      off += n + 29; // TLS 1.2 GCM overhead: header 5, explicit nonce 8, tag 16
+      o += n;
+    } while (o < wr.length);
+  }
+  return out;
+}
+
+/**
+ * A scripted impairment keyed by stream offset: `pick(offset, length, copy)` sees each payload frame of
+ * `dir` (offset from ISN + 1, learned from the SYN; `copy` counts earlier frames with the same seq).
+ */
+export function byOffset(dir: LinkDirection, pick: (offset: number, len: number, copy: number) => Impairment): ImpairFn {
+  const v = new TcpSegmentView();
+  let isn1: number | null = null;
+  const seen = new Map<number, number>();
+  return (frame, d) => {
+    if (d !== dir || v.parse(frame) !== 'tcp') return 'pass';
+    if (v.syn) {
+      isn1 = (v.seq + 1) >>> 0;
+      return 'pass';
+    }
+    if (isn1 === null || v.payloadLength === 0) return 'pass';
+    const copy = seen.get(v.seq) ?? 0;
+    seen.set(v.seq, copy + 1);
+    return pick(seqDiff(v.seq, isn1), v.payloadLength, copy);
+  };
+}
+
 /** Application writes of random sizes in [1, maxLen] totalling about `total` bytes. */
 export function randomWrites(rng: Rng, total: number, maxLen = 65536): Uint8Array[] {
   const out: Uint8Array[] = [];
@@ -286,9 +335,10 @@ export function totalLength(parts: readonly Uint8Array[]): number {
  * most 16384 plaintext bytes (tls_push_data) sealed in software (tls_sw) with consecutive record numbers.
  * Also returns the stream offset where each record starts and where its tag lies.
  */
-export function expectedStream(d: E2eDir): { bytes: Uint8Array; tlsStart: number; tags: number[] } {
+export function expectedStream(d: E2eDir): { bytes: Uint8Array; tlsStart: number; tags: number[]; starts: Array<[number, bigint]> } {
   const parts: Uint8Array[] = [d.handshake];
   const tags: number[] = [];
+  const starts: Array<[number, bigint]> = [];
   let off = d.handshake.length;
   let sn = 0n;
   for (let i = 0; i < 8; i++) sn = (sn << 8n) | BigInt(d.info.recSeq[i]!);
@@ -296,6 +346,7 @@ export function expectedStream(d: E2eDir): { bytes: Uint8Array; tlsStart: number
     let o = 0;
     do {
       const n = Math.min(TLS_MAX_PAYLOAD_SIZE, wr.length - o);
+      starts.push([off, sn]);
       const rec = sealRecord(nodeBackend, d.info, sn++, CONTENT_APPLICATION_DATA, wr.subarray(o, o + n));
       parts.push(rec);
       off += rec.length;
@@ -303,7 +354,7 @@ export function expectedStream(d: E2eDir): { bytes: Uint8Array; tlsStart: number
       o += n;
     } while (o < wr.length);
   }
-  return { bytes: concatBytes(parts), tlsStart: d.handshake.length, tags };
+  return { bytes: concatBytes(parts), tlsStart: d.handshake.length, tags, starts };
 }
 
 export type WireDir = {
@@ -324,8 +375,9 @@ export function wireStream(w: E2eWorld, d: E2eDir, length: number): WireDir {
   const v = new TcpSegmentView();
   const pieces: Array<[number, number]> = [];
   // Stream offset 0 is ISN + 1: take the ISN from the direction's SYN on the wire.
+  const mine = () => (d.dir === 'a>b' ? v.dstPort : v.srcPort) === d.port;
   for (const e of w.link.log) {
-    if (e.dir === d.dir && e.frame && v.parse(e.frame) === 'tcp' && v.syn) {
+    if (e.dir === d.dir && e.frame && v.parse(e.frame) === 'tcp' && mine() && v.syn) {
       d.isn1 = (v.seq + 1) >>> 0;
       break;
     }
@@ -334,7 +386,7 @@ export function wireStream(w: E2eWorld, d: E2eDir, length: number): WireDir {
   let frames = 0;
   for (const e of w.link.log) {
     if (e.dir !== d.dir || !e.frame) continue;
-    if (v.parse(e.frame) !== 'tcp' || v.payloadLength === 0) continue;
+    if (v.parse(e.frame) !== 'tcp' || !mine() || v.payloadLength === 0) continue;
     frames++;
     const off = seqDiff(v.seq, d.isn1);
     const pl = v.payload();

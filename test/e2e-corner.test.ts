@@ -1,0 +1,253 @@
+// SPEC section 8 through the full path (two hosts, NICs, reference drivers, TLS stacks, link): one test per
+// corner case, each asserting exact application bytes, the wire against software TLS (no placeholder leaks),
+// and the counters and driver calls the case is about.
+import test, { type ExecutionContext } from 'ava';
+import { ENOSPC } from '../driver-api/ops.ts';
+import { Rng } from '../driver-api/host/rng.ts';
+import { seqAdd } from '../emulator/wire/seq.ts';
+import { TcpSegmentView } from '../emulator/wire/packet.ts';
+import {
+  assertDelivery, assertWire, byOffset, callSummary, closeBoth, connectTls, expectedStream, fallbackBytesFrom, makeWorld,
+  placeholderHits, randomWrites, recordOffsets, resyncAfterDel, runIdle, type ConnOptions, type DriverName, type E2eConn,
+  type E2eOptions, type E2eWorld,
+} from './helpers/e2e.ts';
+
+const DRIVERS: readonly DriverName[] = ['mlx5', 'nfp'];
+
+/** Writes both ways, built before the world so scripted impairments can find record offsets in them. */
+function writes(seed: number, a = 200_000, b = 120_000) {
+  const rng = new Rng(seed).fork('writes');
+  return { writesA: randomWrites(rng, a), writesB: randomWrites(rng, b) };
+}
+
+function run(opts: E2eOptions, conn: ConnOptions): { w: E2eWorld; c: E2eConn } {
+  const w = makeWorld(opts);
+  const c = connectTls(w, conn);
+  runIdle(w);
+  return { w, c };
+}
+
+/** Exact bytes both ways, the wire equals software TLS, no placeholder, no decrypt errors. */
+function assertExact(t: ExecutionContext, w: E2eWorld, c: E2eConn): void {
+  assertDelivery(t, c);
+  assertWire(t, w, c.ab);
+  assertWire(t, w, c.ba);
+  for (const h of [w.a, w.b]) t.is(h.stack.tlsStat.TlsDecryptError, 0, `${h.side}: TlsDecryptError`);
+}
+
+for (const driver of DRIVERS) {
+  test(`${driver}: device down mid-stream -> TX continues in SW, RX degraded, tls_dev_del once per direction, no resync after it`, (t) => {
+    const wr = writes(1, 400_000, 300_000);
+    const w = makeWorld({ driver, keyBits: 128, seed: 5, loss: 0.02 });
+    let encAtDown = -1;
+    let wireAtDown = -1;
+    const c = connectTls(w, {
+      ...wr,
+      onInstalled: () => {
+        w.sim.schedule(800, () => {
+          // NETDEV_DOWN on A: the link drops, the stack tears offload down, the link comes back later.
+          w.a.nic.setLink(false);
+          w.a.stack.netdevDown(w.a.netdev);
+          encAtDown = w.a.nic.counters.tx_tls_encrypted_bytes;
+          wireAtDown = w.link.log.length;
+          w.sim.schedule(3000, () => w.a.nic.setLink(true));
+        });
+      },
+    });
+    runIdle(w);
+    assertExact(t, w, c);
+    t.true(encAtDown > 0, 'the device encrypted before going down');
+    t.true(w.link.log.slice(wireAtDown).some((e) => e.dir === 'a>b' && e.len > 200), 'A sent data after the device went down');
+    t.is(w.a.nic.counters.tx_tls_encrypted_bytes, encAtDown, 'no device encryption after NETDEV_DOWN');
+    t.true(c.client.rxDegraded);
+    t.is(c.client.txMode, 'hw', 'tx_conf stays TLS_HW (kernel: gauges unchanged)');
+    const a0 = callSummary(w.a).filter((s) => s.startsWith('del'));
+    t.deepEqual(a0, ['del tx', 'del rx']);
+    t.is(w.a.nic.contextCount, 0, 'both contexts released');
+    closeBoth(w, c);
+    t.deepEqual(callSummary(w.a).filter((s) => s.startsWith('del')), ['del tx', 'del rx'], 'close does not delete again');
+    t.is(resyncAfterDel(w.a), 0);
+    const downAt = w.a.stack.callLog.findIndex((x) => x.op === 'tls_dev_del');
+    t.is(w.a.stack.callLog.slice(downAt).filter((x) => x.op === 'tls_dev_resync').length, 0);
+    // B was unaffected: its offload stayed up until close.
+    t.deepEqual(callSummary(w.b).filter((s) => !s.startsWith('resync')), ['add rx 0', 'add tx 0', 'del rx', 'del tx']);
+  });
+
+  test(`${driver}: retransmit of pre-offload handshake bytes leaves untouched and the peer reads it right`, (t) => {
+    const wr = writes(2);
+    // Drop B's first handshake segment once: B installs TLS_TX right after queueing its flight, so TCP
+    // retransmits those bytes with offload on, from before start_offload_tcp_sn.
+    const { w, c } = run({ driver, keyBits: 256, seed: 6, impair: byOffset('b>a', (off, _len, copy) => (off === 0 && copy === 0 ? 'drop' : 'pass')) }, { ...wr, hsB: 4000 });
+    assertExact(t, w, c);
+    const n = w.b.nic.counters;
+    t.true(w.b.host.counters.RetransSegs >= 1);
+    t.true(n.tx_tls_ooo >= 1, 'the retransmit reached the driver out of order');
+    if (driver === 'mlx5') {
+      t.true(n.tx_tls_skip_no_sync_data >= 1, 'mlx5: sent as is (tx_tls_skip_no_sync_data)');
+    } else {
+      // nfp: the SW fallback copied the pre-offload bytes as they are; none of it counts as TLS.
+      t.true(w.b.fallback.length >= 1);
+      t.is(fallbackBytesFrom(w.b, c.ba, 0) - fallbackBytesFrom(w.b, c.ba, c.ba.handshake.length) > 0, true);
+    }
+    t.is(n.tx_tls_drop_no_sync_data, 0);
+    t.is(n.tx_tls_drop_bypass_req, 0);
+  });
+
+  test(`${driver}: retransmit of a record already ACKed when it reaches the driver is dropped (tx_tls_drop_no_sync_data)`, (t) => {
+    const wr = writes(3);
+    const rec = recordOffsets(517, wr.writesA);
+    const target = rec[4]! + 3000; // a segment in the middle of record 4
+    let targetSeq = -1;
+    let held = 0;
+    const v = new TcpSegmentView();
+    const w = makeWorld({
+      driver, keyBits: 128, seed: 7,
+      // The original is late (reordered): later segments make B send dup ACKs, A fast-retransmits.
+      impair: byOffset('a>b', (off, len, copy) => (copy === 0 && off <= target && target < off + len ? { delayUs: 2000 } : 'pass')),
+      // The retransmit waits in the qdisc until the late original has been ACKed and the record cleaned.
+      xmitHook: {
+        a: (skb, send) => {
+          if (v.parse(skb.data) === 'tcp' && v.seq === targetSeq && held++ === 1) {
+            w.sim.schedule(6000, () => send(skb));
+            return;
+          }
+          send(skb);
+        },
+      },
+    });
+    const c = connectTls(w, wr);
+    // ISN is known once the SYN left: find the target segment's seq from it.
+    w.sim.schedule(1, () => {
+      const syn = w.link.log.find((e) => e.dir === 'a>b');
+      v.parse(syn!.frame!);
+      const isn1 = seqAdd(v.seq, 1);
+      // Segments are MSS-sized from the fenced TLS start: the target is the one holding `target`.
+      const mss = 1460;
+      const firstTls = 517;
+      targetSeq = seqAdd(isn1, firstTls + Math.floor((target - firstTls) / mss) * mss);
+    });
+    runIdle(w);
+    assertExact(t, w, c);
+    t.true(held >= 2, 'the target segment was retransmitted');
+    t.true(w.a.nic.counters.tx_tls_drop_no_sync_data >= 1, 'the stale retransmit was dropped, never sent in plaintext');
+    t.true(w.a.nic.counters.tx_tls_ooo >= 1);
+  });
+}
+
+test('mlx5: async resync answered late (GET_PSV after more headers were logged): resync names the matched record', (t) => {
+  const wr = writes(4, 400_000, 100_000);
+  const rec = recordOffsets(517, wr.writesA);
+  const lose = rec[3]!;
+  const { w, c } = run({
+    // GET_PSV takes 600 µs: the device asks again about later headers meanwhile, and the stack keeps parsing.
+    driver: 'mlx5', keyBits: 128, seed: 8, driverOpts: { b: { psvDelayUs: 600 } },
+    impair: byOffset('a>b', (off, len, copy) => (copy === 0 && off <= lose && lose < off + len ? 'drop' : 'pass')),
+  }, wr);
+  assertExact(t, w, c);
+  const n = w.b.nic.counters;
+  t.true(n.rx_tls_resync_req_start >= 1, 'device asked for a resync');
+  t.true(n.rx_tls_resync_req_end >= 1, 'GET_PSV answered');
+  t.true(n.rx_tls_resync_req_start > n.rx_tls_resync_req_end, 'the answer came late: the device had asked again');
+  const exp = expectedStream(c.ab);
+  const rs = w.b.stack.callLog.filter((x) => x.op === 'tls_dev_resync' && x.dir === 'rx');
+  t.true(rs.length >= 1);
+  for (const r of rs) {
+    const i = exp.starts.findIndex(([off]) => seqAdd(c.ab.isn1, off) === r.seq);
+    t.true(i >= 0, `resync seq ${r.seq} is a record start`);
+    t.is(r.rcdSn, exp.starts[i]![1], 'record number of the matched record');
+  }
+  t.true(n.rx_tls_resync_res_ok >= 1);
+  t.true(n.rx_tls_decrypted_packets > 0);
+});
+
+test('mlx5: device never answers the async resync: cancelled, RX continues in SW, data exact', (t) => {
+  const wr = writes(5, 400_000, 100_000);
+  const rec = recordOffsets(517, wr.writesA);
+  const lose = rec[3]!;
+  const { w, c } = run({
+    driver: 'mlx5', keyBits: 256, seed: 9, driverOpts: { b: { psvNeverAnswers: true, psvTimeoutUs: 500 } },
+    impair: byOffset('a>b', (off, len, copy) => (copy === 0 && off <= lose && lose < off + len ? 'drop' : 'pass')),
+  }, wr);
+  assertExact(t, w, c);
+  const n = w.b.nic.counters;
+  t.true(n.rx_tls_resync_req_start >= 1);
+  t.true(n.rx_tls_resync_req_skip >= 1, 'request cancelled');
+  t.is(n.rx_tls_resync_req_end, 0);
+  t.is(w.b.stack.callLog.filter((x) => x.op === 'tls_dev_resync').length, 0, 'no tls_dev_resync without an answer');
+  closeBoth(w, c);
+  t.is(resyncAfterDel(w.b), 0);
+});
+
+for (const driver of DRIVERS) {
+  test(`${driver}: a bad TCP checksum -> the device does no TLS on it, TCP drops it, the retransmit fixes it`, (t) => {
+    const wr = writes(6);
+    const rec = recordOffsets(517, wr.writesA);
+    const at = rec[2]! + 5000;
+    const { w, c } = run({
+      driver, keyBits: 128, seed: 10,
+      impair: byOffset('a>b', (off, len, copy) => (copy === 0 && off <= at && at < off + len
+        ? { corrupt: (f: Uint8Array) => { f[f.length - 100] = f[f.length - 100]! ^ 0x10; } }
+        : 'pass')),
+    }, wr);
+    assertExact(t, w, c);
+    t.is(w.b.nic.stats.rxBadChecksum, 1, 'the NIC saw the bad checksum');
+    t.is(w.b.host.counters.InCsumErrors, 1, 'TCP dropped it');
+    t.is(w.b.nic.counters.rx_tls_err, 0, 'no TLS processing on it (no auth failure)');
+    t.true(w.a.host.counters.RetransSegs >= 1);
+  });
+
+  test(`${driver}: table full -> tls_dev_add -ENOSPC, that direction in SW with the reason, data exact`, (t) => {
+    const wr = writes(7);
+    const { w, c } = run({ driver, keyBits: 128, seed: 11, nicProfile: { maxContexts: 1 } }, wr);
+    assertExact(t, w, c);
+    t.deepEqual(callSummary(w.a).slice(0, 2), ['add tx 0', `add rx ${-ENOSPC}`]);
+    t.deepEqual(callSummary(w.b).slice(0, 2), ['add rx 0', `add tx ${-ENOSPC}`]);
+    t.is(c.client.rxMode, 'sw');
+    t.is(c.server.txMode, 'sw');
+    t.regex(c.client.rxReason ?? '', /ENOSPC/);
+    t.regex(c.server.txReason ?? '', /ENOSPC/);
+    t.is(w.a.stack.tlsStat.TlsRxSw, 1);
+    t.is(w.b.stack.tlsStat.TlsTxSw, 1);
+    t.is(w.b.nic.counters.tx_tls_encrypted_packets, 0);
+    t.true(w.a.nic.counters.tx_tls_encrypted_packets > 0);
+    closeBoth(w, c);
+    t.deepEqual(callSummary(w.a).filter((s) => s.startsWith('del')), ['del tx'], 'only the added direction is deleted');
+  });
+
+  test(`${driver}: TX checksum offload off -> TLS TX offload off for new connections only`, (t) => {
+    const w = makeWorld({ driver, keyBits: 128, seed: 12 });
+    const wr1 = writes(8, 100_000, 50_000);
+    const c1 = connectTls(w, wr1);
+    runIdle(w);
+    t.is(c1.client.txMode, 'hw');
+    // ethtool -K tx off on A: netdev_fix_features drops tls-hw-tx-offload for what comes next.
+    w.a.netdev.features.txChecksumOffload = false;
+    const wr2 = writes(9, 100_000, 50_000);
+    const c2 = connectTls(w, { ...wr2, port: 4434 });
+    // The old connection keeps sending through the device.
+    const encBefore = w.a.nic.counters.tx_tls_encrypted_bytes;
+    c1.write('a', new Rng(99).bytes(40_000));
+    runIdle(w);
+    assertExact(t, w, c1);
+    assertExact(t, w, c2);
+    t.is(c1.client.txMode, 'hw');
+    t.is(c2.client.txMode, 'sw');
+    t.regex(c2.client.txReason ?? '', /checksum/);
+    t.is(c2.client.rxMode, 'hw', 'RX offload does not depend on TX checksum offload');
+    t.true(w.a.nic.counters.tx_tls_encrypted_bytes > encBefore, 'the old connection still offloads');
+    t.is(w.a.stack.tlsStat.TlsTxDevice, 1);
+    t.is(w.a.stack.tlsStat.TlsTxSw, 1);
+  });
+}
+
+test('tag placeholder never leaks: heavy loss and reorder, both drivers, every record tag on the wire is the SW tag', (t) => {
+  for (const driver of DRIVERS) {
+    for (const seed of [21, 22, 23]) {
+      const wr = writes(seed, 150_000, 150_000);
+      const { w, c } = run({ driver, keyBits: seed % 2 ? 128 : 256, seed, loss: 0.08, reorder: 0.05 }, wr);
+      assertExact(t, w, c); // includes every tag = software tag, and a scan of every frame for the placeholder
+      t.is(placeholderHits(w, 'a>b') + placeholderHits(w, 'b>a'), 0);
+      t.true(w.link.log.every((e) => e.frame !== undefined));
+    }
+  }
+});
