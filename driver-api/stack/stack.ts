@@ -675,10 +675,9 @@ export class TlsStack implements Omit<TlsKernelHelpers, 'netifReceiveSkb'> {
       const rec = tx.records.get(at);
       if (!rec) return null;
       if (isStartMarker(rec)) {
-        const n = Math.min(len - pos, seqDiff(rec.startSeq, at));
-        if (n <= 0) return null;
-        pos += n; // pre-offload bytes: already in the copy
-        continue;
+        // models tls_sw_fallback(): a segment wholly before the start marker leaves as it is; one that
+        // straddles it cannot be encrypted (fill_sg_in() fails), so tls_encrypt_skb() returns NULL: drop.
+        return seqDiff(rec.startSeq, seqAdd(seq, len)) >= 0 ? skb : null;
       }
       if (tx.sealedFor !== rec) {
         tx.sealed = encryptFramedRecord(this.backend, info, rec.rcdSn, rec.data);
