@@ -569,6 +569,9 @@ export class TcpSocket implements TcpSock {
   private retransmitHead(): void {
     const next = this.sendOne(this.una, this.mss);
     if (seqGt(next, this.nxt)) this.nxt = next;
+    // The head segment may carry bytes written since it was first sent (it was shorter then): those are new
+    // and the peer will ACK them, so snd_max moves too, or that ACK looks like one for unsent data.
+    this.sndMax = seqMax(this.sndMax, next);
     this.armRto();
   }
 
