@@ -42,7 +42,21 @@ export type TlsStackEvent =
   | { kind: 'driver-call'; call: DriverCall }
   | { kind: 'offload'; sk: number; dir: TlsOffloadCtxDir; mode: 'hw' | 'sw'; reason: string | null }
   | { kind: 'rx-error'; sk: number; errno: number; detail: string }
-  | { kind: 'device-down'; netdev: string; sockets: number };
+  | { kind: 'device-down'; netdev: string; sockets: number }
+  | { kind: 'contract-violation'; violation: ContractViolation };
+
+/**
+ * Something a driver or device did that the kernel contract forbids. The stack contains it (the data keeps
+ * flowing, in software where it must) and logs it here so a driver author sees what to fix.
+ */
+export type ContractViolation = {
+  sk: number;
+  dir: TlsOffloadCtxDir;
+  /** What was seen and why it is wrong, in a sentence. */
+  what: string;
+  /** TCP seq it was seen at, when it concerns a packet or record. */
+  seq: number | null;
+};
 
 export type TlsStackOptions = {
   backend: AeadBackend;
@@ -107,6 +121,8 @@ export class TlsSocket implements TcpUlp {
   rx: RxOffload | null = null;
   /** TLS_RX_DEV_DEGRADED: set by tls_device_down(); skips RX resync logic from then on. */
   rxDegraded = false;
+  /** A device-decrypted chunk reached the software RX path once already (logged as a contract violation). */
+  private leakedRxContextSeen = false;
   private dataCbs: Array<(data: Uint8Array, type?: number) => void> = [];
   // Receive queue as the strparser sees it: chunks from rxSeq on, each with its decrypted flag.
   private rxq: RxBufChunk[] = [];
@@ -403,7 +419,21 @@ export class TlsSocket implements TcpUlp {
         content = openRecord(this.stack.backend, info, rcdSn, rec);
       }
     } else {
-      // tls_sw never looks at skb->decrypted: a device without a context for this flow never sets it.
+      // tls_sw never looks at skb->decrypted: a device without a context for this flow never sets it. One that
+      // does holds a context the driver leaked (a failed tls_dev_add that installed state anyway); the kernel
+      // would fail the record with EBADMSG. Contain it: undo the device's decryption, log the violation once.
+      if (!none) {
+        if (!this.leakedRxContextSeen) {
+          this.leakedRxContextSeen = true;
+          this.stack.violation({
+            sk: this.sk.id, dir: 'rx', seq: start,
+            what: 'device-decrypted bytes on a socket whose RX is in software: the device holds a context the stack never added '
+              + '(tls_dev_add failed or was never called, yet the driver installed one); re-encrypted and opened in software',
+          });
+        }
+        const nonce = rxNonce(info, rcdSn, rec);
+        for (let i = 0; i < ranges.length; i += 2) reencryptRange(this.stack.backend, info, nonce, rec, ranges[i]!, ranges[i + 1]!);
+      }
       content = openRecord(this.stack.backend, info, rcdSn, rec);
     }
     if (!content) {
@@ -443,6 +473,8 @@ export class TlsStack implements Omit<TlsKernelHelpers, 'netifReceiveSkb'> {
   readonly tlsStat: TlsStat = emptyTlsStat();
   /** Every tlsdev_ops call made, in order. */
   readonly callLog: DriverCall[] = [];
+  /** Driver-contract violations the stack contained, in order. */
+  readonly violations: ContractViolation[] = [];
   private readonly logFn: ((event: TlsStackEvent) => void) | undefined;
   private readonly sockets = new Map<Sock, TlsSocket>();
   private readonly view = new TcpSegmentView();
@@ -470,6 +502,11 @@ export class TlsStack implements Omit<TlsKernelHelpers, 'netifReceiveSkb'> {
       tlsEncryptSkb: (skb) => this.tlsEncryptSkb(skb),
       netifReceiveSkb,
     };
+  }
+
+  violation(v: ContractViolation): void {
+    this.violations.push(v);
+    this.emit({ kind: 'contract-violation', violation: v });
   }
 
   emit(event: TlsStackEvent): void {
