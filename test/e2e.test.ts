@@ -7,6 +7,7 @@ import {
   runIdle, type DriverName, type E2eConn, type E2eHost, type E2eWorld,
 } from './helpers/e2e.ts';
 import { Rng } from '../driver-api/host/rng.ts';
+import { formatEthtool } from '../emulator/nic/counters.ts';
 
 /** Counter checks for the sending host of one direction (SPEC section 7). */
 function assertTxCounters(t: import('ava').ExecutionContext, w: E2eWorld, sender: E2eHost, c: E2eConn, from: 'a' | 'b') {
@@ -15,6 +16,16 @@ function assertTxCounters(t: import('ava').ExecutionContext, w: E2eWorld, sender
   // Every TLS byte that left the host went through the device's crypto or the software fallback.
   const tlsOnWire = wire.bytesFrom(expect.tlsStart);
   t.is(sender.nic.counters.tx_tls_encrypted_bytes + fallbackBytesFrom(sender, d, expect.tlsStart), tlsOnWire, `${d.dir}: encrypted + fallback = TLS bytes sent`);
+}
+
+/** `ethtool -S` and /proc/net/tls_stat as a user reads them: name -> value, parsed from the text layouts. */
+function parseCounterText(text: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const line of text.split('\n')) {
+    const m = /^\s*([A-Za-z_]+):?\s+(\d+)$/.exec(line);
+    if (m) out[m[1]!] = Number(m[2]);
+  }
+  return out;
 }
 
 function runDoneWhen(t: import('ava').ExecutionContext, driver: DriverName, keyBits: 128 | 256, lossy: boolean, seed: number) {
@@ -33,11 +44,25 @@ function runDoneWhen(t: import('ava').ExecutionContext, driver: DriverName, keyB
     t.is(h.nic.counters.tx_tls_drop_bypass_req, 0);
     void peer;
   }
+  // The text layouts a user reads say the same as the objects.
+  for (const h of [w.a, w.b]) {
+    t.deepEqual(parseCounterText(formatEthtool(h.nic.counters)), { ...h.nic.counters }, `${h.side}: ethtool -S text`);
+    t.deepEqual(parseCounterText(h.stack.formatTlsStat()), { ...h.stack.tlsStat }, `${h.side}: tls_stat text`);
+  }
   if (!lossy) {
     // A clean link: no out-of-order TX, every TLS byte through the device, every RX segment decrypted.
-    for (const h of [w.a, w.b]) {
+    for (const [h, d] of [[w.a, c.ab], [w.b, c.ba]] as const) {
       t.is(h.nic.counters.tx_tls_ooo, 0);
       t.is(h.stack.callLog.filter((x) => x.op === 'tls_dev_resync').length, 0);
+      // What one side's device encrypted is exactly the TLS part of its direction, and the peer's device
+      // decrypted every byte of it, in as many packets as carried it.
+      const { expect, wire } = assertWire(t, w, d);
+      const tlsBytes = expect.bytes.length - expect.tlsStart;
+      t.is(h.nic.counters.tx_tls_encrypted_bytes, tlsBytes, `${d.dir}: tx_tls_encrypted_bytes`);
+      const peer = h === w.a ? w.b : w.a;
+      t.is(peer.nic.counters.rx_tls_decrypted_bytes, tlsBytes, `${d.dir}: rx_tls_decrypted_bytes`);
+      t.is(peer.nic.counters.rx_tls_decrypted_packets, wire.framesFrom(expect.tlsStart), `${d.dir}: rx_tls_decrypted_packets`);
+      t.is(h.nic.counters.tx_tls_encrypted_packets, wire.framesFrom(expect.tlsStart), `${d.dir}: tx_tls_encrypted_packets`);
     }
   } else {
     t.true(w.a.host.counters.RetransSegs + w.b.host.counters.RetransSegs > 0, 'loss exercised retransmission');

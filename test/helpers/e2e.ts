@@ -365,6 +365,8 @@ export type WireDir = {
   disagreements: number;
   /** Payload bytes at or after `from` summed over every frame copy (retransmits included). */
   bytesFrom(from: number): number;
+  /** Frames carrying payload at or after `from` (retransmits included). */
+  framesFrom(from: number): number;
   frames: number;
 };
 
@@ -408,6 +410,9 @@ export function wireStream(w: E2eWorld, d: E2eDir, length: number): WireDir {
       let n = 0;
       for (const [o, l] of pieces) n += Math.max(0, o + l - Math.max(o, from));
       return n;
+    },
+    framesFrom(from: number) {
+      return pieces.filter(([o, l]) => o + l > from).length;
     },
   };
 }
