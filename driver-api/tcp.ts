@@ -40,9 +40,11 @@ export interface TcpSock {
   setUlp(ulp: TcpUlp): void;
   /**
    * tcp_sendmsg: queue bytes for transmission. Bytes queued with a different `offloaded` mark than the
-   * previous ones start a new skb (skb->decrypted on TX marks "device must encrypt").
+   * previous ones start a new skb (skb->decrypted on TX marks "device must encrypt"). `zerocopy`: the skb
+   * references `data` instead of copying it (page frags of sendfile/MSG_SPLICE_PAGES): every (re)transmit
+   * reads the bytes as they are at that moment.
    */
-  queue(data: Uint8Array, offloaded: boolean): void;
+  queue(data: Uint8Array, offloaded: boolean, zerocopy?: boolean): void;
   /** tcp_write_collapse_fence(): the next queued byte starts a new skb, hence a new segment. */
   fence(): void;
   /** Push what is queued (tcp_push). */

@@ -2,13 +2,14 @@
 // corner case, each asserting exact application bytes, the wire against software TLS (no placeholder leaks),
 // and the counters and driver calls the case is about.
 import test, { type ExecutionContext } from 'ava';
-import { ENOSPC } from '../driver-api/ops.ts';
+import { EBADMSG, ENOSPC } from '../driver-api/ops.ts';
+import { concatBytes } from '../emulator/bytes.ts';
 import { Rng } from '../driver-api/host/rng.ts';
-import { seqAdd } from '../emulator/wire/seq.ts';
+import { seqAdd, seqDiff } from '../emulator/wire/seq.ts';
 import { TcpSegmentView } from '../emulator/wire/packet.ts';
 import {
   assertDelivery, assertWire, byOffset, callSummary, closeBoth, connectTls, expectedStream, fallbackBytesFrom, makeWorld,
-  placeholderHits, randomWrites, recordOffsets, resyncAfterDel, runIdle, type ConnOptions, type DriverName, type E2eConn,
+  placeholderHits, randomWrites, recordOffsets, resyncAfterDel, runIdle, sha256, totalLength, type ConnOptions, type DriverName, type E2eConn,
   type E2eOptions, type E2eWorld,
 } from './helpers/e2e.ts';
 
@@ -251,3 +252,132 @@ test('tag placeholder never leaks: heavy loss and reorder, both drivers, every r
     }
   }
 });
+
+// ---- mixed records, a bad tag, zero-copy data mutated before a retransmit ----
+
+for (const driver of DRIVERS) {
+  test(`${driver}: a lost non-header segment mid-record -> that record arrives mixed, is re-encrypted and opened in software, no resync`, (t) => {
+    // 100 kB writes make 16 KiB records: record 4's bytes span about 12 segments. Lose the first copy of one
+    // in its middle (no header in it): the device keeps sync, decrypts the segments around it, and the
+    // retransmit arrives behind the device's position, undecrypted.
+    const wr = { writesA: [new Rng(50).bytes(100_000), new Rng(51).bytes(100_000)], writesB: [new Rng(52).bytes(5000)] };
+    const rec = recordOffsets(517, wr.writesA);
+    const mid = rec[4]! + 8000;
+    const headers = new Set(rec);
+    let lostAt = -1;
+    const { w, c } = run({
+      driver, keyBits: 128, seed: 50,
+      impair: byOffset('a>b', (off, len, copy) => {
+        if (copy > 0 || !(off <= mid && mid < off + len)) return 'pass';
+        for (let k = off; k < off + len; k++) if (headers.has(k)) return 'pass';
+        lostAt = off;
+        return 'drop';
+      }),
+    }, wr);
+    assertExact(t, w, c);
+    t.true(lostAt > 0, 'a non-header segment was lost');
+    const mixed = w.b.events.filter((e) => e.kind === 'device-decrypted' && e.encrypted && e.decrypted);
+    // Record 4 (the gap: its tag cannot be checked by the device, so the packet holding its tag goes up
+    // undecrypted, all or nothing) and, when that packet also holds record 5's head, record 5.
+    const mixedAt = mixed.map((e) => (e.kind === 'device-decrypted' ? seqDiff(e.seq, c.ab.isn1) : -1));
+    t.is(mixedAt[0], rec[4]!, 'record 4 arrived part decrypted, part encrypted');
+    t.true(mixedAt.length === 1 || (mixedAt.length === 2 && mixedAt[1] === rec[5]), `mixed records at ${mixedAt.join(', ')}`);
+    t.is(w.b.stack.callLog.filter((x) => x.op === 'tls_dev_resync').length, 0, 'a lost non-header segment needs no resync');
+    t.is(w.b.nic.counters.rx_tls_resync_req_pkt + w.b.nic.counters.rx_tls_resync_req_start, 0);
+    t.is(w.b.nic.counters.rx_tls_err, 0);
+    const whole = w.b.events.filter((e) => e.kind === 'device-decrypted' && !e.encrypted).length;
+    t.is(whole, rec.length - mixed.length, 'every other record fully device-decrypted');
+  });
+
+  test(`${driver}: a ciphertext byte flipped on the wire (TCP checksum fixed) -> bad tag: TlsDecryptError, EBADMSG, nothing of that record delivered`, (t) => {
+    const wr = writes(60, 150_000, 20_000);
+    const rec = recordOffsets(517, wr.writesA);
+    const target = rec[3]! + 2000; // inside record 3's ciphertext
+    const v = new TcpSegmentView();
+    const { w, c } = run({
+      driver, keyBits: 256, seed: 60,
+      impair: byOffset('a>b', (off, len, copy) => (copy === 0 && off <= target && target < off + len
+        ? {
+            corrupt: (frame) => {
+              v.parse(frame);
+              frame[v.payloadOffset + (target - off)]! ^= 0x40;
+              v.updateTcpChecksum();
+            },
+          }
+        : 'pass')),
+    }, wr);
+    const n = w.b.nic.counters;
+    t.is(w.b.stack.tlsStat.TlsDecryptError, 1);
+    t.is(c.server.error, EBADMSG);
+    t.regex(c.server.errorDetail!.message, /failed authentication/);
+    // Records 0..2 arrived whole; nothing of record 3 or later reached the application.
+    const before = (rec[3]! - 517) - 3 * (5 + 8 + 16);
+    t.is(totalLength(c.ab.received), before);
+    t.is(sha256(c.ab.received), sha256([concatBytes(wr.writesA).subarray(0, before)]));
+    // The device could not authenticate record 3: it handed those bytes up as they arrived, never flagged.
+    // What A sent was right (the flip happened on the link), so the wire log equals software TLS.
+    assertWire(t, w, c.ab);
+    // The device could not authenticate record 3: the packet with the flipped byte went up as it arrived
+    // (all or nothing per packet), so software saw record 3 partly encrypted and failed its tag.
+    const bad = w.b.events.find((e) => e.kind === 'device-decrypted' && e.seq === seqAdd(c.ab.isn1, rec[3]!));
+    t.truthy(bad);
+    t.true(bad!.kind === 'device-decrypted' && bad!.encrypted);
+    t.is(n.rx_tls_err, 1, 'the device counted one failed authentication');
+    t.true(n.rx_tls_decrypted_packets > 0);
+    // The other direction is unaffected.
+    t.is(sha256(c.ba.received), sha256(c.ba.writes));
+    t.is(w.a.stack.tlsStat.TlsDecryptError, 0);
+  });
+
+  test(`${driver}: sendfile with TLS_TX_ZEROCOPY_RO, file changed before a retransmit -> the peer sees a bad tag`, (t) => {
+    // One 16 KiB record sent zero-copy. Its segment at +6000 loses its first copy; before the retransmit
+    // the application rewrites those bytes in the page. The retransmit encrypts what the page holds now,
+    // under a tag the device computed over the old bytes: the peer must fail the record, not deliver it.
+    const file = new Rng(70).bytes(16384);
+    const original = file.slice();
+    let pages: Uint8Array[] = [];
+    const target = 517 + 5 + 8 + 6000;
+    let dropped = 0;
+    const w = makeWorld({
+      driver, keyBits: 128, seed: 70,
+      impair: byOffset('a>b', (off, len, copy) => {
+        if (copy === 0 && off <= target && target < off + len) {
+          dropped++;
+          // The segment left the host; now the file changes under it (before any retransmit).
+          w.sim.schedule(1, () => pages[0]!.fill(0x5a, 6000 - 100, 6000 + 100));
+          return 'drop';
+        }
+        return 'pass';
+      }),
+    });
+    const c = connectTls(w, {
+      onInstalled: () => w.sim.schedule(100, () => {
+        pages = c.client.sendfile(file);
+      }),
+    });
+    runIdle(w);
+    t.is(dropped, 1);
+    t.is(pages.length, 1);
+    t.is(c.client.txMode, 'hw');
+    t.notDeepEqual(pages[0], original, 'the page changed');
+    t.is(w.b.stack.tlsStat.TlsDecryptError, 1, 'the peer failed the record');
+    t.is(c.server.error, EBADMSG);
+    t.is(totalLength(c.ab.received), 0, 'not a byte of the mutated record was delivered');
+    // Without zero-copy the same mutation is harmless: the record was copied at send time.
+    const w2 = makeWorld({
+      driver, keyBits: 128, seed: 70,
+      impair: byOffset('a>b', (off, len, copy) => {
+        if (copy === 0 && off <= target && target < off + len) {
+          w2.sim.schedule(1, () => copyOfFile.fill(0x5a, 6000 - 100, 6000 + 100));
+          return 'drop';
+        }
+        return 'pass';
+      }),
+    });
+    const copyOfFile = original.slice();
+    const c2 = connectTls(w2, { onInstalled: () => w2.sim.schedule(100, () => c2.write('a', copyOfFile)) });
+    runIdle(w2);
+    t.is(c2.server.error, null);
+    t.is(sha256(c2.ab.received), sha256([original]));
+  });
+}

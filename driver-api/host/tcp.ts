@@ -212,9 +212,17 @@ export class TcpSocket implements TcpSock {
 
   // models tcp_sendmsg(): append to the tail skb while it is unsent, has room, has the same mark and no
   // fence stands after it (tcp_skb_can_collapse_to / tcp_write_collapse_fence)
-  queue(data: Uint8Array, offloaded: boolean): void {
+  queue(data: Uint8Array, offloaded: boolean, zerocopy = false): void {
     if (this.finQueued || this.state === 'closed') {
       throw new ContractError(`queue() on a socket in state ${this.state}${this.finQueued ? ' after close()' : ''}`, { flow: this.flow() });
+    }
+    if (zerocopy) {
+      // An skb of its own whose frag is the caller's memory: nothing coalesces into it (skb_zcopy).
+      if (data.length === 0) return;
+      this.sndBuf.push({ seq: this.wseq, buf: data, len: data.length, offloaded, closed: true });
+      this.wseq = seqAdd(this.wseq, data.length);
+      this.fenceNext = true;
+      return;
     }
     const goal = this.cfg.tso ? Math.max(this.mss, Math.floor(this.cfg.tsoMaxBytes / this.mss) * this.mss) : this.mss;
     let off = 0;

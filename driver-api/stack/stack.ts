@@ -15,7 +15,7 @@ import type {
 } from '../ops.ts';
 import type { RxChunk, TcpSock, TcpUlp } from '../tcp.ts';
 import { parseCryptoInfo } from './crypto-info-schema.ts';
-import { decryptedContent, encryptFramedRecord, frameOffloadRecord, reencryptRange, rxNonce } from './record-ops.ts';
+import { bodyStart, decryptedContent, encryptFramedRecord, frameOffloadRecord, reencryptRange, rxNonce } from './record-ops.ts';
 import { RxResync, type ResyncCall } from './rx-resync.ts';
 import { emptyTlsStat, formatTlsStat, type TlsStat } from './tls-stat.ts';
 import { TxRecordsList, isStartMarker, type TxOffloadRecord } from './tx-records.ts';
@@ -42,6 +42,12 @@ export type TlsStackEvent =
   | { kind: 'driver-call'; call: DriverCall }
   | { kind: 'offload'; sk: number; dir: TlsOffloadCtxDir; mode: 'hw' | 'sw'; reason: string | null }
   | { kind: 'rx-error'; sk: number; errno: number; detail: string }
+  /**
+   * The tls_device_decrypted tracepoint (net/tls/trace.h): one per record of a TLS_HW RX socket, with
+   * whether any of its bytes arrived device-decrypted and whether any arrived still encrypted (both: the
+   * record was re-encrypted and opened in software).
+   */
+  | { kind: 'device-decrypted'; sk: number; seq: number; rcdSn: bigint; len: number; encrypted: boolean; decrypted: boolean }
   | { kind: 'device-down'; netdev: string; sockets: number }
   | { kind: 'contract-violation'; violation: ContractViolation };
 
@@ -220,8 +226,34 @@ export class TlsSocket implements TcpUlp {
     this.tcp.push();
   }
 
-  /** models tls_push_record() (device: + tls_device_record_close) / tls_sw's record seal. */
-  private pushRecord(info: CryptoInfo, type: number, plaintext: Uint8Array): void {
+  /**
+   * sendfile()/splice() with TLS_TX_ZEROCOPY_RO set: the records' payload is not copied; TCP and the record
+   * list reference the page cache pages. Returns those pages (one view per record, in order): writing to
+   * them models the file changing while its records are unacknowledged. A retransmit then carries the new
+   * bytes under the tag computed over the old ones, and the peer fails the record (EBADMSG), which is why
+   * the option is "read-only" (Documentation/networking/tls.rst). In software mode tls_sw encrypts at send
+   * time, so the returned views are a private copy and later writes change nothing.
+   */
+  sendfile(data: Uint8Array): Uint8Array[] {
+    if (this.closed) throw new ContractError('sendfile on a closed TLS socket', { flow: flowName(this.sk) });
+    const info = this.txInfo;
+    if (!info || this.ctx.txConf === 'base') throw new ContractError('sendfile before TLS_TX is set', { flow: flowName(this.sk) });
+    const pages: Uint8Array[] = [];
+    let off = 0;
+    do {
+      const n = Math.min(TLS_MAX_PAYLOAD_SIZE, data.length - off);
+      pages.push(this.pushRecord(info, CONTENT_APPLICATION_DATA, data.subarray(off, off + n), true));
+      off += n;
+    } while (off < data.length);
+    this.tcp.push();
+    return pages;
+  }
+
+  /**
+   * models tls_push_record() (device: + tls_device_record_close) / tls_sw's record seal. Returns the view
+   * of the payload as queued (the record's own bytes when `zerocopy` and offloaded, else a copy).
+   */
+  private pushRecord(info: CryptoInfo, type: number, plaintext: Uint8Array, zerocopy = false): Uint8Array {
     const rcdSn = this.txRecSeq;
     const tx = this.tx;
     if (this.ctx.txConf === 'hw' && tx) {
@@ -230,12 +262,14 @@ export class TlsSocket implements TcpUlp {
       // On the list before TCP sees it: the driver may look it up during this very transmit.
       tx.records.push(this.tcp.writeSeq >>> 0, framed, rcdSn);
       this.txRecSeq = rcdSn + 1n;
-      this.tcp.queue(framed, true);
-      return;
+      this.tcp.queue(framed, true, zerocopy);
+      const pre = bodyStart(info);
+      return zerocopy ? framed.subarray(pre, pre + plaintext.length) : plaintext.slice();
     }
     const sealed = this.stack.seal(info, rcdSn, type, plaintext);
     this.txRecSeq = rcdSn + 1n;
     this.tcp.queue(sealed, false);
+    return plaintext.slice();
   }
 
   onData(cb: (data: Uint8Array, type?: number) => void): void {
@@ -401,6 +435,7 @@ export class TlsSocket implements TcpUlp {
     const rcdSn = this.rxRecSeq;
     let content: { type: number; plaintext: Uint8Array } | null;
     if (this.ctx.rxConf === 'hw' && this.rx) {
+      this.stack.emit({ kind: 'device-decrypted', sk: this.sk.id, seq: start, rcdSn, len: rec.length, encrypted: !all, decrypted: !none });
       if (all) {
         if (!this.rxDegraded) this.rx.resync.sawDecrypted();
         content = decryptedContent(info, rec);

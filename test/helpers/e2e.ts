@@ -21,7 +21,7 @@ import { Rng } from '../../driver-api/host/rng.ts';
 import { Sim } from '../../driver-api/host/sim.ts';
 import type { TcpConfig, TcpSocket } from '../../driver-api/host/tcp.ts';
 import type { NetDevFeatures, NetDevice, SkBuff, TlsDevOps, TlsKernelHelpers } from '../../driver-api/ops.ts';
-import { TAG_PLACEHOLDER, TlsStack, type TlsSocket } from '../../driver-api/stack/index.ts';
+import { TAG_PLACEHOLDER, TlsStack, type TlsSocket, type TlsStackEvent } from '../../driver-api/stack/index.ts';
 
 export type Side = 'a' | 'b';
 export type DriverName = 'mlx5' | 'nfp';
@@ -58,6 +58,8 @@ export type E2eHost = {
   stack: TlsStack;
   /** [seq, payload length] of every skb the SW fallback (tls_encrypt_skb, called by the driver) produced. */
   fallback: Array<[number, number]>;
+  /** Everything the stack logged (driver calls, offload decisions, tls_device_decrypted, violations). */
+  events: TlsStackEvent[];
 };
 
 export type E2eWorld = {
@@ -90,7 +92,8 @@ export function makeWorld(opts: E2eOptions): E2eWorld {
   const mk = (side: Side, ip: string, mac: Uint8Array, peerMac: Uint8Array): E2eHost => {
     const host = new Host(sim, rng.fork(`host-${side}`), { name: side, ip, mac, peerMac, ...(opts.tcp ? { tcp: opts.tcp } : {}) });
     const nic = new Nic({ backend: nodeBackend, ...(opts.nicProfile ? { profile: opts.nicProfile } : {}) });
-    const stack = new TlsStack({ backend: nodeBackend });
+    const events: TlsStackEvent[] = [];
+    const stack = new TlsStack({ backend: nodeBackend, log: (e) => events.push(e) });
     const fallback: Array<[number, number]> = [];
     const kernel: TlsKernelHelpers = stack.kernelHelpers((skb) => host.netifReceiveSkb(skb));
     // Count what the software fallback encrypted for the driver (tx_tls_encrypted_bytes does not see it).
@@ -113,7 +116,7 @@ export function makeWorld(opts: E2eOptions): E2eWorld {
       netdev = { ...netdev, startXmit: (skb: SkBuff) => hook(skb, send) };
     }
     host.attachNetdev(netdev);
-    return { side, host, nic, netdev, stack, fallback };
+    return { side, host, nic, netdev, stack, fallback, events };
   };
   const a = mk('a', '10.4.0.1', MAC_A, MAC_B);
   const b = mk('b', '10.4.0.2', MAC_B, MAC_A);
