@@ -323,6 +323,7 @@ for (const driver of DRIVERS) {
     t.truthy(bad);
     t.true(bad!.kind === 'device-decrypted' && bad!.encrypted);
     t.is(n.rx_tls_err, 1, 'the device counted one failed authentication');
+    t.deepEqual(callSummary(w.b), ['add rx 0', 'add tx 0'], 'a bad tag is not a sync problem: no resync');
     t.true(n.rx_tls_decrypted_packets > 0);
     // The other direction is unaffected.
     t.is(sha256(c.ba.received), sha256(c.ba.writes));
@@ -363,6 +364,8 @@ for (const driver of DRIVERS) {
     t.is(w.b.stack.tlsStat.TlsDecryptError, 1, 'the peer failed the record');
     t.is(c.server.error, EBADMSG);
     t.is(totalLength(c.ab.received), 0, 'not a byte of the mutated record was delivered');
+    t.deepEqual(callSummary(w.a), ['add tx 0', 'add rx 0'], 'the sender made no resync: its device did what it was told');
+    t.true(w.a.nic.counters.tx_tls_ooo >= 1, 'the retransmit went through the out-of-order path');
     // Without zero-copy the same mutation is harmless: the record was copied at send time.
     const w2 = makeWorld({
       driver, keyBits: 128, seed: 70,
