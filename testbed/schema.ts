@@ -1,0 +1,193 @@
+// The scenario language (issue 5): traffic, impairments keyed to meaning (which record, header or body
+// segment), the driver/device profile, and expectations. One zod schema; types are inferred from it.
+import { z } from 'zod';
+import { ETHTOOL_TLS_COUNTERS } from '../emulator/nic/counters.ts';
+import { TLS_STAT_NAMES } from '../driver-api/stack/tls-stat.ts';
+
+const uint = z.number().int().nonnegative();
+const u32 = uint.max(0xffff_ffff);
+const side = z.enum(['a', 'b']);
+const dir = z.enum(['a>b', 'b>a']);
+
+/** A counter expectation: an exact value or an inclusive range. */
+export const rangeSchema = z.union([
+  uint,
+  z.strictObject({ min: uint.optional(), max: uint.optional() }).refine((r) => r.min === undefined || r.max === undefined || r.min <= r.max, {
+    message: 'min must not exceed max',
+  }),
+]);
+export type Range = z.infer<typeof rangeSchema>;
+
+/** Driver and the resync type it makes the stack use (tls_offload_rx_resync_set_type). */
+export const driverSchema = z.discriminatedUnion('name', [
+  z.strictObject({
+    name: z.literal('mlx5'),
+    /** GET_PSV completion latency (µs). */
+    psvDelayUs: uint.optional(),
+    /** Firmware fault: GET_PSV never completes; the driver cancels after psvTimeoutUs. */
+    psvNeverAnswers: z.boolean().optional(),
+    psvTimeoutUs: uint.optional(),
+  }),
+  z.strictObject({
+    name: z.literal('nfp'),
+    rxResyncType: z.enum(['driver_req', 'core_next_hint']).default('driver_req'),
+  }),
+]);
+export type DriverProfile = z.infer<typeof driverSchema>;
+
+export const deviceSchema = z.strictObject({
+  /** Context table capacity per NIC (both directions). */
+  maxContexts: z.number().int().min(0).optional(),
+  tso: z.boolean().optional(),
+  /** Stream-scan policy (emulator/nic/types.ts ScanPolicy). */
+  scan: z.strictObject({
+    confirmHeaders: z.number().int().min(1).optional(),
+    rerequestEveryRecords: z.number().int().min(1).optional(),
+    restartScanAfterRequests: z.number().int().min(1).optional(),
+    skipOneMaxRecord: z.boolean().optional(),
+  }).optional(),
+});
+
+export const trafficSchema = z.strictObject({
+  keyBits: z.union([z.literal(128), z.literal(256)]).default(128),
+  /** A->B application writes: `records` writes of `recordSize` bytes (each write <= 16384 is one record). */
+  records: z.number().int().min(1).max(100_000).optional(),
+  recordSize: z.number().int().min(1).max(16384).optional(),
+  /** Or explicit write sizes (a write over 16384 bytes becomes several records, as tls_push_data cuts). */
+  writes: z.array(z.number().int().min(1).max(1 << 20)).min(1).optional(),
+  /** B->A application bytes (one write), so both directions carry TLS. */
+  reverseBytes: uint.max(1 << 24).default(0),
+  /** Client handshake flight (plain bytes before TLS_TX), server flight. */
+  handshakeA: z.number().int().min(1).max(65535).default(517),
+  handshakeB: z.number().int().min(1).max(65535).default(4000),
+  /** Initial sequence numbers (e.g. near 2^32 to wrap the 32-bit seq mid-stream). */
+  isnA: u32.optional(),
+  isnB: u32.optional(),
+  /** Connections in the world, each with this traffic, on ports 4433, 4434, ... */
+  flows: z.number().int().min(1).max(64).default(1),
+}).refine((t) => (t.writes !== undefined) !== (t.records !== undefined && t.recordSize !== undefined), {
+  message: 'give either writes, or records with recordSize',
+});
+
+/** Which segment a segment-keyed impairment hits: the one holding record N's header, or the nth of its body. */
+const segmentTarget = {
+  record: uint,
+  /** 'header': the segment carrying the record's first header byte; 'body': a segment with no header byte. */
+  part: z.enum(['header', 'body']).default('header'),
+  /** Body segments of the record, 0-based, in the order first sent. */
+  nth: uint.default(0),
+  /** Which transmission of that segment: 0 = the original, 1 = the first retransmit... */
+  copy: uint.default(0),
+  dir: dir.default('a>b'),
+  flow: uint.default(0),
+};
+
+export const impairmentSchema = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('drop'), ...segmentTarget }),
+  /** Hold the segment back so the following ones overtake it. */
+  z.strictObject({ kind: z.literal('reorder'), ...segmentTarget, delayUs: uint.default(200) }),
+  z.strictObject({ kind: z.literal('delay'), ...segmentTarget, delayUs: uint }),
+  z.strictObject({ kind: z.literal('duplicate'), ...segmentTarget }),
+  /** Flip a ciphertext byte and fix the TCP checksum: TLS must see it and reject the record. */
+  z.strictObject({
+    kind: z.literal('corruptCiphertext'), record: uint, byte: uint.default(0), copy: uint.default(0),
+    dir: dir.default('a>b'), flow: uint.default(0),
+  }),
+  /** Flip a payload byte without fixing the checksum: the NIC does no TLS on it, TCP drops it. */
+  z.strictObject({ kind: z.literal('badChecksum'), ...segmentTarget }),
+  /** NIC link down on `side` at `atUs` after both sides installed TLS; NETDEV_DOWN to the stack. */
+  z.strictObject({
+    kind: z.literal('linkDown'), side, atUs: uint, forUs: uint.default(3000), netdevDown: z.boolean().default(true),
+  }),
+  /** The side's context table holds `capacity` entries (0: every tls_dev_add gets -ENOSPC). */
+  z.strictObject({ kind: z.literal('tableFull'), side, capacity: uint.default(0) }),
+  /** netem-like random impairment of data segments up to `untilFraction` of each flow's stream. */
+  z.strictObject({
+    kind: z.literal('random'),
+    loss: z.number().min(0).max(0.5).default(0),
+    reorder: z.number().min(0).max(0.5).default(0),
+    duplicate: z.number().min(0).max(0.5).default(0),
+    reorderDelayUs: uint.default(300),
+    untilFraction: z.number().min(0).max(1).default(0.6),
+    dir: z.enum(['a>b', 'b>a', 'both']).default('a>b'),
+  }),
+]);
+export type Impairment = z.infer<typeof impairmentSchema>;
+
+const ethtoolName = z.enum(ETHTOOL_TLS_COUNTERS);
+const tlsStatName = z.enum(TLS_STAT_NAMES);
+
+export const expectSchema = z.strictObject({
+  /**
+   * 'exact': each application reads every byte once, in order. 'badTagRejected': the receiver of a corrupted
+   * record reads an exact prefix ending before that record and its socket fails with EBADMSG.
+   */
+  delivery: z.enum(['exact', 'badTagRejected']).default('exact'),
+  /** Every loss of sync ends with the device decrypting again, after the last impairment too. */
+  recovered: z.boolean().default(true),
+  counters: z.partialRecord(side, z.partialRecord(ethtoolName, rangeSchema)).optional(),
+  tlsStat: z.partialRecord(side, z.partialRecord(tlsStatName, rangeSchema)).optional(),
+  /**
+   * Driver call log per side as "add rx 0", "resync rx 0", "del rx" lines; `pattern` is a regular
+   * expression over the lines joined by ", "; `count` bounds how many lines start with each prefix.
+   */
+  calls: z.partialRecord(side, z.strictObject({
+    pattern: z.string().optional(),
+    count: z.record(z.string(), rangeSchema).optional(),
+  })).optional(),
+  /** Loss-of-sync episodes on the receiving device, summed over flows. */
+  resyncEpisodes: rangeSchema.optional(),
+  /** Recovery distance (records from the loss until the device decrypts again), for every episode. */
+  recoveryRecords: rangeSchema.optional(),
+});
+export type Expectations = z.infer<typeof expectSchema>;
+
+export const soakSchema = z.strictObject({
+  flows: z.number().int().min(1).max(1_000_000),
+  flowsPerWorld: z.number().int().min(1).max(64).default(4),
+  /** Application bytes A->B per flow, in random writes. */
+  bytesPerFlow: z.number().int().min(1).max(1 << 24).default(120_000),
+  maxWrite: z.number().int().min(1).max(1 << 20).default(20_000),
+  /** Per world, each rate is drawn uniformly from [0, max]. */
+  maxLoss: z.number().min(0).max(0.5).default(0.05),
+  maxReorder: z.number().min(0).max(0.5).default(0.05),
+  maxDuplicate: z.number().min(0).max(0.5).default(0.05),
+  untilFraction: z.number().min(0).max(1).default(0.6),
+});
+
+export const scenarioSchema = z.strictObject({
+  name: z.string().min(1),
+  description: z.string().optional(),
+  seed: u32.default(1),
+  /** One driver profile, or several: the scenario runs once per profile. */
+  driver: z.union([driverSchema, z.array(driverSchema).min(1)]),
+  device: deviceSchema.optional(),
+  tcp: z.strictObject({
+    mss: z.number().int().min(64).max(9000).optional(),
+    rcvBuf: z.number().int().min(1).max(65535).optional(),
+    tso: z.boolean().optional(),
+  }).optional(),
+  traffic: trafficSchema.optional(),
+  impairments: z.array(impairmentSchema).default([]),
+  expect: expectSchema.default({ delivery: 'exact', recovered: true }),
+  /** Extra expectations for one profile ("mlx5", "nfp/driver_req", "nfp/core_next_hint"). */
+  expectByProfile: z.partialRecord(z.enum(['mlx5', 'nfp/driver_req', 'nfp/core_next_hint']), expectSchema.partial()).optional(),
+  /** Randomized soak instead of `traffic`: many worlds with random loss/reorder/duplication. */
+  soak: soakSchema.optional(),
+}).refine((s) => (s.traffic === undefined) !== (s.soak === undefined), { message: 'give exactly one of traffic or soak' });
+
+export type Scenario = z.infer<typeof scenarioSchema>;
+export type ScenarioInput = z.input<typeof scenarioSchema>;
+export type Traffic = z.infer<typeof trafficSchema>;
+export type SoakSpec = z.infer<typeof soakSchema>;
+
+export type ProfileId = 'mlx5' | 'nfp/driver_req' | 'nfp/core_next_hint';
+
+export function profileId(d: DriverProfile): ProfileId {
+  return d.name === 'mlx5' ? 'mlx5' : d.rxResyncType === 'core_next_hint' ? 'nfp/core_next_hint' : 'nfp/driver_req';
+}
+
+/** The tls_offload_sync_type a profile's driver sets for RX. */
+export function resyncTypeOf(d: DriverProfile): 'driver_req_async' | 'driver_req' | 'core_next_hint' {
+  return d.name === 'mlx5' ? 'driver_req_async' : d.rxResyncType;
+}
