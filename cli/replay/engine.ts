@@ -52,6 +52,8 @@ export type TimelineMark = {
   len: number;
   mark: 'decrypted' | 'encrypted' | 'plain' | 'not-decrypted' | 'drop' | 'mismatch' | 'resync' | 'lost' | 'call';
   note?: string;
+  /** 'call' marks: the tlsdev_ops op the stack called or the kernel helper the driver called. */
+  op?: string;
 };
 
 export type ReplayResult = {
@@ -74,8 +76,12 @@ export type ReplayOptions = {
   driver: DriverModule;
   tls13: boolean;
   backend?: AeadBackend;
-  /** Called with every frame the NIC put on the wire (dir 'tx') or handed up (dir 'rx'). */
-  onFrame?: (f: { dir: 'tx' | 'rx'; frame: Uint8Array; tsNs: bigint; note: string }) => void;
+  /**
+   * Called with every frame the NIC put on the wire (dir 'tx'; payload-less local segments pass as
+   * captured), every frame as it arrives from the wire before the NIC sees it (dir 'rx-wire': the NIC
+   * decrypts in place, so copy it), and every frame handed up (dir 'rx', `decrypted` = skb->decrypted).
+   */
+  onFrame?: (f: { dir: 'tx' | 'rx' | 'rx-wire'; frame: Uint8Array; tsNs: bigint; note: string; decrypted?: boolean }) => void;
   /** Keep per-packet timeline marks (bounded per flow). */
   timeline?: boolean;
   onProgress?: (bytesRead: number) => void;
@@ -136,7 +142,26 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   }
 
   const nic = new Nic({ backend, profile: { tls13: opts.tls13, tso: false } });
-  const stack = new TlsStack({ backend, tls13Offload: opts.tls13 });
+  // Driver calls per flow for the timeline: the stack's tlsdev_ops calls (its call log) and, below, the
+  // kernel helpers the driver calls.
+  const skFlows = new Map<number, Flow>();
+  const callMark = (sk: number, dir: 'tx' | 'rx', op: string, seq: number | null, note: string) => {
+    const f = skFlows.get(sk);
+    if (f) mark(f, { dir, seq: seq ?? 0, len: 0, mark: 'call', op, note });
+  };
+  const stack = new TlsStack({
+    backend,
+    tls13Offload: opts.tls13,
+    log: opts.timeline
+      ? (ev) => {
+        if (ev.kind !== 'driver-call') return;
+        const c = ev.call;
+        const args = c.op === 'tls_dev_del' ? c.dir : `${c.dir}, seq ${c.seq}, rec ${c.rcdSn}`;
+        const res = c.threw !== undefined ? `threw ${c.threw}` : c.result === null ? '' : ` = ${c.result}`;
+        callMark(c.sk, c.dir, c.op, c.seq, `${c.op}(${args})${res}`);
+      }
+      : undefined,
+  });
   const flows = new Map<string, Flow>();
   const flowList: Flow[] = [];
   const problems: string[] = [];
@@ -156,12 +181,27 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
 
   // The local host: netif_receive_skb hands RX skbs to the socket of their flow.
   const helpers: TlsKernelHelpers = {
-    tlsOffloadRxResyncRequest: (sk, seq) => stack.tlsOffloadRxResyncRequest(sk, seq),
-    tlsOffloadRxResyncAsyncRequestStart: (sk, seq, len) => stack.tlsOffloadRxResyncAsyncRequestStart(sk, seq, len),
-    tlsOffloadRxResyncAsyncRequestEnd: (sk, seq) => stack.tlsOffloadRxResyncAsyncRequestEnd(sk, seq),
-    tlsOffloadRxResyncAsyncRequestCancel: (sk) => stack.tlsOffloadRxResyncAsyncRequestCancel(sk),
+    tlsOffloadRxResyncRequest: (sk, seq) => {
+      callMark(sk.id, 'rx', 'tls_offload_rx_resync_request', seq, `tls_offload_rx_resync_request(seq ${seq})`);
+      stack.tlsOffloadRxResyncRequest(sk, seq);
+    },
+    tlsOffloadRxResyncAsyncRequestStart: (sk, seq, len) => {
+      callMark(sk.id, 'rx', 'tls_offload_rx_resync_async_request_start', seq, `tls_offload_rx_resync_async_request_start(seq ${seq}, len ${len})`);
+      stack.tlsOffloadRxResyncAsyncRequestStart(sk, seq, len);
+    },
+    tlsOffloadRxResyncAsyncRequestEnd: (sk, seq) => {
+      callMark(sk.id, 'rx', 'tls_offload_rx_resync_async_request_end', seq, `tls_offload_rx_resync_async_request_end(seq ${seq})`);
+      stack.tlsOffloadRxResyncAsyncRequestEnd(sk, seq);
+    },
+    tlsOffloadRxResyncAsyncRequestCancel: (sk) => {
+      callMark(sk.id, 'rx', 'tls_offload_rx_resync_async_request_cancel', null, 'tls_offload_rx_resync_async_request_cancel()');
+      stack.tlsOffloadRxResyncAsyncRequestCancel(sk);
+    },
     tlsOffloadRxResyncSetType: (sk, type) => stack.tlsOffloadRxResyncSetType(sk, type),
-    tlsOffloadTxResyncRequest: (sk, got, exp) => stack.tlsOffloadTxResyncRequest(sk, got, exp),
+    tlsOffloadTxResyncRequest: (sk, got, exp) => {
+      callMark(sk.id, 'tx', 'tls_offload_tx_resync_request', got, `tls_offload_tx_resync_request(got ${got}, exp ${exp})`);
+      stack.tlsOffloadTxResyncRequest(sk, got, exp);
+    },
     tlsOffloadTxResyncPending: (sk) => stack.tlsOffloadTxResyncPending(sk),
     tlsGetRecord: (sk, seq) => stack.tlsGetRecord(sk, seq),
     tlsEncryptSkb: (skb) => stack.tlsEncryptSkb(skb),
@@ -208,7 +248,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     if (hostView.payloadLength > 0) {
       mark(f, { dir: 'rx', seq: hostView.seq, len: hostView.payloadLength, mark: skb.decrypted ? 'decrypted' : afterInstall ? 'not-decrypted' : 'plain' });
     }
-    opts.onFrame?.({ dir: 'rx', frame: skb.data, tsNs: now, note: skb.decrypted ? 'rx: decrypted by device' : 'rx: not decrypted' });
+    opts.onFrame?.({ dir: 'rx', frame: skb.data, tsNs: now, note: skb.decrypted ? 'rx: decrypted by device' : 'rx: not decrypted', decrypted: skb.decrypted });
     if (!f.sock) return;
     if (hostView.ackFlag) {
       f.lastAck = hostView.ack;
@@ -220,6 +260,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   function ensureTls(f: Flow): TlsSocket {
     if (!f.tls) {
       f.tls = stack.attach(f.sock!);
+      skFlows.set(f.tls.sk.id, f);
       f.tls.onData((data: Uint8Array, type?: number) => {
         if (type !== undefined && type !== CONTENT_APPLICATION_DATA) return;
         f.rxHash.update(data);
@@ -441,9 +482,14 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       if (dir === f.rxDir) {
         f.sock!.rxStartAt(view.syn ? seqAdd(seq, 1) : seq);
         current = { flow: f, seq, payload: payload.slice() };
+        opts.onFrame?.({ dir: 'rx-wire', frame, tsNs: now, note: 'rx: as received' });
         nic.receiveFrame(frame);
       } else {
-        if (payload.length === 0) continue; // our pure ACKs carry nothing the NIC handles
+        if (payload.length === 0) {
+          // our pure ACKs carry nothing the NIC handles: they leave as captured
+          opts.onFrame?.({ dir: 'tx', frame, tsNs: now, note: 'tx: no payload, as captured' });
+          continue;
+        }
         f.pendingTx.push({ frame, seq, len: payload.length, tsNs: pkt.tsNs });
         releaseTx(f);
       }
