@@ -380,7 +380,11 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       if (piece.offloadable) {
         const q = sock.queued(piece.seq, piece.len);
         if (!q) {
-          f.report.problems.push(`TX bytes ${piece.seq}+${piece.len} were never queued by the stack`);
+          // The capture sent these bytes and the replay cannot: the wire does not match.
+          f.report.tx.segments++;
+          f.report.tx.mismatched++;
+          f.report.problems.push(`TX bytes ${piece.seq}+${piece.len} were never queued by the stack (or were already acknowledged)`);
+          mark(f, { dir: 'tx', seq: piece.seq, len: piece.len, mark: 'mismatch', note: 'not in the stack\'s queue' });
           continue;
         }
         payload = q.data;
@@ -401,13 +405,14 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   }
 
   // The replay holds captured TX segments back until their records are complete, so the peer's ACK of a
-  // segment can arrive before the segment is sent here. A real socket never sees an ACK beyond snd_nxt:
-  // clamp it to the first held-back segment, and apply the rest once that segment goes out.
+  // segment can arrive before the segment is sent here. A real socket never sees an ACK beyond snd_nxt,
+  // and its retransmit queue still holds what it sent before the ACK came: clamp the ACK to the lowest
+  // held-back segment (a retransmission held behind newer segments is lower than the first one), and
+  // apply the rest once those segments go out.
   function applyAck(f: Flow): void {
     if (f.lastAck === null || !f.sock) return;
     let ack = f.lastAck;
-    const held = f.pendingTx[0];
-    if (held && seqGt(ack, held.seq)) ack = held.seq;
+    for (const held of f.pendingTx) if (seqGt(ack, held.seq)) ack = held.seq;
     f.sock.ack(ack);
   }
 
