@@ -69,6 +69,23 @@ export type ReplayResult = {
   timeline: TimelineMark[];
 };
 
+/** A frame for `--out`; `packet` and `heldFrom` let a writer put frames back in capture order. */
+export type OutFrame = {
+  dir: 'tx' | 'rx' | 'rx-wire';
+  frame: Uint8Array;
+  /** Capture timestamp of the packet the frame comes from. */
+  tsNs: bigint;
+  note: string;
+  decrypted?: boolean;
+  /** Capture packet number the frame comes from. */
+  packet: number;
+  /**
+   * Lowest capture packet number whose TX segment the replay still holds back (its record is not complete
+   * yet), Infinity when none: every later frame has packet >= min(packet, heldFrom).
+   */
+  heldFrom: number;
+};
+
 export type ReplayOptions = {
   capture: string;
   keylog: string | null;
@@ -81,7 +98,7 @@ export type ReplayOptions = {
    * captured), every frame as it arrives from the wire before the NIC sees it (dir 'rx-wire': the NIC
    * decrypts in place, so copy it), and every frame handed up (dir 'rx', `decrypted` = skb->decrypted).
    */
-  onFrame?: (f: { dir: 'tx' | 'rx' | 'rx-wire'; frame: Uint8Array; tsNs: bigint; note: string; decrypted?: boolean }) => void;
+  onFrame?: (f: OutFrame) => void;
   /** Keep per-packet timeline marks (bounded per flow). */
   timeline?: boolean;
   onProgress?: (bytesRead: number) => void;
@@ -91,7 +108,7 @@ export type ReplayOptions = {
 
 const TIMELINE_CAP_PER_FLOW = 20000;
 
-type PendingTx = { frame: Uint8Array; seq: number; len: number; tsNs: bigint };
+type PendingTx = { frame: Uint8Array; seq: number; len: number; tsNs: bigint; packet: number };
 
 type Flow = {
   index: number;
@@ -172,6 +189,11 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   let tsBase: bigint | null = null;
   let current: { flow: Flow; seq: number; payload: Uint8Array } | null = null;
   let currentOut = 0;
+  // For --out: capture packet numbers of held-back TX segments (ascending), and the one being sent.
+  const held: number[] = [];
+  const heldFrom = () => held[0] ?? Infinity;
+  let txPacket = 0;
+  let txTs = 0n;
 
   const mark = (flow: Flow, m: Omit<TimelineMark, 't' | 'flow'>) => {
     if (!opts.timeline || flow.marks >= TIMELINE_CAP_PER_FLOW) return;
@@ -234,7 +256,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       if (r.mismatched <= 3) f.report.problems.push(`TX segment seq ${hostView.seq} differs from the capture`);
     }
     mark(f, { dir: 'tx', seq: hostView.seq, len: payload.length, mark: same ? 'encrypted' : 'mismatch' });
-    opts.onFrame?.({ dir: 'tx', frame, tsNs: now, note: same ? 'tx: equals capture' : 'tx: DIFFERS from capture' });
+    opts.onFrame?.({ dir: 'tx', frame, tsNs: txTs, note: same ? 'tx: equals capture' : 'tx: DIFFERS from capture', packet: txPacket, heldFrom: heldFrom() });
   });
 
   function hostReceive(skb: SkBuff): void {
@@ -248,7 +270,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     if (hostView.payloadLength > 0) {
       mark(f, { dir: 'rx', seq: hostView.seq, len: hostView.payloadLength, mark: skb.decrypted ? 'decrypted' : afterInstall ? 'not-decrypted' : 'plain' });
     }
-    opts.onFrame?.({ dir: 'rx', frame: skb.data, tsNs: now, note: skb.decrypted ? 'rx: decrypted by device' : 'rx: not decrypted', decrypted: skb.decrypted });
+    opts.onFrame?.({ dir: 'rx', frame: skb.data, tsNs: now, note: skb.decrypted ? 'rx: decrypted by device' : 'rx: not decrypted', decrypted: skb.decrypted, packet: packets, heldFrom: heldFrom() });
     if (!f.sock) return;
     if (hostView.ackFlag) {
       f.lastAck = hostView.ack;
@@ -395,6 +417,8 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       f.report.tx.segments++;
       current = { flow: f, seq: p.seq, payload: captured };
       currentOut = 0;
+      txPacket = p.packet;
+      txTs = p.tsNs;
       const out = sock.validateXmit(skb);
       if (out) netdev.startXmit(out);
       if (currentOut === 0) {
@@ -423,6 +447,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       const ready = final || f.walker.isDead(f.txDir) || seqLeq(seqAdd(p.seq, p.len), upTo);
       if (!ready) return;
       f.pendingTx.shift();
+      if (opts.onFrame) held.splice(held.indexOf(p.packet), 1);
       transmit(f, p);
       applyAck(f);
     }
@@ -487,15 +512,16 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       if (dir === f.rxDir) {
         f.sock!.rxStartAt(view.syn ? seqAdd(seq, 1) : seq);
         current = { flow: f, seq, payload: payload.slice() };
-        opts.onFrame?.({ dir: 'rx-wire', frame, tsNs: now, note: 'rx: as received' });
+        opts.onFrame?.({ dir: 'rx-wire', frame, tsNs: now, note: 'rx: as received', packet: packets, heldFrom: heldFrom() });
         nic.receiveFrame(frame);
       } else {
         if (payload.length === 0) {
           // our pure ACKs carry nothing the NIC handles: they leave as captured
-          opts.onFrame?.({ dir: 'tx', frame, tsNs: now, note: 'tx: no payload, as captured' });
+          opts.onFrame?.({ dir: 'tx', frame, tsNs: now, note: 'tx: no payload, as captured', packet: packets, heldFrom: heldFrom() });
           continue;
         }
-        f.pendingTx.push({ frame, seq, len: payload.length, tsNs: pkt.tsNs });
+        f.pendingTx.push({ frame, seq, len: payload.length, tsNs: pkt.tsNs, packet: packets });
+        if (opts.onFrame) held.push(packets);
         releaseTx(f);
       }
     }
@@ -510,6 +536,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       // The stack never framed these records (the capture ends inside them), so there is nothing to send.
       f.report.problems.push(`${f.pendingTx.length} TX segments at the end of the capture hold incomplete records: not replayed`);
       f.pendingTx.length = 0;
+      held.length = 0;
     }
     if (f.tls) {
       f.report.tx.mode = f.tls.txMode ?? 'sw';
