@@ -1,14 +1,15 @@
 // `tlsnic replay ...`: options to files and stdout. Exit codes: 0 when at least one connection replayed,
 // 1 when nothing could be replayed, 2 for bad input (not a capture, bad arguments).
-import { closeSync, mkdirSync, openSync, writeSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, statSync, writeSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError } from '../../emulator/errors.ts';
 import { PcapngWriter } from '../../emulator/capture/index.ts';
+import { LINKTYPE_ETHERNET } from '../../emulator/capture/types.ts';
 import { loadDriver } from '../../driver-api/drivers/index.ts';
 import type { ReplayArgs } from '../args.ts';
 import { toJson, toText } from '../report.ts';
 import { renderTimeline } from '../timeline.ts';
-import { replay, type FlowReport } from './engine.ts';
+import { replay, type FlowReport, type OutFrame } from './engine.ts';
 
 export function parseLocal(s: string): { ip: string; port: number | null } {
   // 10.0.0.1, 10.0.0.1:443, [fd00::1]:443, fd00::1
@@ -30,19 +31,182 @@ function flowFileName(f: FlowReport, dir: 'tx' | 'rx'): string {
   return `${f.local}_${f.remote}.${dir}.bin`.replace(/[[\]]/g, '').replace(/:/g, '_');
 }
 
+/** LINKTYPE_USER0: private use. Handed-up frames go there so tshark's TCP/TLS analysis of the wire stays clean. */
+export const LINKTYPE_HANDED_UP = 147;
+
+/** What `--out` holds; printed by `tlsnic help` (REPLAY_HELP) and written as the pcapng section comment. */
+export const OUT_LAYOUT = `--out <file> writes pcapng with two interfaces:
+  interface 0 (Ethernet): the wire at the local host's NIC. Received frames exactly as they arrived
+    (before the device decrypted anything), each with the comment "tlsnic rx wire: skb->decrypted=1"
+    or "=0" (did the device decrypt and authenticate every record byte in it); transmitted frames as the
+    device put them on the wire (ciphertext; "tlsnic tx wire: equals capture"). tshark or Wireshark
+    decrypts this interface with the same key log (-o tls.keylog_file:FILE).
+  interface 1 (LINKTYPE_USER0 = 147, Ethernet frames): what the NIC handed up to the stack, one per
+    received frame, with the same comment. Decrypted frames carry plaintext in place of the record
+    bodies (headers, explicit nonces and tags stay where they were), so they are not valid TLS: they
+    sit on a link type Wireshark does not dissect by default. To see them decoded, map User 0 to eth:
+    -o 'uat:user_dlts:"User 0 (DLT=147)","eth","0","","0",""'.`;
+
+export const REPLAY_HELP = `${OUT_LAYOUT}
+--timeline <file> writes a self-contained HTML page (no network): per connection and direction, packets
+  over TCP sequence number with decrypted / not decrypted / resync / drop marks, where the device lost
+  and regained sync, and every driver call (tls_dev_add/del/resync, resync requests).
+--driver <module path> loads a third-party driver: an ES module (.mjs/.js; .ts only when node can
+  import TypeScript) whose default export is { name, probe(nic, kernel, opts) }.
+A progress bar appears on stderr when stderr is a terminal and the replay runs longer than a second.`;
+
+const WIRE_RX = ['tlsnic rx wire: skb->decrypted=0', 'tlsnic rx wire: skb->decrypted=1'] as const;
+const UP_RX = [
+  'tlsnic rx handed up: skb->decrypted=0 (as received)',
+  'tlsnic rx handed up: skb->decrypted=1 (record bodies are plaintext)',
+] as const;
+
+type Pending = { packet: number; data: Uint8Array; tsNs: bigint; linkType: number; comment: string };
+
+/** Frames kept to restore capture order, at most this many bytes (then the oldest go out as they are). */
+const REORDER_LIMIT = 64 << 20;
+
+/**
+ * `--out`: the wire (interface 0) and what was handed up (interface 1), in capture order.
+ * - The device decrypts in place, so an arriving frame is copied into one reused buffer and written once
+ *   its completion says whether it was decrypted (reference drivers hand each frame up before the next).
+ * - The replay holds a TX segment back until its record is complete, while later packets (the peer's ACKs)
+ *   go on: frames after a held segment wait here until it is sent, else tshark would see data sent after
+ *   its ACK, call it a spurious retransmission and not decrypt it.
+ */
+export class OutCapture {
+  private readonly w: PcapngWriter;
+  private wire = new Uint8Array(2048);
+  private wireLen = -1;
+  private wireTs = 0n;
+  private wirePacket = 0;
+  private readonly queue: Pending[] = [];
+  private queued = 0;
+  /** Frames written per interface, and handed-up frames the device decrypted. */
+  readonly stats = { wire: 0, handedUp: 0, decrypted: 0, reordered: 0 };
+
+  constructor(path: string | null) {
+    this.w = new PcapngWriter(path, { linkType: LINKTYPE_ETHERNET, comment: `tlsnic replay output.\n${OUT_LAYOUT}` });
+  }
+
+  frame(f: OutFrame): void {
+    // Nothing older than min(packet, heldFrom) can come any more.
+    this.release(Math.min(f.packet, f.heldFrom));
+    switch (f.dir) {
+      case 'tx':
+        this.flushWire(null, f.heldFrom);
+        this.emit(f.packet, f.heldFrom, f.frame, f.tsNs, LINKTYPE_ETHERNET, `tlsnic tx wire: ${f.note.replace(/^tx: /, '')}`);
+        this.stats.wire++;
+        return;
+      case 'rx-wire':
+        this.flushWire(null, f.heldFrom);
+        if (f.frame.length > this.wire.length) this.wire = new Uint8Array(f.frame.length * 2);
+        this.wire.set(f.frame);
+        this.wireLen = f.frame.length;
+        this.wireTs = f.tsNs;
+        this.wirePacket = f.packet;
+        return;
+      case 'rx': {
+        const d = f.decrypted ? 1 : 0;
+        this.flushWire(d, f.heldFrom);
+        this.emit(f.packet, f.heldFrom, f.frame, f.tsNs, LINKTYPE_HANDED_UP, UP_RX[d]);
+        this.stats.handedUp++;
+        this.stats.decrypted += d;
+        return;
+      }
+    }
+  }
+
+  /** Writes the held wire frame: with its completion's flag, or noting that nothing was handed up. */
+  private flushWire(decrypted: 0 | 1 | null, heldFrom: number): void {
+    if (this.wireLen < 0) return;
+    const comment = decrypted === null ? 'tlsnic rx wire: not handed up' : WIRE_RX[decrypted];
+    this.emit(this.wirePacket, heldFrom, this.wire.subarray(0, this.wireLen), this.wireTs, LINKTYPE_ETHERNET, comment);
+    this.stats.wire++;
+    this.wireLen = -1;
+  }
+
+  private emit(packet: number, heldFrom: number, data: Uint8Array, tsNs: bigint, linkType: number, comment: string): void {
+    if (this.queue.length === 0 && packet < heldFrom) {
+      this.w.write({ data, tsNs, linkType, comment });
+      return;
+    }
+    // Stable: after every queued frame of the same or an earlier packet.
+    let i = this.queue.length;
+    while (i > 0 && this.queue[i - 1]!.packet > packet) i--;
+    if (i < this.queue.length) this.stats.reordered++;
+    this.queue.splice(i, 0, { packet, data: data.slice(), tsNs, linkType, comment });
+    this.queued += data.length;
+    if (this.queued > REORDER_LIMIT) this.release(-Infinity, REORDER_LIMIT / 2);
+  }
+
+  /** Writes queued frames of packets below `below` (or, over the limit, the oldest until `keep` bytes remain). */
+  private release(below: number, keep = Infinity): void {
+    let n = 0;
+    while (n < this.queue.length && (this.queue[n]!.packet < below || this.queued > keep)) {
+      const q = this.queue[n++]!;
+      this.w.write({ data: q.data, tsNs: q.tsNs, linkType: q.linkType, comment: q.comment });
+      this.queued -= q.data.length;
+    }
+    if (n > 0) this.queue.splice(0, n);
+  }
+
+  bytes(): Uint8Array {
+    this.finish();
+    return this.w.bytes();
+  }
+
+  close(): void {
+    this.finish();
+    this.w.close();
+  }
+
+  private finish(): void {
+    this.flushWire(null, Infinity);
+    this.release(Infinity);
+  }
+}
+
+/** Only a replay still running after this long gets a progress bar: short ones print nothing extra. */
+const PROGRESS_AFTER_MS = 1000;
+const PROGRESS_EVERY_MS = 100;
+
+/** One progress bar line (no newline): `[#####.....]  50%  12.3 of 24.6 MB`. */
+export function progressLine(bytes: number, size: number, width = 30): string {
+  const frac = size > 0 ? Math.min(1, Math.max(0, bytes / size)) : 0;
+  const done = Math.round(frac * width);
+  const mb = (n: number) => (n / 1e6).toFixed(1);
+  return `[${'#'.repeat(done)}${'.'.repeat(width - done)}] ${(frac * 100).toFixed(0).padStart(3)}%  ${mb(bytes)} of ${mb(size)} MB`;
+}
+
+function progressBar(size: number, write: (s: string) => void, now: () => number = () => performance.now()) {
+  const start = now();
+  let last = -Infinity;
+  let shown = false;
+  return {
+    update(bytes: number): void {
+      const t = now();
+      if (t - start < PROGRESS_AFTER_MS || t - last < PROGRESS_EVERY_MS) return;
+      last = t;
+      shown = true;
+      write(`\r${progressLine(bytes, size)}`);
+    },
+    clear(): void {
+      if (shown) write('\r\x1b[K');
+      shown = false;
+    },
+  };
+}
+
 export async function runReplay(args: ReplayArgs): Promise<number> {
   if (args.scenario) throw new ConfigError('--scenario is not supported by this version of replay yet', { field: '--scenario' });
   const driver = await loadDriver(args.driver);
   const local = args.local ? parseLocal(args.local) : null;
-  const writer = args.out ? new PcapngWriter(args.out) : null;
+  const out = args.out ? new OutCapture(args.out) : null;
   const fds = new Map<string, number>();
   if (args.plaintextDir) mkdirSync(args.plaintextDir, { recursive: true });
-  const tty = process.stderr.isTTY && !args.json;
-  let size = 0;
-  if (tty) {
-    const { statSync } = await import('node:fs');
-    size = statSync(args.capture).size;
-  }
+  // stdout may be a pipe (--json | jq): the bar goes to stderr, and only to a terminal.
+  const bar = process.stderr.isTTY ? progressBar(statSync(args.capture, { throwIfNoEntry: false })?.size ?? 0, (s) => process.stderr.write(s)) : null;
   try {
     const result = await replay({
       capture: args.capture,
@@ -51,7 +215,7 @@ export async function runReplay(args: ReplayArgs): Promise<number> {
       driver,
       tls13: args.tls13,
       timeline: args.timeline !== null,
-      onFrame: writer ? (f) => writer.write({ data: f.frame, tsNs: f.tsNs, comment: f.note }) : undefined,
+      onFrame: out ? (f) => out.frame(f) : undefined,
       onPlaintext: args.plaintextDir
         ? (flow, dir, data) => {
           const name = join(args.plaintextDir!, flowFileName(flow, dir));
@@ -63,23 +227,17 @@ export async function runReplay(args: ReplayArgs): Promise<number> {
           writeSync(fd, data);
         }
         : undefined,
-      onProgress: tty ? (bytes) => progress(bytes, size) : undefined,
+      onProgress: bar ? (bytes) => bar.update(bytes) : undefined,
     });
-    if (tty) process.stderr.write('\r\x1b[K');
+    bar?.clear();
     if (args.timeline) writeFileSync(args.timeline, renderTimeline(result));
     if (args.json) process.stdout.write(JSON.stringify(toJson(result), null, 2) + '\n');
     else process.stdout.write(toText(result, driver.name));
     const replayed = result.flows.some((f) => f.version !== null);
     return replayed ? 0 : 1;
   } finally {
-    writer?.close();
+    bar?.clear();
+    out?.close();
     for (const fd of fds.values()) closeSync(fd);
   }
-}
-
-function progress(bytes: number, size: number): void {
-  const frac = size > 0 ? Math.min(1, bytes / size) : 0;
-  const width = 30;
-  const done = Math.round(frac * width);
-  process.stderr.write(`\r[${'#'.repeat(done)}${'.'.repeat(width - done)}] ${(frac * 100).toFixed(0)}%`);
 }
