@@ -16,6 +16,7 @@ help:
 	@echo "make demo       install, build, replay a bundled capture through the emulated NIC, print counters"
 	@echo "make test       type-check and run the test suite (ends with 'N passed, N failed')"
 	@echo "make bench      benchmarks (ratios against raw node:crypto measured in the same run)"
+	@echo "make fuzz       seeded fuzz run of every input class (FUZZ_COUNT=1000000 inputs each by default)"
 	@echo "make fixtures   regenerate the TLS capture fixtures (root: network namespaces + tcpdump)"
 
 install: node_modules/.installed
@@ -34,6 +35,11 @@ test: node_modules/.installed
 
 bench: node_modules/.installed
 	node --import=tsx bench/run.ts
+
+FUZZ_COUNT ?= 1000000
+FUZZ_ARGS ?=
+fuzz: node_modules/.installed
+	node --import=tsx fuzz/run.ts --count $(FUZZ_COUNT) $(FUZZ_ARGS)
 
 fixtures:
 	bash fixtures/make-fixtures.sh

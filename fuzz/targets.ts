@@ -1,0 +1,553 @@
+// Fuzz targets (issue 8): each takes a seeded Rng, makes one bad-ish input of its class from real material
+// (fixture captures, real frames, sealed record streams, key logs, crypto_info), runs it through the code a
+// user's input reaches, and checks the invariants. A target returns 'accepted' or 'rejected' (a typed
+// error with a message and a place); anything else — another exception, a wrong byte delivered, a packet
+// flagged decrypted with wrong plaintext — throws FuzzFailure. The same targets back the seeded property
+// tests in test/fuzz.test.ts and the long runs of `make fuzz` (fuzz/run.ts).
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { readCaptureBytes } from '../emulator/capture/index.ts';
+import { nodeBackend } from '../emulator/crypto/index.ts';
+import { ConfigError, TlsnicError } from '../emulator/errors.ts';
+import { Nic } from '../emulator/nic/nic.ts';
+import type { FlowTuple } from '../emulator/nic/types.ts';
+import {
+  CIPHER_DESC, TLS_1_2_VERSION, TLS_1_3_VERSION, TLS_CIPHER_AES_GCM_128, TLS_CIPHER_AES_GCM_256, TLS_CIPHER_CHACHA20_POLY1305,
+  bigIntToRecSeq, recSeqToBigInt, type CryptoInfo,
+} from '../emulator/tls/crypto-info.ts';
+import { parseKeyLog } from '../emulator/tls/keylog.ts';
+import { sealRecord } from '../emulator/tls/record-crypto.ts';
+import { CONTENT_ALERT, CONTENT_APPLICATION_DATA, CONTENT_CHANGE_CIPHER_SPEC, CONTENT_HANDSHAKE } from '../emulator/tls/record.ts';
+import { FLAG_ACK, FLAG_PSH, buildTcpFrame } from '../emulator/wire/builder.ts';
+import { TcpSegmentView } from '../emulator/wire/packet.ts';
+import { seqAdd, seqDiff } from '../emulator/wire/seq.ts';
+import { concatBytes } from '../emulator/bytes.ts';
+import { Rng } from '../driver-api/host/rng.ts';
+import type { NetDevice, SkBuff, Sock, TlsDevOps } from '../driver-api/ops.ts';
+import type { RxChunk, TcpSock, TcpUlp } from '../driver-api/tcp.ts';
+import { parseCryptoInfo } from '../driver-api/stack/crypto-info-schema.ts';
+import { TlsStack } from '../driver-api/stack/index.ts';
+
+export type Outcome = 'accepted' | 'rejected';
+
+export class FuzzFailure extends Error {}
+
+export type FuzzTarget = {
+  name: string;
+  /** What one input is, for the run summary. */
+  input: string;
+  one(rng: Rng): Outcome;
+};
+
+const ROOT = new URL('..', import.meta.url).pathname;
+
+/** A typed rejection must say what (a message) and where (some place field). */
+function typed(e: unknown, what: string): Outcome {
+  if (!(e instanceof TlsnicError)) throw new FuzzFailure(`${what}: untyped ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`);
+  if (!e.message) throw new FuzzFailure(`${what}: ${e.name} without a message`);
+  if (Object.keys(e.where).length === 0) throw new FuzzFailure(`${what}: ${e.name} "${e.message}" says nowhere where`);
+  return 'rejected';
+}
+
+// ---- byte mutators --------------------------------------------------------------------------------------
+
+const INTERESTING32 = [0, 1, 0x7f, 0x80, 0xff, 0x100, 0xffff, 0x10000, 0x7fffffff, 0x80000000, 0xffffffff, 0xfffffffe, 65535, 262144];
+
+/** 1-6 edits of the kinds that break parsers: bit flips, interesting 32-bit values, cuts, inserts, deletes. */
+export function mutate(rng: Rng, src: Uint8Array): Uint8Array {
+  let b: Uint8Array = src.slice();
+  const edits = 1 + rng.int(6);
+  for (let k = 0; k < edits && b.length > 0; k++) {
+    const at = rng.int(b.length);
+    switch (rng.int(7)) {
+      case 0:
+        b[at]! ^= 1 << rng.int(8);
+        break;
+      case 1:
+        b[at] = rng.int(256);
+        break;
+      case 2: {
+        // a length-like field: 32 bits at a 4-aligned offset, either byte order
+        const o = at & ~3;
+        if (o + 4 > b.length) break;
+        const v = INTERESTING32[rng.int(INTERESTING32.length)]!;
+        const dv = new DataView(b.buffer, b.byteOffset, b.length);
+        dv.setUint32(o, v, rng.chance(0.5));
+        break;
+      }
+      case 3:
+        b = b.subarray(0, at).slice();
+        break;
+      case 4: {
+        const n = 1 + rng.int(64);
+        b = concatBytes([b.subarray(0, at), rng.bytes(n), b.subarray(at)]);
+        break;
+      }
+      case 5: {
+        const n = 1 + rng.int(Math.min(256, b.length - at));
+        b = concatBytes([b.subarray(0, at), b.subarray(at + n)]);
+        break;
+      }
+      case 6: {
+        // 16 bits (ports, lengths, link types, options)
+        const o = at & ~1;
+        if (o + 2 > b.length) break;
+        const v = [0, 1, 0xffff, 0x8000, 0x7fff, 0x0800, 0x86dd, 276, 113, 101][rng.int(10)]!;
+        b[o] = v >>> 8;
+        b[o + 1] = v & 0xff;
+        break;
+      }
+    }
+  }
+  return b;
+}
+
+// ---- 1. capture files -----------------------------------------------------------------------------------
+
+function loadCaptureSeeds(): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  const formats = join(ROOT, 'fixtures/formats');
+  for (const f of readdirSync(formats)) if (/\.pcap(ng)?$/.test(f)) out.push(new Uint8Array(readFileSync(join(formats, f))));
+  // One real TLS capture, cut to its first 64 KiB (mutations past that add nothing the small ones lack).
+  const cap = new Uint8Array(readFileSync(join(ROOT, 'fixtures/captures/tls12-aes128-v4.pcap')));
+  out.push(cap.subarray(0, Math.min(cap.length, 65536)));
+  return out;
+}
+
+export function captureTarget(): FuzzTarget {
+  const seeds = loadCaptureSeeds();
+  return {
+    name: 'capture',
+    input: 'a mutated pcap/pcapng file (all link types, both byte orders, µs/ns) read to the end',
+    one(rng) {
+      const seed = seeds[rng.int(seeds.length)]!;
+      const buf = rng.chance(0.05) ? rng.bytes(rng.int(200)) : mutate(rng, seed);
+      try {
+        const r = readCaptureBytes(buf, { truncated: rng.chance(0.5) ? 'stop' : 'throw' });
+        let n = 0;
+        for (const p of r) {
+          if (++n > 100_000) throw new FuzzFailure(`capture: more packets (${n}) than a ${buf.length}-byte file can hold`);
+          if (p.data.length > buf.length) throw new FuzzFailure(`capture: packet ${p.number} has ${p.data.length} bytes from a ${buf.length}-byte file`);
+          if (p.fileOffset < 0 || p.fileOffset >= buf.length) throw new FuzzFailure(`capture: packet ${p.number} at offset ${p.fileOffset} outside the file`);
+        }
+        return 'accepted';
+      } catch (e) {
+        if (e instanceof FuzzFailure) throw e;
+        return typed(e, 'capture');
+      }
+    },
+  };
+}
+
+// ---- shared: a record stream of a flow, its frames -----------------------------------------------------
+
+const LOCAL = { ip: '10.9.0.1', port: 443 };
+const REMOTE = { ip: '10.9.0.2', port: 40000 };
+const RX_TUPLE: FlowTuple = { family: 4, saddr: LOCAL.ip, sport: LOCAL.port, daddr: REMOTE.ip, dport: REMOTE.port };
+
+function rxFrame(seq: number, payload: Uint8Array): Uint8Array {
+  return buildTcpFrame({
+    family: 4, srcIp: REMOTE.ip, dstIp: LOCAL.ip, srcPort: REMOTE.port, dstPort: LOCAL.port, seq, ack: 1, flags: FLAG_ACK | FLAG_PSH, payload,
+  });
+}
+
+function randomInfo(rng: Rng, version: CryptoInfo['version'] = TLS_1_2_VERSION, cipherType: CryptoInfo['cipherType'] = TLS_CIPHER_AES_GCM_128): CryptoInfo {
+  const d = CIPHER_DESC[cipherType];
+  return { version, cipherType, key: rng.bytes(d.keySize), iv: rng.bytes(d.ivSize), salt: rng.bytes(d.saltSize), recSeq: bigIntToRecSeq(BigInt(rng.int(1000))) };
+}
+
+type Rec = { type: number; plaintext: Uint8Array; offset: number; length: number };
+
+/** Sealed records: mostly application data, some alerts, change-cipher-spec and handshake messages. */
+function recordStream(rng: Rng, info: CryptoInfo, count: number): { recs: Rec[]; sealed: Uint8Array } {
+  let sn = recSeqToBigInt(info.recSeq);
+  const recs: Rec[] = [];
+  const parts: Uint8Array[] = [];
+  let off = 0;
+  for (let i = 0; i < count; i++) {
+    const r = rng.int(20);
+    const type = r === 0 ? CONTENT_ALERT : r === 1 ? CONTENT_CHANGE_CIPHER_SPEC : r === 2 ? CONTENT_HANDSHAKE : CONTENT_APPLICATION_DATA;
+    const size = rng.chance(0.1) ? 16384 : rng.chance(0.1) ? 0 : rng.int(3000);
+    const plaintext = type === CONTENT_APPLICATION_DATA ? rng.bytes(size) : rng.bytes(1 + rng.int(40));
+    const sealed = sealRecord(nodeBackend, info, sn++, type, plaintext);
+    recs.push({ type, plaintext, offset: off, length: sealed.length });
+    parts.push(sealed);
+    off += sealed.length;
+  }
+  return { recs, sealed: concatBytes(parts) };
+}
+
+/** Edits aimed at TLS: record lengths (over the limit, zero, short), versions, types, tag and body bytes. */
+function mutateRecords(rng: Rng, recs: readonly Rec[], sealed: Uint8Array): Uint8Array {
+  const b = sealed.slice();
+  const edits = rng.int(4);
+  for (let k = 0; k < edits; k++) {
+    const r = recs[rng.int(recs.length)]!;
+    switch (rng.int(6)) {
+      case 0: {
+        const len = [0, 1, 16, 17, 16384 + 256, 16384 + 257, 0x4100, 0xffff, rng.int(0x10000)][rng.int(9)]!;
+        b[r.offset + 3] = len >>> 8;
+        b[r.offset + 4] = len & 0xff;
+        break;
+      }
+      case 1:
+        b[r.offset + 1] = [2, 3, 0xfe, 0][rng.int(4)]!;
+        b[r.offset + 2] = [0, 1, 3, 4, 0xff][rng.int(5)]!;
+        break;
+      case 2:
+        b[r.offset] = [0, 20, 21, 22, 23, 24, 0xff][rng.int(7)]!;
+        break;
+      case 3:
+        b[r.offset + r.length - 1 - rng.int(16)]! ^= 1 << rng.int(8); // the tag
+        break;
+      default:
+        b[r.offset + 5 + rng.int(Math.max(1, r.length - 5))]! ^= 1 << rng.int(8); // anywhere in the body
+        break;
+    }
+  }
+  return b;
+}
+
+// ---- 2. packets through the device ----------------------------------------------------------------------
+
+/**
+ * Real frames of a sealed record stream, some mutated in their IP/TCP headers (lengths, header lengths,
+ * options, fragment bits, protocol), some in their payload, half of the mutated ones with checksums fixed
+ * so they reach the TLS engine. The device must not throw, and a frame it flags decrypted whose bytes were
+ * not mutated must hold exactly the plaintext at its sequence number.
+ */
+export function packetTarget(): FuzzTarget {
+  const v = new TcpSegmentView();
+  return {
+    name: 'packet',
+    input: 'frames of 1-6 records, some with mutated IP/TCP headers or payload, through an RX context',
+    one(rng) {
+      const info = randomInfo(rng, TLS_1_2_VERSION, rng.chance(0.5) ? TLS_CIPHER_AES_GCM_128 : TLS_CIPHER_AES_GCM_256);
+      const { recs, sealed } = recordStream(rng, info, 1 + rng.int(6));
+      const opened = sealed.slice();
+      // what the stream holds once decrypted: each record's body replaced by its plaintext (TLS 1.2 AEAD)
+      const nonce = CIPHER_DESC[info.cipherType].explicitNonceSize;
+      for (const r of recs) opened.set(r.plaintext, r.offset + 5 + nonce);
+      const start = rng.next();
+      const nic = new Nic({ backend: nodeBackend });
+      let bad: string | null = null;
+      let mutatedNow = false;
+      let seqNow = 0;
+      let lenNow = 0;
+      // Once a mutated frame with a valid checksum reached the TLS engine, the device may track records the
+      // damaged bytes describe (a header whose length changed on the wire): what it flags decrypted after
+      // that is what those bytes imply, and the stack's authentication is what catches it (the record
+      // target checks that end to end). Before that, a decrypted flag must mean exactly the right bytes.
+      let tainted = false;
+      nic.onReceive((c) => {
+        if (mutatedNow && c.ctx >= 0) tainted = true;
+        if (!c.decrypted || mutatedNow || tainted || bad) return;
+        if (v.parse(c.frame) !== 'tcp') {
+          bad = 'a frame flagged decrypted does not parse';
+          return;
+        }
+        const pl = v.payload();
+        const off = seqDiff(v.seq, start);
+        if (v.seq !== seqNow || pl.length !== lenNow) bad = 'a decrypted completion for another frame';
+        for (let i = 0; i < pl.length && !bad; i++) {
+          if (off + i < 0 || off + i >= opened.length || pl[i] !== opened[off + i]) bad = `decrypted frame at stream offset ${off} byte ${i} is wrong`;
+        }
+      });
+      nic.addContext('rx', { tuple: RX_TUPLE, info, startSeq: start });
+      let off = 0;
+      while (off < sealed.length) {
+        const n = Math.min(sealed.length - off, 1 + rng.int(1460));
+        const frame = rxFrame(seqAdd(start, off), sealed.subarray(off, off + n));
+        let f = frame;
+        mutatedNow = false;
+        if (rng.chance(0.25)) {
+          mutatedNow = true;
+          f = rng.chance(0.5) ? mutateHeaders(rng, frame) : mutate(rng, frame);
+          try {
+            if (rng.chance(0.5) && v.parse(f) === 'tcp') v.updateTcpChecksum(); // reach the TLS engine
+          } catch (e) {
+            typed(e, 'packet parse');
+          }
+        }
+        seqNow = seqAdd(start, off);
+        lenNow = n;
+        try {
+          v.parse(f);
+        } catch (e) {
+          typed(e, 'packet parse');
+        }
+        try {
+          nic.receiveFrame(f);
+        } catch (e) {
+          throw new FuzzFailure(`packet: the device threw on frame at stream offset ${off}: ${e instanceof Error ? e.message : String(e)}`);
+        }
+        if (bad) throw new FuzzFailure(`packet: ${bad}`);
+        // a reordered duplicate now and then
+        if (rng.chance(0.05) && off > 0) {
+          mutatedNow = false;
+          const back = rng.int(off);
+          const m = Math.min(sealed.length - back, 1 + rng.int(1460));
+          seqNow = seqAdd(start, back);
+          lenNow = m;
+          nic.receiveFrame(rxFrame(seqNow, sealed.subarray(back, back + m)));
+          if (bad) throw new FuzzFailure(`packet: ${bad}`);
+        }
+        off += n;
+      }
+      return 'accepted';
+    },
+  };
+}
+
+/** Edit an IPv4/TCP header field that parsers trust: IHL, total length, flags/fragment offset, protocol, data offset, options. */
+function mutateHeaders(rng: Rng, frame: Uint8Array): Uint8Array {
+  const b = frame.slice();
+  const ip = 14;
+  const tcp = ip + 20;
+  switch (rng.int(7)) {
+    case 0:
+      b[ip] = 0x40 | rng.int(16); // IHL 0..15
+      break;
+    case 1: {
+      const len = [0, 19, 20, 39, 40, 0xffff, rng.int(0x10000)][rng.int(7)]!;
+      b[ip + 2] = len >>> 8;
+      b[ip + 3] = len & 0xff;
+      break;
+    }
+    case 2:
+      b[ip + 6] = [0x20, 0x00, 0x40, 0x3f, 0xff][rng.int(5)]!; // MF, fragment offsets
+      b[ip + 7] = rng.int(256);
+      break;
+    case 3:
+      b[ip + 9] = [17, 1, 0, 6, 41][rng.int(5)]!;
+      break;
+    case 4:
+      b[tcp + 12] = rng.int(16) << 4; // TCP data offset 0..15
+      break;
+    case 5:
+      if (b.length > tcp + 24) for (let i = 0; i < 4; i++) b[tcp + 20 + i] = [0, 1, 2, 4, 8, 255][rng.int(6)]!; // options soup
+      b[tcp + 12] = 6 << 4;
+      break;
+    default:
+      return b.subarray(0, rng.int(b.length)).slice();
+  }
+  return b;
+}
+
+// ---- 3. TLS records through device and stack ------------------------------------------------------------
+
+class FuzzTcp implements TcpSock {
+  static nextId = 1;
+  readonly id = FuzzTcp.nextId++;
+  readonly tuple = { family: 4 as const, saddr: LOCAL.ip, sport: LOCAL.port, daddr: REMOTE.ip, dport: REMOTE.port };
+  writeSeq = 1;
+  sndUna = 1;
+  ulp: TcpUlp | null = null;
+  constructor(readonly netdev: NetDevice, public copiedSeq: number) {}
+  setUlp(ulp: TcpUlp): void {
+    this.ulp = ulp;
+  }
+  queue(): void {}
+  fence(): void {}
+  push(): void {}
+  close(): void {}
+}
+
+/**
+ * A sealed record stream with TLS-level damage (lengths over the limit, bad versions and types, bad tags,
+ * alerts and change-cipher-spec in the middle), cut into random segments, through the device (HW RX,
+ * device stream-scan resync) and the stack model in order. Invariant: what reaches the application is
+ * exactly the records before the first damaged byte, or a prefix of them: nothing with a bad tag, nothing
+ * twice, nothing out of order; the stack never throws.
+ */
+export function recordTarget(): FuzzTarget {
+  const v = new TcpSegmentView();
+  return {
+    name: 'record',
+    input: 'a stream of 1-12 sealed TLS 1.2/1.3 records with 0-3 TLS-level edits, device + stack RX',
+    one(rng) {
+      const tls13 = rng.chance(0.3);
+      const info = randomInfo(rng, tls13 ? TLS_1_3_VERSION : TLS_1_2_VERSION, rng.chance(0.5) ? TLS_CIPHER_AES_GCM_128 : TLS_CIPHER_AES_GCM_256);
+      const { recs, sealed } = recordStream(rng, info, 1 + rng.int(12));
+      const wire = rng.chance(0.8) ? mutateRecords(rng, recs, sealed) : sealed;
+      let firstBad = wire.length === sealed.length ? -1 : 0;
+      for (let i = 0; i < wire.length && firstBad < 0; i++) if (wire[i] !== sealed[i]) firstBad = i;
+      const intact = recs.filter((r) => firstBad < 0 || r.offset + r.length <= firstBad);
+
+      const start = rng.next();
+      const nic = new Nic({ backend: nodeBackend, profile: { tls13: true } });
+      let handle = -1;
+      const ops: TlsDevOps = {
+        tlsDevAdd: (_nd, _sk, dir, ci, sn) => {
+          if (dir !== 'rx') return -95;
+          handle = nic.addContext('rx', { tuple: RX_TUPLE, info: ci, startSeq: sn });
+          return 0;
+        },
+        tlsDevDel: () => void nic.delContext(handle),
+        tlsDevResync: (_nd, _sk, seq, sn) => (nic.rxResync(handle, seq, recSeqToBigInt(sn)), 0),
+      };
+      const netdev: NetDevice = {
+        name: 'fuzz0', features: { tlsHwTxOffload: false, tlsHwRxOffload: rng.chance(0.8), txChecksumOffload: true, rxChecksumOffload: true },
+        tlsdevOps: ops, isUp: () => true, startXmit: (_skb: SkBuff) => {},
+      };
+      const stack = new TlsStack({ backend: nodeBackend, tls13Offload: true });
+      const tcp = new FuzzTcp(netdev, start);
+      const tls = stack.attach(tcp);
+      const got: Array<{ type: number; data: Uint8Array }> = [];
+      tls.onData((data, type) => got.push({ type: type ?? -1, data: data.slice() }));
+      try {
+        tls.setCryptoInfo('rx', info);
+      } catch (e) {
+        return typed(e, 'record setCryptoInfo');
+      }
+      const sock = tcp as unknown as Sock;
+      void sock;
+      nic.onReceive((c) => {
+        if (v.parse(c.frame) !== 'tcp') return;
+        const chunk: RxChunk = { seq: v.seq, data: v.payload().slice(), decrypted: c.decrypted };
+        try {
+          tcp.ulp!.onReceive([chunk]);
+        } catch (e) {
+          throw new FuzzFailure(`record: the stack threw: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`);
+        }
+        tcp.copiedSeq = seqAdd(v.seq, chunk.data.length);
+      });
+      let off = 0;
+      while (off < wire.length && tls.error === null) {
+        const n = Math.min(wire.length - off, 1 + rng.int(rng.chance(0.3) ? 8 : 1460)); // tiny pieces split headers
+        nic.receiveFrame(rxFrame(seqAdd(start, off), wire.subarray(off, off + n)));
+        off += n;
+      }
+      // Delivered must be the intact records, in order, possibly fewer of them.
+      if (got.length > intact.length && firstBad >= 0) {
+        // More deliveries than intact records: only fine if each extra one is byte-identical to the original
+        // record at that place (an edit that changed nothing the record depends on cannot exist for AEAD).
+        throw new FuzzFailure(`record: ${got.length} records delivered, only ${intact.length} precede the first edit at byte ${firstBad}`);
+      }
+      for (let i = 0; i < got.length; i++) {
+        const want = intact[i] ?? recs[i]!;
+        if (got[i]!.type !== want.type || !equal(got[i]!.data, want.plaintext)) {
+          throw new FuzzFailure(`record: delivery ${i} (type ${got[i]!.type}, ${got[i]!.data.length} B) is not record ${i} (type ${want.type}, ${want.plaintext.length} B)`);
+        }
+      }
+      if (firstBad < 0 && (got.length !== recs.length || tls.error !== null)) {
+        throw new FuzzFailure(`record: an undamaged stream delivered ${got.length}/${recs.length} records${tls.error !== null ? `, error ${tls.errorDetail?.message}` : ''}`);
+      }
+      if (tls.error !== null) {
+        if (!tls.errorDetail || !(tls.errorDetail instanceof TlsnicError)) throw new FuzzFailure('record: socket error without a typed detail');
+        return 'rejected';
+      }
+      return 'accepted';
+    },
+  };
+}
+
+function equal(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+// ---- 4. key logs ----------------------------------------------------------------------------------------
+
+export function keylogTarget(): FuzzTarget {
+  const seeds: string[] = [];
+  const dir = join(ROOT, 'fixtures/captures');
+  for (const f of readdirSync(dir)) if (f.endsWith('.keylog')) seeds.push(readFileSync(join(dir, f), 'utf8'));
+  const enc = new TextEncoder();
+  const dec = new TextDecoder();
+  return {
+    name: 'keylog',
+    input: 'a mutated NSS key log (line edits, wrong lengths, junk bytes, missing keys)',
+    one(rng) {
+      const seed = seeds[rng.int(seeds.length)]!;
+      let text: string;
+      if (rng.chance(0.5)) {
+        text = dec.decode(mutate(rng, enc.encode(seed)));
+      } else {
+        const lines = seed.split('\n');
+        const k = rng.int(lines.length);
+        const parts = lines[k]!.split(' ');
+        switch (rng.int(5)) {
+          case 0:
+            parts.pop();
+            break;
+          case 1:
+            parts[rng.int(parts.length)] = parts[rng.int(parts.length)]!.slice(0, rng.int(80));
+            break;
+          case 2:
+            parts.push('extra');
+            break;
+          case 3:
+            parts[0] = ['CLIENT_RANDOM', 'SERVER_TRAFFIC_SECRET_0', 'EXPORTER_SECRET', 'client_random', ''][rng.int(5)]!;
+            break;
+          default:
+            lines.splice(k, 1);
+        }
+        if (parts.length) lines[k] = parts.join(rng.chance(0.9) ? ' ' : '\t');
+        text = lines.join(rng.chance(0.9) ? '\n' : '\r\n');
+      }
+      try {
+        const log = parseKeyLog(text, 'fuzz.keylog');
+        void log;
+        return 'accepted';
+      } catch (e) {
+        return typed(e, 'keylog');
+      }
+    },
+  };
+}
+
+// ---- 5. crypto_info -------------------------------------------------------------------------------------
+
+/** setsockopt(TLS_TX/TLS_RX) arguments: random shapes; a rejection must be a ConfigError naming the field. */
+export function cryptoInfoTarget(): FuzzTarget {
+  const anyValue = (rng: Rng): unknown => {
+    switch (rng.int(9)) {
+      case 0: return rng.bytes(rng.int(40));
+      case 1: return rng.int(100);
+      case 2: return 'abc';
+      case 3: return null;
+      case 4: return undefined;
+      case 5: return [1, 2, 3];
+      case 6: return { length: 16 };
+      case 7: return new Uint16Array(8);
+      default: return Buffer.from(rng.bytes(rng.int(40)));
+    }
+  };
+  return {
+    name: 'crypto_info',
+    input: 'a TLS_TX/TLS_RX crypto_info object with random fields, sizes and types',
+    one(rng) {
+      const ciphers: CryptoInfo['cipherType'][] = [TLS_CIPHER_AES_GCM_128, TLS_CIPHER_AES_GCM_256, TLS_CIPHER_CHACHA20_POLY1305];
+      const cipher = ciphers[rng.int(3)]!;
+      const base = randomInfo(rng, rng.chance(0.5) ? TLS_1_2_VERSION : TLS_1_3_VERSION, cipher) as Record<string, unknown>;
+      const obj: Record<string, unknown> = rng.chance(0.05) ? {} : { ...base };
+      const fields = ['version', 'cipherType', 'key', 'iv', 'salt', 'recSeq'];
+      const edits = rng.int(3);
+      for (let k = 0; k < edits; k++) {
+        const f = fields[rng.int(fields.length)]!;
+        if (rng.chance(0.2)) delete obj[f];
+        else if (f === 'version' || f === 'cipherType') obj[f] = [0, 0x0301, 0x0302, 0x0303, 0x0304, 51, 52, 53, 54, 55, -1, 1e9][rng.int(12)];
+        else obj[f] = anyValue(rng);
+      }
+      const input = rng.chance(0.03) ? anyValue(rng) : obj;
+      const dir = rng.chance(0.5) ? 'tx' : 'rx';
+      try {
+        const ci = parseCryptoInfo(input, dir);
+        const d = CIPHER_DESC[ci.cipherType];
+        if (ci.key.length !== d.keySize || ci.iv.length !== d.ivSize || ci.salt.length !== d.saltSize) throw new FuzzFailure('crypto_info: accepted with wrong sizes');
+        return 'accepted';
+      } catch (e) {
+        if (e instanceof FuzzFailure) throw e;
+        if (!(e instanceof ConfigError)) throw new FuzzFailure(`crypto_info: ${e instanceof Error ? e.name : typeof e} instead of ConfigError`);
+        if (!e.where.field || !e.where.field.startsWith(dir)) throw new FuzzFailure(`crypto_info: ConfigError "${e.message}" does not name the field`);
+        return 'rejected';
+      }
+    },
+  };
+}
+
+export function allTargets(): FuzzTarget[] {
+  return [captureTarget(), packetTarget(), recordTarget(), keylogTarget(), cryptoInfoTarget()];
+}
