@@ -1,0 +1,473 @@
+// Runs a scenario: builds the world per driver profile, applies the impairments, runs the virtual clock to
+// idle, closes every flow, and reports what a driver author wants to see: ethtool -S and tls_stat per host,
+// the tlsdev_ops call log, per-flow state, delivered bytes and their check, and the recovery distance of
+// every loss of RX sync (records from the loss until the device decrypts again). Then checks expectations.
+import { TlsnicError } from '../emulator/errors.ts';
+import { EBADMSG } from '../emulator/errno.ts';
+import type { EthtoolCounters } from '../emulator/nic/counters.ts';
+import type { NicEvent, NicProfile } from '../emulator/nic/types.ts';
+import { seqAdd, seqDiff } from '../emulator/wire/seq.ts';
+import type { LinkDirection } from '../driver-api/host/link.ts';
+import { Rng } from '../driver-api/host/rng.ts';
+import type { TcpCounters } from '../driver-api/host/tcp.ts';
+import type { TlsStat } from '../driver-api/stack/tls-stat.ts';
+import { compileImpairments, type ImpairTally } from './impair.ts';
+import {
+  profileId, resyncTypeOf, type DriverProfile, type Expectations, type Impairment, type ProfileId, type Range, type Scenario,
+  type SoakSpec,
+} from './schema.ts';
+import { buildWorld, connectFlow, nicProfileFrom, type Flow, type FlowDir, type Side, type TbHost, type TbWorld } from './world.ts';
+
+export type ResyncType = 'driver_req_async' | 'driver_req' | 'core_next_hint';
+
+/** One loss of RX sync on a receiving device, in records of the flow's stream. */
+export type Episode = {
+  /** Record holding the seq where the device lost sync. */
+  lostRecord: number;
+  /** Record holding the first packet the device decrypted again; null if it never did. */
+  recoveredRecord: number | null;
+  /** recoveredRecord - lostRecord. */
+  distance: number | null;
+  lostAtUs: number;
+  recoveredAtUs: number | null;
+};
+
+export type FlowReport = {
+  flow: number;
+  port: number;
+  dir: LinkDirection;
+  records: number;
+  /** Records whose plaintext the application read whole (the stack delivers record by record). */
+  recordsRead: number;
+  bytesWritten: number;
+  bytesRead: number;
+  /** Read bytes equal the written ones from the first byte on (a prefix, or everything). */
+  inOrder: boolean;
+  /** Every byte read exactly once, in order, and nothing else. */
+  exact: boolean;
+  /** The receiving TLS socket's error (errno name) or null. */
+  socketError: string | null;
+  rxMode: 'hw' | 'sw' | null;
+  txMode: 'hw' | 'sw' | null;
+  /** The receiving device's RX context state before close (from its table dump), or null if none. */
+  deviceRxState: string | null;
+  episodes: Episode[];
+  /** Packets the receiving device decrypted after the last impairment that hit this direction. */
+  decryptedAfterLastImpairment: number;
+  lastImpairmentUs: number | null;
+};
+
+export type HostReport = {
+  ethtool: EthtoolCounters;
+  tlsStat: TlsStat;
+  tcp: TcpCounters;
+  /** tlsdev_ops calls: "add rx 0", "resync rx 0", "del rx" (errno as a negative number). */
+  calls: string[];
+  /** The device's context table before the flows closed (netdevsim-style dump). */
+  table: string;
+};
+
+export type ProfileRun = {
+  profile: ProfileId;
+  resyncType: ResyncType;
+  seed: number;
+  worlds: number;
+  flowCount: number;
+  hosts: Record<Side, HostReport>;
+  /** Every flow direction with application data (a soak keeps only the failing ones). */
+  flows: FlowReport[];
+  impairments: ImpairTally[];
+  /** Recovery distance of every closed episode, in order. */
+  recovery: number[];
+  failures: string[];
+};
+
+export type ScenarioResult = {
+  name: string;
+  ok: boolean;
+  runs: ProfileRun[];
+  /** Every failure, prefixed with its profile. */
+  failures: string[];
+};
+
+export type RunOptions = {
+  /** Soak: override the scenario's flow count (the `make soak` knob). */
+  soakFlows?: number;
+  /** Hard cap on simulator events per world (a livelock fails instead of hanging). */
+  maxEvents?: number;
+};
+
+/** What one world needs: resolved traffic sizes and a profile. */
+type WorldSpec = {
+  seed: number;
+  driver: DriverProfile;
+  device: Scenario['device'];
+  tcp: Scenario['tcp'];
+  keyBits: 128 | 256;
+  writesA: number[];
+  writesB: number[];
+  handshakeA: number;
+  handshakeB: number;
+  isnA?: number | undefined;
+  isnB?: number | undefined;
+  flows: number;
+  impairments: readonly Impairment[];
+};
+
+type WorldOutcome = {
+  hosts: Record<Side, HostReport>;
+  flows: FlowReport[];
+  impairments: ImpairTally[];
+  /** Problems found while running (the simulation threw, an impairment never matched). */
+  errors: string[];
+};
+
+export function runScenarioObject(s: Scenario, o: RunOptions = {}): ScenarioResult {
+  const profiles = Array.isArray(s.driver) ? s.driver : [s.driver];
+  const runs = profiles.map((d) => (s.soak ? runSoak(s, s.soak, d, o) : runPlain(s, d, o)));
+  const failures = runs.flatMap((r) => r.failures.map((f) => `${r.profile}: ${f}`));
+  return { name: s.name, ok: failures.length === 0, runs, failures };
+}
+
+function expectFor(s: Scenario, d: DriverProfile): Expectations {
+  return { ...s.expect, ...s.expectByProfile?.[profileId(d)] };
+}
+
+function runPlain(s: Scenario, d: DriverProfile, o: RunOptions): ProfileRun {
+  const t = s.traffic!;
+  const writesA = t.writes ?? Array.from({ length: t.records! }, () => t.recordSize!);
+  const out = runWorld({
+    seed: s.seed, driver: d, device: s.device, tcp: s.tcp, keyBits: t.keyBits, writesA,
+    writesB: t.reverseBytes > 0 ? [t.reverseBytes] : [], handshakeA: t.handshakeA, handshakeB: t.handshakeB,
+    isnA: t.isnA, isnB: t.isnB, flows: t.flows, impairments: s.impairments,
+  }, o);
+  const failures = [...out.errors, ...checkExpectations(expectFor(s, d), out, s.impairments)];
+  return {
+    profile: profileId(d), resyncType: resyncTypeOf(d), seed: s.seed, worlds: 1, flowCount: t.flows, hosts: out.hosts,
+    flows: out.flows, impairments: out.impairments, recovery: distances(out.flows), failures,
+  };
+}
+
+/**
+ * Seeded randomized soak: `flows` connections, `flowsPerWorld` per world, each world with its own random
+ * loss/reorder/duplication rates up to the maxima on the first `untilFraction` of every stream.
+ */
+function runSoak(s: Scenario, k: SoakSpec, d: DriverProfile, o: RunOptions): ProfileRun {
+  const total = o.soakFlows ?? k.flows;
+  const worlds = Math.ceil(total / k.flowsPerWorld);
+  const rng = new Rng(s.seed).fork(`soak-${profileId(d)}`);
+  const exp = expectFor(s, d);
+  const failures: string[] = [];
+  const flows: FlowReport[] = [];
+  const recovery: number[] = [];
+  let hosts: Record<Side, HostReport> | null = null;
+  for (let i = 0; i < worlds; i++) {
+    const seed = rng.next();
+    const wr = new Rng(seed).fork('writes');
+    const writesA: number[] = [];
+    for (let n = 0; n < k.bytesPerFlow;) {
+      const len = 1 + wr.int(k.maxWrite);
+      writesA.push(len);
+      n += len;
+    }
+    const rate = (max: number) => Math.round(wr.int(1_000_001) * max) / 1_000_000;
+    const impairments: Impairment[] = [{
+      kind: 'random', loss: rate(k.maxLoss), reorder: rate(k.maxReorder), duplicate: rate(k.maxDuplicate),
+      reorderDelayUs: 300, untilFraction: k.untilFraction, dir: 'a>b',
+    }];
+    const n = Math.min(k.flowsPerWorld, total - i * k.flowsPerWorld);
+    const out = runWorld({
+      seed, driver: d, device: s.device, tcp: s.tcp, keyBits: i % 2 ? 256 : 128, writesA, writesB: [], handshakeA: 517,
+      handshakeB: 4000, flows: n, impairments,
+    }, o);
+    // A random impairment that never fired is fine in a soak (rates may be 0).
+    const fails = [...out.errors.filter((e) => !e.includes('never matched')), ...checkExpectations({ ...exp, counters: undefined, tlsStat: undefined, calls: undefined, resyncEpisodes: undefined }, out, impairments)];
+    const ri = impairments[0] as Extract<Impairment, { kind: 'random' }>;
+    for (const f of fails) failures.push(`world ${i} (seed ${seed}, loss ${ri.loss}, reorder ${ri.reorder}, dup ${ri.duplicate}): ${f}`);
+    recovery.push(...distances(out.flows));
+    if (fails.length) flows.push(...out.flows.filter((f) => !f.exact || f.episodes.some((e) => e.distance === null)));
+    hosts = hosts ? sumHosts(hosts, out.hosts) : out.hosts;
+  }
+  // Counter expectations apply to the sums over every world.
+  const summed: WorldOutcome = { hosts: hosts!, flows: [], impairments: [], errors: [] };
+  failures.push(...checkExpectations({ delivery: 'exact', recovered: false, counters: exp.counters, tlsStat: exp.tlsStat }, summed, []));
+  return {
+    profile: profileId(d), resyncType: resyncTypeOf(d), seed: s.seed, worlds, flowCount: total, hosts: hosts!, flows,
+    impairments: [], recovery, failures,
+  };
+}
+
+function sumHosts(x: Record<Side, HostReport>, y: Record<Side, HostReport>): Record<Side, HostReport> {
+  const add = <T extends object>(p: T, q: T): T => {
+    const r = { ...p } as Record<string, number>;
+    for (const [k, v] of Object.entries(q)) r[k] = (r[k] ?? 0) + (v as number);
+    return r as T;
+  };
+  const one = (p: HostReport, q: HostReport): HostReport => ({
+    ethtool: add(p.ethtool, q.ethtool), tlsStat: add(p.tlsStat, q.tlsStat), tcp: add(p.tcp, q.tcp), calls: [], table: '',
+  });
+  return { a: one(x.a, y.a), b: one(x.b, y.b) };
+}
+
+function distances(flows: readonly FlowReport[]): number[] {
+  const out: number[] = [];
+  for (const f of flows) for (const e of f.episodes) if (e.distance !== null) out.push(e.distance);
+  return out;
+}
+
+/** Per receiving RX context: which flow direction it serves, its open episode and decrypted packets. */
+type RxWatch = { flow: Flow; dir: FlowDir; episodes: Array<{ lostSeq: number; lostAt: number; recSeq: number | null; recAt: number | null }>; open: boolean; decryptedTimes: number[] };
+
+function runWorld(spec: WorldSpec, o: RunOptions): WorldOutcome {
+  const nicProfile: Partial<Record<Side, Partial<NicProfile>>> = { a: nicProfileFrom(spec.device), b: nicProfileFrom(spec.device) };
+  for (const imp of spec.impairments) {
+    if (imp.kind === 'tableFull') nicProfile[imp.side] = { ...nicProfile[imp.side], maxContexts: imp.capacity };
+  }
+  const w = buildWorld({
+    seed: spec.seed, driver: spec.driver, nicProfile,
+    ...(spec.tcp ? { tcp: Object.fromEntries(Object.entries(spec.tcp).filter(([, v]) => v !== undefined)) } : {}),
+  });
+  const watches = new Map<string, RxWatch>();
+  const flows: Flow[] = [];
+  const errors: string[] = [];
+  for (const h of [w.a, w.b]) h.nic.onEvent((ev) => onNicEvent(w, h, ev, flows, watches));
+  const linkDowns = spec.impairments.filter((i): i is Extract<Impairment, { kind: 'linkDown' }> => i.kind === 'linkDown');
+  for (let i = 0; i < spec.flows; i++) {
+    flows.push(connectFlow(w, i, {
+      keyBits: spec.keyBits, writesA: spec.writesA, writesB: spec.writesB, handshakeA: spec.handshakeA, handshakeB: spec.handshakeB,
+      isnA: spec.isnA, isnB: spec.isnB,
+    }, i === 0 ? () => scheduleLinkDowns(w, linkDowns) : undefined));
+  }
+  const compiled = compileImpairments(spec.impairments, flows, w.sim, w.rng.fork('impair'));
+  w.link.impair = compiled.fn;
+  const tables: Record<Side, string> = { a: '', b: '' };
+  try {
+    runIdle(w, o.maxEvents);
+    tables.a = w.a.nic.dumpTable();
+    tables.b = w.b.nic.dumpTable();
+    for (const f of flows) {
+      f.client.close();
+      f.server?.close();
+    }
+    runIdle(w, o.maxEvents);
+  } catch (e) {
+    if (!(e instanceof TlsnicError)) throw e;
+    errors.push(`the simulation failed at ${w.sim.now} µs: ${e.name}: ${e.message}`);
+  }
+  for (const t of compiled.tallies) {
+    if (t.fired === 0) errors.push(`impairment #${t.index} (${t.kind}) never matched a segment`);
+  }
+  const reports: FlowReport[] = [];
+  for (const f of flows) {
+    for (const d of [f.ab, f.ba]) {
+      if (d.writes.length === 0) continue;
+      const rxSide: Side = d.dir === 'a>b' ? 'b' : 'a';
+      const watch = [...watches.values()].find((x) => x.dir === d);
+      reports.push(flowReport(f, d, watch, tables[rxSide], compiled.lastHit(f.index, d.dir)));
+    }
+  }
+  return { hosts: { a: hostReport(w.a, tables.a), b: hostReport(w.b, tables.b) }, flows: reports, impairments: compiled.tallies, errors };
+}
+
+/** Run to idle; a livelock hits the event cap and throws SimEventCapError (a ContractError), reported. */
+function runIdle(w: TbWorld, maxEvents = 20_000_000): void {
+  w.sim.run({ maxEvents });
+}
+
+/** NETDEV_DOWN on a side at a time after the first flow installed TLS (device down mid-stream, SPEC 8). */
+function scheduleLinkDowns(w: TbWorld, list: ReadonlyArray<Extract<Impairment, { kind: 'linkDown' }>>): void {
+  for (const l of list) {
+    const h = l.side === 'a' ? w.a : w.b;
+    w.sim.schedule(l.atUs, () => {
+      h.nic.setLink(false);
+      if (l.netdevDown) h.stack.netdevDown(h.netdev);
+      w.sim.schedule(l.forUs, () => h.nic.setLink(true));
+    });
+  }
+}
+
+function onNicEvent(w: TbWorld, h: TbHost, ev: NicEvent, flows: readonly Flow[], watches: Map<string, RxWatch>): void {
+  switch (ev.kind) {
+    case 'ctx-add': {
+      if (ev.dir !== 'rx') return;
+      // B's RX context is keyed by its local (server) port; A's by the remote one.
+      const port = h.side === 'b' ? ev.tuple.sport : ev.tuple.dport;
+      const flow = flows.find((f) => f.port === port);
+      if (!flow) return;
+      watches.set(`${h.side}${ev.ctx}`, { flow, dir: h.side === 'b' ? flow.ab : flow.ba, episodes: [], open: false, decryptedTimes: [] });
+      return;
+    }
+    case 'rx-lost': {
+      const x = watches.get(`${h.side}${ev.ctx}`);
+      if (!x || x.open) return; // lost again while not yet back in sync: the same episode
+      x.open = true;
+      x.episodes.push({ lostSeq: ev.seq, lostAt: w.sim.now, recSeq: null, recAt: null });
+      return;
+    }
+    case 'rx': {
+      if (!ev.decrypted) return;
+      const x = watches.get(`${h.side}${ev.ctx}`);
+      if (!x) return;
+      x.decryptedTimes.push(w.sim.now);
+      if (x.open) {
+        x.open = false;
+        const e = x.episodes[x.episodes.length - 1]!;
+        e.recSeq = ev.seq;
+        e.recAt = w.sim.now;
+      }
+      return;
+    }
+    case 'ctx-del':
+      // A deleted context's handle may be reused by a later add.
+      if (ev.dir === 'rx') {
+        const x = watches.get(`${h.side}${ev.ctx}`);
+        if (x) watches.set(`${h.side}${ev.ctx}#${x.flow.port}`, x);
+        watches.delete(`${h.side}${ev.ctx}`);
+      }
+      return;
+    default:
+      return;
+  }
+}
+
+/** Index of the record holding stream offset `off` (the last record starting at or before it). */
+function recordAt(d: FlowDir, off: number): number {
+  let lo = 0;
+  let hi = d.starts.length - 1;
+  if (hi < 0 || off < d.starts[0]!) return -1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (d.starts[mid]! <= off) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+function flowReport(f: Flow, d: FlowDir, watch: RxWatch | undefined, table: string, lastHit: number | null): FlowReport {
+  const isn1 = d.txTcp ? seqAdd(d.txTcp.iss, 1) : 0;
+  const episodes: Episode[] = (watch?.episodes ?? []).map((e) => {
+    const lostRecord = recordAt(d, seqDiff(e.lostSeq, isn1));
+    const recoveredRecord = e.recSeq === null ? null : recordAt(d, seqDiff(e.recSeq, isn1));
+    return {
+      lostRecord, recoveredRecord, distance: recoveredRecord === null ? null : recoveredRecord - lostRecord, lostAtUs: e.lostAt,
+      recoveredAtUs: e.recAt,
+    };
+  });
+  const written = d.writes.reduce((n, x) => n + x.length, 0);
+  const { read, inOrder } = comparePrefix(d.writes, d.received);
+  const rx = d.rxTls;
+  const tx = d.dir === 'a>b' ? f.client : f.server;
+  let deviceRxState: string | null = null;
+  const ctxLine = table.split('\n').find((l) => l.includes('dir=rx') && l.includes(`:${f.port}`));
+  if (ctxLine) deviceRxState = /state=(\w+)/.exec(ctxLine)?.[1] ?? null;
+  return {
+    flow: f.index, port: f.port, dir: d.dir, records: d.starts.length, recordsRead: d.plainEnds.filter((n) => n <= read).length, bytesWritten: written, bytesRead: read, inOrder,
+    exact: inOrder && read === written && d.handshakeReceived === d.handshake.length,
+    socketError: rx?.error == null ? null : rx.error === EBADMSG ? 'EBADMSG' : `errno ${rx.error}`,
+    rxMode: rx?.rxMode ?? null, txMode: tx?.txMode ?? null, deviceRxState, episodes,
+    decryptedAfterLastImpairment: watch ? watch.decryptedTimes.filter((t) => lastHit === null || t > lastHit).length : 0,
+    lastImpairmentUs: lastHit,
+  };
+}
+
+/** How many bytes were read, and whether they equal the written bytes from the start. */
+function comparePrefix(writes: readonly Uint8Array[], received: readonly Uint8Array[]): { read: number; inOrder: boolean } {
+  let wi = 0;
+  let wo = 0;
+  let read = 0;
+  for (const r of received) {
+    for (let j = 0; j < r.length; j++) {
+      while (wi < writes.length && wo === writes[wi]!.length) {
+        wi++;
+        wo = 0;
+      }
+      if (wi >= writes.length || writes[wi]![wo++] !== r[j]) return { read: read + r.length, inOrder: false };
+    }
+    read += r.length;
+  }
+  return { read, inOrder: true };
+}
+
+function hostReport(h: TbHost, table: string): HostReport {
+  return {
+    ethtool: { ...h.nic.counters }, tlsStat: { ...h.stack.tlsStat }, tcp: { ...h.host.counters },
+    calls: h.stack.callLog.map((c) => {
+      const op = c.op.replace('tls_dev_', '');
+      return c.op === 'tls_dev_del' ? `${op} ${c.dir}` : `${op} ${c.dir} ${c.threw ? 'threw' : c.result}`;
+    }),
+    table,
+  };
+}
+
+function inRange(v: number, r: Range): boolean {
+  return typeof r === 'number' ? v === r : (r.min === undefined || v >= r.min) && (r.max === undefined || v <= r.max);
+}
+
+function showRange(r: Range): string {
+  return typeof r === 'number' ? `${r}` : `[${r.min ?? 0}, ${r.max ?? '∞'}]`;
+}
+
+function checkExpectations(e: Partial<Expectations>, out: WorldOutcome, impairments: readonly Impairment[]): string[] {
+  const fails: string[] = [];
+  const corrupted = impairments.filter((i): i is Extract<Impairment, { kind: 'corruptCiphertext' }> => i.kind === 'corruptCiphertext');
+  for (const f of out.flows) {
+    const name = `flow ${f.flow} ${f.dir}`;
+    const bad = corrupted.filter((c) => c.flow === f.flow && c.dir === f.dir);
+    if (e.delivery === 'badTagRejected' && bad.length > 0) {
+      // No record with a bad tag may be accepted: the reader stops right before the first corrupted one.
+      if (!f.inOrder) fails.push(`${name}: bytes read differ from bytes written`);
+      if (f.socketError !== 'EBADMSG') fails.push(`${name}: socket error ${f.socketError ?? 'none'}, expected EBADMSG`);
+      const first = Math.min(...bad.map((c) => c.record));
+      if (f.recordsRead !== first) fails.push(`${name}: the reader got ${f.recordsRead} records, expected exactly the ${first} before the corrupted one`);
+    } else if (e.delivery !== undefined) {
+      if (!f.exact) fails.push(`${name}: delivery not exact: read ${f.bytesRead} of ${f.bytesWritten} bytes, ${f.inOrder ? 'in order' : 'WRONG BYTES'}`);
+      if (f.socketError) fails.push(`${name}: socket error ${f.socketError}`);
+    }
+    if (e.recovered) {
+      const open = f.episodes.filter((x) => x.distance === null);
+      if (open.length) fails.push(`${name}: device lost RX sync at record ${open[0]!.lostRecord} and never decrypted again`);
+      if (f.lastImpairmentUs !== null && f.rxMode === 'hw' && f.decryptedAfterLastImpairment === 0) {
+        fails.push(`${name}: the device decrypted nothing after the last impairment (${f.lastImpairmentUs} µs)`);
+      }
+    }
+    if (e.recoveryRecords !== undefined) {
+      for (const x of f.episodes) {
+        if (x.distance !== null && !inRange(x.distance, e.recoveryRecords)) {
+          fails.push(`${name}: recovery distance ${x.distance} records (lost at record ${x.lostRecord}) outside ${showRange(e.recoveryRecords)}`);
+        }
+      }
+    }
+  }
+  if (e.resyncEpisodes !== undefined) {
+    const n = out.flows.reduce((s, f) => s + f.episodes.length, 0);
+    if (!inRange(n, e.resyncEpisodes)) fails.push(`loss-of-sync episodes: ${n}, expected ${showRange(e.resyncEpisodes)}`);
+  }
+  for (const side of ['a', 'b'] as const) {
+    const h = out.hosts[side];
+    for (const [k, r] of Object.entries(e.counters?.[side] ?? {})) {
+      const v = h.ethtool[k as keyof EthtoolCounters];
+      if (r !== undefined && !inRange(v, r)) fails.push(`${side}: ethtool ${k} = ${v}, expected ${showRange(r)}`);
+    }
+    for (const [k, r] of Object.entries(e.tlsStat?.[side] ?? {})) {
+      const v = h.tlsStat[k as keyof TlsStat];
+      if (r !== undefined && !inRange(v, r)) fails.push(`${side}: tls_stat ${k} = ${v}, expected ${showRange(r)}`);
+    }
+    const c = e.calls?.[side];
+    if (c?.pattern !== undefined) {
+      const joined = h.calls.join(', ');
+      let re: RegExp;
+      try {
+        re = new RegExp(c.pattern);
+      } catch (err) {
+        fails.push(`${side}: calls.pattern is not a regular expression: ${(err as Error).message}`);
+        continue;
+      }
+      if (!re.test(joined)) fails.push(`${side}: driver calls "${joined}" do not match /${c.pattern}/`);
+    }
+    for (const [prefix, r] of Object.entries(c?.count ?? {})) {
+      const n = h.calls.filter((x) => x.startsWith(prefix)).length;
+      if (r !== undefined && !inRange(n, r)) fails.push(`${side}: ${n} driver calls "${prefix}…", expected ${showRange(r)}`);
+    }
+  }
+  return fails;
+}

@@ -1,0 +1,222 @@
+// The testbed world: two Hosts on a Link, each with its own emulated Nic, a reference driver probed with its
+// own TlsStack's kernel helpers, and N TCP connections A->B on which user space "did a handshake" (plain
+// bytes each way) and then installed TLS_TX/TLS_RX, as an application does after a TLS 1.2 handshake.
+// Adapted from test/helpers/e2e.ts (makeWorld, connectTls) for many flows and scenario-driven profiles.
+// Everything is seeded (STYLE principle 8).
+import { nodeBackend } from '../emulator/crypto/index.ts';
+import { Nic } from '../emulator/nic/nic.ts';
+import { DEFAULT_SCAN_POLICY, type NicProfile } from '../emulator/nic/types.ts';
+import { CIPHER_DESC, TLS_1_2_VERSION, TLS_CIPHER_AES_GCM_128, TLS_CIPHER_AES_GCM_256, bigIntToRecSeq, type CryptoInfo } from '../emulator/tls/crypto-info.ts';
+import { TLS_MAX_PAYLOAD_SIZE } from '../emulator/tls/record.ts';
+import { mlx5Driver, nfpDriver, type ProbeOptions } from '../driver-api/drivers/index.ts';
+import { Host } from '../driver-api/host/host.ts';
+import { Link, type ImpairFn, type LinkDirection } from '../driver-api/host/link.ts';
+import { MAC_A, MAC_B } from '../driver-api/host/pair.ts';
+import { Rng } from '../driver-api/host/rng.ts';
+import { Sim } from '../driver-api/host/sim.ts';
+import type { TcpConfig, TcpSocket } from '../driver-api/host/tcp.ts';
+import type { NetDevice } from '../driver-api/ops.ts';
+import { TlsStack, type TlsSocket } from '../driver-api/stack/index.ts';
+import type { DriverProfile } from './schema.ts';
+
+export type Side = 'a' | 'b';
+
+/** TLS 1.2 AES-GCM record overhead: header 5, explicit nonce 8, tag 16. */
+export const TLS12_GCM_OVERHEAD = 29;
+export const BASE_PORT = 4433;
+
+export type WorldOptions = {
+  seed: number;
+  driver: DriverProfile;
+  nicProfile?: Partial<Record<Side, Partial<NicProfile>>>;
+  tcp?: Partial<TcpConfig>;
+  impair?: ImpairFn;
+};
+
+export type TbHost = { side: Side; host: Host; nic: Nic; netdev: NetDevice; stack: TlsStack };
+
+export type TbWorld = { sim: Sim; rng: Rng; link: Link; a: TbHost; b: TbHost };
+
+export function buildWorld(o: WorldOptions): TbWorld {
+  const sim = new Sim();
+  const rng = new Rng(o.seed);
+  const link = new Link(sim, { latencyUs: 40, rateBytesPerSec: 1_250_000_000, ...(o.impair ? { impair: o.impair } : {}) });
+  const driver = o.driver.name === 'mlx5' ? mlx5Driver : nfpDriver;
+  const knobs: ProbeOptions = o.driver.name === 'mlx5'
+    ? {
+      ...(o.driver.psvDelayUs !== undefined ? { psvDelayUs: o.driver.psvDelayUs } : {}),
+      ...(o.driver.psvNeverAnswers !== undefined ? { psvNeverAnswers: o.driver.psvNeverAnswers } : {}),
+      ...(o.driver.psvTimeoutUs !== undefined ? { psvTimeoutUs: o.driver.psvTimeoutUs } : {}),
+    }
+    : { rxResyncType: o.driver.rxResyncType };
+  const schedule = (d: number, fn: () => void) => void sim.schedule(d, fn);
+  const mk = (side: Side, ip: string, mac: Uint8Array, peerMac: Uint8Array): TbHost => {
+    const host = new Host(sim, rng.fork(`host-${side}`), { name: side, ip, mac, peerMac, ...(o.tcp ? { tcp: o.tcp } : {}) });
+    const p = o.nicProfile?.[side];
+    const nic = new Nic({ backend: nodeBackend, ...(p ? { profile: p } : {}) });
+    const stack = new TlsStack({ backend: nodeBackend });
+    const netdev = driver.probe(nic, stack.kernelHelpers((skb) => host.netifReceiveSkb(skb)), {
+      name: `${o.driver.name}_${side}`, schedule, ...knobs,
+    });
+    host.attachNetdev(netdev);
+    return { side, host, nic, netdev, stack };
+  };
+  const a = mk('a', '10.4.0.1', MAC_A, MAC_B);
+  const b = mk('b', '10.4.0.2', MAC_B, MAC_A);
+  link.attach(a.nic, b.nic);
+  a.nic.attachWire(link.sender('a'));
+  b.nic.attachWire(link.sender('b'));
+  return { sim, rng, link, a, b };
+}
+
+/** Device profile from a scenario's `device` section (scan policy merged over the default). */
+export function nicProfileFrom(d: { maxContexts?: number | undefined; tso?: boolean | undefined; scan?: Partial<NicProfile['scan']> | undefined } | undefined): Partial<NicProfile> {
+  if (!d) return {};
+  const scan = d.scan ? { ...DEFAULT_SCAN_POLICY, ...Object.fromEntries(Object.entries(d.scan).filter(([, v]) => v !== undefined)) } : undefined;
+  return {
+    ...(d.maxContexts !== undefined ? { maxContexts: d.maxContexts } : {}),
+    ...(d.tso !== undefined ? { tso: d.tso } : {}),
+    ...(scan ? { scan } : {}),
+  };
+}
+
+export function randomCryptoInfo(keyBits: 128 | 256, rng: Rng): CryptoInfo {
+  const cipherType = keyBits === 128 ? TLS_CIPHER_AES_GCM_128 : TLS_CIPHER_AES_GCM_256;
+  const d = CIPHER_DESC[cipherType];
+  // rec_seq after a handshake is small but not zero-only: start anywhere below 2^20 to exercise it.
+  return {
+    version: TLS_1_2_VERSION, cipherType, key: rng.bytes(d.keySize), iv: rng.bytes(d.ivSize), salt: rng.bytes(d.saltSize),
+    recSeq: bigIntToRecSeq(BigInt(rng.int(1 << 20))),
+  };
+}
+
+/** Stream offsets of the record headers a sequence of writes produces after `hsLen` handshake bytes. */
+export function recordStarts(hsLen: number, writeLens: readonly number[]): { starts: number[]; plainEnds: number[]; end: number } {
+  const starts: number[] = [];
+  const plainEnds: number[] = [];
+  let off = hsLen;
+  let plain = 0;
+  for (const len of writeLens) {
+    let o = 0;
+    do {
+      // tls_push_data() cuts each write into records of at most TLS_MAX_PAYLOAD_SIZE; records never span writes.
+      const n = Math.min(TLS_MAX_PAYLOAD_SIZE, len - o);
+      starts.push(off);
+      off += n + TLS12_GCM_OVERHEAD;
+      plain += n;
+      plainEnds.push(plain);
+      o += n;
+    } while (o < len);
+  }
+  return { starts, plainEnds, end: off };
+}
+
+/** One direction of one flow. */
+export type FlowDir = {
+  dir: LinkDirection;
+  info: CryptoInfo;
+  handshake: Uint8Array;
+  writes: Uint8Array[];
+  received: Uint8Array[];
+  handshakeReceived: number;
+  /** Stream offset of each record's header (offset 0 = ISN + 1), application plaintext after each record. */
+  starts: number[];
+  plainEnds: number[];
+  /** Stream length: handshake plus every record. */
+  end: number;
+  /** The sending TCP socket (its ISS gives stream offset 0) and the receiving TLS socket. */
+  txTcp: TcpSocket | null;
+  rxTls: TlsSocket | null;
+};
+
+export type Flow = {
+  index: number;
+  port: number;
+  ab: FlowDir;
+  ba: FlowDir;
+  client: TlsSocket;
+  server: TlsSocket | null;
+  /** Virtual time both sides had installed TLS, or -1. */
+  installedAt: number;
+};
+
+export type FlowTraffic = {
+  keyBits: 128 | 256;
+  writesA: readonly number[];
+  writesB: readonly number[];
+  handshakeA: number;
+  handshakeB: number;
+  isnA?: number | undefined;
+  isnB?: number | undefined;
+};
+
+function dirOf(dir: LinkDirection, info: CryptoInfo, handshake: Uint8Array, writeLens: readonly number[], rng: Rng): FlowDir {
+  const r = recordStarts(handshake.length, writeLens);
+  return {
+    dir, info, handshake, writes: writeLens.map((n) => rng.bytes(n)), received: [], handshakeReceived: 0,
+    starts: r.starts, plainEnds: r.plainEnds, end: r.end, txTcp: null, rxTls: null,
+  };
+}
+
+/**
+ * Connect A->B on `port`, exchange handshake bytes in lockstep (A's flight; B reads it, installs TLS_RX, sends
+ * its flight, installs TLS_TX; A reads B's flight, installs both), then each side writes its application
+ * data. B holds its first TLS record until A installed TLS_RX, as a TLS peer does until it has the client's
+ * Finished (same reasoning as test/helpers/e2e.ts connectTls).
+ */
+export function connectFlow(w: TbWorld, index: number, t: FlowTraffic, onInstalled?: (f: Flow) => void): Flow {
+  const port = BASE_PORT + index;
+  const rng = w.rng.fork(`conn-${port}`);
+  const ab = dirOf('a>b', randomCryptoInfo(t.keyBits, rng), rng.bytes(t.handshakeA), t.writesA, rng);
+  const ba = dirOf('b>a', randomCryptoInfo(t.keyBits, rng), rng.bytes(t.handshakeB), t.writesB, rng);
+  let installedA = false;
+  let installedB = false;
+  const flush = () => {
+    if (!installedA || !installedB) return;
+    flow.installedAt = w.sim.now;
+    onInstalled?.(flow);
+    for (const d of ab.writes) flow.client.send(d);
+    for (const d of ba.writes) flow.server!.send(d);
+  };
+  w.b.host.listen(port, (sock: TcpSocket) => {
+    const s = w.b.stack.attach(sock);
+    sock.sock = s.sk; // skb->sk must be the TLS socket's struct sock (see e2e.ts attachTls)
+    flow.server = s;
+    ba.txTcp = sock;
+    ab.rxTls = s;
+    s.onData((data, type) => {
+      if (type === undefined) {
+        ab.handshakeReceived += data.length;
+        if (ab.handshakeReceived === ab.handshake.length) {
+          s.setCryptoInfo('rx', ab.info);
+          s.send(ba.handshake);
+          s.setCryptoInfo('tx', ba.info);
+          installedB = true;
+        }
+        return;
+      }
+      ab.received.push(data.slice());
+    });
+  }, t.isnB !== undefined ? { isn: t.isnB } : {});
+  const c = w.a.host.connect(w.b.host.ip, port, t.isnA !== undefined ? { isn: t.isnA } : {});
+  const cl = w.a.stack.attach(c);
+  c.sock = cl.sk;
+  ab.txTcp = c;
+  ba.rxTls = cl;
+  const flow: Flow = { index, port, ab, ba, client: cl, server: null, installedAt: -1 };
+  c.onEstablished(() => cl.send(ab.handshake));
+  cl.onData((data, type) => {
+    if (type === undefined) {
+      ba.handshakeReceived += data.length;
+      if (ba.handshakeReceived === ba.handshake.length) {
+        cl.setCryptoInfo('tx', ab.info);
+        cl.setCryptoInfo('rx', ba.info);
+        installedA = true;
+        flush();
+      }
+      return;
+    }
+    ba.received.push(data.slice());
+  });
+  return flow;
+}
