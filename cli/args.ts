@@ -15,15 +15,27 @@ export type ReplayArgs = {
   json: boolean;
 };
 
+export type RunArgs = {
+  command: 'run';
+  scenario: string;
+  json: boolean;
+  /** Soak scenarios: number of flows (overrides the file's soak.flows). */
+  flows: number | null;
+};
+
 export type HelpArgs = { command: 'help'; topic?: string };
 export type VersionArgs = { command: 'version' };
-export type ParsedArgs = ReplayArgs | HelpArgs | VersionArgs;
+export type ParsedArgs = ReplayArgs | RunArgs | HelpArgs | VersionArgs;
 
 export const USAGE = `usage:
   tlsnic replay <capture> --keylog <file> [--local <ip>[:port]] [--driver mlx5|nfp|<module path>]
                 [--scenario <file>] [--tls13] [--plaintext-dir <dir>] [--out <pcap>] [--timeline <html>] [--json]
+  tlsnic run <scenario.json> [--json] [--flows <n>]
   tlsnic help
   tlsnic --version
+
+run: runs a scenario (fixtures/scenarios/*.json) and checks its expectations; exit 0 when they hold, 1 when
+not, 2 on a bad scenario. --flows sets the flow count of a soak scenario.
 
 Replays the TLS connections of a capture through the emulated NIC of one host (by default, for each
 connection, the side that accepted it) and prints what the offload did.`;
@@ -35,6 +47,7 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
   const [cmd, ...rest] = argv;
   if (cmd === undefined || cmd === 'help' || cmd === '--help' || cmd === '-h') return { command: 'help' };
   if (cmd === '--version' || cmd === 'version') return { command: 'version' };
+  if (cmd === 'run') return parseRun(rest);
   if (cmd !== 'replay') throw new ConfigError(`unknown command '${cmd}' (try: tlsnic help)`);
   const values = new Map<string, string>();
   const bools = new Set<string>();
@@ -74,4 +87,22 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     timeline: values.get('--timeline') ?? null,
     json: bools.has('--json'),
   };
+}
+
+function parseRun(rest: readonly string[]): RunArgs {
+  let json = false;
+  let flows: number | null = null;
+  const positional: string[] = [];
+  for (let i = 0; i < rest.length; i++) {
+    const a = rest[i]!;
+    if (a === '--json') json = true;
+    else if (a === '--flows' || a.startsWith('--flows=')) {
+      const v = a.includes('=') ? a.slice(a.indexOf('=') + 1) : rest[++i];
+      if (v === undefined || !/^[1-9]\d{0,6}$/.test(v)) throw new ConfigError(`--flows needs a positive integer, got ${v ?? 'nothing'}`, { field: '--flows' });
+      flows = Number(v);
+    } else if (a.startsWith('-')) throw new ConfigError(`unknown option ${a} for run`, { field: a });
+    else positional.push(a);
+  }
+  if (positional.length !== 1) throw new ConfigError(`run takes exactly one scenario file, got ${positional.length}`);
+  return { command: 'run', scenario: positional[0]!, json, flows };
 }

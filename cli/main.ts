@@ -2,6 +2,7 @@
 import { TlsnicError } from '../emulator/errors.ts';
 import { USAGE, parseArgs } from './args.ts';
 import { runReplay } from './replay/command.ts';
+import { runRun } from './run.ts';
 
 async function main(argv: string[]): Promise<number> {
   const args = parseArgs(argv);
@@ -14,6 +15,8 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case 'replay':
       return runReplay(args);
+    case 'run':
+      return runRun(args);
   }
 }
 

@@ -33,9 +33,10 @@ export function formatRecovery(r: ScenarioResult): string[] {
   return r.runs.map((run: ProfileRun) => {
     const st = recoveryStats(run.recovery);
     const head = `${run.profile} (${run.resyncType}), ${run.flowCount} flow${run.flowCount === 1 ? '' : 's'}`;
+    const never = run.unrecovered ? `, ${run.unrecovered} loss(es) of sync never recovered` : '';
     return st
-      ? `${head}: ${st.episodes} resyncs, recovery records min ${st.min} median ${st.median} p95 ${st.p95} max ${st.max}`
-      : `${head}: no loss of sync`;
+      ? `${head}: ${st.episodes} resyncs, recovery records min ${st.min} median ${st.median} p95 ${st.p95} max ${st.max}${never}`
+      : `${head}: no recovered loss of sync${never}`;
   });
 }
 

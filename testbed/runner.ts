@@ -79,6 +79,8 @@ export type ProfileRun = {
   impairments: ImpairTally[];
   /** Recovery distance of every closed episode, in order. */
   recovery: number[];
+  /** Losses of sync after which the device never decrypted again. */
+  unrecovered: number;
   failures: string[];
 };
 
@@ -144,7 +146,7 @@ function runPlain(s: Scenario, d: DriverProfile, o: RunOptions): ProfileRun {
   const failures = [...out.errors, ...checkExpectations(expectFor(s, d), out, s.impairments)];
   return {
     profile: profileId(d), resyncType: resyncTypeOf(d), seed: s.seed, worlds: 1, flowCount: t.flows, hosts: out.hosts,
-    flows: out.flows, impairments: out.impairments, recovery: distances(out.flows), failures,
+    flows: out.flows, impairments: out.impairments, recovery: distances(out.flows), unrecovered: unrecovered(out.flows), failures,
   };
 }
 
@@ -160,6 +162,7 @@ function runSoak(s: Scenario, k: SoakSpec, d: DriverProfile, o: RunOptions): Pro
   const failures: string[] = [];
   const flows: FlowReport[] = [];
   const recovery: number[] = [];
+  let open = 0;
   let hosts: Record<Side, HostReport> | null = null;
   for (let i = 0; i < worlds; i++) {
     const seed = rng.next();
@@ -185,6 +188,7 @@ function runSoak(s: Scenario, k: SoakSpec, d: DriverProfile, o: RunOptions): Pro
     const ri = impairments[0] as Extract<Impairment, { kind: 'random' }>;
     for (const f of fails) failures.push(`world ${i} (seed ${seed}, loss ${ri.loss}, reorder ${ri.reorder}, dup ${ri.duplicate}): ${f}`);
     recovery.push(...distances(out.flows));
+    open += unrecovered(out.flows);
     if (fails.length) flows.push(...out.flows.filter((f) => !f.exact || f.episodes.some((e) => e.distance === null)));
     hosts = hosts ? sumHosts(hosts, out.hosts) : out.hosts;
   }
@@ -193,7 +197,7 @@ function runSoak(s: Scenario, k: SoakSpec, d: DriverProfile, o: RunOptions): Pro
   failures.push(...checkExpectations({ delivery: 'exact', recovered: false, counters: exp.counters, tlsStat: exp.tlsStat }, summed, []));
   return {
     profile: profileId(d), resyncType: resyncTypeOf(d), seed: s.seed, worlds, flowCount: total, hosts: hosts!, flows,
-    impairments: [], recovery, failures,
+    impairments: [], recovery, unrecovered: open, failures,
   };
 }
 
@@ -207,6 +211,10 @@ function sumHosts(x: Record<Side, HostReport>, y: Record<Side, HostReport>): Rec
     ethtool: add(p.ethtool, q.ethtool), tlsStat: add(p.tlsStat, q.tlsStat), tcp: add(p.tcp, q.tcp), calls: [], table: '',
   });
   return { a: one(x.a, y.a), b: one(x.b, y.b) };
+}
+
+function unrecovered(flows: readonly FlowReport[]): number {
+  return flows.reduce((n, f) => n + f.episodes.filter((e) => e.distance === null).length, 0);
 }
 
 function distances(flows: readonly FlowReport[]): number[] {
