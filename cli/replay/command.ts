@@ -44,8 +44,9 @@ export const OUT_LAYOUT = `--out <file> writes pcapng with two interfaces:
   interface 1 (LINKTYPE_USER0 = 147, Ethernet frames): what the NIC handed up to the stack, one per
     received frame, with the same comment. Decrypted frames carry plaintext in place of the record
     bodies (headers, explicit nonces and tags stay where they were), so they are not valid TLS: they
-    sit on a link type Wireshark does not dissect by default. To see them decoded, map User 0 to eth:
-    -o 'uat:user_dlts:"User 0 (DLT=147)","eth","0","","0",""'.`;
+    sit on a link type Wireshark does not dissect by default. To see them decoded, map User 0 to
+    Ethernet and filter on the interface: -o 'uat:user_dlts:"User 0 (DLT=147)","eth_withoutfcs","0","","0",""'
+    -Y 'frame.interface_id == 1'.`;
 
 export const REPLAY_HELP = `${OUT_LAYOUT}
 --timeline <file> writes a self-contained HTML page (no network): per connection and direction, packets
