@@ -36,7 +36,7 @@ export function formatRecovery(r: ScenarioResult): string[] {
     const never = run.unrecovered ? `, ${run.unrecovered} loss(es) of sync never recovered` : '';
     return st
       ? `${head}: ${st.episodes} resyncs, recovery records min ${st.min} median ${st.median} p95 ${st.p95} max ${st.max}${never}`
-      : `${head}: no recovered loss of sync${never}`;
+      : `${head}: ${never ? never.slice(2) : 'no loss of sync'}`;
   });
 }
 

@@ -10,7 +10,9 @@ import { seqAdd, seqDiff } from '../emulator/wire/seq.ts';
 import type { LinkDirection } from '../driver-api/host/link.ts';
 import { Rng } from '../driver-api/host/rng.ts';
 import type { TcpCounters } from '../driver-api/host/tcp.ts';
+import type { DriverCall } from '../driver-api/stack/stack.ts';
 import type { TlsStat } from '../driver-api/stack/tls-stat.ts';
+import { recSeqToBigInt } from '../emulator/tls/crypto-info.ts';
 import { compileImpairments, type ImpairTally } from './impair.ts';
 import {
   profileId, resyncTypeOf, type DriverProfile, type Expectations, type Impairment, type ProfileId, type Range, type Scenario,
@@ -52,6 +54,11 @@ export type FlowReport = {
   /** The receiving device's RX context state before close (from its table dump), or null if none. */
   deviceRxState: string | null;
   episodes: Episode[];
+  /**
+   * Every tls_dev_resync(RX) the receiving stack made for this flow: the record its seq starts (-1: not a
+   * record start) and whether the record number it passed is that record's.
+   */
+  resyncs: Array<{ seq: number; record: number; rcdSnOk: boolean }>;
   /** Packets the receiving device decrypted after the last impairment that hit this direction. */
   decryptedAfterLastImpairment: number;
   lastImpairmentUs: number | null;
@@ -271,7 +278,10 @@ function runWorld(spec: WorldSpec, o: RunOptions): WorldOutcome {
       if (d.writes.length === 0) continue;
       const rxSide: Side = d.dir === 'a>b' ? 'b' : 'a';
       const watch = [...watches.values()].find((x) => x.dir === d);
-      reports.push(flowReport(f, d, watch, tables[rxSide], compiled.lastHit(f.index, d.dir)));
+      const rxHost = rxSide === 'a' ? w.a : w.b;
+      const sk = d.rxTls?.sk.id;
+      const calls = rxHost.stack.callLog.filter((c) => c.op === 'tls_dev_resync' && c.dir === 'rx' && c.sk === sk);
+      reports.push(flowReport(f, d, watch, tables[rxSide], compiled.lastHit(f.index, d.dir), calls));
     }
   }
   return { hosts: { a: hostReport(w.a, tables.a), b: hostReport(w.b, tables.b) }, flows: reports, impairments: compiled.tallies, errors };
@@ -351,8 +361,16 @@ function recordAt(d: FlowDir, off: number): number {
   return lo;
 }
 
-function flowReport(f: Flow, d: FlowDir, watch: RxWatch | undefined, table: string, lastHit: number | null): FlowReport {
+function flowReport(
+  f: Flow, d: FlowDir, watch: RxWatch | undefined, table: string, lastHit: number | null, calls: readonly DriverCall[],
+): FlowReport {
   const isn1 = d.txTcp ? seqAdd(d.txTcp.iss, 1) : 0;
+  const sn0 = recSeqToBigInt(d.info.recSeq);
+  const resyncs = calls.map((c) => {
+    const off = seqDiff(c.seq!, isn1);
+    const record = d.starts.indexOf(off);
+    return { seq: c.seq!, record, rcdSnOk: record >= 0 && c.rcdSn === sn0 + BigInt(record) };
+  });
   const episodes: Episode[] = (watch?.episodes ?? []).map((e) => {
     const lostRecord = recordAt(d, seqDiff(e.lostSeq, isn1));
     const recoveredRecord = e.recSeq === null ? null : recordAt(d, seqDiff(e.recSeq, isn1));
@@ -372,7 +390,7 @@ function flowReport(f: Flow, d: FlowDir, watch: RxWatch | undefined, table: stri
     flow: f.index, port: f.port, dir: d.dir, records: d.starts.length, recordsRead: d.plainEnds.filter((n) => n <= read).length, bytesWritten: written, bytesRead: read, inOrder,
     exact: inOrder && read === written && d.handshakeReceived === d.handshake.length,
     socketError: rx?.error == null ? null : rx.error === EBADMSG ? 'EBADMSG' : `errno ${rx.error}`,
-    rxMode: rx?.rxMode ?? null, txMode: tx?.txMode ?? null, deviceRxState, episodes,
+    rxMode: rx?.rxMode ?? null, txMode: tx?.txMode ?? null, deviceRxState, episodes, resyncs,
     decryptedAfterLastImpairment: watch ? watch.decryptedTimes.filter((t) => lastHit === null || t > lastHit).length : 0,
     lastImpairmentUs: lastHit,
   };
@@ -430,6 +448,11 @@ function checkExpectations(e: Partial<Expectations>, out: WorldOutcome, impairme
     } else if (e.delivery !== undefined) {
       if (!f.exact) fails.push(`${name}: delivery not exact: read ${f.bytesRead} of ${f.bytesWritten} bytes, ${f.inOrder ? 'in order' : 'WRONG BYTES'}`);
       if (f.socketError) fails.push(`${name}: socket error ${f.socketError}`);
+    }
+    // Always checked: a resync that names a wrong record start or number is a driver or stack bug.
+    for (const r of f.resyncs) {
+      if (r.record < 0) fails.push(`${name}: tls_dev_resync(RX) at seq ${r.seq}, which is not a record start`);
+      else if (!r.rcdSnOk) fails.push(`${name}: tls_dev_resync(RX) for record ${r.record} passed a wrong record number`);
     }
     if (e.recovered) {
       const open = f.episodes.filter((x) => x.distance === null);

@@ -1,0 +1,69 @@
+// `tlsnic run` as a user runs it: exit 0 when the scenario's expectations hold, 1 when not, 2 on a bad
+// scenario (with file:line:col and the field), --json for scripts.
+import test from 'ava';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const tmp = mkdtempSync(join(tmpdir(), 'tlsnic-run-'));
+
+function tlsnic(...args: string[]) {
+  const r = spawnSync(process.execPath, ['--import=tsx', 'cli/main.ts', ...args], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+test('a library scenario whose expectations hold: exit 0 and the recovery per profile', (t) => {
+  const r = tlsnic('run', 'fixtures/scenarios/loss-header.json');
+  t.is(r.code, 0, r.err + r.out);
+  t.regex(r.out, /^scenario loss-header: expectations hold/);
+  t.regex(r.out, /nfp\/core_next_hint \(core_next_hint\), 1 flow: 1 resyncs, recovery records min \d+/);
+  t.regex(r.out, /b calls: add rx 0, add tx 0, resync rx 0, del rx, del tx/);
+});
+
+test('--json gives the full result: counters, calls, flows', (t) => {
+  const r = tlsnic('run', 'fixtures/scenarios/reorder-non-header.json', '--json');
+  t.is(r.code, 0, r.err);
+  const j = JSON.parse(r.out);
+  t.true(j.ok);
+  t.is(j.runs.length, 3);
+  t.is(j.runs[0].hosts.b.ethtool.rx_tls_resync_req_pkt, 0);
+  t.deepEqual(j.runs[0].hosts.b.calls, ['add rx 0', 'add tx 0', 'del rx', 'del tx']);
+  t.true(j.runs[0].flows[0].exact);
+});
+
+test('expectations that do not hold: exit 1 and each failure', (t) => {
+  const s = JSON.parse(readFileSync('fixtures/scenarios/loss-header.json', 'utf8'));
+  s.driver = { name: 'mlx5' };
+  s.expectByProfile = undefined;
+  s.expect.resyncEpisodes = 0;
+  const f = join(tmp, 'wrong.json');
+  writeFileSync(f, JSON.stringify(s, null, 2));
+  const r = tlsnic('run', f);
+  t.is(r.code, 1, r.err);
+  t.regex(r.out, /EXPECTATIONS FAILED/);
+  t.regex(r.out, /FAIL loss-of-sync episodes: 1, expected 0/);
+});
+
+test('a bad scenario: exit 2, file:line:col and the field path on stderr', (t) => {
+  const f = join(tmp, 'bad.json');
+  writeFileSync(f, '{\n  "name": "bad",\n  "driver": { "name": "nfp", "rxResyncType": "sometimes" },\n  "traffic": { "records": 2, "recordSize": 10 }\n}\n');
+  const r = tlsnic('run', f);
+  t.is(r.code, 2);
+  t.regex(r.err, new RegExp(`ScenarioError: ${f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:3:46: driver\\.rxResyncType: Invalid option`));
+  const g = join(tmp, 'syntax.json');
+  writeFileSync(g, '{ "name": "x",, }');
+  const s = tlsnic('run', g);
+  t.is(s.code, 2);
+  t.regex(s.err, /syntax\.json:1:15: JSON syntax: expected a "key"/);
+  t.is(tlsnic('run').code, 2);
+  t.is(tlsnic('run', 'fixtures/scenarios/soak.json', '--flows', 'many').code, 2);
+  t.regex(tlsnic('run', join(tmp, 'missing.json')).err, /cannot read scenario/);
+});
+
+test('--flows runs a soak scenario at the given size', (t) => {
+  const r = tlsnic('run', 'fixtures/scenarios/soak.json', '--flows', '4');
+  t.is(r.code, 0, r.err + r.out);
+  t.regex(r.out, /mlx5 \(driver_req_async\), 4 flows: /);
+  t.regex(r.out, /nfp\/driver_req \(driver_req\), 4 flows: /);
+});
