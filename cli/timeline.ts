@@ -1,92 +1,217 @@
-// A self-contained HTML page: per flow, packets over TCP sequence number (y) and capture time (x), with
-// marks for decrypted / not decrypted / dropped / mismatched packets and where sync was lost and regained.
-// Inline SVG and CSS only: it opens from a file with no network.
-import type { ReplayResult, TimelineMark } from './replay/engine.ts';
+// `--timeline`: a self-contained HTML page (inline SVG and CSS, no script, no network). Per flow and direction,
+// packets in arrival order (x) over TCP sequence number (y), coloured by what the device did; the stretch
+// where the RX device was out of sync is shaded from the packet where it lost sync (a record header went by
+// unseen, tls-offload.rst "Resync handling") to the first packet it decrypted again; and every driver call
+// (tlsdev_ops from the stack, resync helpers from the driver) is a line on the chart and a row in a table.
+import type { FlowReport, ReplayResult, TimelineMark } from './replay/engine.ts';
 
-const COLORS: Record<TimelineMark['mark'], string> = {
-  decrypted: '#2e9e44',
-  encrypted: '#7cc47f',
-  plain: '#b0b0b0',
-  'not-decrypted': '#2f6fd6',
+type Kind = TimelineMark['mark'];
+
+const COLORS: Record<Kind, string> = {
+  decrypted: '#1f9d3a',
+  encrypted: '#1f9d3a',
+  plain: '#a8a8a8',
+  'not-decrypted': '#2a62c9',
   drop: '#d62f2f',
   mismatch: '#ff00a0',
-  resync: '#f0a000',
-  lost: '#8b0000',
-  call: '#666',
+  resync: '#e08a00',
+  lost: '#b00000',
+  call: '#6a3fb5',
 };
 
-const LABELS: Record<TimelineMark['mark'], string> = {
-  decrypted: 'RX decrypted by the device',
-  encrypted: 'TX encrypted by the device (equals capture)',
-  plain: 'before TLS offload (handshake)',
-  'not-decrypted': 'RX passed up as received (software decrypts)',
+const LABELS: Record<Kind, string> = {
+  decrypted: 'RX decrypted by the device (skb->decrypted)',
+  encrypted: 'TX encrypted by the device, equals the capture',
+  plain: 'before the offload start (handshake)',
+  'not-decrypted': 'RX passed up encrypted: the stack decrypts in software',
   drop: 'TX dropped by the driver',
   mismatch: 'TX differs from the capture',
-  resync: 'resync request / tls_dev_resync',
+  resync: 'device resync event',
   lost: 'device lost sync',
   call: 'driver call',
 };
+
+/** Marks that are packets (a bar); the rest are events at a point between packets (a line). */
+const PACKET: ReadonlySet<Kind> = new Set(['decrypted', 'encrypted', 'plain', 'not-decrypted', 'drop', 'mismatch']);
 
 function esc(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 
-export function renderTimeline(r: ReplayResult): string {
-  const W = 1100;
-  const H = 320;
-  const PAD = 50;
-  const sections: string[] = [];
-  r.flows.forEach((f, i) => {
-    const idx = i + 1;
-    const marks = r.timeline.filter((m) => m.flow === idx);
-    const t0 = marks.length ? Math.min(...marks.map((m) => m.t)) : 0;
-    const t1 = marks.length ? Math.max(...marks.map((m) => m.t)) : 1;
-    const svgs: string[] = [];
-    for (const dir of ['rx', 'tx'] as const) {
-      const ms = marks.filter((m) => m.dir === dir);
-      const base = ms.length ? ms[0]!.seq : 0;
-      const rel = (s: number) => ((s - base) >>> 0);
-      const maxSeq = Math.max(1, ...ms.map((m) => rel(m.seq) + m.len));
-      const x = (t: number) => PAD + ((t - t0) / Math.max(1e-9, t1 - t0)) * (W - 2 * PAD);
-      const y = (s: number) => H - PAD - (s / maxSeq) * (H - 2 * PAD);
-      const items = ms.map((m) => {
-        const title = esc(`${m.mark} seq ${m.seq} len ${m.len}${m.note ? ` — ${m.note}` : ''}`);
-        if (m.len === 0) {
-          return `<line class="mark ${m.mark}" data-mark="${m.mark}" x1="${x(m.t).toFixed(1)}" x2="${x(m.t).toFixed(1)}" y1="${PAD}" y2="${H - PAD}" stroke="${COLORS[m.mark]}" stroke-width="1.5" stroke-dasharray="4 3"><title>${title}</title></line>`;
-        }
-        const y0 = y(rel(m.seq));
-        const y1 = y(rel(m.seq) + m.len);
-        return `<rect class="mark ${m.mark}" data-mark="${m.mark}" data-seq="${m.seq}" x="${(x(m.t) - 2).toFixed(1)}" y="${y1.toFixed(1)}" width="4" height="${Math.max(1.5, y0 - y1).toFixed(1)}" fill="${COLORS[m.mark]}"><title>${title}</title></rect>`;
-      });
-      svgs.push(`<h3>${dir === 'rx' ? 'received (remote → local)' : 'transmitted (local → remote)'}: ${ms.length} marks</h3>
-<svg class="timeline" data-dir="${dir}" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" xmlns="http://www.w3.org/2000/svg">
-<rect x="${PAD}" y="${PAD}" width="${W - 2 * PAD}" height="${H - 2 * PAD}" fill="#fafafa" stroke="#ccc"/>
-<text x="${PAD}" y="${H - 15}" font-size="12">time ${t0.toFixed(3)} s → ${t1.toFixed(3)} s</text>
-<text x="10" y="${PAD - 10}" font-size="12">TCP seq (relative to ${base}, up to ${maxSeq} bytes)</text>
-${items.join('\n')}
-</svg>`);
+function bytes(n: number): string {
+  return n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} B`;
+}
+
+/** Short label drawn on the chart; the full text is in the tooltip and the calls table. */
+function labelOf(m: TimelineMark): string | null {
+  if (m.mark === 'lost') return 'sync lost';
+  if (m.mark === 'resync') return m.note?.startsWith('device asks') ? 'device asks resync' : null;
+  if (m.mark === 'call') {
+    const op = m.op ?? 'call';
+    return op.replace(/^tls_offload_(rx|tx)_resync_/, '$1 resync ').replace('async_request_', 'async ');
+  }
+  return null;
+}
+
+type Span = { from: number; to: number; regained: boolean; passedUp: number };
+
+const W = 1300;
+const H = 330;
+const L = 70; // left margin: seq axis labels
+const R = 20;
+const TOP = 78; // room for stacked event labels
+const BOTTOM = 40;
+const LABEL_ROWS = 4;
+
+function chart(marks: TimelineMark[], dir: 'rx' | 'tx'): { svg: string; spans: Span[]; packets: number } {
+  const pkts = marks.filter((m) => PACKET.has(m.mark));
+  const n = pkts.length;
+  const base = pkts[0]?.seq ?? 0;
+  // Signed distance from the first packet, so a retransmission of older bytes plots below, not at +4 GiB.
+  const rel = (s: number) => Math.max(0, (s - base) | 0);
+  const maxSeq = Math.max(1, ...pkts.map((m) => rel(m.seq) + m.len));
+  const plotW = W - L - R;
+  const plotH = H - TOP - BOTTOM;
+  const step = plotW / Math.max(1, n);
+  const x = (i: number) => L + i * step; // left edge of packet slot i; events at i sit between i-1 and i
+  const y = (s: number) => TOP + plotH - (s / maxSeq) * plotH;
+  const barW = Math.max(1, Math.min(12, step * 0.8));
+
+  const bars: string[] = [];
+  const lines: string[] = [];
+  const labels: string[] = [];
+  const rows: Array<Array<[number, number]>> = Array.from({ length: LABEL_ROWS }, () => []);
+  const spans: Span[] = [];
+  let open: Span | null = null;
+  let i = 0;
+  let highest = 0;
+  let late = 0;
+  const label = (text: string, at: number, color: string, bold = false) => {
+    const w = text.length * 6.4 + 6;
+    // Near the right edge the label ends at its line instead of starting there.
+    const left = at + w > W - 2 ? at - w : at;
+    const row = rows.findIndex((r) => r.every(([a, b]) => left + w < a || left > b));
+    if (row < 0) return; // no room: the tooltip and the calls table still have it
+    rows[row]!.push([left, left + w]);
+    const anchor = left < at ? ` text-anchor="end"` : '';
+    const tx = left < at ? at - 3 : at + 3;
+    labels.push(`<text x="${tx.toFixed(1)}" y="${TOP - 8 - row * 15}" font-size="11" fill="${color}"${anchor}${bold ? ' font-weight="bold"' : ''}>${esc(text)}</text>`);
+  };
+  for (const m of marks) {
+    const title = esc(`${m.note ?? m.mark} (seq ${m.seq}${m.len ? `, ${m.len} bytes` : ''}, t=${m.t.toFixed(6)} s)`);
+    if (PACKET.has(m.mark)) {
+      const cx = x(i) + (step - barW) / 2;
+      const y0 = y(rel(m.seq));
+      const y1 = y(rel(m.seq) + m.len);
+      bars.push(`<rect class="mark ${m.mark}" data-seq="${m.seq}" x="${cx.toFixed(1)}" y="${y1.toFixed(1)}" width="${barW.toFixed(1)}" height="${Math.max(2, y0 - y1).toFixed(1)}" fill="${COLORS[m.mark]}"><title>${title}</title></rect>`);
+      // Bytes below the highest seen: a retransmission or a segment that came late (the usual cause of a lost sync).
+      if (m.len > 0 && rel(m.seq) + m.len <= highest && late++ < 20) {
+        bars.push(`<text class="late" x="${(cx + barW + 3).toFixed(1)}" y="${(y0 + 4).toFixed(1)}" font-size="10" fill="#555">late</text>`);
+      }
+      highest = Math.max(highest, rel(m.seq) + m.len);
+      if (m.mark === 'decrypted' && open) {
+        open.to = i;
+        open.regained = true;
+        spans.push(open);
+        open = null;
+        lines.push(`<line class="regained" x1="${x(i).toFixed(1)}" x2="${x(i).toFixed(1)}" y1="${TOP}" y2="${TOP + plotH}" stroke="${COLORS.decrypted}" stroke-width="2"><title>first packet decrypted again</title></line>`);
+        label('sync regained', x(i), COLORS.decrypted, true);
+      } else if (m.mark === 'not-decrypted' && open) {
+        open.passedUp++;
+      }
+      i++;
+      continue;
     }
-    const counts = (k: TimelineMark['mark']) => marks.filter((m) => m.mark === k).length;
-    sections.push(`<section class="flow" data-flow="${idx}" data-local="${esc(f.local)}" data-remote="${esc(f.remote)}">
-<h2>#${idx} ${esc(f.local)} ⇄ ${esc(f.remote)} — TLS ${esc(f.version ?? '?')} ${esc(f.cipher ?? '?')}</h2>
-<p>TX ${esc(f.tx.mode)}${f.tx.reason ? ` (${esc(f.tx.reason)})` : ''}, wire ${f.tx.wireMatch ? 'matches the capture' : 'DIFFERS'};
-RX ${esc(f.rx.mode)}${f.rx.reason ? ` (${esc(f.rx.reason)})` : ''}: ${f.rx.decrypted}/${f.rx.segments} packets decrypted by the device;
-${counts('lost')} sync losses, ${counts('resync')} resync events, ${counts('drop')} TX drops.</p>
-${f.problems.length ? `<ul class="problems">${f.problems.map((p) => `<li>${esc(p)}</li>`).join('')}</ul>` : ''}
-${svgs.join('\n')}
-</section>`);
+    if (m.mark === 'lost' && dir === 'rx' && !open) open = { from: i, to: n, regained: false, passedUp: 0 };
+    const at = x(i);
+    const strong = m.mark === 'lost' || (m.mark === 'call' && m.op === 'tls_dev_resync');
+    lines.push(`<line class="mark ${m.mark}"${m.op ? ` data-op="${esc(m.op)}"` : ''} x1="${at.toFixed(1)}" x2="${at.toFixed(1)}" y1="${TOP}" y2="${TOP + plotH}" stroke="${COLORS[m.mark]}" stroke-width="${strong ? 2 : 1}"${strong ? '' : ' stroke-dasharray="4 3"'}><title>${title}</title></line>`);
+    const text = labelOf(m);
+    if (text) label(text, at, COLORS[m.mark], m.mark === 'lost');
+  }
+  if (open) spans.push(open);
+
+  const shades = spans.map((s) => {
+    const x0 = x(s.from);
+    const x1 = x(s.to);
+    const what = `${s.regained ? 'out of sync' : 'out of sync, not regained'}: ${s.passedUp} packet${s.passedUp === 1 ? '' : 's'} passed up encrypted`;
+    const tx = Math.min(x0 + 4, W - R - what.length * 6.4);
+    return `<rect class="out-of-sync" x="${x0.toFixed(1)}" y="${TOP}" width="${Math.max(2, x1 - x0).toFixed(1)}" height="${plotH}" fill="#ffd9d9"><title>${esc(what)}</title></rect>
+<text x="${tx.toFixed(1)}" y="${TOP + 16}" font-size="12" fill="${COLORS.lost}">${esc(what)}</text>`;
   });
-  const legend = (Object.keys(COLORS) as TimelineMark['mark'][])
-    .filter((k) => k !== 'call')
-    .map((k) => `<span class="key"><i style="background:${COLORS[k]}"></i>${esc(LABELS[k])}</span>`)
-    .join('\n');
+
+  const ticks: string[] = [];
+  for (let k = 0; k <= 4; k++) {
+    const s = Math.round((maxSeq * k) / 4);
+    ticks.push(`<line x1="${L - 4}" x2="${W - R}" y1="${y(s).toFixed(1)}" y2="${y(s).toFixed(1)}" stroke="#e4e4e4"/><text x="${L - 6}" y="${(y(s) + 4).toFixed(1)}" font-size="11" text-anchor="end">${bytes(s)}</text>`);
+  }
+  const xt = Math.max(1, Math.ceil(n / 10));
+  for (let k = 0; k < n; k += xt) ticks.push(`<text x="${(x(k) + step / 2).toFixed(1)}" y="${TOP + plotH + 15}" font-size="11" text-anchor="middle">${k + 1}</text>`);
+  const svg = `<svg class="timeline" data-dir="${dir}" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" xmlns="http://www.w3.org/2000/svg" font-family="system-ui,sans-serif">
+<rect x="${L}" y="${TOP}" width="${plotW}" height="${plotH}" fill="#fbfbfb" stroke="#bbb"/>
+${ticks.join('\n')}
+${shades.join('\n')}
+${bars.join('\n')}
+${lines.join('\n')}
+${labels.join('\n')}
+<text x="${L}" y="${H - 6}" font-size="11" fill="#555">${dir === 'rx' ? 'received' : 'transmitted'} packets in arrival order (${n}) →</text>
+<text x="${L - 60}" y="14" font-size="11" fill="#555">TCP seq from ${base} ↑</text>
+</svg>`;
+  return { svg, spans, packets: n };
+}
+
+function flowSection(f: FlowReport, idx: number, marks: TimelineMark[]): string {
+  const count = (k: Kind) => marks.filter((m) => m.mark === k).length;
+  const rx = chart(marks.filter((m) => m.dir === 'rx'), 'rx');
+  const tx = chart(marks.filter((m) => m.dir === 'tx'), 'tx');
+  const lost = rx.spans.length;
+  const regained = rx.spans.filter((s) => s.regained).length;
+  const calls = marks.filter((m) => m.mark === 'call');
+  const rows = calls.map((m) => `<tr class="call" data-op="${esc(m.op ?? '')}" data-dir="${m.dir}"><td>${m.t.toFixed(6)}</td><td>${m.dir.toUpperCase()}</td><td><code>${esc(m.note ?? m.op ?? '')}</code></td></tr>`);
+  const sync = lost === 0 ? 'RX stayed in sync' : `RX lost sync ${lost}× and regained it ${regained}×`;
+  return `<section class="flow" data-flow="${idx}" data-local="${esc(f.local)}" data-remote="${esc(f.remote)}">
+<h2>#${idx} ${esc(f.local)} ⇄ ${esc(f.remote)} — TLS ${esc(f.version ?? '?')} ${esc(f.cipher ?? '?')}</h2>
+<p class="summary">RX ${esc(f.rx.mode)}${f.rx.reason ? ` (${esc(f.rx.reason)})` : ''}: <b>${f.rx.decrypted}</b> of ${f.rx.segments} packets decrypted by the device; <b class="${lost ? 'bad' : 'ok'}">${sync}</b>.
+TX ${esc(f.tx.mode)}${f.tx.reason ? ` (${esc(f.tx.reason)})` : ''}: wire ${f.tx.wireMatch ? 'matches the capture' : '<b class="bad">DIFFERS from the capture</b>'}, ${count('drop')} dropped.</p>
+${f.problems.length ? `<ul class="problems">${f.problems.map((p) => `<li>${esc(p)}</li>`).join('')}</ul>` : ''}
+<h3>received (${esc(f.remote)} → ${esc(f.local)})</h3>
+${rx.svg}
+<h3>transmitted (${esc(f.local)} → ${esc(f.remote)})</h3>
+${tx.svg}
+<details${lost ? ' open' : ''}><summary>${calls.length} driver calls</summary>
+<table class="calls"><tr><th>time (s)</th><th>dir</th><th>call</th></tr>
+${rows.join('\n')}
+</table></details>
+</section>`;
+}
+
+export function renderTimeline(r: ReplayResult): string {
+  const byFlow = new Map<number, TimelineMark[]>();
+  for (const m of r.timeline) {
+    let a = byFlow.get(m.flow);
+    if (!a) byFlow.set(m.flow, (a = []));
+    a.push(m);
+  }
+  const sections = r.flows.map((f, i) => flowSection(f, i + 1, byFlow.get(i + 1) ?? []));
+  const key = (color: string, text: string, cls = '') => `<span class="key ${cls}"><i style="background:${color}"></i>${esc(text)}</span>`;
+  const legend = [
+    ...(['decrypted', 'not-decrypted', 'plain', 'drop', 'mismatch'] as const).map((k) => key(COLORS[k], LABELS[k])),
+    key('#ffd9d9', 'device out of sync (from "sync lost" to the first packet decrypted again)'),
+    key(COLORS.lost, 'sync lost', 'line'),
+    key(COLORS.resync, 'device resync request / applied', 'line'),
+    key(COLORS.call, 'driver call (tls_dev_add/del/resync, resync helpers)', 'line'),
+  ].join('\n');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>tlsnic timeline — ${esc(r.capture)}</title>
 <style>
-body{font:14px system-ui,sans-serif;margin:20px;color:#222}
-h1{font-size:20px}h2{font-size:16px;margin-top:28px}h3{font-size:13px;margin:8px 0 2px;color:#555}
-.key{display:inline-block;margin:0 14px 6px 0}.key i{display:inline-block;width:12px;height:12px;margin-right:5px;vertical-align:-1px}
-.problems{color:#a00}pre{background:#f4f4f4;padding:8px;font-size:12px;max-height:300px;overflow:auto}
+body{font:14px system-ui,sans-serif;margin:20px;color:#222;max-width:${W + 20}px}
+h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:26px 0 4px;border-top:1px solid #ddd;padding-top:12px}
+h3{font-size:13px;margin:10px 0 0;color:#444}
+.key{display:inline-block;margin:0 14px 4px 0;font-size:12px}.key i{display:inline-block;width:12px;height:12px;margin-right:5px;vertical-align:-1px}
+.key.line i{width:3px;height:14px}
+.summary{margin:4px 0}.bad{color:#b00000}.ok{color:#1f7a32}.problems{color:#a00}
+table.calls{border-collapse:collapse;font-size:12px;margin:6px 0}table.calls td,table.calls th{border-bottom:1px solid #eee;padding:2px 10px 2px 0;text-align:left}
+pre{background:#f4f4f4;padding:8px;font-size:12px;max-height:300px;overflow:auto}
 </style></head><body>
 <h1>tlsnic replay timeline</h1>
 <p>${esc(r.capture)} — ${r.packets} packets, ${r.flows.length} connection(s), device ${esc(r.netdev)}</p>
