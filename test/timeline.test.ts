@@ -1,0 +1,134 @@
+// The `--timeline` page, read back from its HTML: one section per replayed flow; per flow as many decrypted /
+// not-decrypted packet marks as the replay counted; on a capture where a record header arrives late (the
+// segment delayed past later ones, as a loss before the NIC and its retransmission look), the device's
+// sync loss, the shaded out-of-sync stretch, its end where decryption resumes, and every driver call the
+// counters imply; and nothing on the page loads from the network.
+import test from 'ava';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { openCapture, PcapWriter } from '../emulator/capture/index.ts';
+import { mlx5Driver, nfpDriver, type DriverModule } from '../driver-api/drivers/index.ts';
+import { replay, type ReplayResult } from '../cli/replay/engine.ts';
+import { renderTimeline } from '../cli/timeline.ts';
+
+const tmp = mkdtempSync(join(tmpdir(), 'tlsnic-timeline-'));
+const FIX = 'fixtures/captures/tls12-aes128-v4';
+
+/**
+ * The capture with packet `n` moved to just after packet `after`: the receiving NIC sees the segments
+ * around it first (a loss before the NIC) and it later (the retransmission).
+ */
+function delayPacket(src: string, dst: string, n: number, after: number): void {
+  const pkts = [...openCapture(src, { copy: true })];
+  const w = new PcapWriter(dst, { linkType: pkts[0]!.linkType, resolution: 'ns' });
+  const moved = pkts[n - 1]!;
+  for (const p of pkts) {
+    if (p.number === n) continue;
+    w.write({ data: p.data, tsNs: p.tsNs });
+    if (p.number === after) w.write({ data: moved.data, tsNs: p.tsNs + 1000n });
+  }
+  w.close();
+}
+
+// Packet 26 carries the header of the client's second record (seq 16673 in 16188..17636): delayed past
+// packet 40, the device sees the next segment beyond a header it never parsed.
+const LOSSY = join(tmp, 'late-header.pcap');
+delayPacket(`${FIX}.pcap`, LOSSY, 26, 40);
+
+type Section = { local: string; remote: string; html: string };
+
+function sections(html: string): Section[] {
+  return [...html.matchAll(/<section class="flow" data-flow="\d+" data-local="([^"]*)" data-remote="([^"]*)">([\s\S]*?)<\/section>/g)]
+    .map((m) => ({ local: m[1]!.replace(/&#39;/g, "'"), remote: m[2]!, html: m[3]! }));
+}
+
+const count = (html: string, re: RegExp) => [...html.matchAll(re)].length;
+const marks = (s: Section, kind: string) => count(s.html, new RegExp(`class="mark ${kind}"`, 'g'));
+const calls = (html: string, op: string, dir?: string) => count(html, new RegExp(`<tr class="call" data-op="${op}" data-dir="${dir ?? '(rx|tx)'}">`, 'g'));
+
+async function run(capture: string, keylog: string, driver: DriverModule): Promise<{ r: ReplayResult; html: string }> {
+  const r = await replay({ capture, keylog, local: null, driver, tls13: false, timeline: true });
+  return { r, html: renderTimeline(r) };
+}
+
+/** What every page must say: one section per flow, packet marks equal to the replay's own counts. */
+function checkCounts(t: import('ava').ExecutionContext, r: ReplayResult, html: string): Section[] {
+  const secs = sections(html);
+  t.deepEqual(secs.map((s) => `${s.local}|${s.remote}`), r.flows.map((f) => `${f.local}|${f.remote}`));
+  let decrypted = 0;
+  r.flows.forEach((f, i) => {
+    const s = secs[i]!;
+    t.is(marks(s, 'decrypted'), f.rx.decrypted, `${f.local}: decrypted marks`);
+    t.is(marks(s, 'not-decrypted'), f.rx.segments - f.rx.decrypted, `${f.local}: not-decrypted marks`);
+    t.is(marks(s, 'encrypted') + marks(s, 'mismatch') + marks(s, 'drop') + marks(s, 'plain'), count(s.html, /<rect class="mark (encrypted|mismatch|drop|plain)"/g));
+    t.is(marks(s, 'drop'), f.tx.dropped);
+    decrypted += marks(s, 'decrypted');
+  });
+  t.is(decrypted, r.ethtool.rx_tls_decrypted_packets);
+  // Driver calls: every tls_dev_add / tls_dev_del the counters saw is a row.
+  t.is(calls(html, 'tls_dev_add', 'rx'), r.tlsStat.TlsRxDevice);
+  t.is(calls(html, 'tls_dev_add', 'tx'), r.tlsStat.TlsTxDevice);
+  t.is(calls(html, 'tls_dev_del', 'rx'), r.ethtool.rx_tls_del);
+  t.is(calls(html, 'tls_dev_del', 'tx'), r.ethtool.tx_tls_del);
+  t.is(calls(html, 'tls_dev_resync', 'rx'), r.tlsStat.TlsRxDeviceResync);
+  // Self-contained: nothing fetched (the SVG namespace is a name, not a fetch).
+  t.notRegex(html.replace(/xmlns="http:\/\/www\.w3\.org\/2000\/svg"/g, ''), /https?:|<script|<link|<img|@import|url\(/i);
+  return secs;
+}
+
+test('a clean capture with 14 connections: a section per flow, marks equal the counters, no sync lost', async (t) => {
+  const { r, html } = await run('fixtures/captures/tls12-many-v4.pcap', 'fixtures/captures/tls12-many-v4.keylog', mlx5Driver);
+  t.true(r.flows.every((f) => f.rx.mode === 'hw' && f.rx.decrypted > 0));
+  const secs = checkCounts(t, r, html);
+  t.is(secs.length, 14);
+  for (const s of secs) {
+    t.is(marks(s, 'lost'), 0);
+    t.is(count(s.html, /class="out-of-sync"/g), 0);
+    t.regex(s.html, /RX stayed in sync/);
+    t.is(calls(s.html, 'tls_dev_add', 'rx'), 1);
+    t.is(calls(s.html, 'tls_dev_add', 'tx'), 1);
+  }
+});
+
+for (const driver of [mlx5Driver, nfpDriver]) {
+  test(`a late record header through ${driver.name}: sync lost, the out-of-sync stretch, resync calls, sync regained`, async (t) => {
+    const { r, html } = await run(LOSSY, `${FIX}.keylog`, driver);
+    const [s] = checkCounts(t, r, html);
+    const f = r.flows[0]!;
+    t.is(f.rx.mode, 'hw');
+    t.true(f.rx.decrypted < f.rx.segments, 'the late header cost decryption');
+    t.is(f.rx.plaintextBytes, 66981, 'and no data: the stack decrypted the rest in software');
+    t.is(marks(s!, 'lost'), 1);
+    t.is(count(s!.html, /class="out-of-sync"/g), 1);
+    t.is(count(s!.html, /class="regained"/g), 1, 'the device decrypts again after the resync');
+    t.regex(s!.html, /RX lost sync 1× and regained it 1×/);
+    // The shaded stretch counts exactly the packets passed up encrypted after the loss.
+    const passed = Number(/out of sync: (\d+) packets passed up encrypted/.exec(s!.html)?.[1]);
+    t.true(passed > 0 && passed <= f.rx.segments - f.rx.decrypted);
+    // The device's resync requests and the driver's calls to the stack, as the counters count them.
+    t.is(count(s!.html, /device asks for resync/g), r.ethtool.rx_tls_resync_req_pkt);
+    t.true(r.tlsStat.TlsRxDeviceResync! >= 1);
+    if (driver === mlx5Driver) {
+      t.is(calls(html, 'tls_offload_rx_resync_async_request_start', 'rx'), r.ethtool.rx_tls_resync_req_start);
+      t.is(calls(html, 'tls_offload_rx_resync_async_request_end', 'rx'), r.ethtool.rx_tls_resync_req_end);
+    } else {
+      t.is(calls(html, 'tls_offload_rx_resync_request', 'rx'), r.ethtool.rx_tls_resync_req_pkt);
+    }
+    // In order: add, lost, request, tls_dev_resync, regained.
+    const at = (re: RegExp) => s!.html.search(re);
+    t.true(at(/class="mark lost"/) < at(/<line class="mark call" data-op="tls_dev_resync"/));
+    t.true(at(/<line class="mark call" data-op="tls_dev_resync"/) < at(/class="regained"/));
+  });
+}
+
+test('tlsnic replay --timeline writes the page', async (t) => {
+  const out = join(tmp, 'page.html');
+  await promisify(execFile)(process.execPath, ['--import=tsx', 'cli/main.ts', 'replay', LOSSY, '--keylog', `${FIX}.keylog`, '--timeline', out]);
+  const html = readFileSync(out, 'utf8');
+  t.regex(html, /^<!doctype html>/);
+  t.is(sections(html).length, 1);
+  t.regex(html, /sync lost/);
+});
