@@ -1,0 +1,106 @@
+// `--driver <module path>`: third-party driver modules load the way mlx5/nfp do (a default-exported
+// DriverModule), from the CLI run from source and from the esbuild bundle a user runs (dist/tlsnic.mjs):
+// a plain-JavaScript RX-only driver offloads RX (and resyncs after a late record header) while the stack
+// keeps TX in software; a TypeScript wrapper around mlx5 sees every tlsdev_ops call; bad modules are a
+// ConfigError (exit 2), never a crash.
+import test from 'ava';
+import { execFile } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { build } from 'esbuild';
+import { loadManifest } from '../../fixtures/manifest.ts';
+import { openCapture, PcapWriter } from '../../emulator/capture/index.ts';
+
+const run = promisify(execFile);
+const tmp = mkdtempSync(join(tmpdir(), 'tlsnic-drivers-'));
+const FIX = 'fixtures/captures/tls12-aes128-v4';
+const manifest = loadManifest(`${FIX}.json`).connections[0]!;
+const BUNDLE = join(tmp, 'tlsnic.mjs');
+
+// The bundle as scripts/build.mjs makes it, into a private path (other tests may rebuild dist/).
+const bundled = build({
+  entryPoints: ['cli/main.ts'], outfile: BUNDLE, bundle: true, platform: 'node', format: 'esm', target: 'node20', logLevel: 'warning',
+  banner: { js: "import { createRequire as __tlsnicCreateRequire } from 'node:module';\nconst require = __tlsnicCreateRequire(import.meta.url);" },
+});
+
+async function cli(entry: 'source' | 'bundle', ...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const argv = entry === 'source' ? ['--import=tsx', 'cli/main.ts', ...args] : [BUNDLE, ...args];
+  if (entry === 'bundle') await bundled;
+  try {
+    const r = await run(process.execPath, argv, { encoding: 'utf8', maxBuffer: 64 << 20 });
+    return { code: 0, out: r.stdout, err: r.stderr };
+  } catch (e) {
+    const x = e as { code?: number; stdout?: string; stderr?: string };
+    return { code: x.code ?? -1, out: x.stdout ?? '', err: x.stderr ?? '' };
+  }
+}
+
+for (const entry of ['source', 'bundle'] as const) {
+  test(`${entry}: a plain-JS RX-only driver module offloads RX; TX stays in software`, async (t) => {
+    const r = await cli(entry, 'replay', `${FIX}.pcap`, '--keylog', `${FIX}.keylog`, '--driver', 'test/fixtures-drivers/rx-only.mjs', '--json');
+    t.is(r.code, 0, r.err);
+    const j = JSON.parse(r.out);
+    const f = j.flows[0];
+    t.is(f.rx.mode, 'hw');
+    t.is(f.rx.plaintextSha256, manifest.clientToServer.sha256);
+    t.is(f.rx.decrypted, f.rx.segments);
+    t.is(j.ethtool.rx_tls_decrypted_packets, f.rx.decrypted);
+    t.is(f.tx.mode, 'sw');
+    t.regex(f.tx.reason, /rxonly0 feature tls-hw-tx-offload off/);
+    t.true(f.tx.wireMatch, 'software TX still puts the captured bytes on the wire');
+    t.is(j.ethtool.tx_tls_ctx, 0);
+    t.is(j.tlsStat.TlsRxDevice, 1);
+    t.is(j.tlsStat.TlsTxSw, 1);
+  });
+}
+
+test('bundle: the RX-only driver resyncs after a late record header (the device scan, tls_dev_resync)', async (t) => {
+  // Packet 26 carries a record header; delivered after packet 40 the device loses sync and must rescan.
+  const lossy = join(tmp, 'late-header.pcap');
+  const pkts = [...openCapture(`${FIX}.pcap`, { copy: true })];
+  const w = new PcapWriter(lossy, { linkType: pkts[0]!.linkType, resolution: 'ns' });
+  for (const p of pkts) {
+    if (p.number !== 26) w.write({ data: p.data, tsNs: p.tsNs });
+    if (p.number === 40) w.write({ data: pkts[25]!.data, tsNs: p.tsNs + 1000n });
+  }
+  w.close();
+  const r = await cli('bundle', 'replay', lossy, '--keylog', `${FIX}.keylog`, '--driver', 'test/fixtures-drivers/rx-only.mjs', '--json');
+  t.is(r.code, 0, r.err);
+  const j = JSON.parse(r.out);
+  t.is(j.flows[0].rx.plaintextSha256, manifest.clientToServer.sha256);
+  t.true(j.flows[0].rx.decrypted < j.flows[0].rx.segments);
+  t.is(j.ethtool.rx_tls_resync_req_pkt, 1);
+  t.is(j.ethtool.rx_tls_resync_res_ok, 1);
+  t.is(j.tlsStat.TlsRxDeviceResync, 1);
+  // decryption resumed after the resync: more decrypted packets than before the late header (14)
+  t.true(j.flows[0].rx.decrypted > 14);
+});
+
+test('source: a TypeScript module wrapping mlx5 sees every tlsdev_ops call, and replays like mlx5', async (t) => {
+  const [wrapped, plain] = await Promise.all([
+    cli('source', 'replay', `${FIX}.pcap`, '--keylog', `${FIX}.keylog`, '--driver', 'test/fixtures-drivers/counting-mlx5.ts', '--json'),
+    cli('source', 'replay', `${FIX}.pcap`, '--keylog', `${FIX}.keylog`, '--driver', 'mlx5', '--json'),
+  ]);
+  t.is(wrapped.code, 0, wrapped.err);
+  t.is(wrapped.err, 'counting-mlx5: tls_dev_add=2 tls_dev_del=2 tls_dev_resync=0\n');
+  t.deepEqual(JSON.parse(wrapped.out), JSON.parse(plain.out));
+});
+
+test('bundle: a TypeScript driver node cannot import, or a module without a default export, is a ConfigError (exit 2)', async (t) => {
+  const ts = await cli('bundle', 'replay', `${FIX}.pcap`, '--keylog', `${FIX}.keylog`, '--driver', 'test/fixtures-drivers/counting-mlx5.ts');
+  if (ts.code === 0) {
+    t.log('this node imports TypeScript itself: the .ts driver loaded from the bundle');
+    t.regex(ts.err, /counting-mlx5: tls_dev_add=2/);
+  } else {
+    t.is(ts.code, 2);
+    t.regex(ts.err, /ConfigError: cannot load driver module: .*counting-mlx5\.ts/);
+  }
+  const bad = await cli('bundle', 'replay', `${FIX}.pcap`, '--keylog', `${FIX}.keylog`, '--driver', 'test/fixtures-drivers/no-default.mjs');
+  t.is(bad.code, 2);
+  t.regex(bad.err, /ConfigError: driver module must default-export \{ name: string, probe\(nic, kernel, opts\) \}.*no-default\.mjs/);
+  const missing = await cli('bundle', 'replay', `${FIX}.pcap`, '--keylog', `${FIX}.keylog`, '--driver', join(tmp, 'nope.mjs'));
+  t.is(missing.code, 2);
+  t.regex(missing.err, /ConfigError: cannot load driver module/);
+});
