@@ -17,6 +17,7 @@ help:
 	@echo "make test       type-check and run the test suite (ends with 'N passed, N failed')"
 	@echo "make bench      benchmarks (ratios against raw node:crypto measured in the same run)"
 	@echo "make fuzz       seeded fuzz run of every input class (FUZZ_COUNT=1000000 inputs each by default)"
+	@echo "make soak       randomized resync soak (FLOWS=2000 flows per resync type): recovery distances"
 	@echo "make fixtures   regenerate the TLS capture fixtures (root: network namespaces + tcpdump)"
 
 install: node_modules/.installed
@@ -35,6 +36,10 @@ test: node_modules/.installed
 
 bench: node_modules/.installed
 	node --import=tsx bench/run.ts
+
+FLOWS ?= 2000
+soak: dist/tlsnic.mjs
+	node dist/tlsnic.mjs run fixtures/scenarios/soak.json --flows $(FLOWS)
 
 FUZZ_COUNT ?= 1000000
 FUZZ_ARGS ?=
