@@ -69,6 +69,12 @@ type RxContext = {
   ringSeq: Int32Array;
   ringRec: BigInt64Array;
   ringCount: number;
+  /**
+   * Ring index of the current chain's first header. Headers before it were numbered in another era (an
+   * earlier sync or chain, whose record numbers mean nothing to this chain's count from 0): a resync answer
+   * naming one of them must not renumber this chain.
+   */
+  ringChainStart: number;
   /** Scan window: last bytes seen while scanning, and the seq of win[0]. */
   win: Uint8Array;
   winLen: number;
@@ -163,7 +169,7 @@ export class Nic {
       ? { ...base, dir: 'tx', broken: null }
       : {
         ...base, dir: 'rx', resync: p.rxResync ?? 'scan', state: { kind: 'sync' }, pos: p.startSeq >>> 0,
-        ringSeq: new Int32Array(HEADER_RING), ringRec: new BigInt64Array(HEADER_RING), ringCount: 0,
+        ringSeq: new Int32Array(HEADER_RING), ringRec: new BigInt64Array(HEADER_RING), ringCount: 0, ringChainStart: 0,
         win: new Uint8Array(TLS_HEADER_SIZE), winLen: 0, winSeq: 0,
       };
     const handle = this.table.add(key, ctx);
@@ -397,7 +403,7 @@ export class Nic {
         return 'skip'; // in sync already: an answer about an old header must not renumber records
       case 'chain': {
         const i = this.ringFind(ctx, seq);
-        if (i >= 0) {
+        if (i >= ctx.ringChainStart) {
           // Records counted since that header keep their distance (tls-offload.rst: the device adds the
           // number of records it has seen since the confirmed one).
           const delta = recSeq - ctx.ringRec[i % HEADER_RING]!;
@@ -600,6 +606,7 @@ export class Nic {
         t.resetAt(ctx.winSeq, 0n, false);
         const r = new RxPacketResult();
         t.feed(w, 0, TLS_HEADER_SIZE, r);
+        ctx.ringChainStart = ctx.ringCount;
         this.ringPush(ctx, r);
         ctx.state = { kind: 'chain', matched: 1, requests: 0, sinceRequest: 0, requestedSeq: -1 };
         ctx.winLen = 0;
