@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openCapture, readCaptureBytes } from '../emulator/capture/index.ts';
+import { openCapture, PcapWriter, readCaptureBytes } from '../emulator/capture/index.ts';
 import type { CapturedPacket } from '../emulator/capture/types.ts';
 import { TcpSegmentView } from '../emulator/wire/packet.ts';
 import { seqDiff } from '../emulator/wire/seq.ts';
@@ -266,4 +266,42 @@ test('no progress bar when stderr is not a terminal', async (t) => {
   const r = await tlsnic('replay', `${F}.pcap`, '--keylog', `${F}.keylog`);
   t.is(r.code, 0);
   t.is(r.err, '');
+});
+
+test('a long capture on a terminal: a progress bar on stderr, cleared at the end; stdout untouched', async (t) => {
+  try {
+    execFileSync('script', ['--version'], { stdio: 'ignore' });
+  } catch {
+    t.log('util-linux script(1) is not installed: no pseudo-terminal to run the CLI on. Nothing checked.');
+    t.pass();
+    return;
+  }
+  // 24 copies of the 14-connection fixture, each on its own server port: about 18k packets, a few seconds
+  // (the bar appears only after a second).
+  const F = 'fixtures/captures/tls12-many-v4';
+  const big = join(tmp, 'long.pcap');
+  const pkts = [...openCapture(`${F}.pcap`, { copy: true })];
+  const w = new PcapWriter(big, { linkType: pkts[0]!.linkType, resolution: 'ns' });
+  const v = new TcpSegmentView();
+  const span = pkts.at(-1)!.tsNs - pkts[0]!.tsNs + 1000n;
+  for (let k = 0; k < 24; k++) {
+    for (const p of pkts) {
+      const d = p.data.slice();
+      if (v.parse(d) === 'tcp') {
+        const dv = new DataView(d.buffer, d.byteOffset);
+        const at = v.l4Offset + (v.srcPort < v.dstPort ? 0 : 2); // the server's (lower) port
+        dv.setUint16(at, dv.getUint16(at) + k * 100); // the replay recomputes the TCP checksum
+      }
+      w.write({ data: d, tsNs: p.tsNs + BigInt(k) * span });
+    }
+  }
+  w.close();
+  const json = join(tmp, 'long.json');
+  // script(1) gives the CLI a terminal for stdin/stdout/stderr; stdout goes to a file, so the pty shows stderr.
+  const cmd = `${process.execPath} --import=tsx cli/main.ts replay ${big} --keylog ${F}.keylog --json > ${json}`;
+  const { stdout: tty } = await run('script', ['-qec', cmd, '/dev/null'], { encoding: 'utf8', maxBuffer: 16 << 20 });
+  t.regex(tty, /\r\[#+\.*\] +\d+%  [\d.]+ of [\d.]+ MB/, JSON.stringify(tty.slice(0, 300)));
+  t.true(tty.endsWith('\r\x1b[K'), 'the bar is cleared');
+  const j = JSON.parse(readFileSync(json, 'utf8'));
+  t.is(j.flows.length, 24 * 14);
 });
