@@ -15,6 +15,7 @@ import { seqDiff } from '../../emulator/wire/seq.ts';
 import { concatBytes } from '../../emulator/bytes.ts';
 import { mlx5Driver, nfpDriver, type DriverModule, type ProbeOptions } from '../../driver-api/drivers/index.ts';
 import { Host } from '../../driver-api/host/host.ts';
+import { randomCryptoInfo } from '../../testbed/world.ts';
 import { Link, randomImpairment, type ImpairFn, type Impairment, type LinkDirection } from '../../driver-api/host/link.ts';
 import { MAC_A, MAC_B } from '../../driver-api/host/pair.ts';
 import { Rng } from '../../driver-api/host/rng.ts';
@@ -126,15 +127,7 @@ export function makeWorld(opts: E2eOptions): E2eWorld {
   return { sim, rng, link, a, b, opts };
 }
 
-export function randomCryptoInfo(keyBits: 128 | 256, rng: Rng): CryptoInfo {
-  const cipherType = keyBits === 128 ? TLS_CIPHER_AES_GCM_128 : TLS_CIPHER_AES_GCM_256;
-  const d = CIPHER_DESC[cipherType];
-  // rec_seq after a handshake is small but not zero-only: start anywhere below 2^20 to exercise it.
-  return {
-    version: TLS_1_2_VERSION, cipherType, key: rng.bytes(d.keySize), iv: rng.bytes(d.ivSize), salt: rng.bytes(d.saltSize),
-    recSeq: bigIntToRecSeq(BigInt(rng.int(1 << 20))),
-  };
-}
+export { randomCryptoInfo };
 
 /** One direction of the connection as the tests check it. */
 export type E2eDir = {
