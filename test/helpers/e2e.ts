@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { nodeBackend } from '../../emulator/crypto/index.ts';
 import { Nic } from '../../emulator/nic/nic.ts';
 import type { NicProfile } from '../../emulator/nic/types.ts';
-import { CIPHER_DESC, TLS_1_2_VERSION, TLS_CIPHER_AES_GCM_128, TLS_CIPHER_AES_GCM_256, bigIntToRecSeq, type CryptoInfo } from '../../emulator/tls/crypto-info.ts';
+import type { CryptoInfo } from '../../emulator/tls/crypto-info.ts';
 import { sealRecord } from '../../emulator/tls/record-crypto.ts';
 import { CONTENT_APPLICATION_DATA, TLS_MAX_PAYLOAD_SIZE } from '../../emulator/tls/record.ts';
 import { TcpSegmentView } from '../../emulator/wire/packet.ts';
