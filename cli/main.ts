@@ -1,14 +1,14 @@
 // tlsnic command line.
 import { TlsnicError } from '../emulator/errors.ts';
 import { USAGE, parseArgs } from './args.ts';
-import { runReplay } from './replay/command.ts';
+import { REPLAY_HELP, runReplay } from './replay/command.ts';
 import { runRun } from './run.ts';
 
 async function main(argv: string[]): Promise<number> {
   const args = parseArgs(argv);
   switch (args.command) {
     case 'help':
-      process.stdout.write(USAGE + '\n');
+      process.stdout.write(USAGE + '\n\n' + REPLAY_HELP + '\n');
       return 0;
     case 'version':
       process.stdout.write('tlsnic 0.1.0\n');

@@ -8,6 +8,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openCapture, PcapngWriter, PcapWriter, readCaptureBytes, type CaptureOptions } from '../emulator/capture/index.ts';
+import { hasTshark } from './helpers/tools.ts';
 
 const FORMATS = new URL('../fixtures/formats/', import.meta.url).pathname;
 const CAPTURES = new URL('../fixtures/captures/', import.meta.url).pathname;
@@ -22,7 +23,6 @@ function readAll(path: string, opts: CaptureOptions = {}): Pkt[] {
 }
 
 const usOf = (ns: bigint): bigint => (ns / 1000n) * 1000n;
-const hasTshark = spawnSync('tshark', ['-v'], { stdio: 'ignore' }).status === 0;
 function tshark(args: string[]): string {
   const r = spawnSync('tshark', args, { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`tshark ${args.join(' ')} failed: ${r.stderr}`);

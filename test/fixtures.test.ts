@@ -9,16 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError } from '../emulator/errors.ts';
 import { allManifests, loadManifest } from '../fixtures/manifest.ts';
+import { hasTshark } from './helpers/tools.ts';
 
 const manifests = allManifests();
-const hasTshark = (() => {
-  try {
-    execFileSync('tshark', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
 test('at least seven fixtures cover TLS 1.2 and 1.3, AES-GCM-128/256 and ChaCha20, IPv4 and IPv6', (t) => {
   t.true(manifests.length >= 7);

@@ -17,16 +17,9 @@ import { TcpSegmentView } from '../emulator/wire/packet.ts';
 import { seqDiff } from '../emulator/wire/seq.ts';
 import { LINKTYPE_HANDED_UP, OutCapture, progressLine } from '../cli/replay/command.ts';
 import { allManifests } from '../fixtures/manifest.ts';
+import { hasTshark } from './helpers/tools.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'tlsnic-out-'));
-const hasTshark = (() => {
-  try {
-    execFileSync('tshark', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
 const run = promisify(execFile);
 
