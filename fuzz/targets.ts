@@ -27,6 +27,7 @@ import type { NetDevice, SkBuff, Sock, TlsDevOps } from '../driver-api/ops.ts';
 import type { RxChunk, TcpSock, TcpUlp } from '../driver-api/tcp.ts';
 import { parseCryptoInfo } from '../driver-api/stack/crypto-info-schema.ts';
 import { TlsStack } from '../driver-api/stack/index.ts';
+import { parseScenario } from '../testbed/load.ts';
 
 export type Outcome = 'accepted' | 'rejected';
 
@@ -548,6 +549,42 @@ export function cryptoInfoTarget(): FuzzTarget {
   };
 }
 
+// ---- 6. scenario files ---------------------------------------------------------------------------------
+
+/** Mutated scenario files (bytes and JSON-aware edits): parsed, or a ScenarioError with file:line:col. */
+export function scenarioTarget(): FuzzTarget {
+  const dir = join(ROOT, 'fixtures/scenarios');
+  const seeds = readdirSync(dir).filter((f) => f.endsWith('.json')).map((f) => readFileSync(join(dir, f), 'utf8'));
+  const enc = new TextEncoder();
+  const dec = new TextDecoder();
+  const tokens = ['{', '}', '[', ']', ':', ',', '"', '-1', '1e309', '0.5', 'null', 'true', '"x"', '99999999999', '\\u0000', '[]', '{}'];
+  return {
+    name: 'scenario',
+    input: 'a mutated scenario file (byte edits, JSON tokens, wrong types and values)',
+    one(rng) {
+      const seed = seeds[rng.int(seeds.length)]!;
+      let text: string;
+      if (rng.chance(0.4)) {
+        text = dec.decode(mutate(rng, enc.encode(seed)));
+      } else {
+        // Replace a value-ish token with another token: keeps the file mostly JSON, so the schema is reached.
+        const m = [...seed.matchAll(/-?\d+(\.\d+)?|"[^"]*"|true|false|null/g)];
+        text = seed;
+        const hit = m[rng.int(m.length)];
+        if (hit) text = seed.slice(0, hit.index!) + tokens[rng.int(tokens.length)]! + seed.slice(hit.index! + hit[0].length);
+      }
+      try {
+        parseScenario(text, 'fuzz.json');
+        return 'accepted';
+      } catch (e) {
+        const out = typed(e, 'scenario');
+        if (!(e instanceof ConfigError) || !/fuzz\.json:\d+:\d+/.test(e.message)) throw new FuzzFailure(`scenario: rejection without file:line:col: ${(e as Error).message}`);
+        return out;
+      }
+    },
+  };
+}
+
 export function allTargets(): FuzzTarget[] {
-  return [captureTarget(), packetTarget(), recordTarget(), keylogTarget(), cryptoInfoTarget()];
+  return [captureTarget(), packetTarget(), recordTarget(), keylogTarget(), cryptoInfoTarget(), scenarioTarget()];
 }
