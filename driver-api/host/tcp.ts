@@ -221,7 +221,6 @@ export class TcpSocket implements TcpSock {
       if (data.length === 0) return;
       this.sndBuf.push({ seq: this.wseq, buf: data, len: data.length, offloaded, closed: true });
       this.wseq = seqAdd(this.wseq, data.length);
-      this.fenceNext = true;
       return;
     }
     const goal = this.cfg.tso ? Math.max(this.mss, Math.floor(this.cfg.tsoMaxBytes / this.mss) * this.mss) : this.mss;

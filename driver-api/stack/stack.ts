@@ -239,21 +239,24 @@ export class TlsSocket implements TcpUlp {
     const info = this.txInfo;
     if (!info || this.ctx.txConf === 'base') throw new ContractError('sendfile before TLS_TX is set', { flow: flowName(this.sk) });
     const pages: Uint8Array[] = [];
+    const pre = bodyStart(info);
     let off = 0;
     do {
-      const n = Math.min(TLS_MAX_PAYLOAD_SIZE, data.length - off);
-      pages.push(this.pushRecord(info, CONTENT_APPLICATION_DATA, data.subarray(off, off + n), true));
-      off += n;
+      const piece = data.subarray(off, Math.min(data.length, off + TLS_MAX_PAYLOAD_SIZE));
+      const framed = this.pushRecord(info, CONTENT_APPLICATION_DATA, piece, true);
+      pages.push(framed ? framed.subarray(pre, pre + piece.length) : piece.slice());
+      off += piece.length;
     } while (off < data.length);
     this.tcp.push();
     return pages;
   }
 
   /**
-   * models tls_push_record() (device: + tls_device_record_close) / tls_sw's record seal. Returns the view
-   * of the payload as queued (the record's own bytes when `zerocopy` and offloaded, else a copy).
+   * models tls_push_record() (device: + tls_device_record_close) / tls_sw's record seal. With `zerocopy`
+   * and the device encrypting, TCP references the framed record instead of copying it; returns that record
+   * then, else null.
    */
-  private pushRecord(info: CryptoInfo, type: number, plaintext: Uint8Array, zerocopy = false): Uint8Array {
+  private pushRecord(info: CryptoInfo, type: number, plaintext: Uint8Array, zerocopy = false): Uint8Array | null {
     const rcdSn = this.txRecSeq;
     const tx = this.tx;
     if (this.ctx.txConf === 'hw' && tx) {
@@ -263,13 +266,12 @@ export class TlsSocket implements TcpUlp {
       tx.records.push(this.tcp.writeSeq >>> 0, framed, rcdSn);
       this.txRecSeq = rcdSn + 1n;
       this.tcp.queue(framed, true, zerocopy);
-      const pre = bodyStart(info);
-      return zerocopy ? framed.subarray(pre, pre + plaintext.length) : plaintext.slice();
+      return zerocopy ? framed : null;
     }
     const sealed = this.stack.seal(info, rcdSn, type, plaintext);
     this.txRecSeq = rcdSn + 1n;
     this.tcp.queue(sealed, false);
-    return plaintext.slice();
+    return null;
   }
 
   onData(cb: (data: Uint8Array, type?: number) => void): void {
@@ -435,7 +437,9 @@ export class TlsSocket implements TcpUlp {
     const rcdSn = this.rxRecSeq;
     let content: { type: number; plaintext: Uint8Array } | null;
     if (this.ctx.rxConf === 'hw' && this.rx) {
-      this.stack.emit({ kind: 'device-decrypted', sk: this.sk.id, seq: start, rcdSn, len: rec.length, encrypted: !all, decrypted: !none });
+      if (this.stack.tracing) {
+        this.stack.emit({ kind: 'device-decrypted', sk: this.sk.id, seq: start, rcdSn, len: rec.length, encrypted: !all, decrypted: !none });
+      }
       if (all) {
         if (!this.rxDegraded) this.rx.resync.sawDecrypted();
         content = decryptedContent(info, rec);
@@ -447,9 +451,7 @@ export class TlsSocket implements TcpUlp {
           }
         } else {
           if (!this.rxDegraded) this.rx.resync.sawDecrypted();
-          // tls_device_reencrypt(): make the record all ciphertext again, then authenticate it in software.
-          const nonce = rxNonce(info, rcdSn, rec);
-          for (let i = 0; i < ranges.length; i += 2) reencryptRange(this.stack.backend, info, nonce, rec, ranges[i]!, ranges[i + 1]!);
+          this.reencrypt(info, rcdSn, rec, ranges);
         }
         content = openRecord(this.stack.backend, info, rcdSn, rec);
       }
@@ -466,8 +468,7 @@ export class TlsSocket implements TcpUlp {
               + '(tls_dev_add failed or was never called, yet the driver installed one); re-encrypted and opened in software',
           });
         }
-        const nonce = rxNonce(info, rcdSn, rec);
-        for (let i = 0; i < ranges.length; i += 2) reencryptRange(this.stack.backend, info, nonce, rec, ranges[i]!, ranges[i + 1]!);
+        this.reencrypt(info, rcdSn, rec, ranges);
       }
       content = openRecord(this.stack.backend, info, rcdSn, rec);
     }
@@ -480,6 +481,12 @@ export class TlsSocket implements TcpUlp {
     }
     this.rxRecSeq = rcdSn + 1n;
     this.deliver(content.plaintext, content.type);
+  }
+
+  /** tls_device_reencrypt(): make the device-decrypted ranges of a record ciphertext again, in place. */
+  private reencrypt(info: CryptoInfo, rcdSn: bigint, rec: Uint8Array, ranges: readonly number[]): void {
+    const nonce = rxNonce(info, rcdSn, rec);
+    for (let i = 0; i < ranges.length; i += 2) reencryptRange(this.stack.backend, info, nonce, rec, ranges[i]!, ranges[i + 1]!);
   }
 
   /** close(): models tls_sk_proto_close() (RX device state released first, TX at destruct). */
@@ -546,6 +553,11 @@ export class TlsStack implements Omit<TlsKernelHelpers, 'netifReceiveSkb'> {
 
   emit(event: TlsStackEvent): void {
     this.logFn?.(event);
+  }
+
+  /** Someone listens to events: per-record ones (the tracepoint) are built only then. */
+  get tracing(): boolean {
+    return this.logFn !== undefined;
   }
 
   formatTlsStat(): string {
