@@ -367,6 +367,7 @@ for (const driver of DRIVERS) {
     t.deepEqual(callSummary(w.a), ['add tx 0', 'add rx 0'], 'the sender made no resync: its device did what it was told');
     t.true(w.a.nic.counters.tx_tls_ooo >= 1, 'the retransmit went through the out-of-order path');
     // Without zero-copy the same mutation is harmless: the record was copied at send time.
+    const copyOfFile = original.slice();
     const w2 = makeWorld({
       driver, keyBits: 128, seed: 70,
       impair: byOffset('a>b', (off, len, copy) => {
@@ -377,7 +378,6 @@ for (const driver of DRIVERS) {
         return 'pass';
       }),
     });
-    const copyOfFile = original.slice();
     const c2 = connectTls(w2, { onInstalled: () => w2.sim.schedule(100, () => c2.write('a', copyOfFile)) });
     runIdle(w2);
     t.is(c2.server.error, null);

@@ -80,11 +80,9 @@ function assertExact(t: ExecutionContext, w: E2eWorld, c: E2eConn): void {
   assertDelivery(t, c);
   assertWire(t, w, c.ab);
   assertWire(t, w, c.ba);
-  for (const h of [w.a, w.b]) {
-    t.is(h.stack.tlsStat.TlsDecryptError, 0, `${h.side}: TlsDecryptError`);
-    t.is(c.client.error, null, 'client socket error');
-    t.is(c.server.error, null, 'server socket error');
-  }
+  for (const h of [w.a, w.b]) t.is(h.stack.tlsStat.TlsDecryptError, 0, `${h.side}: TlsDecryptError`);
+  t.is(c.client.error, null, 'client socket error');
+  t.is(c.server.error, null, 'server socket error');
 }
 
 function faultedCalls(h: E2eHost, op: string, dir: TlsOffloadCtxDir) {
@@ -144,12 +142,11 @@ for (const driver of ['mlx5', 'nfp'] as const) {
         t.is(calls.length, hits.n);
         for (const x of calls) {
           if (fault === 'throw') t.regex(x.threw!, /injected resync/);
-          else t.is(x.result, -EIO);
-          t.is(fault === 'throw' ? x.result : -EIO, -EIO, 'a throw is logged as -EIO');
+          t.is(x.result, -EIO, fault === 'throw' ? 'a throw is logged as -EIO' : 'the returned errno is logged');
         }
         if (dir === 'rx') t.is(h.stack.tlsStat.TlsRxDeviceResync, calls.length, 'every attempt counted, as tls_device_resync_rx does');
         // A failed TX resync stays pending: the stack asks again on a later record instead of giving up.
-        if (dir === 'tx') t.true(calls.length >= 1);
+        if (dir === 'tx') t.true(calls.length >= 2, `${calls.length} TX resync attempts`);
         closeBoth(w, c);
       });
     }
