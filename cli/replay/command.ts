@@ -54,7 +54,7 @@ export const REPLAY_HELP = `${OUT_LAYOUT}
   and regained sync, and every driver call (tls_dev_add/del/resync, resync requests).
 --driver <module path> loads a third-party driver: an ES module (.mjs/.js; .ts only when node can
   import TypeScript) whose default export is { name, probe(nic, kernel, opts) }.
-A progress bar appears on stderr when stderr is a terminal and the replay runs longer than a second.`;
+A progress bar appears on stderr when stderr is a terminal and the replay runs longer than a second (TLSNIC_PROGRESS_AFTER_MS changes the wait).`;
 
 const WIRE_RX = ['tlsnic rx wire: skb->decrypted=0', 'tlsnic rx wire: skb->decrypted=1'] as const;
 const UP_RX = [
@@ -168,8 +168,16 @@ export class OutCapture {
   }
 }
 
-/** Only a replay still running after this long gets a progress bar: short ones print nothing extra. */
-const PROGRESS_AFTER_MS = 1000;
+/**
+ * Only a replay still running after this long gets a progress bar: short ones print nothing extra.
+ * TLSNIC_PROGRESS_AFTER_MS overrides it (tests set 0: whether a replay outlasts a second depends on the machine).
+ */
+function progressAfterMs(env: string | undefined): number {
+  if (env === undefined || env === '') return 1000;
+  const n = Number(env);
+  if (!Number.isFinite(n) || n < 0) throw new ConfigError(`TLSNIC_PROGRESS_AFTER_MS must be a number of milliseconds >= 0, got "${env}"`, { field: 'TLSNIC_PROGRESS_AFTER_MS' });
+  return n;
+}
 const PROGRESS_EVERY_MS = 100;
 
 /** One progress bar line (no newline): `[#####.....]  50%  12.3 of 24.6 MB`. */
@@ -181,13 +189,14 @@ export function progressLine(bytes: number, size: number, width = 30): string {
 }
 
 function progressBar(size: number, write: (s: string) => void, now: () => number = () => performance.now()) {
+  const after = progressAfterMs(process.env.TLSNIC_PROGRESS_AFTER_MS);
   const start = now();
   let last = -Infinity;
   let shown = false;
   return {
     update(bytes: number): void {
       const t = now();
-      if (t - start < PROGRESS_AFTER_MS || t - last < PROGRESS_EVERY_MS) return;
+      if (t - start < after || t - last < PROGRESS_EVERY_MS) return;
       last = t;
       shown = true;
       write(`\r${progressLine(bytes, size)}`);
