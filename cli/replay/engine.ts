@@ -104,6 +104,12 @@ export type ReplayOptions = {
   onProgress?: (bytesRead: number) => void;
   /** Application plaintext as it is delivered (rx) or handed to the stack (tx), in stream order. */
   onPlaintext?: (flow: FlowReport, dir: 'tx' | 'rx', data: Uint8Array) => void;
+  /**
+   * Called with each parsed TCP packet before anything else looks at it; false drops the packet from this
+   * replay (as if another receive queue took it). Must give the same answer for both directions of a
+   * connection. Multi-queue replay uses it to give each worker the flows its RSS queue owns.
+   */
+  flowFilter?: (v: TcpSegmentView) => boolean;
 };
 
 const TIMELINE_CAP_PER_FLOW = 20000;
@@ -483,6 +489,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
         continue;
       }
       if (kind !== 'tcp') continue;
+      if (opts.flowFilter && !opts.flowFilter(view)) continue;
       // Checksums in captures taken on a host with checksum offload are partial: recompute them so the
       // emulated NIC judges the bytes, not the capture point.
       view.updateTcpChecksum();
