@@ -93,6 +93,13 @@ export interface NetDevice {
   isUp(): boolean;
   /** ndo_start_xmit: hand one skb (possibly a TSO super-segment) to the driver. */
   startXmit(skb: SkBuff): void;
+  /**
+   * Debug view of the device's TLS context table (netdevsim's debugfs dump, reduced to one lookup): does the
+   * device hold a context for this connection (local view) and direction? Optional. The stack checks it after
+   * tls_dev_add and tls_dev_del, as a debug kernel would, to catch a driver that returns 0 without a context,
+   * fails yet leaves one, or returns from tls_dev_del with its handle still in the table (leaked).
+   */
+  tlsDebugHasContext?(tuple: FourTuple, direction: TlsOffloadCtxDir): boolean;
 }
 
 /** One TX record as tls_get_record() finds it in the offload context's records list. */

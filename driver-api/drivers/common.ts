@@ -71,5 +71,6 @@ export function makeNetDevice(
     tlsdevOps: ops,
     isUp: () => nic.isLinkUp(),
     startXmit,
+    tlsDebugHasContext: (tuple, dir) => nic.findContext(dir, tuple) >= 0,
   };
 }

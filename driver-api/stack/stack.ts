@@ -8,7 +8,7 @@ import { CIPHER_DESC, TLS_1_2_VERSION, TLS_1_3_VERSION, recSeqToBigInt, bigIntTo
 import { openRecord } from '../../emulator/tls/record-crypto.ts';
 import { CONTENT_APPLICATION_DATA, TLS_HEADER_SIZE, TLS_MAX_PAYLOAD_SIZE, maxRecordLength, recordOverhead } from '../../emulator/tls/record.ts';
 import { TcpSegmentView } from '../../emulator/wire/packet.ts';
-import { seqAdd, seqDiff } from '../../emulator/wire/seq.ts';
+import { seqAdd, seqDiff, seqGeq, seqLt } from '../../emulator/wire/seq.ts';
 import type {
   FourTuple, NetDevice, SkBuff, Sock, TlsConf, TlsContext, TlsKernelHelpers, TlsOffloadCtxDir, TlsOffloadSyncType,
   TlsTxRecord,
@@ -17,11 +17,20 @@ import type { RxChunk, TcpSock, TcpUlp } from '../tcp.ts';
 import { parseCryptoInfo } from './crypto-info-schema.ts';
 import { bodyStart, decryptedContent, encryptFramedRecord, frameOffloadRecord, reencryptRange, rxNonce } from './record-ops.ts';
 import { RxResync, type ResyncCall } from './rx-resync.ts';
+import { ViolationLog, type ContractViolation, type ViolationCounts } from './violations.ts';
 import { emptyTlsStat, formatTlsStat, type TlsStat } from './tls-stat.ts';
 import { TxRecordsList, isStartMarker, type TxOffloadRecord } from './tx-records.ts';
 
 /** EMSGSIZE (not in emulator/errno.ts yet): tls_rx_msg_size() on a record longer than the cipher allows. */
 const EMSGSIZE = 90;
+
+/** The largest TCP window (RFC 7323 section 2.3): no device can have seen a byte further ahead than this. */
+const MAX_TCP_WINDOW = 1 << 30;
+
+/** Closed sockets remembered so a late helper call names them (a bounded ring: memory stays flat). */
+const CLOSED_SOCKS_REMEMBERED = 4096;
+
+export type { ContractViolation, ViolationCounts, ViolationKind } from './violations.ts';
 
 /** One tlsdev_ops call the stack made, in order (tests assert sequences of these). */
 export type DriverCall = {
@@ -51,24 +60,13 @@ export type TlsStackEvent =
   | { kind: 'device-down'; netdev: string; sockets: number }
   | { kind: 'contract-violation'; violation: ContractViolation };
 
-/**
- * Something a driver or device did that the kernel contract forbids. The stack contains it (the data keeps
- * flowing, in software where it must) and logs it here so a driver author sees what to fix.
- */
-export type ContractViolation = {
-  sk: number;
-  dir: TlsOffloadCtxDir;
-  /** What was seen and why it is wrong, in a sentence. */
-  what: string;
-  /** TCP seq it was seen at, when it concerns a packet or record. */
-  seq: number | null;
-};
-
 export type TlsStackOptions = {
   backend: AeadBackend;
   /** Opt in to TLS 1.3 device offload (the proposed, unmerged kernel series). Default false, as mainline. */
   tls13Offload?: boolean;
   log?: (event: TlsStackEvent) => void;
+  /** Keep at most this many entries of callLog (oldest dropped, counted in callLogDropped). Default 1e6. */
+  callLogLimit?: number;
 };
 
 export type TlsMode = 'hw' | 'sw';
@@ -87,20 +85,30 @@ class TlsSock implements Sock {
   constructor(readonly id: number, readonly tuple: FourTuple) {}
 }
 
+/**
+ * Where one offloaded direction stands with the driver: inside tls_dev_add, added, or tls_dev_del called.
+ * tls_dev_del is called exactly once, from 'added' (asserted), and helpers are valid only before it.
+ */
+export type DevState = 'adding' | 'added' | 'deleted';
+
 /** tls_offload_context_tx, reduced. */
 type TxOffload = {
   records: TxRecordsList;
   /** TLS_TX_SYNC_SCHED */
   syncSched: boolean;
-  /** tls_dev_add succeeded and tls_dev_del has not been called yet. */
-  added: boolean;
+  dev: DevState;
+  /**
+   * Send every offloaded skb through tls_encrypt_skb() before the driver sees it (as after tls_device_down):
+   * set when tls_dev_add returned 0 yet the device holds no context, so no plaintext can leave unencrypted.
+   */
+  swFallback: boolean;
   /** The last record the fallback encrypted, reused while consecutive segments fall in it. */
   sealedFor: TxOffloadRecord | null;
   sealed: Uint8Array | null;
 };
 
 /** tls_offload_context_rx, reduced. */
-type RxOffload = { resync: RxResync; added: boolean };
+type RxOffload = { resync: RxResync; dev: DevState };
 
 type RxBufChunk = { seq: number; data: Uint8Array; decrypted: boolean };
 
@@ -127,8 +135,8 @@ export class TlsSocket implements TcpUlp {
   rx: RxOffload | null = null;
   /** TLS_RX_DEV_DEGRADED: set by tls_device_down(); skips RX resync logic from then on. */
   rxDegraded = false;
-  /** A device-decrypted chunk reached the software RX path once already (logged as a contract violation). */
-  private leakedRxContextSeen = false;
+  /** A context the stack never added was reported already (at tls_dev_add, or when its bytes came up). */
+  leakedRxContextSeen = false;
   private dataCbs: Array<(data: Uint8Array, type?: number) => void> = [];
   // Receive queue as the strparser sees it: chunks from rxSeq on, each with its decrypted flag.
   private rxq: RxBufChunk[] = [];
@@ -290,9 +298,9 @@ export class TlsSocket implements TcpUlp {
   /** TcpUlp: models tls_validate_xmit_skb() / tls_validate_xmit_skb_sw() after tls_device_down(). */
   validateXmit(skb: SkBuff, dev: NetDevice): SkBuff | null {
     if (this.ctx.txConf !== 'hw' || !this.tx) return skb;
-    if (this.ctx.netdev === null) return skb.decrypted ? this.stack.tlsEncryptSkb(skb) : skb;
+    if (this.ctx.netdev === null || this.tx.swFallback) return skb.decrypted ? this.stack.swFallback(this, skb) : skb;
     if (dev === this.ctx.netdev) return skb;
-    return this.stack.tlsEncryptSkb(skb);
+    return this.stack.swFallback(this, skb);
   }
 
   onPeerClose(): void {}
@@ -463,9 +471,10 @@ export class TlsSocket implements TcpUlp {
         if (!this.leakedRxContextSeen) {
           this.leakedRxContextSeen = true;
           this.stack.violation({
-            sk: this.sk.id, dir: 'rx', seq: start,
+            kind: 'decrypted-on-sw-socket', op: 'netif_receive_skb', sk: this.sk.id, flow: flowName(this.sk), dir: 'rx', seq: start,
             what: 'device-decrypted bytes on a socket whose RX is in software: the device holds a context the stack never added '
-              + '(tls_dev_add failed or was never called, yet the driver installed one); re-encrypted and opened in software',
+              + '(tls_dev_add failed or was never called, yet the driver installed one)',
+            action: 're-encrypted the device-decrypted bytes (tls_device_reencrypt) and opened every record in software',
           });
         }
         this.reencrypt(info, rcdSn, rec, ranges);
@@ -481,6 +490,22 @@ export class TlsSocket implements TcpUlp {
     }
     this.rxRecSeq = rcdSn + 1n;
     this.deliver(content.plaintext, content.type);
+  }
+
+  /**
+   * Where an RX resync seq stands against the strparser: 'stale' when the header it names (by its last byte,
+   * as tls_offload_rx_resync_request() does) was parsed already, so it can never match; 'future' when it is
+   * more than the largest TCP window ahead of the record being parsed; else 'ok'.
+   */
+  rxSeqAge(headerEndSeq: number): 'stale' | 'future' | 'ok' {
+    const d = seqDiff(headerEndSeq >>> 0, seqAdd(this.rxSeq, TLS_HEADER_SIZE - 1));
+    if (d < 0 || (d === 0 && this.rxFullLen > 0)) return 'stale';
+    return d > MAX_TCP_WINDOW ? 'future' : 'ok';
+  }
+
+  /** True when `seq` is more than the largest TCP window ahead of the record being parsed. */
+  rxSeqFuture(seq: number): boolean {
+    return seqDiff(seq >>> 0, this.rxSeq) > MAX_TCP_WINDOW;
   }
 
   /** tls_device_reencrypt(): make the device-decrypted ranges of a record ciphertext again, in place. */
@@ -513,18 +538,34 @@ export class TlsStack implements Omit<TlsKernelHelpers, 'netifReceiveSkb'> {
   readonly tls13Offload: boolean;
   /** /proc/net/tls_stat */
   readonly tlsStat: TlsStat = emptyTlsStat();
-  /** Every tlsdev_ops call made, in order. */
+  /** Every tlsdev_ops call made, in order (the newest callLogLimit of them). */
   readonly callLog: DriverCall[] = [];
-  /** Driver-contract violations the stack contained, in order. */
-  readonly violations: ContractViolation[] = [];
+  /** Calls dropped from the front of callLog to keep it bounded. */
+  callLogDropped = 0;
+  /** Driver-contract violations the stack contained: listed once each, counted every time. */
+  readonly violationLog = new ViolationLog();
   private readonly logFn: ((event: TlsStackEvent) => void) | undefined;
+  private readonly callLogLimit: number;
+  /** Open sockets with the ULP; closed ones move to closedSocks (bounded) so memory does not grow per flow. */
   private readonly sockets = new Map<Sock, TlsSocket>();
+  private readonly closedSocks = new Map<Sock, number>();
   private readonly view = new TcpSegmentView();
 
   constructor(opts: TlsStackOptions) {
     this.backend = opts.backend;
     this.tls13Offload = opts.tls13Offload ?? false;
     this.logFn = opts.log;
+    this.callLogLimit = opts.callLogLimit ?? 1_000_000;
+  }
+
+  /** Driver-contract violations, in order, each listed once (see violationLog for counts). */
+  get violations(): readonly ContractViolation[] {
+    return this.violationLog.list;
+  }
+
+  /** Every violation occurrence by kind. */
+  get violationCounts(): Readonly<ViolationCounts> {
+    return this.violationLog.counts;
   }
 
   /**
@@ -546,9 +587,9 @@ export class TlsStack implements Omit<TlsKernelHelpers, 'netifReceiveSkb'> {
     };
   }
 
-  violation(v: ContractViolation): void {
-    this.violations.push(v);
-    this.emit({ kind: 'contract-violation', violation: v });
+  violation(v: Omit<ContractViolation, 'repeats'>): void {
+    const entry = this.violationLog.add(v);
+    if (entry) this.emit({ kind: 'contract-violation', violation: entry });
   }
 
   emit(event: TlsStackEvent): void {
@@ -572,13 +613,19 @@ export class TlsStack implements Omit<TlsKernelHelpers, 'netifReceiveSkb'> {
     return s;
   }
 
-  /** All sockets with the ULP, open or closed. */
+  /** Open sockets with the ULP (a closed socket is released, as the kernel frees it). */
   get socketList(): readonly TlsSocket[] {
     return [...this.sockets.values()];
   }
 
   private record(call: DriverCall): void {
     this.callLog.push(call);
+    if (this.callLog.length >= 2 * this.callLogLimit) {
+      // Drop in bulk so trimming is amortised O(1) per call.
+      const n = this.callLog.length - this.callLogLimit;
+      this.callLog.splice(0, n);
+      this.callLogDropped += n;
+    }
     this.emit({ kind: 'driver-call', call });
   }
 
@@ -606,17 +653,43 @@ export class TlsStack implements Omit<TlsKernelHelpers, 'netifReceiveSkb'> {
     return null;
   }
 
-  /** tls_dev_add through the driver, recorded; a throw counts as a failure. */
+  /**
+   * tls_dev_add through the driver, recorded; a throw counts as a failure. With the device's debug view, checks
+   * the outcome against the table: a failure must leave no context, a success must leave one.
+   */
   private devAdd(s: TlsSocket, netdev: NetDevice, dir: TlsOffloadCtxDir, info: CryptoInfo, startSn: number): string | null {
     const call: DriverCall = { op: 'tls_dev_add', sk: s.sk.id, dir, seq: startSn, rcdSn: recSeqToBigInt(info.recSeq), result: null };
+    // A context already there belongs to an earlier connection on this 4-tuple (leaked, reported at its del).
+    const before = netdev.tlsDebugHasContext?.(s.sk.tuple, dir);
     try {
       call.result = netdev.tlsdevOps!.tlsDevAdd(netdev, s.sk, dir, info, startSn);
     } catch (e) {
       call.threw = describeThrow(e);
     }
     this.record(call);
-    if (call.threw !== undefined) return `driver tls_dev_add threw ${call.threw}`;
-    if (call.result !== 0) return `driver tls_dev_add returned ${errnoName(call.result!)}`;
+    const failed = call.threw !== undefined ? `threw ${call.threw}` : call.result !== 0 ? `returned ${errnoName(call.result!)}` : null;
+    const after = before === false ? netdev.tlsDebugHasContext?.(s.sk.tuple, dir) : undefined;
+    if (failed !== null && after === true) {
+      if (dir === 'rx') s.leakedRxContextSeen = true; // reported here; the RX path re-encrypts without a second report
+      this.violation({
+        kind: 'add-failed-left-context', op: 'tls_dev_add', sk: s.sk.id, flow: flowName(s.sk), dir, seq: startSn,
+        what: `tls_dev_add ${failed}, yet the device holds a ${dir.toUpperCase()} context for this flow: the device holds a context `
+          + 'the stack never added (a leaked handle)',
+        action: dir === 'rx'
+          ? 'RX in software; bytes the device decrypts anyway are re-encrypted (tls_device_reencrypt) and opened in software'
+          : 'TX in software: skbs leave as software-encrypted records, the device context is never referenced',
+      });
+    } else if (failed === null && after === false) {
+      this.violation({
+        kind: 'add-ok-no-context', op: 'tls_dev_add', sk: s.sk.id, flow: flowName(s.sk), dir, seq: startSn,
+        what: `tls_dev_add returned 0 but the device holds no ${dir.toUpperCase()} context for this flow (installed late, or never)`,
+        action: dir === 'rx'
+          ? 'RX stays TLS_HW: records the device does not decrypt are decrypted and authenticated in software'
+          : 'TX stays TLS_HW but every skb goes through the software fallback (tls_encrypt_skb) before the driver sees it',
+      });
+      if (dir === 'tx' && s.tx) s.tx.swFallback = true;
+    }
+    if (failed !== null) return `driver tls_dev_add ${failed}`;
     return null;
   }
 
@@ -629,14 +702,14 @@ export class TlsStack implements Omit<TlsKernelHelpers, 'netifReceiveSkb'> {
       s.tcp.fence();
       const startSn = s.tcp.writeSeq >>> 0;
       const tx: TxOffload = {
-        records: new TxRecordsList(startSn, recSeqToBigInt(info.recSeq)), syncSched: false, added: false,
+        records: new TxRecordsList(startSn, recSeqToBigInt(info.recSeq)), syncSched: false, dev: 'adding', swFallback: false,
         sealedFor: null, sealed: null,
       };
       s.setTx(info, 'hw', null, tx); // priv_ctx_tx is visible to the driver during tls_dev_add
       s.tlsCtx.netdev = netdev;
       reason = this.devAdd(s, netdev, 'tx', info, startSn);
       if (reason === null) {
-        tx.added = true;
+        tx.dev = 'added';
         this.tlsStat.TlsTxDevice++;
         this.tlsStat.TlsCurrTxDevice++;
         this.emit({ kind: 'offload', sk: s.sk.id, dir: 'tx', mode: 'hw', reason: null });
@@ -655,13 +728,13 @@ export class TlsStack implements Omit<TlsKernelHelpers, 'netifReceiveSkb'> {
     const netdev = s.tcp.netdev;
     let reason = this.offloadRefusal('rx', netdev, info);
     if (reason === null) {
-      const rx: RxOffload = { resync: new RxResync(), added: false };
+      const rx: RxOffload = { resync: new RxResync(), dev: 'adding' };
       s.setRx(info, 'hw', null, rx); // the driver sets the resync type from inside tls_dev_add
       const prevNetdev = s.tlsCtx.netdev;
       s.tlsCtx.netdev = netdev;
       reason = this.devAdd(s, netdev, 'rx', info, s.tcp.copiedSeq >>> 0);
       if (reason === null) {
-        rx.added = true;
+        rx.dev = 'added';
         this.tlsStat.TlsRxDevice++;
         this.tlsStat.TlsCurrRxDevice++;
         this.emit({ kind: 'offload', sk: s.sk.id, dir: 'rx', mode: 'hw', reason: null });
@@ -681,57 +754,176 @@ export class TlsStack implements Omit<TlsKernelHelpers, 'netifReceiveSkb'> {
   }
 
   // ---- kernel helpers drivers call ----
+  // Each checks that the driver may still name this socket and direction (between tls_dev_add and tls_dev_del,
+  // SPEC section 2). A call that may not is a contract violation: logged, then answered with what keeps the
+  // data exact (ignored, null, or the skb as it must leave), never a throw into the driver.
 
-  private lookup(sk: Sock, fn: string): TlsSocket {
+  /** The socket behind a helper's `sk`, or null after logging why there is none. */
+  private helperSock(sk: Sock, op: string, dir: TlsOffloadCtxDir, seq: number | null, action: string): TlsSocket | null {
     const s = this.sockets.get(sk);
-    if (!s) throw new ContractError(`${fn}() on a socket without the tls ULP`, { flow: flowName(sk) });
-    return s;
+    if (s) return s;
+    const id = typeof sk?.id === 'number' ? sk.id : -1;
+    const flow = sk?.tuple ? flowName(sk) : '?';
+    if (this.closedSocks.has(sk)) {
+      this.violation({
+        kind: 'helper-after-del', op, sk: id, flow, dir, seq, action,
+        what: `${op}() on a closed socket: tls_dev_del was called for every direction it had offloaded`,
+      });
+    } else {
+      this.violation({ kind: 'helper-unknown-socket', op, sk: id, flow, dir, seq, action, what: `${op}() on a socket without the tls ULP` });
+    }
+    return null;
   }
 
-  /** The RX offload state a resync helper may touch, or null when it must be ignored. */
-  private rxFor(sk: Sock, fn: string): RxOffload | null {
-    const s = this.lookup(sk, fn);
-    if (s.closed || !s.rx) return null;
-    return s.rx;
+  /** The socket and its offload state for `dir`, when a driver may still use them; else null after logging. */
+  private helperDir<D extends TlsOffloadCtxDir>(
+    sk: Sock, op: string, dir: D, seq: number | null, action: string,
+  ): { s: TlsSocket; off: D extends 'tx' ? TxOffload : RxOffload } | null {
+    const s = this.helperSock(sk, op, dir, seq, action);
+    if (!s) return null;
+    const off = dir === 'tx' ? s.tx : s.rx;
+    const flow = flowName(s.sk);
+    if (!off) {
+      const mode = dir === 'tx' ? s.txMode : s.rxMode;
+      this.violation({
+        kind: 'helper-not-offloaded', op, sk: s.sk.id, flow, dir, seq, action,
+        what: `${op}() on a socket whose ${dir.toUpperCase()} is ${mode === 'sw' ? 'in software (tls_dev_add failed or was refused)' : 'not set up'}`,
+      });
+      return null;
+    }
+    if (off.dev === 'deleted') {
+      this.violation({
+        kind: 'helper-after-del', op, sk: s.sk.id, flow, dir, seq, action,
+        what: `${op}() after tls_dev_del(${dir}) for this socket (a late answer, or a callback from inside tls_dev_del)`,
+      });
+      return null;
+    }
+    return { s, off: off as D extends 'tx' ? TxOffload : RxOffload };
+  }
+
+  private resyncSeqViolation(s: TlsSocket, op: string, seq: number, age: 'stale' | 'future', what: string, action: string): void {
+    this.violation({
+      kind: age === 'stale' ? 'resync-seq-stale' : 'resync-seq-future', op, sk: s.sk.id, flow: flowName(s.sk), dir: 'rx', seq: seq >>> 0,
+      what, action,
+    });
   }
 
   tlsOffloadRxResyncRequest(sk: Sock, seq: number): void {
-    this.rxFor(sk, 'tls_offload_rx_resync_request')?.resync.request(seq);
+    const op = 'tls_offload_rx_resync_request';
+    const ignored = 'request ignored: the device waits for an answer until it asks again; records are decrypted in software meanwhile';
+    const h = this.helperDir(sk, op, 'rx', seq >>> 0, ignored);
+    if (!h) return;
+    const age = h.s.rxSeqAge(seq);
+    if (age !== 'ok') {
+      this.resyncSeqViolation(h.s, op, seq, age, age === 'stale'
+        ? `the header ending at seq ${seq >>> 0} was parsed already: the request can never match`
+        : `seq ${seq >>> 0} is more than a TCP window (2^30) ahead of the record being parsed`, ignored);
+      return;
+    }
+    h.off.resync.request(seq);
   }
 
   tlsOffloadRxResyncAsyncRequestStart(sk: Sock, seq: number, len: number): void {
-    this.rxFor(sk, 'tls_offload_rx_resync_async_request_start')?.resync.asyncStart(seq, len);
+    const op = 'tls_offload_rx_resync_async_request_start';
+    const ignored = 'request ignored: no header log is opened; records are decrypted in software meanwhile';
+    const h = this.helperDir(sk, op, 'rx', seq >>> 0, ignored);
+    if (!h) return;
+    if (h.s.rxSeqFuture(seq)) {
+      this.resyncSeqViolation(h.s, op, seq, 'future', `seq ${seq >>> 0} is more than a TCP window (2^30) ahead of the record being parsed`, ignored);
+      return;
+    }
+    h.off.resync.asyncStart(seq, len);
   }
 
   tlsOffloadRxResyncAsyncRequestEnd(sk: Sock, seq: number): void {
-    this.rxFor(sk, 'tls_offload_rx_resync_async_request_end')?.resync.asyncEnd(seq);
+    const op = 'tls_offload_rx_resync_async_request_end';
+    const ignored = 'answer ignored: no tls_dev_resync follows from it; records are decrypted in software meanwhile';
+    const h = this.helperDir(sk, op, 'rx', seq >>> 0, ignored);
+    if (!h) return;
+    const a = h.off.resync.async;
+    if (a.stage !== 'async') {
+      this.violation({
+        kind: 'async-end-without-start', op, sk: h.s.sk.id, flow: flowName(h.s.sk), dir: 'rx', seq: seq >>> 0, action: ignored,
+        what: a.stage === 'idle' ? 'no async resync request is open (cancelled, or never started)' : 'the open request was answered already',
+      });
+      return;
+    }
+    if (seqLt(seq >>> 0, a.seq) || h.s.rxSeqFuture(seq)) {
+      const stale = seqLt(seq >>> 0, a.seq);
+      this.resyncSeqViolation(h.s, op, seq, stale ? 'stale' : 'future', stale
+        ? `seq ${seq >>> 0} is before the request's window (from ${a.seq}): no logged header can match it`
+        : `seq ${seq >>> 0} is more than a TCP window (2^30) ahead of the record being parsed`, ignored + ' (the request stays open)');
+      return;
+    }
+    h.off.resync.asyncEnd(seq);
   }
 
   tlsOffloadRxResyncAsyncRequestCancel(sk: Sock): void {
-    this.rxFor(sk, 'tls_offload_rx_resync_async_request_cancel')?.resync.asyncCancel();
+    this.helperDir(sk, 'tls_offload_rx_resync_async_request_cancel', 'rx', null, 'ignored')?.off.resync.asyncCancel();
   }
 
   tlsOffloadRxResyncSetType(sk: Sock, type: TlsOffloadSyncType): void {
-    const rx = this.rxFor(sk, 'tls_offload_rx_resync_set_type');
-    if (rx) rx.resync.type = type;
+    const h = this.helperDir(sk, 'tls_offload_rx_resync_set_type', 'rx', null, 'ignored');
+    if (h) h.off.resync.type = type;
   }
 
   /** models tls_offload_tx_resync_request(): TLS_TX_SYNC_SCHED; the next pushed record resyncs. */
-  tlsOffloadTxResyncRequest(sk: Sock, _gotSeq: number, _expSeq: number): void {
-    const s = this.lookup(sk, 'tls_offload_tx_resync_request');
-    if (s.tx) s.tx.syncSched = true;
+  tlsOffloadTxResyncRequest(sk: Sock, gotSeq: number, _expSeq: number): void {
+    const h = this.helperDir(sk, 'tls_offload_tx_resync_request', 'tx', gotSeq >>> 0, 'request ignored: no tls_dev_resync(TX) follows');
+    if (h) h.off.syncSched = true;
   }
 
   tlsOffloadTxResyncPending(sk: Sock): boolean {
-    return this.lookup(sk, 'tls_offload_tx_resync_pending').tx?.syncSched ?? false;
+    return this.helperDir(sk, 'tls_offload_tx_resync_pending', 'tx', null, 'answered false')?.off.syncSched ?? false;
   }
 
   /** models tls_get_record(); the start marker comes back as a zero-length record at start_offload_tcp_sn. */
   tlsGetRecord(sk: Sock, seq: number): { record: TlsTxRecord; rcdSn: bigint } | null {
-    const s = this.lookup(sk, 'tls_get_record');
-    if (!s.tx) return null;
-    const rec = s.tx.records.get(seq >>> 0);
+    const op = 'tls_get_record';
+    const none = 'answered no record (the driver drops the segment; TCP retransmits it)';
+    const h = this.helperDir(sk, op, 'tx', seq >>> 0, none);
+    if (!h) return null;
+    if (seqGeq(seq >>> 0, h.s.tcp.writeSeq >>> 0)) {
+      this.violation({
+        kind: 'get-record-out-of-range', op, sk: h.s.sk.id, flow: flowName(h.s.sk), dir: 'tx', seq: seq >>> 0, action: none,
+        what: `seq ${seq >>> 0} was never sent (write_seq is ${h.s.tcp.writeSeq >>> 0})`,
+      });
+      return null;
+    }
+    const rec = h.off.records.get(seq >>> 0);
     return rec ? { record: rec, rcdSn: rec.rcdSn } : null;
+  }
+
+  /**
+   * tls_encrypt_skb() as a driver calls it. After tls_dev_del the records are still held and the copy is still
+   * right, so it is made (and the call reported); on a socket without TX offload the skb is already what must
+   * leave (software records), so it comes back unchanged, unless it claims to need encryption: then drop.
+   */
+  tlsEncryptSkb(skb: SkBuff): SkBuff | null {
+    const op = 'tls_encrypt_skb';
+    const asIs = skb.decrypted ? 'dropped the skb (it claims plaintext to encrypt, but there is no key for it)'
+      : 'returned the skb unchanged (its payload is already what goes on the wire)';
+    if (!skb.sk) {
+      this.violation({ kind: 'helper-unknown-socket', op, sk: -1, flow: '?', dir: 'tx', seq: null, action: asIs, what: 'tls_encrypt_skb() on an skb without a socket' });
+      return skb.decrypted ? null : skb;
+    }
+    const s = this.helperSock(skb.sk, op, 'tx', null, asIs);
+    if (!s) return skb.decrypted ? null : skb;
+    if (!s.tx || !s.txInfo) {
+      this.violation({
+        kind: 'helper-not-offloaded', op, sk: s.sk.id, flow: flowName(s.sk), dir: 'tx', seq: null, action: asIs,
+        what: `tls_encrypt_skb() on a socket whose TX is ${s.txMode === 'sw' ? 'in software' : 'not set up'}`,
+      });
+      return skb.decrypted ? null : skb;
+    }
+    if (s.tx.dev === 'deleted') {
+      this.violation({
+        kind: 'helper-after-del', op, sk: s.sk.id, flow: flowName(s.sk), dir: 'tx', seq: null,
+        what: 'tls_encrypt_skb() after tls_dev_del(tx) for this socket',
+        action: 'encrypted in software anyway: the records list is still held, the copy is what the device would have sent',
+      });
+    }
+    return this.swFallback(s, skb);
   }
 
   /**
@@ -740,12 +932,10 @@ export class TlsStack implements Omit<TlsKernelHelpers, 'netifReceiveSkb'> {
    * the overlapping bytes copied in; bytes before the start marker (pre-offload) are copied as they are.
    * Null (drop) when a byte belongs to no record (already acknowledged).
    */
-  tlsEncryptSkb(skb: SkBuff): SkBuff | null {
-    if (!skb.sk) throw new ContractError('tls_encrypt_skb() on an skb without a socket', { field: 'skb.sk' });
-    const s = this.lookup(skb.sk, 'tls_encrypt_skb');
+  swFallback(s: TlsSocket, skb: SkBuff): SkBuff | null {
     const tx = s.tx;
     const info = s.txInfo;
-    if (!tx || !info) throw new ContractError('tls_encrypt_skb() on a socket without TX offload', { flow: flowName(s.sk) });
+    if (!tx || !info) throw new ContractError('stack bug: software fallback on a socket without TX offload', { flow: flowName(s.sk) });
     const v = this.view;
     if (v.parse(skb.data) !== 'tcp') return null;
     const len = v.payloadLength;
@@ -784,14 +974,15 @@ export class TlsStack implements Omit<TlsKernelHelpers, 'netifReceiveSkb'> {
     s.tcp.fence();
     const netdev = s.tlsCtx.netdev;
     let err = 0;
-    if (netdev && tx.added) err = this.devResync(s, netdev, 'tx', seq, rcdSn);
+    // Not after tls_dev_del, nor for a device that holds no context (the fallback encrypts everything then).
+    if (netdev && tx.dev === 'added' && !tx.swFallback) err = this.devResync(s, netdev, 'tx', seq, rcdSn);
     if (err === 0) tx.syncSched = false;
   }
 
   /** models tls_device_resync_rx(): counts TlsRxDeviceResync for every attempt, as the kernel does. */
   resyncRx(s: TlsSocket, call: ResyncCall): void {
     const netdev = s.tlsCtx.netdev;
-    if (netdev && s.rx?.added) this.devResync(s, netdev, 'rx', call.seq, call.rcdSn);
+    if (netdev && s.rx?.dev === 'added') this.devResync(s, netdev, 'rx', call.seq, call.rcdSn);
     this.tlsStat.TlsRxDeviceResync++;
   }
 
@@ -814,7 +1005,19 @@ export class TlsStack implements Omit<TlsKernelHelpers, 'netifReceiveSkb'> {
     if (call) this.resyncRx(s, call);
   }
 
+  /**
+   * tls_dev_del, exactly once per added direction: asserted (a second call is a stack bug, thrown). The state
+   * moves to 'deleted' before the call, so a driver calling a helper back from inside tls_dev_del is refused
+   * and reported. Afterwards the device's debug view must no longer hold the context (else: leaked handle).
+   */
   private devDel(s: TlsSocket, netdev: NetDevice, dir: TlsOffloadCtxDir): void {
+    const off = dir === 'tx' ? s.tx : s.rx;
+    if (!off || off.dev !== 'added') {
+      throw new ContractError(`stack bug: tls_dev_del(${dir}) for a direction ${off ? off.dev : 'never offloaded'}; it is called exactly once per added direction`, {
+        flow: flowName(s.sk), field: `tls_dev_del(${dir})`,
+      });
+    }
+    off.dev = 'deleted';
     const call: DriverCall = { op: 'tls_dev_del', sk: s.sk.id, dir, seq: null, rcdSn: null, result: null };
     try {
       netdev.tlsdevOps!.tlsDevDel(netdev, s.tlsCtx, dir);
@@ -822,19 +1025,26 @@ export class TlsStack implements Omit<TlsKernelHelpers, 'netifReceiveSkb'> {
       call.threw = describeThrow(e);
     }
     this.record(call);
+    if (netdev.tlsDebugHasContext?.(s.sk.tuple, dir)) {
+      this.violation({
+        kind: 'del-left-context', op: 'tls_dev_del', sk: s.sk.id, flow: flowName(s.sk), dir, seq: null,
+        what: `tls_dev_del${call.threw !== undefined ? ` threw ${call.threw} and` : ''} returned with the device still holding this flow's `
+          + `${dir.toUpperCase()} context: a leaked handle (its table slot is never freed)`,
+        action: 'nothing more goes to the device for this socket; a later connection on the same 4-tuple gets no context '
+          + '(-EEXIST) and runs in software, and once leaks fill the table every new flow does (-ENOSPC)',
+      });
+    }
   }
 
   /** Socket close: tls_dev_del once per direction still added, gauges down (tls_sk_proto_close). */
   closeSocket(s: TlsSocket): void {
     const netdev = s.tlsCtx.netdev;
-    if (s.rx?.added && netdev) {
-      s.rx.added = false;
-      this.devDel(s, netdev, 'rx');
-    }
-    if (s.tx?.added && netdev) {
-      s.tx.added = false;
-      this.devDel(s, netdev, 'tx');
-    }
+    if (s.rx?.dev === 'added' && netdev) this.devDel(s, netdev, 'rx');
+    if (s.tx?.dev === 'added' && netdev) this.devDel(s, netdev, 'tx');
+    // Release the socket (tls_ctx_free); remember a bounded number so late helper calls still name it.
+    this.sockets.delete(s.sk);
+    this.closedSocks.set(s.sk, s.sk.id);
+    if (this.closedSocks.size > CLOSED_SOCKS_REMEMBERED) this.closedSocks.delete(this.closedSocks.keys().next().value!);
     s.tlsCtx.netdev = null;
     if (s.txMode === 'hw') this.tlsStat.TlsCurrTxDevice--;
     else if (s.txMode === 'sw') this.tlsStat.TlsCurrTxSw--;
@@ -854,15 +1064,11 @@ export class TlsStack implements Omit<TlsKernelHelpers, 'netifReceiveSkb'> {
       n++;
       s.tlsCtx.netdev = null;
       s.rxDegraded = true;
-      if (s.tx?.added) {
-        s.tx.added = false;
+      if (s.tx?.dev === 'added') {
         s.tx.syncSched = false;
         this.devDel(s, netdev, 'tx');
       }
-      if (s.rx?.added) {
-        s.rx.added = false;
-        this.devDel(s, netdev, 'rx');
-      }
+      if (s.rx?.dev === 'added') this.devDel(s, netdev, 'rx');
     }
     this.emit({ kind: 'device-down', netdev: netdev.name, sockets: n });
   }
