@@ -13,6 +13,8 @@ export type ReplayArgs = {
   out: string | null;
   timeline: string | null;
   json: boolean;
+  /** Receive queues, one worker thread each (RSS spreads connections over them); 1 = one thread. */
+  workers: number;
 };
 
 export type RunArgs = {
@@ -30,6 +32,7 @@ export type ParsedArgs = ReplayArgs | RunArgs | HelpArgs | VersionArgs;
 export const USAGE = `usage:
   tlsnic replay <capture> --keylog <file> [--local <ip>[:port]] [--driver mlx5|nfp|<module path>]
                 [--scenario <file>] [--tls13] [--plaintext-dir <dir>] [--out <pcap>] [--timeline <html>] [--json]
+                [--workers <n>]
   tlsnic run <scenario.json> [--json] [--flows <n>]
   tlsnic help
   tlsnic --version
@@ -40,7 +43,7 @@ not, 2 on a bad scenario. --flows sets the flow count of a soak scenario.
 Replays the TLS connections of a capture through the emulated NIC of one host (by default, for each
 connection, the side that accepted it) and prints what the offload did.`;
 
-const VALUE_FLAGS = new Set(['--keylog', '--local', '--driver', '--scenario', '--plaintext-dir', '--out', '--timeline']);
+const VALUE_FLAGS = new Set(['--keylog', '--local', '--driver', '--scenario', '--plaintext-dir', '--out', '--timeline', '--workers']);
 const BOOL_FLAGS = new Set(['--tls13', '--json']);
 
 export function parseArgs(argv: readonly string[]): ParsedArgs {
@@ -86,7 +89,20 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     out: values.get('--out') ?? null,
     timeline: values.get('--timeline') ?? null,
     json: bools.has('--json'),
+    workers: parseWorkers(values.get('--workers')),
   };
+}
+
+/** Worker threads are not free (each reads the whole capture): more than this is a typo, not a plan. */
+export const MAX_WORKERS = 256;
+
+function parseWorkers(v: string | undefined): number {
+  if (v === undefined) return 1;
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || !Number.isInteger(n) || n < 1 || n > MAX_WORKERS) {
+    throw new ConfigError(`--workers needs an integer from 1 to ${MAX_WORKERS}, got '${v}'`, { field: '--workers' });
+  }
+  return n;
 }
 
 function parseRun(rest: readonly string[]): RunArgs {

@@ -9,7 +9,8 @@ import { loadDriver } from '../../driver-api/drivers/index.ts';
 import type { ReplayArgs } from '../args.ts';
 import { toJson, toText } from '../report.ts';
 import { renderTimeline } from '../timeline.ts';
-import { replay, type FlowReport, type OutFrame } from './engine.ts';
+import { replay, type FlowReport, type OutFrame, type ReplayResult } from './engine.ts';
+import { replayParallel } from './parallel.ts';
 
 export function parseLocal(s: string): { ip: string; port: number | null } {
   // 10.0.0.1, 10.0.0.1:443, [fd00::1]:443, fd00::1
@@ -27,7 +28,7 @@ function portOf(p: string): number {
   return n;
 }
 
-function flowFileName(f: FlowReport, dir: 'tx' | 'rx'): string {
+export function flowFileName(f: FlowReport, dir: 'tx' | 'rx'): string {
   return `${f.local}_${f.remote}.${dir}.bin`.replace(/[[\]]/g, '').replace(/:/g, '_');
 }
 
@@ -54,6 +55,9 @@ export const REPLAY_HELP = `${OUT_LAYOUT}
   and regained sync, and every driver call (tls_dev_add/del/resync, resync requests).
 --driver <module path> loads a third-party driver: an ES module (.mjs/.js; .ts only when node can
   import TypeScript) whose default export is { name, probe(nic, kernel, opts) }.
+--workers <n> spreads the connections over n receive queues, one worker thread each, as a NIC's RSS
+  does (Toeplitz hash of the 4-tuple, both directions of a connection on one queue, then a 128-entry
+  indirection table filled round robin). Same output as one thread; --out and --timeline need one thread.
 A progress bar appears on stderr when stderr is a terminal and the replay runs longer than a second (TLSNIC_PROGRESS_AFTER_MS changes the wait).`;
 
 const WIRE_RX = ['tlsnic rx wire: skb->decrypted=0', 'tlsnic rx wire: skb->decrypted=1'] as const;
@@ -210,6 +214,11 @@ function progressBar(size: number, write: (s: string) => void, now: () => number
 
 export async function runReplay(args: ReplayArgs): Promise<number> {
   if (args.scenario) throw new ConfigError('--scenario is not supported by this version of replay yet', { field: '--scenario' });
+  if (args.workers > 1) {
+    // Their frames and marks interleave across flows in capture order, which separate queues do not keep.
+    if (args.out) throw new ConfigError('--out writes one capture-ordered file and needs --workers 1', { field: '--out' });
+    if (args.timeline) throw new ConfigError('--timeline draws one capture-ordered page and needs --workers 1', { field: '--timeline' });
+  }
   const driver = await loadDriver(args.driver);
   const local = args.local ? parseLocal(args.local) : null;
   const out = args.out ? new OutCapture(args.out) : null;
@@ -218,27 +227,38 @@ export async function runReplay(args: ReplayArgs): Promise<number> {
   // stdout may be a pipe (--json | jq): the bar goes to stderr, and only to a terminal.
   const bar = process.stderr.isTTY ? progressBar(statSync(args.capture, { throwIfNoEntry: false })?.size ?? 0, (s) => process.stderr.write(s)) : null;
   try {
-    const result = await replay({
-      capture: args.capture,
-      keylog: args.keylog,
-      local,
-      driver,
-      tls13: args.tls13,
-      timeline: args.timeline !== null,
-      onFrame: out ? (f) => out.frame(f) : undefined,
-      onPlaintext: args.plaintextDir
-        ? (flow, dir, data) => {
-          const name = join(args.plaintextDir!, flowFileName(flow, dir));
-          let fd = fds.get(name);
-          if (fd === undefined) {
-            fd = openSync(name, 'w');
-            fds.set(name, fd);
+    const result: ReplayResult = args.workers > 1
+      ? await replayParallel({
+        capture: args.capture,
+        keylog: args.keylog,
+        local,
+        driver: args.driver,
+        tls13: args.tls13,
+        plaintextDir: args.plaintextDir,
+        workers: args.workers,
+        onProgress: bar ? (bytes) => bar.update(bytes) : undefined,
+      })
+      : await replay({
+        capture: args.capture,
+        keylog: args.keylog,
+        local,
+        driver,
+        tls13: args.tls13,
+        timeline: args.timeline !== null,
+        onFrame: out ? (f) => out.frame(f) : undefined,
+        onPlaintext: args.plaintextDir
+          ? (flow, dir, data) => {
+            const name = join(args.plaintextDir!, flowFileName(flow, dir));
+            let fd = fds.get(name);
+            if (fd === undefined) {
+              fd = openSync(name, 'w');
+              fds.set(name, fd);
+            }
+            writeSync(fd, data);
           }
-          writeSync(fd, data);
-        }
-        : undefined,
-      onProgress: bar ? (bytes) => bar.update(bytes) : undefined,
-    });
+          : undefined,
+        onProgress: bar ? (bytes) => bar.update(bytes) : undefined,
+      });
     bar?.clear();
     if (args.timeline) writeFileSync(args.timeline, renderTimeline(result));
     if (args.json) process.stdout.write(JSON.stringify(toJson(result), null, 2) + '\n');

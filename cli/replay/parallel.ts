@@ -1,0 +1,129 @@
+// `tlsnic replay --workers N`: the capture's connections spread over N receive queues by RSS (Toeplitz on
+// the canonical 4-tuple, then the indirection table: emulator/nic/rss.ts), one worker thread per queue, as
+// a NIC spreads flows over per-core queues. Every worker reads the capture itself and replays its own flows
+// (worker.ts); this thread merges what they report into the result one thread would have given:
+// connections in capture order (by first packet), ethtool and tls_stat counters summed as per-ring
+// statistics are, the capture-wide notes once.
+import { Worker } from 'node:worker_threads';
+import { ContractError, ConfigError, CaptureError, CryptoError, TlsError, WireError, type TlsnicError } from '../../emulator/errors.ts';
+import { formatEthtool, type EthtoolCounters } from '../../emulator/nic/counters.ts';
+import { formatTlsStat, type TlsStat } from '../../driver-api/stack/index.ts';
+import type { ReplayResult } from './engine.ts';
+import type { QueueFailure, QueueJob, QueueMessage, QueueResult, QueueWorkerData } from './worker.ts';
+
+export type ParallelReplayOptions = Omit<QueueJob, 'queue' | 'queues' | 'progress'> & {
+  workers: number;
+  onProgress?: (bytesRead: number) => void;
+};
+
+/**
+ * How to start a queue's worker. From the bundle: tlsnic-replay-worker.mjs, built next to dist/tlsnic.mjs.
+ * From source (tests, bench, tsx): worker.ts through a small evaluated entry that registers tsx's loader
+ * first; on Node 20 a Worker given a .ts file fails (ERR_UNKNOWN_FILE_EXTENSION) even with
+ * execArgv ['--import', 'tsx'], because the worker's entry is loaded before the --import hooks apply.
+ */
+export function workerEntry(): { script: string | URL; eval: boolean; execArgv?: string[] } {
+  const here = import.meta.url;
+  if (!here.endsWith('.ts')) return { script: new URL('./tlsnic-replay-worker.mjs', here), eval: false };
+  const tsx = import.meta.resolve('tsx/esm/api');
+  const entry = new URL('./worker.ts', here).href;
+  const script = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`;
+  return { script, eval: true, execArgv: [] };
+}
+
+const ERROR_CLASSES: Record<string, new (message: string) => TlsnicError> = {
+  WireError, CaptureError, TlsError, CryptoError, ContractError, ConfigError,
+};
+
+/** The worker's error as this thread's: same class, message and place, so the exit code is the same. */
+export function reviveError(f: QueueFailure, queue: number): Error {
+  const Cls = f.typed ? ERROR_CLASSES[f.name] : undefined;
+  if (Cls) {
+    // The message already names the place: construct without it, then restore `where`.
+    const e = new Cls(f.message);
+    (e as { where: TlsnicError['where'] }).where = f.where;
+    e.stack = `${f.stack}\n    (in replay worker ${queue})`;
+    return e;
+  }
+  const e = new Error(`replay worker ${queue}: ${f.message}`);
+  e.stack = `${f.stack}\n    (in replay worker ${queue})`;
+  return e;
+}
+
+function runWorker(job: QueueJob, onProgress: ((bytes: number) => void) | undefined): Promise<QueueResult> {
+  const entry = workerEntry();
+  const data: QueueWorkerData = { tlsnicReplayQueue: job };
+  return new Promise((resolve, reject) => {
+    let result: QueueResult | null = null;
+    let failure: Error | null = null;
+    const worker = new Worker(entry.script, { workerData: data, eval: entry.eval, ...(entry.execArgv ? { execArgv: entry.execArgv } : {}) });
+    worker.on('message', (m: QueueMessage) => {
+      if (m.kind === 'progress') onProgress?.(m.bytes);
+      else if (m.kind === 'done') result = m.result;
+      else failure = reviveError(m.error, job.queue);
+    });
+    // An exception that escaped the replay's promise (or a worker that could not start).
+    worker.on('error', (e) => {
+      failure ??= reviveError({ name: e.name, message: e.message, where: {}, stack: e.stack ?? '', typed: false }, job.queue);
+    });
+    worker.on('exit', (code) => {
+      if (failure) reject(failure);
+      else if (result) resolve(result);
+      else reject(new Error(`replay worker ${job.queue} exited with code ${code} without a result`));
+    });
+  });
+}
+
+/** Place of an error in capture order (errors before the first packet come first). */
+function errorOrder(e: unknown): number {
+  const w = (e as Partial<TlsnicError>).where;
+  return w?.packet ?? w?.offset ?? -1;
+}
+
+export async function replayParallel(opts: ParallelReplayOptions): Promise<ReplayResult> {
+  const { workers, onProgress, ...common } = opts;
+  if (!Number.isInteger(workers) || workers < 1) throw new ConfigError(`--workers must be a positive integer, got ${workers}`, { field: '--workers' });
+  const settled = await Promise.allSettled(
+    Array.from({ length: workers }, (_, queue) => runWorker({ ...common, queue, queues: workers, progress: queue === 0 && onProgress !== undefined }, onProgress)),
+  );
+  // Every worker ran to its end (none is left running); report the failure one thread would have met
+  // first: the earliest in the capture, then the lowest queue.
+  const failed = settled.flatMap((s, i) => (s.status === 'rejected' ? [{ e: s.reason as unknown, i }] : []));
+  if (failed.length) {
+    failed.sort((a, b) => errorOrder(a.e) - errorOrder(b.e) || a.i - b.i);
+    throw failed[0]!.e;
+  }
+  return mergeQueueResults(opts.capture, settled.map((s) => (s as PromiseFulfilledResult<QueueResult>).value));
+}
+
+function sumInto(into: Record<string, number>, from: Record<string, number>): void {
+  for (const [k, v] of Object.entries(from)) into[k] = (into[k] ?? 0) + v;
+}
+
+/** One result from the queues' results, as a single-thread replay of the whole capture reports it. */
+export function mergeQueueResults(capture: string, parts: QueueResult[]): ReplayResult {
+  if (parts.length === 0) throw new ContractError('merging the results of zero replay queues');
+  const first = parts[0]!;
+  const ethtool: Record<string, number> = {};
+  const tlsStat: Record<string, number> = {};
+  for (const p of parts) {
+    sumInto(ethtool, p.ethtool);
+    sumInto(tlsStat, p.tlsStat);
+  }
+  // Capture-wide notes (skipped packets, truncation) come before any flow filter: every queue has the
+  // same ones. Keep each once, in order.
+  const problems = [...new Set(parts.flatMap((p) => p.problems))];
+  const flows = parts.flatMap((p) => p.flows).sort((a, b) => a.first - b.first).map((f) => f.report);
+  return {
+    capture,
+    packets: first.packets,
+    flows,
+    ethtool,
+    tlsStat,
+    ethtoolText: formatEthtool(ethtool as EthtoolCounters),
+    tlsStatText: formatTlsStat(tlsStat as TlsStat),
+    netdev: first.netdev,
+    problems,
+    timeline: [],
+  };
+}
