@@ -1,5 +1,5 @@
 // Profile helper (not a benchmark): run the device TX or RX path alone for a while, for `node --cpu-prof`.
-// usage: node --cpu-prof --import=tsx bench/prof-device.ts tx|rx [MiB]
+// usage: node --cpu-prof --import=tsx bench/prof-device.ts tx|rx [MiB] [rounds]
 import { nodeBackend } from '../emulator/crypto/index.ts';
 import { TLS_1_2_VERSION, TLS_CIPHER_AES_GCM_128 } from '../emulator/tls/crypto-info.ts';
 import { makeNic, rxFrame, seqAdd, TUPLE, txFrame } from '../test/helpers/nic-bench.ts';
@@ -16,9 +16,11 @@ const start = 1_000_000;
 const src = which === 'tx' ? stream.framed : stream.sealed;
 const frames: Uint8Array[] = [];
 for (let off = 0; off < src.length; off += MSS) frames.push((which === 'tx' ? txFrame : rxFrame)(seqAdd(start, off), src.subarray(off, off + MSS)));
-for (let round = 0; round < 6; round++) {
+const rounds = Number(process.argv[4] ?? 6);
+for (let round = 0; round < rounds; round++) {
   const { nic } = makeNic();
   const t0 = process.hrtime.bigint();
+  const c0 = process.cpuUsage();
   if (which === 'tx') {
     nic.attachWire(() => {});
     const h = nic.addContext('tx', { tuple: TUPLE, info, startSeq: start });
@@ -29,5 +31,8 @@ for (let round = 0; round < 6; round++) {
     for (const f of frames) nic.receiveFrame(f.slice());
   }
   const s = Number(process.hrtime.bigint() - t0) / 1e9;
-  console.log(`${which} ${(src.length / s / 1e6).toFixed(0)} MB/s`);
+  const c = process.cpuUsage(c0);
+  // CPU time as well as wall time: on a shared machine the wall clock also counts time spent descheduled.
+  const cpu = (c.user + c.system) / 1e6;
+  console.log(`${which} ${(src.length / s / 1e6).toFixed(0)} MB/s wall, ${(src.length / cpu / 1e6).toFixed(0)} MB/s cpu`);
 }

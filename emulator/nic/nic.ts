@@ -437,13 +437,12 @@ export class Nic {
   }
 
   private ringPush(ctx: RxContext, r: RxPacketResult): void {
-    for (let k = 0; k < r.headers.length; k++) {
+    for (let k = 0; k < r.nHeaders; k++) {
       const i = ctx.ringCount++ % HEADER_RING;
       ctx.ringSeq[i] = r.headers[k]! | 0;
       ctx.ringRec[i] = r.headerRecs[k]!;
     }
-    r.headers.length = 0;
-    r.headerRecs.length = 0;
+    r.nHeaders = 0;
   }
 
   private rxProcess(ctx: RxContext, v: TcpSegmentView, cqe: RxCompletion): void {
@@ -531,7 +530,7 @@ export class Nic {
           }
           const before = t.seq;
           const fr = t.feed(buf, off, end, r);
-          const headers = r.headers.length;
+          const headers = r.nHeaders;
           this.ringPush(ctx, r);
           if (!fr.ok) {
             ctx.state = { kind: 'scan' }; // a miss restarts the scan
@@ -568,7 +567,7 @@ export class Nic {
     const ok = touched && !r.unknown && r.authFailures === 0;
     if (r.authFailures > 0) this.counters.rx_tls_err += r.authFailures;
     if (ok) {
-      for (const [o, plain] of r.writes) buf.set(plain, o);
+      r.apply(buf);
       cqe.decrypted = true;
       this.counters.rx_tls_decrypted_packets++;
       this.counters.rx_tls_decrypted_bytes += v.payloadLength;

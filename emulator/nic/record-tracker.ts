@@ -14,10 +14,15 @@ export type RecordPhase = 'header' | 'nonce' | 'body' | 'tag';
 /** Whether the record in flight is processed with crypto ('crypto') or only framed ('blind'). */
 export type RecordMode = 'crypto' | 'blind';
 
-/** What the RX side learned from one packet's bytes. Reused across packets: reset() before each. */
+/**
+ * What the RX side learned from one packet's bytes. Reused across packets: reset() before each. Lists are
+ * arrays with a count rather than emptied arrays: this runs once per packet.
+ */
 export class RxPacketResult {
-  /** Plaintext to write over the packet once every record in it authenticated: [offset, bytes] pairs. */
-  writes: Array<[number, Uint8Array]> = [];
+  /** Plaintext to write over the packet once every record in it authenticated (apply()). */
+  nWrites = 0;
+  private readonly writeOff: number[] = [];
+  private readonly writePlain: Array<Uint8Array | null> = [];
   /** Some byte belongs to a record the device cannot decrypt/authenticate (blind or partially seen). */
   unknown = false;
   /** Records whose tag failed in this packet. */
@@ -25,16 +30,32 @@ export class RxPacketResult {
   /** Records whose tag verified in this packet. */
   authOk = 0;
   /** Record headers completed in this packet: start seqs and record numbers, in stream order. */
-  headers: number[] = [];
-  headerRecs: bigint[] = [];
+  nHeaders = 0;
+  readonly headers: number[] = [];
+  readonly headerRecs: bigint[] = [];
+
+  write(off: number, plain: Uint8Array): void {
+    this.writeOff[this.nWrites] = off;
+    this.writePlain[this.nWrites++] = plain;
+  }
+
+  header(seq: number, recSeq: bigint): void {
+    this.headers[this.nHeaders] = seq;
+    this.headerRecs[this.nHeaders++] = recSeq;
+  }
+
+  /** Write the decrypted pieces over `buf`, the packet the offsets refer to. */
+  apply(buf: Uint8Array): void {
+    for (let k = 0; k < this.nWrites; k++) buf.set(this.writePlain[k]!, this.writeOff[k]);
+  }
 
   reset(): void {
-    this.writes.length = 0;
+    for (let k = 0; k < this.nWrites; k++) this.writePlain[k] = null; // let the plaintext copies go
+    this.nWrites = 0;
     this.unknown = false;
     this.authFailures = 0;
     this.authOk = 0;
-    this.headers.length = 0;
-    this.headerRecs.length = 0;
+    this.nHeaders = 0;
   }
 }
 
@@ -179,7 +200,7 @@ export class RecordTracker {
 
   /**
    * Process stream bytes buf[off, end), which start at this.seq. TX: encrypts bodies in place and writes
-   * tags over the placeholder. RX: decrypts bodies into `rx.writes` copies and checks tags.
+   * tags over the placeholder. RX: decrypts bodies into `rx` write copies and checks tags.
    */
   feed(buf: Uint8Array, off: number, end: number, rx: RxPacketResult | null): FeedStatus {
     const start = off;
@@ -198,10 +219,7 @@ export class RecordTracker {
               this.seq = seqAdd(this.seq, off - start);
               return { ok: false, badHeaderAt: this.recordStart, reason: bad };
             }
-            if (rx) {
-              rx.headers.push(this.recordStart);
-              rx.headerRecs.push(this.recSeq);
-            }
+            rx?.header(this.recordStart, this.recSeq);
             this.mode = this.cryptoOn ? 'crypto' : 'blind';
             this.fill = 0;
             if (this.nonceSize() > 0) this.phase = 'nonce';
@@ -227,7 +245,7 @@ export class RecordTracker {
               this.enc!.update(buf.subarray(off, off + k));
             } else {
               // The packet stays untouched until all its records authenticate (all-or-nothing).
-              rx!.writes.push([off, this.dec!.updateCopy(buf.subarray(off, off + k))]);
+              rx!.write(off, this.dec!.updateCopy(buf.subarray(off, off + k)));
             }
             this.left -= k;
             off += k;
