@@ -20,7 +20,7 @@ import { seqAdd, seqDiff, seqGeq, seqGt, seqLeq } from '../../emulator/wire/seq.
 import type { DriverModule } from '../../driver-api/drivers/index.ts';
 import type { FourTuple, NetDevice, SkBuff, TlsKernelHelpers } from '../../driver-api/ops.ts';
 import { TlsStack, type TlsSocket } from '../../driver-api/stack/index.ts';
-import { toEthernet } from './frames.ts';
+import { ethernetFrame, fixSegmentHeaders } from './frames.ts';
 import { ReplaySock } from './replay-sock.ts';
 import { StreamReassembler } from './reassembly.ts';
 import { TlsWalker, type Dir, type WalkRecord, type WalkStart } from './tls-walker.ts';
@@ -114,11 +114,30 @@ export type ReplayOptions = {
 
 const TIMELINE_CAP_PER_FLOW = 20000;
 
+/**
+ * Captured TX bytes one flow may hold back waiting for their records to complete. A record is at most
+ * ~16 KiB, so only a hole in the captured stream (a segment the capture lost) gets near this: past it the
+ * replay gives up on that direction (a problem, not memory growing with the capture).
+ */
+export const MAX_HELD_TX_BYTES = 8 << 20;
+
+/**
+ * Bytes the stack may have queued and not seen acknowledged. TCP windows are far below this; only a
+ * capture missing the peer's ACKs reaches it, and then the oldest bytes count as acknowledged (a problem
+ * says so) instead of the queue growing with the capture.
+ */
+export const MAX_UNACKED_TX_BYTES = 64 << 20;
+
+const EMPTY = new Uint8Array(0);
+
 type PendingTx = { frame: Uint8Array; seq: number; len: number; tsNs: bigint; packet: number };
 
 type Flow = {
   index: number;
-  key: string;
+  /** The 4-tuple, canonical order (see FlowIndex). */
+  key: Uint8Array;
+  /** Whether the client is the canonical low endpoint (null until roles are known). */
+  clientIsLo: boolean | null;
   client: Endpoint | null;
   server: Endpoint | null;
   local: Endpoint | null;
@@ -133,6 +152,12 @@ type Flow = {
   txInstalled: boolean;
   rxInstalled: boolean;
   pendingTx: PendingTx[];
+  pendingTxBytes: number;
+  /** FIN or RST seen per direction: the flow's buffers go when both are done. */
+  finC2s: boolean;
+  finS2c: boolean;
+  released: boolean;
+  unackedNoted: boolean;
   lastAck: number | null;
   rxStartSeq: number | null;
   txHash: Hash;
@@ -141,6 +166,81 @@ type Flow = {
   marks: number;
   ignored: boolean;
 };
+
+/**
+ * Flows by 4-tuple straight from packet bytes, both directions to one flow: no strings per packet. The
+ * key is family, then the lower endpoint (address bytes, port), then the higher one.
+ */
+class FlowIndex<T extends { key: Uint8Array }> {
+  private readonly buckets = new Map<number, T | T[]>();
+  /** After find(): whether the packet's source is the canonical low endpoint. */
+  srcIsLo = true;
+  private hash = 0;
+
+  find(v: TcpSegmentView): T | undefined {
+    const b = v.buf;
+    const n = v.addrLength;
+    const sa = v.srcAddrOffset;
+    const da = v.dstAddrOffset;
+    let c = 0;
+    for (let i = 0; i < n && c === 0; i++) c = b[sa + i]! - b[da + i]!;
+    if (c === 0) c = v.srcPort - v.dstPort;
+    const srcIsLo = (this.srcIsLo = c <= 0);
+    const lo = srcIsLo ? sa : da;
+    const hi = srcIsLo ? da : sa;
+    const loPort = srcIsLo ? v.srcPort : v.dstPort;
+    const hiPort = srcIsLo ? v.dstPort : v.srcPort;
+    // FNV-1a over the canonical key.
+    let h = (0x811c9dc5 ^ n) >>> 0;
+    for (let i = 0; i < n; i++) h = Math.imul(h ^ b[lo + i]!, 0x01000193);
+    h = Math.imul(h ^ loPort, 0x01000193);
+    for (let i = 0; i < n; i++) h = Math.imul(h ^ b[hi + i]!, 0x01000193);
+    h = Math.imul(h ^ hiPort, 0x01000193) >>> 0;
+    this.hash = h;
+    const e = this.buckets.get(h);
+    if (e === undefined) return undefined;
+    if (!Array.isArray(e)) return matches(e.key, b, n, lo, loPort, hi, hiPort) ? e : undefined;
+    for (const x of e) if (matches(x.key, b, n, lo, loPort, hi, hiPort)) return x;
+    return undefined;
+  }
+
+  /** The canonical key of the packet find() just looked at. */
+  keyOf(v: TcpSegmentView): Uint8Array {
+    const n = v.addrLength;
+    const k = new Uint8Array(1 + 2 * (n + 2));
+    const lo = this.srcIsLo ? v.srcAddrOffset : v.dstAddrOffset;
+    const hi = this.srcIsLo ? v.dstAddrOffset : v.srcAddrOffset;
+    const loPort = this.srcIsLo ? v.srcPort : v.dstPort;
+    const hiPort = this.srcIsLo ? v.dstPort : v.srcPort;
+    k[0] = n;
+    k.set(v.buf.subarray(lo, lo + n), 1);
+    k[1 + n] = loPort >>> 8;
+    k[2 + n] = loPort & 0xff;
+    k.set(v.buf.subarray(hi, hi + n), 3 + n);
+    k[3 + 2 * n] = hiPort >>> 8;
+    k[4 + 2 * n] = hiPort & 0xff;
+    return k;
+  }
+
+  /** Adds `x` under the key find() just missed. */
+  add(x: T): void {
+    const e = this.buckets.get(this.hash);
+    if (e === undefined) this.buckets.set(this.hash, x);
+    else if (Array.isArray(e)) e.push(x);
+    else this.buckets.set(this.hash, [e, x]);
+  }
+}
+
+function matches(k: Uint8Array, b: Uint8Array, n: number, lo: number, loPort: number, hi: number, hiPort: number): boolean {
+  if (k[0] !== n) return false;
+  for (let i = 0; i < n; i++) if (k[1 + i] !== b[lo + i] || k[3 + n + i] !== b[hi + i]) return false;
+  return ((k[1 + n]! << 8) | k[2 + n]!) === loPort && ((k[3 + 2 * n]! << 8) | k[4 + 2 * n]!) === hiPort;
+}
+
+/** a and b hold the same bytes (memcmp; the TX wire check runs on every transmitted segment). */
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.length).equals(Buffer.from(b.buffer, b.byteOffset, b.length));
+}
 
 function fmtEp(e: Endpoint): string {
   return e.family === 6 ? `[${e.ip}]:${e.port}` : `${e.ip}:${e.port}`;
@@ -185,7 +285,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       }
       : undefined,
   });
-  const flows = new Map<string, Flow>();
+  const flows = new FlowIndex<Flow>();
   const flowList: Flow[] = [];
   const problems: string[] = [];
   const timeline: TimelineMark[] = [];
@@ -193,7 +293,15 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   const hostView = new TcpSegmentView();
   let now = 0n;
   let tsBase: bigint | null = null;
+  // The flow and captured segment (seq, payload) the NIC is working on: its wire output is compared with it.
   let current: { flow: Flow; seq: number; payload: Uint8Array } | null = null;
+  const cur: { flow: Flow; seq: number; payload: Uint8Array } = { flow: null as unknown as Flow, seq: 0, payload: EMPTY };
+  const setCurrent = (flow: Flow, seq: number, payload: Uint8Array) => {
+    cur.flow = flow;
+    cur.seq = seq;
+    cur.payload = payload;
+    current = cur;
+  };
   let currentOut = 0;
   // For --out: capture packet numbers of held-back TX segments (ascending), and the one being sent.
   const held: number[] = [];
@@ -254,8 +362,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     if (hostView.parse(frame) !== 'tcp') return;
     const payload = hostView.payload();
     const off = seqDiff(hostView.seq, c.seq);
-    const want = off >= 0 ? c.payload.subarray(off, off + payload.length) : null;
-    const same = want !== null && want.length === payload.length && payload.every((b, i) => b === want[i]);
+    const same = off >= 0 && sameBytes(payload, c.payload.subarray(off, off + payload.length));
     if (same) r.matched++;
     else {
       r.mismatched++;
@@ -299,11 +406,12 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     return f.tls;
   }
 
-  function makeFlow(key: string, src: Endpoint, dst: Endpoint, syn: boolean, ackFlag: boolean, payload: Uint8Array): Flow {
+  function makeFlow(key: Uint8Array): Flow {
     const flow: Flow = {
-      index: flowList.length + 1, key, client: null, server: null, local: null, remote: null, txDir: 's2c', rxDir: 'c2s',
+      index: flowList.length + 1, key, clientIsLo: null, client: null, server: null, local: null, remote: null, txDir: 's2c', rxDir: 'c2s',
       reasm: { c2s: null, s2c: null }, walker: null as unknown as TlsWalker, sock: null, tls: null, txStart: null,
-      txInstalled: false, rxInstalled: false, pendingTx: [], lastAck: null, rxStartSeq: null, txHash: createHash('sha256'), rxHash: createHash('sha256'),
+      txInstalled: false, rxInstalled: false, pendingTx: [], pendingTxBytes: 0, finC2s: false, finS2c: false, released: false, unackedNoted: false,
+      lastAck: null, rxStartSeq: null, txHash: createHash('sha256'), rxHash: createHash('sha256'),
       report: {
         local: '', remote: '', version: null, cipher: null,
         tx: { ...emptyDir(), wireMatch: true, segments: 0, matched: 0, mismatched: 0, dropped: 0 },
@@ -317,19 +425,25 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       onRecord: (r) => onRecord(flow, r),
       onProblem: (_dir, why) => flow.report.problems.push(why),
     });
-    decideRoles(flow, src, dst, syn, ackFlag, payload);
     return flow;
   }
 
-  function decideRoles(f: Flow, src: Endpoint, dst: Endpoint, syn: boolean, ackFlag: boolean, payload: Uint8Array): void {
-    if (f.client) return;
-    if (syn && !ackFlag) [f.client, f.server] = [src, dst];
-    else if (syn && ackFlag) [f.client, f.server] = [dst, src];
+  /** Who is client and server, from a SYN or a ClientHello/ServerHello; then which side is local. */
+  function decideRoles(f: Flow, v: TcpSegmentView, srcIsLo: boolean, payload: Uint8Array): void {
+    const syn = v.syn;
+    const ackFlag = v.ackFlag;
+    let clientIsSrc: boolean | null = null;
+    if (syn) clientIsSrc = !ackFlag;
     else if (payload.length >= 6 && payload[0] === 22 && payload[1] === 3) {
-      if (payload[5] === 1) [f.client, f.server] = [src, dst];
-      else if (payload[5] === 2) [f.client, f.server] = [dst, src];
+      if (payload[5] === 1) clientIsSrc = true;
+      else if (payload[5] === 2) clientIsSrc = false;
     }
-    if (!f.client || !f.server) return;
+    if (clientIsSrc === null) return;
+    const family = v.ipVersion as 4 | 6;
+    const src: Endpoint = { family, ip: v.srcIp(), port: v.srcPort };
+    const dst: Endpoint = { family, ip: v.dstIp(), port: v.dstPort };
+    [f.client, f.server] = clientIsSrc ? [src, dst] : [dst, src];
+    f.clientIsLo = clientIsSrc === srcIsLo;
     const want = opts.local;
     const isLocal = (e: Endpoint) => want !== null && e.ip === want.ip && (want.port === null || e.port === want.port);
     if (want === null || isLocal(f.server)) [f.local, f.remote] = [f.server, f.client];
@@ -389,48 +503,56 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   }
 
   function transmit(f: Flow, p: PendingTx): void {
-    const sock = f.sock!;
     const start = f.txInstalled ? f.txStart!.seq : null;
     const end = seqAdd(p.seq, p.len);
-    const pieces: Array<{ seq: number; len: number; offloadable: boolean }> = [];
-    if (start === null || seqLeq(end, start)) pieces.push({ seq: p.seq, len: p.len, offloadable: false });
-    else if (seqGeq(p.seq, start)) pieces.push({ seq: p.seq, len: p.len, offloadable: true });
+    view.parse(p.frame);
+    const captured = view.payload();
+    if (start === null || seqLeq(end, start)) sendPiece(f, p, captured, p.seq, p.len, false);
+    else if (seqGeq(p.seq, start)) sendPiece(f, p, captured, p.seq, p.len, true);
     else {
       // A segment straddling the install point: the kernel's collapse fence would have split it there.
       const pre = seqDiff(start, p.seq);
-      pieces.push({ seq: p.seq, len: pre, offloadable: false }, { seq: start, len: p.len - pre, offloadable: true });
+      sendPiece(f, p, captured, p.seq, pre, false);
+      sendPiece(f, p, captured, start, p.len - pre, true);
     }
-    view.parse(p.frame);
-    const captured = view.payload();
-    for (const piece of pieces) {
-      let payload = captured.subarray(seqDiff(piece.seq, p.seq), seqDiff(piece.seq, p.seq) + piece.len);
-      let marked = false;
-      if (piece.offloadable) {
-        const q = sock.queued(piece.seq, piece.len);
-        if (!q) {
-          // The capture sent these bytes and the replay cannot: the wire does not match.
-          f.report.tx.segments++;
-          f.report.tx.mismatched++;
-          f.report.problems.push(`TX bytes ${piece.seq}+${piece.len} were never queued by the stack (or were already acknowledged)`);
-          mark(f, { dir: 'tx', seq: piece.seq, len: piece.len, mark: 'mismatch', note: 'not in the stack\'s queue' });
-          continue;
-        }
-        payload = q.data;
-        marked = q.offloaded;
+  }
+
+  /** One skb for [seq, seq+len) of captured segment `p` (parsed in `view`), through validate_xmit to the driver. */
+  function sendPiece(f: Flow, p: PendingTx, captured: Uint8Array, seq: number, len: number, offloadable: boolean): void {
+    const sock = f.sock!;
+    let frame: Uint8Array;
+    let marked = false;
+    if (offloadable) {
+      // The stack's queued bytes go straight into the new skb behind the captured headers.
+      const hdr = view.payloadOffset;
+      frame = new Uint8Array(hdr + len);
+      const m = sock.copyQueued(seq, len, frame, hdr);
+      if (m < 0) {
+        // The capture sent these bytes and the replay cannot: the wire does not match.
+        f.report.tx.segments++;
+        f.report.tx.mismatched++;
+        f.report.problems.push(`TX bytes ${seq}+${len} were never queued by the stack (or were already acknowledged)`);
+        mark(f, { dir: 'tx', seq, len, mark: 'mismatch', note: 'not in the stack\'s queue' });
+        return;
       }
-      const frame = withPayload(p.frame, view, piece.seq, payload);
-      const skb: SkBuff = { data: frame, sk: f.tls?.sk ?? null, decrypted: marked, gsoSize: 0 };
-      f.report.tx.segments++;
-      current = { flow: f, seq: p.seq, payload: captured };
-      currentOut = 0;
-      txPacket = p.packet;
-      txTs = p.tsNs;
-      const out = sock.validateXmit(skb);
-      if (out) netdev.startXmit(out);
-      if (currentOut === 0) {
-        f.report.tx.dropped++;
-        mark(f, { dir: 'tx', seq: piece.seq, len: piece.len, mark: 'drop' });
-      }
+      frame.set(p.frame.subarray(0, hdr), 0);
+      fixSegmentHeaders(frame, view, seq);
+      marked = m === 1;
+    } else {
+      const off = seqDiff(seq, p.seq);
+      frame = withPayload(p.frame, view, seq, captured.subarray(off, off + len));
+    }
+    const skb: SkBuff = { data: frame, sk: f.tls?.sk ?? null, decrypted: marked, gsoSize: 0 };
+    f.report.tx.segments++;
+    setCurrent(f, p.seq, captured);
+    currentOut = 0;
+    txPacket = p.packet;
+    txTs = p.tsNs;
+    const out = sock.validateXmit(skb);
+    if (out) netdev.startXmit(out);
+    if (currentOut === 0) {
+      f.report.tx.dropped++;
+      mark(f, { dir: 'tx', seq, len, mark: 'drop' });
     }
   }
 
@@ -453,10 +575,33 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       const ready = final || f.walker.isDead(f.txDir) || seqLeq(seqAdd(p.seq, p.len), upTo);
       if (!ready) return;
       f.pendingTx.shift();
+      f.pendingTxBytes -= p.len;
       if (opts.onFrame) held.splice(held.indexOf(p.packet), 1);
       transmit(f, p);
       applyAck(f);
     }
+  }
+
+  /** A FIN or RST in `dir`: once the connection is over both ways, its walker's buffers go (reports stay). */
+  function finished(f: Flow, dir: Dir, rst: boolean): void {
+    if (rst) f.finC2s = f.finS2c = true;
+    else if (dir === 'c2s') f.finC2s = true;
+    else f.finS2c = true;
+    if (f.finC2s && f.finS2c && !f.released) {
+      f.released = true;
+      f.walker.release();
+    }
+  }
+
+  /** See MAX_UNACKED_TX_BYTES. */
+  function boundUnacked(f: Flow): void {
+    const sock = f.sock!;
+    if (sock.unackedBytes <= MAX_UNACKED_TX_BYTES) return;
+    const ack = seqAdd(sock.writeSeq, -(MAX_UNACKED_TX_BYTES >>> 1));
+    if (f.lastAck === null || seqGt(ack, f.lastAck)) f.lastAck = ack;
+    if (!f.unackedNoted) f.report.problems.push(`more than ${MAX_UNACKED_TX_BYTES} TX bytes never acknowledged in the capture (its ACKs missing?): the oldest count as acknowledged`);
+    f.unackedNoted = true;
+    applyAck(f);
   }
 
   let packets = 0;
@@ -469,7 +614,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   }
   const reader = openCapture(opts.capture, { truncated: 'stop' });
   try {
-    for (const pkt of reader) {
+    for (let pkt = reader.next(); pkt !== null; pkt = reader.next()) {
       packets++;
       now = pkt.tsNs;
       tsBase ??= now;
@@ -477,7 +622,9 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       let frame: Uint8Array | null;
       let kind;
       try {
-        frame = toEthernet(pkt.linkType, pkt.data);
+        // A view of the reader's buffer (other link types: a new Ethernet frame). Nothing keeps it past this
+        // packet except held-back TX segments, which copy it.
+        frame = ethernetFrame(pkt.linkType, pkt.data);
         if (!frame) {
           skipped(`link type ${pkt.linkType} is not one tlsnic reads (Ethernet, raw IP, Linux SLL, SLL2) or not IP`, packets);
           continue;
@@ -490,35 +637,32 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       }
       if (kind !== 'tcp') continue;
       if (opts.flowFilter && !opts.flowFilter(view)) continue;
-      // Checksums in captures taken on a host with checksum offload are partial: recompute them so the
-      // emulated NIC judges the bytes, not the capture point.
-      view.updateTcpChecksum();
-      const family = view.ipVersion as 4 | 6;
-      const src: Endpoint = { family, ip: view.srcIp(), port: view.srcPort };
-      const dst: Endpoint = { family, ip: view.dstIp(), port: view.dstPort };
-      const a = fmtEp(src);
-      const b = fmtEp(dst);
-      const key = a < b ? `${a}|${b}` : `${b}|${a}`;
       const payload = view.payload();
-      let f = flows.get(key);
+      let f = flows.find(view);
+      const srcIsLo = flows.srcIsLo;
       if (!f) {
-        f = makeFlow(key, src, dst, view.syn, view.ackFlag, payload);
-        flows.set(key, f);
+        f = makeFlow(flows.keyOf(view));
+        flows.add(f);
         flowList.push(f);
-      } else {
-        decideRoles(f, src, dst, view.syn, view.ackFlag, payload);
       }
+      if (!f.client) decideRoles(f, view, srcIsLo, payload);
       if (f.ignored || !f.client || !f.local) continue;
-      const dir: Dir = src.ip === f.client.ip && src.port === f.client.port ? 'c2s' : 's2c';
+      const dir: Dir = srcIsLo === f.clientIsLo ? 'c2s' : 's2c';
       const seq = view.seq;
       if (view.syn) f.reasm[dir] ??= new StreamReassembler(seqAdd(seq, 1));
       if (payload.length > 0) {
         f.reasm[dir] ??= new StreamReassembler(seq);
-        for (const piece of f.reasm[dir]!.push(seq, payload)) f.walker.push(dir, piece.seq, piece.data);
+        f.reasm[dir]!.pushTo(seq, payload, dir, f.walker);
       }
+      if (view.fin || view.rst) finished(f, dir, view.rst);
+      // Checksums in captures taken on a host with checksum offload are partial: recompute them so the
+      // emulated NIC judges the bytes, not the capture point. (TX segments with data get new headers and
+      // checksums when the replay sends them.)
+      if (dir === f.rxDir || payload.length === 0) view.updateTcpChecksum();
       if (dir === f.rxDir) {
         f.sock!.rxStartAt(view.syn ? seqAdd(seq, 1) : seq);
-        current = { flow: f, seq, payload: payload.slice() };
+        // The NIC decrypts in place: nothing reads the captured RX payload after this (TX compares use `current`).
+        setCurrent(f, seq, EMPTY);
         opts.onFrame?.({ dir: 'rx-wire', frame, tsNs: now, note: 'rx: as received', packet: packets, heldFrom: heldFrom() });
         nic.receiveFrame(frame);
       } else {
@@ -527,9 +671,14 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
           opts.onFrame?.({ dir: 'tx', frame, tsNs: now, note: 'tx: no payload, as captured', packet: packets, heldFrom: heldFrom() });
           continue;
         }
-        f.pendingTx.push({ frame, seq, len: payload.length, tsNs: pkt.tsNs, packet: packets });
+        f.pendingTx.push({ frame: frame.slice(), seq, len: payload.length, tsNs: pkt.tsNs, packet: packets });
+        f.pendingTxBytes += payload.length;
         if (opts.onFrame) held.push(packets);
+        if (f.pendingTxBytes > MAX_HELD_TX_BYTES && !f.walker.isDead(f.txDir)) {
+          f.walker.abandon(f.txDir, `TX segments held back waiting for an incomplete record exceed ${MAX_HELD_TX_BYTES} bytes at seq ${seq} (a hole in the capture?): the rest of this direction is not replayed`);
+        }
         releaseTx(f);
+        boundUnacked(f);
       }
     }
     for (const [why, s] of skips) problems.push(`${s.count} packet(s) skipped: ${why}; first: packet ${s.first}${s.example ? ` (${s.example})` : ''}`);
@@ -552,7 +701,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       f.report.rx.reason = f.tls.rxReason;
       if (!f.txInstalled) [f.report.tx.mode, f.report.tx.reason] = ['sw', 'TLS TX never installed'];
       if (!f.rxInstalled) [f.report.rx.mode, f.report.rx.reason] = ['sw', 'TLS RX never installed'];
-      current = { flow: f, seq: 0, payload: new Uint8Array(0) };
+      setCurrent(f, 0, EMPTY);
       f.tls.close();
     }
     f.report.tx.plaintextSha256 = f.txHash.digest('hex');

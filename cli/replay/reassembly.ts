@@ -4,6 +4,10 @@ import { seqAdd, seqDiff } from '../../emulator/wire/seq.ts';
 
 export type Piece = { seq: number; data: Uint8Array };
 
+export interface PieceSink<D> {
+  push(tag: D, seq: number, data: Uint8Array): void;
+}
+
 export class StreamReassembler {
   /** Seq of the next in-order byte. */
   next: number;
@@ -39,6 +43,21 @@ export class StreamReassembler {
       }
     }
     return out;
+  }
+
+  /**
+   * push() without the array: each in-order piece goes to sink.push(tag, seq, data) as it comes (a view of
+   * `data` or of a held copy, valid during the call).
+   */
+  pushTo<D>(seq: number, data: Uint8Array, tag: D, sink: PieceSink<D>): void {
+    const rel = seqDiff(seq, this.next);
+    if (rel === 0 && this.pending.length === 0) {
+      // The common case, in order with nothing waiting: no bookkeeping.
+      this.next = seqAdd(this.next, data.length);
+      sink.push(tag, seq, data);
+      return;
+    }
+    for (const p of this.push(seq, data)) sink.push(tag, p.seq, p.data);
   }
 
   get pendingSize(): number {

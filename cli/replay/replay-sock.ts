@@ -17,16 +17,18 @@ export class ReplaySock implements TcpSock {
   writeSeq = 0;
   sndUna = 0;
   copiedSeq = 0;
-  /** Bytes the stack queued for transmission, until acknowledged. */
+  /** Bytes the stack queued for transmission, until acknowledged: tx[txHead..] are live. */
   private tx: TxChunk[] = [];
+  private txHead = 0;
   /** RX: next in-order seq, and whether the ULP takes the stream yet. */
   private rcvNxt: number | null = null;
   private rxLive = false;
   private ofo: RxPending[] = [];
+  private ofoBytes = 0;
   private held: RxChunk[] = [];
   private heldBytes = 0;
   fences = 0;
-  /** RX bytes dropped because nothing would take them (no TLS RX, buffer bound). */
+  /** RX bytes dropped because nothing would take them (no TLS RX) or over the held/out-of-order bound. */
   rxDiscarded = 0;
 
   constructor(
@@ -39,9 +41,13 @@ export class ReplaySock implements TcpSock {
     this.ulp = ulp;
   }
 
-  queue(data: Uint8Array, offloaded: boolean): void {
+  queue(data: Uint8Array, offloaded: boolean, zerocopy = false): void {
     if (data.length === 0) return;
-    this.tx.push({ seq: this.writeSeq, data: Uint8Array.from(data), offloaded });
+    // tcp_sendmsg copies into skbs. Offloaded bytes come from the stack's own framed record, which it never
+    // writes again (and with zerocopy the sharing is the point): keep a reference, a copy per record costs
+    // as much as the device's crypto. Other bytes may be the caller's buffer: copy those.
+    const keep = offloaded || zerocopy ? data : Uint8Array.from(data);
+    this.tx.push({ seq: this.writeSeq, data: keep, offloaded });
     this.writeSeq = seqAdd(this.writeSeq, data.length);
   }
 
@@ -60,31 +66,61 @@ export class ReplaySock implements TcpSock {
 
   /** Whether queued bytes cover [seq, seq+len). */
   hasQueued(seq: number, len: number): boolean {
-    if (!this.tx.length) return false;
-    return seqDiff(seq, this.tx[0]!.seq) >= 0 && seqDiff(seqAdd(seq, len), this.writeSeq) <= 0;
+    if (this.tx.length === this.txHead) return false;
+    return seqDiff(seq, this.tx[this.txHead]!.seq) >= 0 && seqDiff(seqAdd(seq, len), this.writeSeq) <= 0;
   }
 
   /** The queued bytes for [seq, seq+len) and their offload mark; null if not all queued or marks differ. */
   queued(seq: number, len: number): { data: Uint8Array; offloaded: boolean } | null {
-    if (!this.hasQueued(seq, len)) return null;
     const out = new Uint8Array(len);
-    let mark: boolean | null = null;
-    for (const c of this.tx) {
+    const mark = this.copyQueued(seq, len, out, 0);
+    return mark < 0 ? null : { data: out, offloaded: mark === 1 };
+  }
+
+  /**
+   * Copies the queued bytes for [seq, seq+len) to out[at..] (the replay builds its skb there, no copy in
+   * between). Returns their offload mark (1 offloaded, 0 not), or -1 if not all queued or marks differ
+   * (then `out` may be partly written).
+   */
+  copyQueued(seq: number, len: number, out: Uint8Array, at: number): -1 | 0 | 1 {
+    if (len === 0 || !this.hasQueued(seq, len)) return -1;
+    const end = seqAdd(seq, len);
+    let mark = -1;
+    for (let i = this.txHead; i < this.tx.length; i++) {
+      const c = this.tx[i]!;
       const a = Math.max(0, seqDiff(seq, c.seq));
-      const b = Math.min(c.data.length, seqDiff(seqAdd(seq, len), c.seq));
+      const b = Math.min(c.data.length, seqDiff(end, c.seq));
+      if (b <= 0) break; // chunks are in seq order: the rest start after `end`
       if (a >= b) continue;
-      if (mark !== null && mark !== c.offloaded) return null;
-      mark = c.offloaded;
-      out.set(c.data.subarray(a, b), seqDiff(seqAdd(c.seq, a), seq));
+      const m = c.offloaded ? 1 : 0;
+      if (mark !== -1 && mark !== m) return -1;
+      mark = m;
+      out.set(b - a === c.data.length ? c.data : c.data.subarray(a, b), at + seqDiff(seqAdd(c.seq, a), seq));
     }
-    return mark === null ? null : { data: out, offloaded: mark };
+    return mark as -1 | 0 | 1;
+  }
+
+  /** Bytes queued and not yet acknowledged. */
+  get unackedBytes(): number {
+    return this.tx.length > this.txHead ? seqDiff(this.writeSeq, this.tx[this.txHead]!.seq) : 0;
   }
 
   /** A captured ACK from the peer. */
   ack(ack: number): void {
     if (!seqGt(ack, this.sndUna)) return;
     this.sndUna = ack;
-    while (this.tx.length && seqDiff(seqAdd(this.tx[0]!.seq, this.tx[0]!.data.length), ack) <= 0) this.tx.shift();
+    const tx = this.tx;
+    let h = this.txHead;
+    while (h < tx.length && seqDiff(seqAdd(tx[h]!.seq, tx[h]!.data.length), ack) <= 0) h++;
+    // Drop acknowledged chunks in batches (shift() per ACK is O(queue) each time).
+    if (h === tx.length) {
+      tx.length = 0;
+      h = 0;
+    } else if (h >= 64 && h * 2 >= tx.length) {
+      tx.splice(0, h);
+      h = 0;
+    }
+    this.txHead = h;
     this.ulp?.onAck(ack);
   }
 
@@ -133,7 +169,13 @@ export class ReplaySock implements TcpSock {
     if (rel + data.length <= 0) return; // duplicate: each byte goes up once
     if (rel > 0) {
       if (this.ofo.some((p) => p.seq === seq && p.data.length >= data.length)) return;
+      // A hole the capture never fills must not hold the rest of the stream in memory: bound it.
+      if (this.ofoBytes + data.length > this.maxHeld) {
+        this.rxDiscarded += data.length;
+        return;
+      }
       this.ofo.push({ seq, data: Uint8Array.from(data), decrypted });
+      this.ofoBytes += data.length;
       return;
     }
     const chunks: RxChunk[] = [];
@@ -144,6 +186,7 @@ export class ReplaySock implements TcpSock {
       const p = this.ofo[0]!;
       if (seqDiff(p.seq, this.rcvNxt!) <= 0) {
         this.ofo.shift();
+        this.ofoBytes -= p.data.length;
         this.take(p.seq, p.data, p.decrypted, chunks);
         progressed = true;
       }

@@ -18,6 +18,9 @@ import { concatBytes } from '../../emulator/bytes.ts';
 
 export type Dir = 'c2s' | 's2c';
 
+const EMPTY = new Uint8Array(0);
+
+/** `wire` is a view of the walker's buffer (or of the pushed bytes): valid during onRecord only. */
 export type WalkRecord = { dir: Dir; seq: number; type: number; plaintext: Uint8Array; recSeq: bigint; wire: Uint8Array };
 
 export type WalkStart = { dir: Dir; seq: number; info: CryptoInfo };
@@ -59,8 +62,10 @@ export class TlsWalker {
     private readonly backend: AeadBackend,
     private readonly ev: WalkerEvents,
   ) {
+    // Record buffers grow to the largest record seen (not the largest possible): many flows with small
+    // records stay small, and release() gives them back when a flow ends.
     const mk = (): DirState => ({
-      phase: 'plain', buf: new Uint8Array(TLS_HEADER_SIZE + MAX_RECORD_LENGTH_ANY), fill: 0, seq: 0, handshake: [],
+      phase: 'plain', buf: EMPTY, fill: 0, seq: 0, handshake: [],
       hsInfo: null, hsRecSeq: 0n, appInfo: null, recSeq: 0n,
     });
     this.dirs = { c2s: mk(), s2c: mk() };
@@ -73,32 +78,66 @@ export class TlsWalker {
     if (d.fill === 0) d.seq = seq;
     let off = 0;
     while (off < data.length && !this.isDead(dir)) {
+      if (d.fill === 0 && data.length - off >= TLS_HEADER_SIZE) {
+        // A whole record inside the pushed bytes: walk it where it is, no copy.
+        const total = TLS_HEADER_SIZE + ((data[off + 3]! << 8) | data[off + 4]!);
+        if (off + total <= data.length && this.validHeader(dir, data, off, d.seq)) {
+          const recSeqTcp = d.seq;
+          d.seq = seqAdd(recSeqTcp, total);
+          this.onRecord(dir, recSeqTcp, data.subarray(off, off + total));
+          off += total;
+          continue;
+        }
+        if (this.isDead(dir)) return;
+      }
       if (d.fill < TLS_HEADER_SIZE) {
+        if (d.buf.length < TLS_HEADER_SIZE) d.buf = new Uint8Array(TLS_HEADER_SIZE);
         const k = Math.min(TLS_HEADER_SIZE - d.fill, data.length - off);
         d.buf.set(data.subarray(off, off + k), d.fill);
         d.fill += k;
         off += k;
         if (d.fill < TLS_HEADER_SIZE) break;
-        const type = d.buf[0]!;
-        const len = (d.buf[3]! << 8) | d.buf[4]!;
-        if (d.buf[1] !== 3 || type < 20 || type > 24 || len > MAX_RECORD_LENGTH_ANY) {
-          this.kill(dir, `not a TLS record stream at seq ${d.seq} (bytes ${hex(d.buf.subarray(0, 5))})`);
-          return;
-        }
+        if (!this.validHeader(dir, d.buf, 0, d.seq)) return;
       }
       const total = TLS_HEADER_SIZE + ((d.buf[3]! << 8) | d.buf[4]!);
+      if (d.buf.length < total) {
+        const bigger = new Uint8Array(Math.max(total, Math.min(2 * d.buf.length, TLS_HEADER_SIZE + MAX_RECORD_LENGTH_ANY)));
+        bigger.set(d.buf.subarray(0, d.fill));
+        d.buf = bigger;
+      }
       const k = Math.min(total - d.fill, data.length - off);
       d.buf.set(data.subarray(off, off + k), d.fill);
       d.fill += k;
       off += k;
       if (d.fill === total) {
-        const rec = d.buf.slice(0, total);
+        const rec = d.buf.subarray(0, total);
         const recSeqTcp = d.seq;
         d.fill = 0;
         d.seq = seqAdd(recSeqTcp, total);
         this.onRecord(dir, recSeqTcp, rec);
       }
     }
+  }
+
+  /** A record header at b[off..off+5): kills the direction (and says where) when it is not one. */
+  private validHeader(dir: Dir, b: Uint8Array, off: number, seq: number): boolean {
+    const type = b[off]!;
+    const len = (b[off + 3]! << 8) | b[off + 4]!;
+    if (b[off + 1] !== 3 || type < 20 || type > 24 || len > MAX_RECORD_LENGTH_ANY) {
+      this.kill(dir, `not a TLS record stream at seq ${seq} (bytes ${hex(b.subarray(off, off + 5))})`);
+      return false;
+    }
+    return true;
+  }
+
+  /** The connection ended (FIN/RST): give back record buffers not holding a partial record. */
+  release(): void {
+    for (const d of [this.dirs.c2s, this.dirs.s2c]) if (d.fill === 0) d.buf = EMPTY;
+  }
+
+  /** Stop walking `dir` (the replay cannot keep its bytes); `why` goes to onProblem. */
+  abandon(dir: Dir, why: string): void {
+    if (!this.isDead(dir)) this.kill(dir, why);
   }
 
   /** Records complete up to this seq in `dir` (a segment ending at or before it can be released). */
