@@ -11,6 +11,11 @@ export const AEAD_TAG_SIZE = 16;
 export interface AeadEncryptStream {
   /** Encrypt the next `data.length` bytes of the record body, writing ciphertext over `data` (in place). */
   update(data: Uint8Array): void;
+  /**
+   * Encrypt the next `src.length` bytes of the record body into dst[dstOff, dstOff + src.length), leaving
+   * `src` as it is: what a device that reads the host's buffer and writes its own does, with one copy.
+   */
+  updateTo(src: Uint8Array, dst: Uint8Array, dstOff: number): void;
   /** Finish the record; returns the 16-byte tag. The stream is unusable afterwards. */
   final(): Uint8Array;
 }

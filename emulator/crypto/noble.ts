@@ -194,6 +194,12 @@ class NobleEncrypt implements AeadEncryptStream {
     this.ks.xor(data);
     this.mac.absorb(data);
   }
+  updateTo(src: Uint8Array, dst: Uint8Array, dstOff: number): void {
+    const out = dst.subarray(dstOff, dstOff + src.length);
+    if (out.length !== src.length) throw new CryptoError(`output range of ${out.length} bytes for ${src.length}`);
+    out.set(src);
+    this.update(out);
+  }
   final(): Uint8Array {
     if (this.done) throw new CryptoError('AEAD encrypt stream finalised twice');
     this.done = true;

@@ -30,6 +30,12 @@ class NodeEncrypt implements AeadEncryptStream {
   update(data: Uint8Array): void {
     if (data.length) into(data, this.c.update(data));
   }
+  updateTo(src: Uint8Array, dst: Uint8Array, dstOff: number): void {
+    if (!src.length) return;
+    const out = this.c.update(src);
+    if (out.length !== src.length) throw new CryptoError(`stream cipher returned ${out.length} bytes for ${src.length}`);
+    dst.set(out, dstOff);
+  }
   final(): Uint8Array {
     this.c.final();
     return new Uint8Array(this.c.getAuthTag());

@@ -13,14 +13,19 @@ export class FrameSlab {
 
   /** A private copy of `src`. */
   copy(src: Uint8Array): Uint8Array {
-    const n = src.length;
-    if (n > SLAB_SIZE >> 4) return src.slice();
+    const out = this.alloc(src.length);
+    out.set(src);
+    return out;
+  }
+
+  /** `n` bytes of device memory for a frame the device writes itself. */
+  alloc(n: number): Uint8Array {
+    if (n > SLAB_SIZE >> 4) return new Uint8Array(n);
     if (this.off + n > SLAB_SIZE) {
       this.slab = new ArrayBuffer(SLAB_SIZE);
       this.off = NET_IP_ALIGN;
     }
     const out = new Uint8Array(this.slab, this.off, n);
-    out.set(src);
     this.off += ((n + 3) & ~3) + 4; // next frame starts at 2 mod 4 again (off is 2 mod 4, n rounded to 4)
     return out;
   }

@@ -10,6 +10,7 @@ import { WireError } from '../errors.ts';
 import { CIPHER_DESC, TLS_1_3_VERSION, recSeqToBigInt, type CryptoInfo } from '../tls/crypto-info.ts';
 import { TLS_HEADER_SIZE } from '../tls/record.ts';
 import { parseIp } from '../wire/addr.ts';
+import { fillTcpChecksum } from '../wire/checksum.ts';
 import { TcpSegmentView } from '../wire/packet.ts';
 import { seqAdd, seqDiff, seqGeq, seqGt } from '../wire/seq.ts';
 import { tsoSegment } from '../wire/tso.ts';
@@ -256,68 +257,91 @@ export class Nic {
     }
     const ctxHandle = desc.ctx ?? -1;
     const mss = desc.mss ?? 0;
-    let frames: Uint8Array[];
-    try {
-      const copy = this.slab.copy(desc.frame);
-      frames = mss > 0 ? tsoSegment(copy, mss) : [copy];
-    } catch (e) {
-      if (!(e instanceof WireError)) throw e;
-      this.txViolation(ctxHandle, `malformed TX frame: ${e.message}`);
+    // TSO cuts the super-segment into new frames of the device's own; a single frame is read from the
+    // host's buffer and written to device memory as it is encrypted, so its payload is copied once.
+    let segments: Uint8Array[] | null = null;
+    if (mss > 0) {
+      try {
+        const segs = tsoSegment(desc.frame, mss);
+        if (segs[0] !== desc.frame) segments = segs;
+      } catch (e) {
+        if (!(e instanceof WireError)) throw e;
+        this.txViolation(ctxHandle, `malformed TX frame: ${e.message}`);
+        return;
+      }
+      if (segments && segments.length > 1 && !this.profile.tso) {
+        this.txViolation(ctxHandle, 'TSO super-segment given to a device without TSO');
+        return;
+      }
+    }
+    if (!segments) {
+      const f = ctxHandle >= 0 ? this.txEncrypt(ctxHandle, desc.frame, false) : this.slab.copy(desc.frame);
+      if (!f) return;
+      this.stats.txFrames++;
+      this.wire?.(f);
       return;
     }
-    if (mss > 0 && frames.length > 1 && !this.profile.tso) {
-      this.txViolation(ctxHandle, 'TSO super-segment given to a device without TSO');
-      return;
-    }
-    for (const f of frames) {
-      if (ctxHandle >= 0 && !this.txEncrypt(ctxHandle, f)) return; // rest of a super-segment is dropped too
+    for (const seg of segments) {
+      const f = ctxHandle >= 0 ? this.txEncrypt(ctxHandle, seg, true) : seg;
+      if (!f) return; // rest of a super-segment is dropped too
       this.stats.txFrames++;
       this.wire?.(f);
     }
   }
 
-  /** Encrypt the TLS payload of one wire segment in place. False: the segment must be dropped. */
-  private txEncrypt(handle: number, frame: Uint8Array): boolean {
+  /**
+   * Encrypt the TLS payload of one wire segment: into a device copy of `frame`, or in place when `inPlace`
+   * (a TSO segment the device made itself). Returns the frame to send, or null: the segment must be dropped.
+   */
+  private txEncrypt(handle: number, frame: Uint8Array, inPlace: boolean): Uint8Array | null {
     const ctx = this.table.get(handle);
     if (!ctx || ctx.dir !== 'tx') {
       this.txViolation(handle, `TX descriptor names context ${handle}, which is not a live TX context`);
-      return false;
+      return null;
     }
     const v = this.txView;
     try {
       if (v.parse(frame) !== 'tcp') {
         this.txViolation(handle, 'TX descriptor with a TLS context carries no TCP segment');
-        return false;
+        return null;
       }
     } catch (e) {
       if (!(e instanceof WireError)) throw e;
       this.txViolation(handle, `malformed TX frame: ${e.message}`);
-      return false;
+      return null;
     }
     const len = v.payloadLength;
-    if (len === 0) return true;
+    if (len === 0) return inPlace ? frame : this.slab.copy(frame);
     const t = ctx.tracker;
     if (ctx.broken) {
       this.txDrop(ctx, v.seq, len, `context broken: ${ctx.broken}`);
-      return false;
+      return null;
     }
     if (v.seq !== t.seq) {
       // The driver must resync first (kernel doc: a packet that cannot be encrypted must be dropped).
       this.txViolation(handle, `TX seq ${v.seq} but the context expects ${t.seq}; the driver did not resync`);
       this.txDrop(ctx, v.seq, len, 'out of order at the device');
-      return false;
+      return null;
     }
-    const st = t.feed(frame, v.payloadOffset, v.payloadOffset + len, null);
+    const p0 = v.payloadOffset;
+    const p1 = p0 + len;
+    let out = frame;
+    if (!inPlace) {
+      out = this.slab.alloc(frame.length);
+      out.set(frame.subarray(0, p0));
+      if (p1 < frame.length) out.set(frame.subarray(p1), p1); // Ethernet padding after the IP packet
+    }
+    const st = t.feed(frame, p0, p1, null, out);
     if (!st.ok) {
       this.txBreak(ctx, `stack bytes do not frame as TLS records at seq ${st.badHeaderAt}: ${st.reason}`);
       this.txDrop(ctx, v.seq, len, 'not TLS records');
-      return false;
+      return null;
     }
-    v.updateTcpChecksum();
+    fillTcpChecksum(out, v.srcAddrOffset, v.dstAddrOffset, v.addrLength, v.l4Offset, v.ipEnd);
     this.counters.tx_tls_encrypted_packets++;
     this.counters.tx_tls_encrypted_bytes += len;
-    this.emit({ kind: 'tx', ctx: handle, seq: v.seq, len, encrypted: true });
-    return true;
+    if (this.eventSink) this.emit({ kind: 'tx', ctx: handle, seq: v.seq, len, encrypted: true });
+    return out;
   }
 
   private txCtx(handle: number): TxContext {
@@ -572,7 +596,7 @@ export class Nic {
       this.counters.rx_tls_decrypted_packets++;
       this.counters.rx_tls_decrypted_bytes += v.payloadLength;
     }
-    this.emit({ kind: 'rx', ctx: ctx.handle, seq, len: v.payloadLength, decrypted: ok,
+    if (this.eventSink) this.emit({ kind: 'rx', ctx: ctx.handle, seq, len: v.payloadLength, decrypted: ok,
       note: r.authFailures ? 'auth failed' : ctx.state.kind !== 'sync' ? ctx.state.kind : undefined });
   }
 

@@ -199,17 +199,20 @@ export class RecordTracker {
   }
 
   /**
-   * Process stream bytes buf[off, end), which start at this.seq. TX: encrypts bodies in place and writes
-   * tags over the placeholder. RX: decrypts bodies into `rx` write copies and checks tags.
+   * Process stream bytes buf[off, end), which start at this.seq. TX: encrypts bodies and writes tags over
+   * the placeholder, into `out` at the same offsets (header, nonce and anything not encrypted copied as is)
+   * or in place when `out` is `buf`. RX: decrypts bodies into `rx` write copies and checks tags.
    */
-  feed(buf: Uint8Array, off: number, end: number, rx: RxPacketResult | null): FeedStatus {
+  feed(buf: Uint8Array, off: number, end: number, rx: RxPacketResult | null, out: Uint8Array = buf): FeedStatus {
     const start = off;
+    const copy = out !== buf && this.dir === 'tx';
     while (off < end) {
       switch (this.phase) {
         case 'header': {
           const k = Math.min(TLS_HEADER_SIZE - this.fill, end - off);
           if (this.fill === 0) this.recordStart = seqAdd(this.seq, off - start);
           this.hdr.set(buf.subarray(off, off + k), this.fill);
+          if (copy) out.set(buf.subarray(off, off + k), off);
           this.fill += k;
           off += k;
           if (rx && !this.cryptoOn) rx.unknown = true;
@@ -230,6 +233,7 @@ export class RecordTracker {
         case 'nonce': {
           const k = Math.min(this.nonceSize() - this.fill, end - off);
           this.explicitNonce.set(buf.subarray(off, off + k), this.fill);
+          if (copy) out.set(buf.subarray(off, off + k), off);
           this.fill += k;
           off += k;
           if (rx && this.mode === 'blind') rx.unknown = true;
@@ -241,8 +245,10 @@ export class RecordTracker {
           if (k > 0) {
             if (this.mode === 'blind') {
               if (rx) rx.unknown = true;
+              if (copy) out.set(buf.subarray(off, off + k), off);
             } else if (this.dir === 'tx') {
-              this.enc!.update(buf.subarray(off, off + k));
+              if (copy) this.enc!.updateTo(buf.subarray(off, off + k), out, off);
+              else this.enc!.update(buf.subarray(off, off + k));
             } else {
               // The packet stays untouched until all its records authenticate (all-or-nothing).
               rx!.write(off, this.dec!.updateCopy(buf.subarray(off, off + k)));
@@ -257,8 +263,9 @@ export class RecordTracker {
           const k = Math.min(TLS_TAG_SIZE - this.fill, end - off);
           if (this.mode === 'blind') {
             if (rx) rx.unknown = true;
+            if (copy) out.set(buf.subarray(off, off + k), off);
           } else if (this.dir === 'tx') {
-            buf.set(this.tagOut!.subarray(this.fill, this.fill + k), off);
+            out.set(this.tagOut!.subarray(this.fill, this.fill + k), off);
           } else {
             this.tagBuf.set(buf.subarray(off, off + k), this.fill);
           }
