@@ -11,11 +11,13 @@ import type { LinkDirection } from '../driver-api/host/link.ts';
 import { Rng } from '../driver-api/host/rng.ts';
 import type { TcpCounters } from '../driver-api/host/tcp.ts';
 import type { DriverCall } from '../driver-api/stack/stack.ts';
+import { FAULT_KINDS, type FaultKind, type FaultPlan, type FaultSpec, type FaultTally } from '../driver-api/drivers/faulty.ts';
+import { emptyViolationCounts, formatViolation, type ViolationCounts } from '../driver-api/stack/violations.ts';
 import type { TlsStat } from '../driver-api/stack/tls-stat.ts';
 import { recSeqToBigInt } from '../emulator/tls/crypto-info.ts';
 import { compileImpairments, type ImpairTally } from './impair.ts';
 import {
-  profileId, resyncTypeOf, type DriverProfile, type Expectations, type Impairment, type ProfileId, type Range, type Scenario,
+  profileId, resyncTypeOf, type DriverProfile, type Expectations, type FaultInput, type Impairment, type ProfileId, type Range, type Scenario,
   type SoakSpec,
 } from './schema.ts';
 import { buildWorld, connectFlow, nicProfileFrom, type Flow, type FlowDir, type Side, type TbHost, type TbWorld } from './world.ts';
@@ -72,6 +74,12 @@ export type HostReport = {
   calls: string[];
   /** The device's context table before the flows closed (netdevsim-style dump). */
   table: string;
+  /** Driver-contract violations the stack reported, one line each (formatViolation), at most 50 listed. */
+  violations: string[];
+  /** Every violation occurrence by kind. */
+  violationCounts: ViolationCounts;
+  /** Faults the side's driver injected by kind, or null when it had no fault plan. */
+  faultsInjected: FaultTally | null;
 };
 
 export type ProfileRun = {
@@ -88,6 +96,14 @@ export type ProfileRun = {
   recovery: number[];
   /** Losses of sync after which the device never decrypted again. */
   unrecovered: number;
+  /** Application bytes written over every flow and direction. */
+  bytes: number;
+  /** Link flaps (NIC down, NETDEV_DOWN, NIC up) scheduled over every world. */
+  linkFlaps: number;
+  /** Worlds whose drivers had a fault plan. */
+  faultedWorlds: number;
+  /** Wall time the run took (ms): the soak's time mode stops starting worlds once its budget is spent. */
+  elapsedMs: number;
   failures: string[];
 };
 
@@ -102,6 +118,13 @@ export type ScenarioResult = {
 export type RunOptions = {
   /** Soak: override the scenario's flow count (the `make soak` knob). */
   soakFlows?: number;
+  /**
+   * Soak time mode: start worlds until this many seconds of wall time have passed (split evenly over the
+   * driver profiles), instead of a flow count. Each world still replays bit for bit from its seed.
+   */
+  soakSeconds?: number;
+  /** Soak: override the scenario's seed (reproduce a run: the report prints the seed it used). */
+  soakSeed?: number;
   /** Hard cap on simulator events per world (a livelock fails instead of hanging). */
   maxEvents?: number;
 };
@@ -121,6 +144,7 @@ type WorldSpec = {
   isnB?: number | undefined;
   flows: number;
   impairments: readonly Impairment[];
+  faults: readonly FaultInput[];
 };
 
 type WorldOutcome = {
@@ -133,7 +157,7 @@ type WorldOutcome = {
 
 export function runScenarioObject(s: Scenario, o: RunOptions = {}): ScenarioResult {
   const profiles = Array.isArray(s.driver) ? s.driver : [s.driver];
-  const runs = profiles.map((d) => (s.soak ? runSoak(s, s.soak, d, o) : runPlain(s, d, o)));
+  const runs = profiles.map((d) => (s.soak ? runSoak(s, s.soak, d, o, profiles.length) : runPlain(s, d, o)));
   const failures = runs.flatMap((r) => r.failures.map((f) => `${r.profile}: ${f}`));
   return { name: s.name, ok: failures.length === 0, runs, failures };
 }
@@ -144,34 +168,47 @@ function expectFor(s: Scenario, d: DriverProfile): Expectations {
 
 function runPlain(s: Scenario, d: DriverProfile, o: RunOptions): ProfileRun {
   const t = s.traffic!;
+  const started = Date.now();
   const writesA = t.writes ?? Array.from({ length: t.records! }, () => t.recordSize!);
   const out = runWorld({
     seed: s.seed, driver: d, device: s.device, tcp: s.tcp, keyBits: t.keyBits, writesA,
     writesB: t.reverseBytes > 0 ? [t.reverseBytes] : [], handshakeA: t.handshakeA, handshakeB: t.handshakeB,
-    isnA: t.isnA, isnB: t.isnB, flows: t.flows, impairments: s.impairments,
+    isnA: t.isnA, isnB: t.isnB, flows: t.flows, impairments: s.impairments, faults: s.faults,
   }, o);
   const failures = [...out.errors, ...checkExpectations(expectFor(s, d), out, s.impairments)];
   return {
     profile: profileId(d), resyncType: resyncTypeOf(d), seed: s.seed, worlds: 1, flowCount: t.flows, hosts: out.hosts,
-    flows: out.flows, impairments: out.impairments, recovery: distances(out.flows), unrecovered: unrecovered(out.flows), failures,
+    flows: out.flows, impairments: out.impairments, recovery: distances(out.flows), unrecovered: unrecovered(out.flows),
+    bytes: out.flows.reduce((n, f) => n + f.bytesWritten, 0), linkFlaps: s.impairments.filter((i) => i.kind === 'linkDown').length,
+    faultedWorlds: s.faults.length ? 1 : 0, elapsedMs: Date.now() - started, failures,
   };
 }
 
 /**
- * Seeded randomized soak: `flows` connections, `flowsPerWorld` per world, each world with its own random
- * loss/reorder/duplication rates up to the maxima on the first `untilFraction` of every stream.
+ * Seeded randomized soak: `flows` connections (or, in time mode, as many as fit in `soakSeconds`),
+ * `flowsPerWorld` per world, each world with its own random loss/reorder/duplication rates up to the maxima
+ * on the first `untilFraction` of every stream, up to `maxLinkFlaps` link flaps, and with probability
+ * `faultRate` random driver faults. The invariant holds in every world: every application byte exactly once,
+ * in order, nothing accepted with a bad tag, every injected contract violation reported and none without one.
+ * Recovery after a loss of sync is checked only in worlds without flaps or faults (those may leave RX in software).
  */
-function runSoak(s: Scenario, k: SoakSpec, d: DriverProfile, o: RunOptions): ProfileRun {
-  const total = o.soakFlows ?? k.flows;
-  const worlds = Math.ceil(total / k.flowsPerWorld);
-  const rng = new Rng(s.seed).fork(`soak-${profileId(d)}`);
+function runSoak(s: Scenario, k: SoakSpec, d: DriverProfile, o: RunOptions, profiles: number): ProfileRun {
+  const started = Date.now();
+  const seed0 = o.soakSeed ?? s.seed;
+  const deadline = o.soakSeconds !== undefined ? started + (o.soakSeconds * 1000) / profiles : null;
+  const total = deadline === null ? o.soakFlows ?? k.flows : Infinity;
+  const rng = new Rng(seed0).fork(`soak-${profileId(d)}`);
   const exp = expectFor(s, d);
   const failures: string[] = [];
   const flows: FlowReport[] = [];
   const recovery: number[] = [];
   let open = 0;
   let hosts: Record<Side, HostReport> | null = null;
-  for (let i = 0; i < worlds; i++) {
+  let flowCount = 0;
+  let bytes = 0;
+  let linkFlaps = 0;
+  let faultedWorlds = 0;
+  for (let i = 0; flowCount < total && (deadline === null || i === 0 || Date.now() < deadline); i++) {
     const seed = rng.next();
     const wr = new Rng(seed).fork('writes');
     const writesA: number[] = [];
@@ -185,27 +222,77 @@ function runSoak(s: Scenario, k: SoakSpec, d: DriverProfile, o: RunOptions): Pro
       kind: 'random', loss: rate(k.maxLoss), reorder: rate(k.maxReorder), duplicate: rate(k.maxDuplicate),
       reorderDelayUs: 300, untilFraction: k.untilFraction, dir: 'a>b',
     }];
-    const n = Math.min(k.flowsPerWorld, total - i * k.flowsPerWorld);
+    const wk = new Rng(seed).fork('chaos');
+    const flaps = k.maxLinkFlaps ? wk.int(k.maxLinkFlaps + 1) : 0;
+    for (let f = 0; f < flaps; f++) {
+      impairments.push({ kind: 'linkDown', side: wk.chance(0.5) ? 'a' : 'b', atUs: wk.int(4000), forUs: 200 + wk.int(3000), netdevDown: true });
+    }
+    const faults = k.faultRate > 0 && wk.chance(k.faultRate) ? randomFaults(wk) : [];
+    const n = Math.min(k.flowsPerWorld, total - flowCount);
     const out = runWorld({
       seed, driver: d, device: s.device, tcp: s.tcp, keyBits: i % 2 ? 256 : 128, writesA, writesB: [], handshakeA: 517,
-      handshakeB: 4000, flows: n, impairments,
+      handshakeB: 4000, flows: n, impairments, faults,
     }, o);
+    const chaos = flaps > 0 || faults.length > 0;
     // A random impairment that never fired is fine in a soak (rates may be 0).
-    const fails = [...out.errors.filter((e) => !e.includes('never matched')), ...checkExpectations({ ...exp, counters: undefined, tlsStat: undefined, calls: undefined, resyncEpisodes: undefined }, out, impairments)];
+    const fails = [...out.errors.filter((e) => !e.includes('never matched')), ...checkExpectations({
+      ...exp, recovered: exp.recovered && !chaos, counters: undefined, tlsStat: undefined, calls: undefined, resyncEpisodes: undefined,
+      violations: undefined,
+    }, out, impairments)];
     const ri = impairments[0] as Extract<Impairment, { kind: 'random' }>;
-    for (const f of fails) failures.push(`world ${i} (seed ${seed}, loss ${ri.loss}, reorder ${ri.reorder}, dup ${ri.duplicate}): ${f}`);
+    const what = `loss ${ri.loss}, reorder ${ri.reorder}, dup ${ri.duplicate}, ${flaps} link flap(s)`
+      + `${faults.length ? `, faults ${faults.map((f) => `${f.kind}@${f.side}/${f.dir}/every ${f.every}`).join(' ')}` : ''}`;
+    for (const f of fails) failures.push(`world ${i} (seed ${seed}, ${what}): ${f}`);
     recovery.push(...distances(out.flows));
     open += unrecovered(out.flows);
     if (fails.length) flows.push(...out.flows.filter((f) => !f.exact || f.episodes.some((e) => e.distance === null)));
     hosts = hosts ? sumHosts(hosts, out.hosts) : out.hosts;
+    flowCount += n;
+    bytes += out.flows.reduce((x, f) => x + f.bytesWritten, 0);
+    linkFlaps += flaps;
+    if (faults.length) faultedWorlds++;
   }
   // Counter expectations apply to the sums over every world.
   const summed: WorldOutcome = { hosts: hosts!, flows: [], impairments: [], errors: [] };
-  failures.push(...checkExpectations({ delivery: 'exact', recovered: false, counters: exp.counters, tlsStat: exp.tlsStat }, summed, []));
+  failures.push(...checkExpectations({ delivery: 'exact', recovered: false, counters: exp.counters, tlsStat: exp.tlsStat, violations: exp.violations }, summed, []));
   return {
-    profile: profileId(d), resyncType: resyncTypeOf(d), seed: s.seed, worlds, flowCount: total, hosts: hosts!, flows,
-    impairments: [], recovery, unrecovered: open, failures,
+    profile: profileId(d), resyncType: resyncTypeOf(d), seed: seed0, worlds: Math.max(1, Math.ceil(flowCount / k.flowsPerWorld)), flowCount,
+    hosts: hosts!, flows, impairments: [], recovery, unrecovered: open, bytes, linkFlaps, faultedWorlds, elapsedMs: Date.now() - started, failures,
   };
+}
+
+/** Faults a soak world may draw; get-record-bad-seq and add-late every other call at most (see faulty.ts). */
+const SOAK_FAULTS: readonly FaultKind[] = FAULT_KINDS;
+
+/** 1-3 random driver faults on a random side and direction, each hitting every 1st..8th eligible call. */
+function randomFaults(r: Rng): FaultInput[] {
+  const n = 1 + r.int(3);
+  const out: FaultInput[] = [];
+  for (let i = 0; i < n; i++) {
+    const kind = SOAK_FAULTS[r.int(SOAK_FAULTS.length)]!;
+    // A bad tls_get_record answer on every call would drop every out-of-order segment forever (mlx5 drops
+    // what it cannot sync): leave the retransmit a chance.
+    const every = (kind === 'get-record-bad-seq' ? 2 : 1) + r.int(8);
+    out.push({
+      kind, side: (['a', 'b', 'both'] as const)[r.int(3)]!, dir: (['rx', 'tx', 'both'] as const)[r.int(3)]!, first: r.int(3), every,
+      delayUs: 50 + r.int(5000),
+    });
+  }
+  return out;
+}
+
+/** Per-side fault plans from a scenario's `faults` list. */
+function faultPlans(list: readonly FaultInput[]): Partial<Record<Side, FaultPlan>> {
+  const plans: Record<Side, FaultSpec[]> = { a: [], b: [] };
+  for (const f of list) {
+    const spec: FaultSpec = {
+      kind: f.kind, dir: f.dir, first: f.first, every: f.every,
+      ...(f.delayUs !== undefined ? { delayUs: f.delayUs } : {}), ...(f.errno !== undefined ? { errno: f.errno } : {}),
+    };
+    if (f.side !== 'b') plans.a.push(spec);
+    if (f.side !== 'a') plans.b.push(spec);
+  }
+  return plans;
 }
 
 function sumHosts(x: Record<Side, HostReport>, y: Record<Side, HostReport>): Record<Side, HostReport> {
@@ -216,6 +303,8 @@ function sumHosts(x: Record<Side, HostReport>, y: Record<Side, HostReport>): Rec
   };
   const one = (p: HostReport, q: HostReport): HostReport => ({
     ethtool: add(p.ethtool, q.ethtool), tlsStat: add(p.tlsStat, q.tlsStat), tcp: add(p.tcp, q.tcp), calls: [], table: '',
+    violations: [...p.violations, ...q.violations].slice(0, 50), violationCounts: add(p.violationCounts, q.violationCounts),
+    faultsInjected: p.faultsInjected && q.faultsInjected ? add(p.faultsInjected, q.faultsInjected) : p.faultsInjected ?? q.faultsInjected,
   });
   return { a: one(x.a, y.a), b: one(x.b, y.b) };
 }
@@ -239,7 +328,7 @@ function runWorld(spec: WorldSpec, o: RunOptions): WorldOutcome {
     if (imp.kind === 'tableFull') nicProfile[imp.side] = { ...nicProfile[imp.side], maxContexts: imp.capacity };
   }
   const w = buildWorld({
-    seed: spec.seed, driver: spec.driver, nicProfile,
+    seed: spec.seed, driver: spec.driver, nicProfile, faults: faultPlans(spec.faults),
     ...(spec.tcp ? { tcp: Object.fromEntries(Object.entries(spec.tcp).filter(([, v]) => v !== undefined)) } : {}),
   });
   const watches = new Map<string, RxWatch>();
@@ -272,6 +361,7 @@ function runWorld(spec: WorldSpec, o: RunOptions): WorldOutcome {
   for (const t of compiled.tallies) {
     if (t.fired === 0) errors.push(`impairment #${t.index} (${t.kind}) never matched a segment`);
   }
+  for (const h of [w.a, w.b]) errors.push(...violationProblems(h));
   const reports: FlowReport[] = [];
   for (const f of flows) {
     for (const d of [f.ab, f.ba]) {
@@ -414,8 +504,26 @@ function comparePrefix(writes: readonly Uint8Array[], received: readonly Uint8Ar
   return { read, inOrder: true };
 }
 
+/**
+ * The contract check of one host: a driver without faults breaks no rule (a violation there is a stack,
+ * device or reference-driver bug), and every fault injected that breaks one is reported as such.
+ */
+function violationProblems(h: TbHost): string[] {
+  const list = h.stack.violations;
+  if (!h.faulty) return list.slice(0, 10).map((v) => `${h.side}: contract violation without an injected fault: ${formatViolation(v)}`);
+  const out: string[] = [];
+  for (const f of h.faulty.expected) {
+    if (list.some((v) => v.sk === f.sk && f.expect.includes(v.kind))) continue;
+    out.push(`${h.side}: injected fault ${f.kind} (sk ${f.sk} ${f.dir}) was not reported as a contract violation (expected ${f.expect.join(' or ')})`);
+    if (out.length >= 10) break;
+  }
+  return out;
+}
+
 function hostReport(h: TbHost, table: string): HostReport {
   return {
+    violations: h.stack.violations.slice(0, 50).map(formatViolation), violationCounts: { ...emptyViolationCounts(), ...h.stack.violationCounts },
+    faultsInjected: h.faulty ? { ...h.faulty.injected } : null,
     ethtool: { ...h.nic.counters }, tlsStat: { ...h.stack.tlsStat }, tcp: { ...h.host.counters },
     calls: h.stack.callLog.map((c) => {
       const op = c.op.replace('tls_dev_', '');
@@ -482,6 +590,10 @@ function checkExpectations(e: Partial<Expectations>, out: WorldOutcome, impairme
     for (const [k, r] of Object.entries(e.tlsStat?.[side] ?? {})) {
       const v = h.tlsStat[k as keyof TlsStat];
       if (r !== undefined && !inRange(v, r)) fails.push(`${side}: tls_stat ${k} = ${v}, expected ${showRange(r)}`);
+    }
+    for (const [k, r] of Object.entries(e.violations?.[side] ?? {})) {
+      const v = h.violationCounts[k as keyof ViolationCounts];
+      if (r !== undefined && !inRange(v, r)) fails.push(`${side}: contract violations ${k} = ${v}, expected ${showRange(r)}`);
     }
     const c = e.calls?.[side];
     if (c?.pattern !== undefined) {

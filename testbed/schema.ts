@@ -3,6 +3,8 @@
 import { z } from 'zod';
 import { ETHTOOL_TLS_COUNTERS } from '../emulator/nic/counters.ts';
 import { TLS_STAT_NAMES } from '../driver-api/stack/tls-stat.ts';
+import { VIOLATION_KINDS } from '../driver-api/stack/violations.ts';
+import { FAULT_KINDS } from '../driver-api/drivers/faulty.ts';
 
 const uint = z.number().int().nonnegative();
 const u32 = uint.max(0xffff_ffff);
@@ -114,6 +116,21 @@ export const impairmentSchema = z.discriminatedUnion('kind', [
 ]);
 export type Impairment = z.infer<typeof impairmentSchema>;
 
+/** A driver fault (driver-api/drivers/faulty.ts) on one side's driver, or both. */
+export const faultSchema = z.strictObject({
+  kind: z.enum(FAULT_KINDS),
+  side: z.enum(['a', 'b', 'both']).default('b'),
+  dir: z.enum(['rx', 'tx', 'both']).default('both'),
+  /** Inject on the eligible call number `first`, then every `every` calls after it. */
+  first: uint.default(0),
+  every: z.number().int().min(1).default(1),
+  delayUs: uint.max(10_000_000).optional(),
+  errno: z.number().int().min(1).max(4095).optional(),
+});
+export type FaultInput = z.infer<typeof faultSchema>;
+
+const violationName = z.enum(VIOLATION_KINDS as [string, ...string[]]);
+
 const ethtoolName = z.enum(ETHTOOL_TLS_COUNTERS);
 const tlsStatName = z.enum(TLS_STAT_NAMES);
 
@@ -139,6 +156,11 @@ export const expectSchema = z.strictObject({
   resyncEpisodes: rangeSchema.optional(),
   /** Recovery distance (records from the loss until the device decrypts again), for every episode. */
   recoveryRecords: rangeSchema.optional(),
+  /**
+   * Driver-contract violations per side and kind (occurrences). Whatever this says, a side whose driver has
+   * no fault plan must report none, and every injected fault that breaks the contract must be reported.
+   */
+  violations: z.partialRecord(side, z.partialRecord(violationName, rangeSchema)).optional(),
 });
 export type Expectations = z.infer<typeof expectSchema>;
 
@@ -153,6 +175,10 @@ export const soakSchema = z.strictObject({
   maxReorder: z.number().min(0).max(0.5).default(0.05),
   maxDuplicate: z.number().min(0).max(0.5).default(0.05),
   untilFraction: z.number().min(0).max(1).default(0.6),
+  /** Per world, up to this many link flaps (NIC down then up, NETDEV_DOWN to the stack) on a random side. */
+  maxLinkFlaps: uint.max(100).default(0),
+  /** Share of worlds that get 1-3 random driver faults (driver-api/drivers/faulty.ts) on a random side. */
+  faultRate: z.number().min(0).max(1).default(0),
 });
 
 export const scenarioSchema = z.strictObject({
@@ -169,6 +195,8 @@ export const scenarioSchema = z.strictObject({
   }).optional(),
   traffic: trafficSchema.optional(),
   impairments: z.array(impairmentSchema).default([]),
+  /** Driver faults: each wraps a side's driver (faultyDriver) so the stack must contain and report them. */
+  faults: z.array(faultSchema).default([]),
   expect: expectSchema.default({ delivery: 'exact', recovered: true }),
   /** Extra expectations for one profile ("mlx5", "nfp/driver_req", "nfp/core_next_hint"). */
   expectByProfile: z.partialRecord(z.enum(['mlx5', 'nfp/driver_req', 'nfp/core_next_hint']), expectSchema.partial()).optional(),

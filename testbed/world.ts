@@ -8,7 +8,7 @@ import { Nic } from '../emulator/nic/nic.ts';
 import { DEFAULT_SCAN_POLICY, type NicProfile } from '../emulator/nic/types.ts';
 import { CIPHER_DESC, TLS_1_2_VERSION, TLS_CIPHER_AES_GCM_128, TLS_CIPHER_AES_GCM_256, bigIntToRecSeq, type CryptoInfo } from '../emulator/tls/crypto-info.ts';
 import { TLS_MAX_PAYLOAD_SIZE } from '../emulator/tls/record.ts';
-import { mlx5Driver, nfpDriver, type ProbeOptions } from '../driver-api/drivers/index.ts';
+import { faultyDriver, mlx5Driver, nfpDriver, type FaultPlan, type FaultyDriver, type ProbeOptions } from '../driver-api/drivers/index.ts';
 import { Host } from '../driver-api/host/host.ts';
 import { Link, type ImpairFn, type LinkDirection } from '../driver-api/host/link.ts';
 import { MAC_A, MAC_B } from '../driver-api/host/pair.ts';
@@ -31,9 +31,12 @@ export type WorldOptions = {
   nicProfile?: Partial<Record<Side, Partial<NicProfile>>>;
   tcp?: Partial<TcpConfig>;
   impair?: ImpairFn;
+  /** Driver faults per side (driver-api/drivers/faulty.ts); a side without a plan runs the plain driver. */
+  faults?: Partial<Record<Side, FaultPlan>>;
 };
 
-export type TbHost = { side: Side; host: Host; nic: Nic; netdev: NetDevice; stack: TlsStack };
+/** `faulty` is the fault-injecting wrapper when the side has a fault plan (its tallies), else null. */
+export type TbHost = { side: Side; host: Host; nic: Nic; netdev: NetDevice; stack: TlsStack; faulty: FaultyDriver | null };
 
 export type TbWorld = { sim: Sim; rng: Rng; link: Link; a: TbHost; b: TbHost };
 
@@ -55,11 +58,13 @@ export function buildWorld(o: WorldOptions): TbWorld {
     const p = o.nicProfile?.[side];
     const nic = new Nic({ backend: nodeBackend, ...(p ? { profile: p } : {}) });
     const stack = new TlsStack({ backend: nodeBackend });
-    const netdev = driver.probe(nic, stack.kernelHelpers((skb) => host.netifReceiveSkb(skb)), {
+    const plan = o.faults?.[side];
+    const faulty = plan && plan.length ? faultyDriver(driver, plan) : null;
+    const netdev = (faulty ?? driver).probe(nic, stack.kernelHelpers((skb) => host.netifReceiveSkb(skb)), {
       name: `${o.driver.name}_${side}`, schedule, ...knobs,
     });
     host.attachNetdev(netdev);
-    return { side, host, nic, netdev, stack };
+    return { side, host, nic, netdev, stack, faulty };
   };
   const a = mk('a', '10.4.0.1', MAC_A, MAC_B);
   const b = mk('b', '10.4.0.2', MAC_B, MAC_A);

@@ -8,6 +8,7 @@ import { nfpDriver } from './nfp.ts';
 
 export type { DriverModule, ProbeOptions } from './common.ts';
 export { mlx5Driver, nfpDriver };
+export { faultyDriver, FAULT_KINDS, type FaultKind, type FaultPlan, type FaultSpec, type FaultTally, type FaultyDriver, type InjectedFault } from './faulty.ts';
 
 export const BUILTIN_DRIVERS: Readonly<Record<string, DriverModule>> = { mlx5: mlx5Driver, nfp: nfpDriver };
 

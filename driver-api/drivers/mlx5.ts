@@ -17,7 +17,7 @@ export type Mlx5Options = ProbeOptions & {
   dumpChunk?: number;
 };
 
-type TxPriv = { handle: number; sk: Sock; expectedSeq: number };
+type TxPriv = { handle: number; sk: Sock; expectedSeq: number; startSeq: number };
 type RxPriv = { handle: number; sk: Sock; asyncPending: boolean; deleted: boolean };
 
 function probe(nic: Nic, kernel: TlsKernelHelpers, opts: Mlx5Options = {}): NetDevice {
@@ -33,7 +33,7 @@ function probe(nic: Nic, kernel: TlsKernelHelpers, opts: Mlx5Options = {}): NetD
       const handle = nic.addContext(direction, { tuple: sk.tuple, info, startSeq: startSn, rxResync: 'scan' });
       if (handle < 0) return handle;
       if (direction === 'tx') {
-        sk.tlsCtx.driverState.tx = { handle, sk, expectedSeq: startSn >>> 0 } satisfies TxPriv;
+        sk.tlsCtx.driverState.tx = { handle, sk, expectedSeq: startSn >>> 0, startSeq: startSn >>> 0 } satisfies TxPriv;
       } else {
         const priv: RxPriv = { handle, sk, asyncPending: false, deleted: false };
         sk.tlsCtx.driverState.rx = priv;
@@ -76,7 +76,9 @@ function probe(nic: Nic, kernel: TlsKernelHelpers, opts: Mlx5Options = {}): NetD
     if (view.parse(skb.data) !== 'tcp') return;
     const datalen = view.payloadLength;
     const seq = view.seq;
-    if (datalen === 0) {
+    // models tls_is_skb_tx_device_offloaded(): from the start marker on, only skbs marked for the device are
+    // its to encrypt; one the stack's fallback encrypted already (skb->decrypted clear) leaves as it is.
+    if (datalen === 0 || (!skb.decrypted && !seqLt(seq, tx.startSeq))) {
       nic.transmit({ frame: skb.data, mss: skb.gsoSize });
       return;
     }

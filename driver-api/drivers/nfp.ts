@@ -12,7 +12,7 @@ import { defaultFeatures, makeNetDevice, rxSkb, type DriverModule, type ProbeOpt
 /** Knobs: `rxResyncType`: 'driver_req' (device stream scan, default) or 'core_next_hint'. */
 export type NfpOptions = ProbeOptions & { rxResyncType?: 'driver_req' | 'core_next_hint' };
 
-type TxPriv = { handle: number; sk: Sock; nextSeq: number };
+type TxPriv = { handle: number; sk: Sock; nextSeq: number; startSeq: number };
 type RxPriv = { handle: number; sk: Sock };
 
 function probe(nic: Nic, kernel: TlsKernelHelpers, opts: NfpOptions = {}): NetDevice {
@@ -29,7 +29,7 @@ function probe(nic: Nic, kernel: TlsKernelHelpers, opts: NfpOptions = {}): NetDe
       });
       if (handle < 0) return handle;
       if (direction === 'tx') {
-        sk.tlsCtx.driverState.tx = { handle, sk, nextSeq: startSn >>> 0 } satisfies TxPriv;
+        sk.tlsCtx.driverState.tx = { handle, sk, nextSeq: startSn >>> 0, startSeq: startSn >>> 0 } satisfies TxPriv;
       } else {
         const priv: RxPriv = { handle, sk };
         sk.tlsCtx.driverState.rx = priv;
@@ -73,6 +73,11 @@ function probe(nic: Nic, kernel: TlsKernelHelpers, opts: NfpOptions = {}): NetDe
     if (view.parse(skb.data) !== 'tcp') return;
     const datalen = view.payloadLength;
     const seq = view.seq;
+    // models tls_is_skb_tx_device_offloaded(): an skb the stack's fallback encrypted already leaves as it is.
+    if (!skb.decrypted && datalen > 0 && seqDiff(seq, tx.startSeq) >= 0) {
+      nic.transmit({ frame: skb.data, mss: skb.gsoSize });
+      return;
+    }
     const resyncPending = kernel.tlsOffloadTxResyncPending(tx.sk);
     if (resyncPending || tx.nextSeq !== seq) {
       if (datalen === 0) {
