@@ -16,6 +16,7 @@ export class ReplaySock implements TcpSock {
   private ulp: TcpUlp | null = null;
   writeSeq = 0;
   sndUna = 0;
+  private ackSeen = false;
   copiedSeq = 0;
   /** Bytes the stack queued for transmission, until acknowledged: tx[txHead..] are live. */
   private tx: TxChunk[] = [];
@@ -107,7 +108,10 @@ export class ReplaySock implements TcpSock {
 
   /** A captured ACK from the peer. */
   ack(ack: number): void {
-    if (!seqGt(ack, this.sndUna)) return;
+    // snd_una starts at the first ACK seen: comparing with an arbitrary 0 would reject every ACK of a
+    // connection whose sequence numbers sit more than 2^31 from 0 (its queue would never drain).
+    if (this.ackSeen && !seqGt(ack, this.sndUna)) return;
+    this.ackSeen = true;
     this.sndUna = ack;
     const tx = this.tx;
     let h = this.txHead;
