@@ -17,7 +17,8 @@ help:
 	@echo "make test       type-check and run the test suite (ends with 'N passed, N failed')"
 	@echo "make bench      benchmarks (ratios against raw node:crypto measured in the same run)"
 	@echo "make fuzz       seeded fuzz run of every input class (FUZZ_COUNT=1000000 inputs each by default)"
-	@echo "make soak       randomized resync soak (FLOWS=2000 flows per resync type): recovery distances"
+	@echo "make soak       randomized soaks: resync recovery distances, then loss/reorder/duplication + link flaps + driver faults"
+	@echo "                (FLOWS=2000 flows per resync type; SOAK_SECONDS=60 runs the fault soak for a wall time instead; SOAK_SEED=n replays)"
 	@echo "make fixtures   regenerate the TLS capture fixtures (root: network namespaces + tcpdump)"
 
 install: node_modules/.installed
@@ -38,8 +39,15 @@ bench: node_modules/.installed
 	node --import=tsx bench/run.ts
 
 FLOWS ?= 2000
+SOAK_SECONDS ?=
+SOAK_SEED ?=
 soak: dist/tlsnic.mjs
-	node dist/tlsnic.mjs run fixtures/scenarios/soak.json --flows $(FLOWS)
+	@if [ -n "$(SOAK_SECONDS)" ]; then \
+	  TLSNIC_SOAK_SECONDS=$(SOAK_SECONDS) TLSNIC_SOAK_SEED=$(SOAK_SEED) node dist/tlsnic.mjs run fixtures/scenarios/soak-faults.json; \
+	else \
+	  TLSNIC_SOAK_SEED=$(SOAK_SEED) node dist/tlsnic.mjs run fixtures/scenarios/soak.json --flows $(FLOWS) && \
+	  TLSNIC_SOAK_SEED=$(SOAK_SEED) node dist/tlsnic.mjs run fixtures/scenarios/soak-faults.json --flows $(FLOWS); \
+	fi
 
 FUZZ_COUNT ?= 1000000
 FUZZ_ARGS ?=

@@ -1,16 +1,52 @@
 // `tlsnic run <scenario.json> [--json] [--flows N]`: run a scenario (issue 5) and say whether its
 // expectations hold. Exit 0 when they hold, 1 when not; bad input (unreadable or invalid scenario) is a
-// ConfigError that main() turns into exit 2.
+// ConfigError that main() turns into exit 2. Soak time mode and seed come from TLSNIC_SOAK_SECONDS and
+// TLSNIC_SOAK_SEED (what `make soak SOAK_SECONDS=.. SOAK_SEED=..` sets) until cli/args.ts has flags for them.
+import { ConfigError } from '../emulator/errors.ts';
+import { FAULT_KINDS } from '../driver-api/drivers/faulty.ts';
+import { VIOLATION_KINDS } from '../driver-api/stack/violations.ts';
 import { formatRecovery } from '../testbed/ava.ts';
 import { loadScenarioFile } from '../testbed/load.ts';
-import { runScenarioObject, type ScenarioResult } from '../testbed/runner.ts';
+import { runScenarioObject, type ProfileRun, type RunOptions, type ScenarioResult } from '../testbed/runner.ts';
 import type { RunArgs } from './args.ts';
 
 export function runRun(args: RunArgs, out: (s: string) => void = (s) => void process.stdout.write(s)): number {
   const scenario = loadScenarioFile(args.scenario);
-  const result = runScenarioObject(scenario, args.flows !== null ? { soakFlows: args.flows } : {});
+  const o: RunOptions = args.flows !== null ? { soakFlows: args.flows } : {};
+  const seconds = envInt('TLSNIC_SOAK_SECONDS', 1, 1e7);
+  const seed = envInt('TLSNIC_SOAK_SEED', 0, 0xffff_ffff);
+  if (seconds !== null) o.soakSeconds = seconds;
+  if (seed !== null) o.soakSeed = seed;
+  const result = runScenarioObject(scenario, o);
   out(args.json ? JSON.stringify(result, jsonReplacer, 2) + '\n' : formatText(result));
   return result.ok ? 0 : 1;
+}
+
+/** An integer environment knob, null when unset; out of range is a ConfigError (exit 2). */
+function envInt(name: string, min: number, max: number): number | null {
+  const v = process.env[name];
+  if (v === undefined || v === '') return null;
+  if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) throw new ConfigError(`${name} must be an integer in [${min}, ${max}], got ${v}`, { field: name });
+  return Number(v);
+}
+
+/** Non-zero entries of a counter record as "name n, name n", or "none". */
+function nonZero(names: readonly string[], r: Record<string, number> | null | undefined): string {
+  const parts = names.filter((k) => (r?.[k] ?? 0) > 0).map((k) => `${k} ${r![k]}`);
+  return parts.length ? parts.join(', ') : 'none';
+}
+
+/** What a soak did, and how to replay it. */
+function soakLines(run: ProfileRun): string[] {
+  const inj = (side: 'a' | 'b') => nonZero(FAULT_KINDS, run.hosts[side].faultsInjected);
+  const vio = (side: 'a' | 'b') => nonZero(VIOLATION_KINDS, run.hosts[side].violationCounts);
+  return [
+    `    ${run.worlds > 1 ? 'soak' : 'run'}: ${run.flowCount} flows in ${run.worlds} worlds, ${run.bytes.toLocaleString('en-US')} application bytes, `
+      + `${run.linkFlaps} link flaps, ${run.faultedWorlds} worlds with driver faults, ${(run.elapsedMs / 1000).toFixed(1)} s; seed ${run.seed} `
+      + `(replay: TLSNIC_SOAK_SEED=${run.seed})`,
+    `    faults injected: a: ${inj('a')}; b: ${inj('b')}`,
+    `    contract violations reported: a: ${vio('a')}; b: ${vio('b')}`,
+  ];
 }
 
 function jsonReplacer(_k: string, v: unknown): unknown {
@@ -26,7 +62,11 @@ function formatText(r: ScenarioResult): string {
     lines.push(`    b ethtool: rx_tls_decrypted_packets ${b.ethtool.rx_tls_decrypted_packets}, rx_tls_resync_req_pkt ${b.ethtool.rx_tls_resync_req_pkt}, `
       + `rx_tls_resync_res_ok ${b.ethtool.rx_tls_resync_res_ok}, rx_tls_err ${b.ethtool.rx_tls_err}; tls_stat TlsRxDeviceResync ${b.tlsStat.TlsRxDeviceResync}, `
       + `TlsDecryptError ${b.tlsStat.TlsDecryptError}`);
+    if (run.worlds > 1 || run.faultedWorlds > 0 || run.linkFlaps > 0) lines.push(...soakLines(run));
     if (run.worlds === 1) {
+      for (const side of ['a', 'b'] as const) {
+        for (const v of run.hosts[side].violations) lines.push(`    ${side} contract violation: ${v}`);
+      }
       lines.push(`    b calls: ${b.calls.join(', ')}`);
       for (const f of run.flows) {
         lines.push(`    flow ${f.flow} ${f.dir}: ${f.bytesRead}/${f.bytesWritten} bytes ${f.exact ? 'exact' : f.inOrder ? 'in order (prefix)' : 'WRONG'}`

@@ -7,7 +7,7 @@ import { loadScenarioFile } from '../testbed/load.ts';
 import { runScenarioObject } from '../testbed/runner.ts';
 
 const DIR = 'fixtures/scenarios';
-const files = readdirSync(DIR).filter((f) => f.endsWith('.json') && f !== 'soak.json');
+const files = readdirSync(DIR).filter((f) => f.endsWith('.json') && !f.startsWith('soak'));
 
 for (const f of files) {
   test(`scenario ${f}: expectations hold for every driver profile`, (t) => {

@@ -153,6 +153,8 @@ export type FlowTraffic = {
   handshakeB: number;
   isnA?: number | undefined;
   isnB?: number | undefined;
+  /** Client (A) source port; default the host's next ephemeral port. The same port again reuses the 4-tuple. */
+  sport?: number | undefined;
 };
 
 function dirOf(dir: LinkDirection, info: CryptoInfo, handshake: Uint8Array, writeLens: readonly number[], rng: Rng): FlowDir {
@@ -203,7 +205,7 @@ export function connectFlow(w: TbWorld, index: number, t: FlowTraffic, onInstall
       ab.received.push(data.slice());
     });
   }, t.isnB !== undefined ? { isn: t.isnB } : {});
-  const c = w.a.host.connect(w.b.host.ip, port, t.isnA !== undefined ? { isn: t.isnA } : {});
+  const c = w.a.host.connect(w.b.host.ip, port, { ...(t.isnA !== undefined ? { isn: t.isnA } : {}), ...(t.sport !== undefined ? { sport: t.sport } : {}) });
   const cl = w.a.stack.attach(c);
   c.sock = cl.sk;
   ab.txTcp = c;

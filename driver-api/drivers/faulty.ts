@@ -31,11 +31,14 @@ export const FAULT_KINDS = [
   'resync-errno',
   /** Every resync helper call (request, async start/end/cancel, TX request) arrives delayUs late. */
   'helper-late',
-  /** RX resync requests and async answers name a seq 1 MiB behind: a header parsed long ago. */
+  /** RX resync requests and async answers name a seq 2^30 + 1 MiB behind: outside any TCP window. */
   'resync-stale-seq',
   /** RX resync requests and async answers name a seq 2^30 + 1 MiB ahead: outside any TCP window. */
   'resync-future-seq',
-  /** tls_get_record() asked for a seq 2^29 past the one the driver wanted (never sent); the driver acts on the answer. */
+  /**
+   * tls_get_record() asked for a seq 2^29 past the one the driver wanted (never sent); the driver acts on the
+   * answer (mlx5 drops the segment). Counted per socket; every: 1 would drop a socket's every retransmit.
+   */
   'get-record-bad-seq',
   /** tls_encrypt_skb() called on every data skb of a socket whose TX is in software. */
   'encrypt-sw-socket',
@@ -69,7 +72,7 @@ export type FaultyDriver = DriverModule & {
   readonly expected: InjectedFault[];
 };
 
-const STALE_BY = 1 << 20;
+const STALE_BY = (1 << 30) + (1 << 20);
 const FUTURE_BY = (1 << 30) + (1 << 20);
 const EXPECTED_LIMIT = 100_000;
 
@@ -82,12 +85,23 @@ export function faultyDriver(base: DriverModule, plan: FaultPlan): FaultyDriver 
   const expected: InjectedFault[] = [];
   const seen = plan.map(() => 0);
 
-  /** The fault of `kind` that fires on this eligible call in `dir`, if any (counts the call for each spec). */
-  function fire(kind: FaultKind, dir: TlsOffloadCtxDir): FaultSpec | null {
+  const seenBySock = new WeakMap<Sock, number[]>();
+
+  /**
+   * The fault of `kind` that fires on this eligible call in `dir`, if any (counts the call for each spec).
+   * With `sk`, calls are counted per socket: a fault on every other tls_get_record must leave each socket's
+   * retransmit its turn, whatever the other sockets do.
+   */
+  function fire(kind: FaultKind, dir: TlsOffloadCtxDir, sk?: Sock): FaultSpec | null {
     let hit: FaultSpec | null = null;
+    let counts = seen;
+    if (sk) {
+      counts = seenBySock.get(sk) ?? plan.map(() => 0);
+      seenBySock.set(sk, counts);
+    }
     plan.forEach((f, i) => {
       if (f.kind !== kind || (f.dir !== undefined && f.dir !== 'both' && f.dir !== dir)) return;
-      const n = seen[i]!++;
+      const n = counts[i]!++;
       const first = f.first ?? 0;
       if (!hit && n >= first && (n - first) % (f.every ?? 1) === 0) hit = f;
     });
@@ -142,7 +156,7 @@ export function faultyDriver(base: DriverModule, plan: FaultPlan): FaultyDriver 
       tlsOffloadTxResyncRequest: (sk, got, exp) =>
         lateOr('tx', sk, () => kernel.tlsOffloadTxResyncRequest(sk, got, exp)),
       tlsGetRecord: (sk, seq) => {
-        if (!fire('get-record-bad-seq', 'tx')) return kernel.tlsGetRecord(sk, seq);
+        if (!fire('get-record-bad-seq', 'tx', sk)) return kernel.tlsGetRecord(sk, seq);
         note('get-record-bad-seq', sk, 'tx', ['get-record-out-of-range']);
         return kernel.tlsGetRecord(sk, seqAdd(seq, 1 << 29));
       },

@@ -8,7 +8,7 @@ import { CIPHER_DESC, TLS_1_2_VERSION, TLS_1_3_VERSION, recSeqToBigInt, bigIntTo
 import { openRecord } from '../../emulator/tls/record-crypto.ts';
 import { CONTENT_APPLICATION_DATA, TLS_HEADER_SIZE, TLS_MAX_PAYLOAD_SIZE, maxRecordLength, recordOverhead } from '../../emulator/tls/record.ts';
 import { TcpSegmentView } from '../../emulator/wire/packet.ts';
-import { seqAdd, seqDiff, seqGeq, seqLt } from '../../emulator/wire/seq.ts';
+import { seqAdd, seqDiff, seqGeq } from '../../emulator/wire/seq.ts';
 import type {
   FourTuple, NetDevice, SkBuff, Sock, TlsConf, TlsContext, TlsKernelHelpers, TlsOffloadCtxDir, TlsOffloadSyncType,
   TlsTxRecord,
@@ -493,19 +493,19 @@ export class TlsSocket implements TcpUlp {
   }
 
   /**
-   * Where an RX resync seq stands against the strparser: 'stale' when the header it names (by its last byte,
-   * as tls_offload_rx_resync_request() does) was parsed already, so it can never match; 'future' when it is
-   * more than the largest TCP window ahead of the record being parsed; else 'ok'.
+   * Where an RX resync seq stands against the record being parsed: more than the largest TCP window behind
+   * ('stale') or ahead ('future') names no segment of this connection the device can have seen. Within the
+   * window a seq the stack parsed already is kept, as the kernel keeps it: it never matches, and the device
+   * asks again (a device scanning a duplicate segment does that; it is not a contract violation).
    */
-  rxSeqAge(headerEndSeq: number): 'stale' | 'future' | 'ok' {
-    const d = seqDiff(headerEndSeq >>> 0, seqAdd(this.rxSeq, TLS_HEADER_SIZE - 1));
-    if (d < 0 || (d === 0 && this.rxFullLen > 0)) return 'stale';
-    return d > MAX_TCP_WINDOW ? 'future' : 'ok';
+  get rxParseSeq(): number {
+    return this.rxSeq;
   }
 
-  /** True when `seq` is more than the largest TCP window ahead of the record being parsed. */
-  rxSeqFuture(seq: number): boolean {
-    return seqDiff(seq >>> 0, this.rxSeq) > MAX_TCP_WINDOW;
+  rxSeqAge(seq: number): 'stale' | 'future' | 'ok' {
+    const d = seqDiff(seq >>> 0, this.rxSeq);
+    if (d < -MAX_TCP_WINDOW) return 'stale';
+    return d > MAX_TCP_WINDOW ? 'future' : 'ok';
   }
 
   /** tls_device_reencrypt(): make the device-decrypted ranges of a record ciphertext again, in place. */
@@ -801,11 +801,16 @@ export class TlsStack implements Omit<TlsKernelHelpers, 'netifReceiveSkb'> {
     return { s, off: off as D extends 'tx' ? TxOffload : RxOffload };
   }
 
-  private resyncSeqViolation(s: TlsSocket, op: string, seq: number, age: 'stale' | 'future', what: string, action: string): void {
+  /** An RX resync seq outside the TCP window around the parse point: report it and return true. */
+  private outOfWindow(s: TlsSocket, op: string, seq: number, action: string): boolean {
+    const age = s.rxSeqAge(seq);
+    if (age === 'ok') return false;
     this.violation({
-      kind: age === 'stale' ? 'resync-seq-stale' : 'resync-seq-future', op, sk: s.sk.id, flow: flowName(s.sk), dir: 'rx', seq: seq >>> 0,
-      what, action,
+      kind: age === 'stale' ? 'resync-seq-stale' : 'resync-seq-future', op, sk: s.sk.id, flow: flowName(s.sk), dir: 'rx', seq: seq >>> 0, action,
+      what: `seq ${seq >>> 0} is more than the largest TCP window (2^30) ${age === 'stale' ? 'behind' : 'ahead of'} the record being `
+        + `parsed (seq ${s.rxParseSeq}): no segment of this connection the device can have seen`,
     });
+    return true;
   }
 
   tlsOffloadRxResyncRequest(sk: Sock, seq: number): void {
@@ -813,13 +818,7 @@ export class TlsStack implements Omit<TlsKernelHelpers, 'netifReceiveSkb'> {
     const ignored = 'request ignored: the device waits for an answer until it asks again; records are decrypted in software meanwhile';
     const h = this.helperDir(sk, op, 'rx', seq >>> 0, ignored);
     if (!h) return;
-    const age = h.s.rxSeqAge(seq);
-    if (age !== 'ok') {
-      this.resyncSeqViolation(h.s, op, seq, age, age === 'stale'
-        ? `the header ending at seq ${seq >>> 0} was parsed already: the request can never match`
-        : `seq ${seq >>> 0} is more than a TCP window (2^30) ahead of the record being parsed`, ignored);
-      return;
-    }
+    if (this.outOfWindow(h.s, op, seq, ignored)) return;
     h.off.resync.request(seq);
   }
 
@@ -828,10 +827,7 @@ export class TlsStack implements Omit<TlsKernelHelpers, 'netifReceiveSkb'> {
     const ignored = 'request ignored: no header log is opened; records are decrypted in software meanwhile';
     const h = this.helperDir(sk, op, 'rx', seq >>> 0, ignored);
     if (!h) return;
-    if (h.s.rxSeqFuture(seq)) {
-      this.resyncSeqViolation(h.s, op, seq, 'future', `seq ${seq >>> 0} is more than a TCP window (2^30) ahead of the record being parsed`, ignored);
-      return;
-    }
+    if (this.outOfWindow(h.s, op, seq, ignored)) return;
     h.off.resync.asyncStart(seq, len);
   }
 
@@ -848,13 +844,7 @@ export class TlsStack implements Omit<TlsKernelHelpers, 'netifReceiveSkb'> {
       });
       return;
     }
-    if (seqLt(seq >>> 0, a.seq) || h.s.rxSeqFuture(seq)) {
-      const stale = seqLt(seq >>> 0, a.seq);
-      this.resyncSeqViolation(h.s, op, seq, stale ? 'stale' : 'future', stale
-        ? `seq ${seq >>> 0} is before the request's window (from ${a.seq}): no logged header can match it`
-        : `seq ${seq >>> 0} is more than a TCP window (2^30) ahead of the record being parsed`, ignored + ' (the request stays open)');
-      return;
-    }
+    if (this.outOfWindow(h.s, op, seq, `${ignored} (the request stays open)`)) return;
     h.off.resync.asyncEnd(seq);
   }
 

@@ -20,9 +20,9 @@ export type ViolationKind =
   | 'helper-not-offloaded'
   /** A kernel helper named a struct sock the stack does not know (never had the tls ULP, or freed). */
   | 'helper-unknown-socket'
-  /** An RX resync request or answer for a seq the stack already parsed past: it can never match. */
+  /** An RX resync request or answer more than the largest TCP window (2^30, RFC 7323) behind the parse point. */
   | 'resync-seq-stale'
-  /** An RX resync request or answer more than the largest TCP window (2^30, RFC 7323) ahead. */
+  /** An RX resync request or answer more than the largest TCP window (2^30, RFC 7323) ahead of it. */
   | 'resync-seq-future'
   /** tls_offload_rx_resync_async_request_end() with no request started (after a cancel, or never). */
   | 'async-end-without-start'
