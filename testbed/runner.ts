@@ -458,7 +458,8 @@ function flowReport(
   const sn0 = recSeqToBigInt(d.info.recSeq);
   const resyncs = calls.map((c) => {
     const off = seqDiff(c.seq!, isn1);
-    const record = d.starts.indexOf(off);
+    // CORE_NEXT_HINT may name the record after the last one (the stream's end: where the next write starts).
+    const record = off === d.end ? d.starts.length : d.starts.indexOf(off);
     return { seq: c.seq!, record, rcdSnOk: record >= 0 && c.rcdSn === sn0 + BigInt(record) };
   });
   const episodes: Episode[] = (watch?.episodes ?? []).map((e) => {
