@@ -27,3 +27,36 @@ test('soak replays bit for bit from its seed', (t) => {
   const two = runScenario('fixtures/scenarios/soak.json', { soakFlows: 4 });
   t.deepEqual(one.runs.map((r) => [r.recovery, r.hosts]), two.runs.map((r) => [r.recovery, r.hosts]));
 });
+
+// Issue 8: the reliability soak at a small count: random loss/reorder/duplication, link flaps on either host
+// and random driver faults on either host. Every byte exactly once in order, no bad tag accepted, every
+// injected contract violation reported, and none from a world without faults (the runner checks each world).
+test('fault soak: link flaps and random driver faults, invariant holds in every world, every violation reported', (t) => {
+  const r = runScenario('fixtures/scenarios/soak-faults.json', { soakFlows: 24 });
+  t.deepEqual(r.failures, []);
+  for (const run of r.runs) {
+    t.is(run.flowCount, 24);
+    t.true(run.linkFlaps > 0, `${run.profile}: link flaps happened`);
+    t.true(run.faultedWorlds > 0, `${run.profile}: some worlds had driver faults`);
+    const injected = Object.values(run.hosts.a.faultsInjected ?? {}).concat(Object.values(run.hosts.b.faultsInjected ?? {})).reduce((x, y) => x + y, 0);
+    const reported = Object.values(run.hosts.a.violationCounts).concat(Object.values(run.hosts.b.violationCounts)).reduce((x, y) => x + y, 0);
+    t.log(`${run.profile}: ${run.bytes} bytes, ${run.linkFlaps} link flaps, ${injected} faults injected, ${reported} violations reported`);
+    t.true(injected > 0 && reported > 0);
+    t.is(run.hosts.a.tlsStat.TlsDecryptError + run.hosts.b.tlsStat.TlsDecryptError, 0);
+  }
+});
+
+test('fault soak replays bit for bit from its seed; another seed is another workload', (t) => {
+  const one = runScenario('fixtures/scenarios/soak-faults.json', { soakFlows: 8, soakSeed: 7 });
+  const two = runScenario('fixtures/scenarios/soak-faults.json', { soakFlows: 8, soakSeed: 7 });
+  const other = runScenario('fixtures/scenarios/soak-faults.json', { soakFlows: 8, soakSeed: 8 });
+  const key = (r: typeof one) => r.runs.map((x) => [x.seed, x.hosts, x.linkFlaps, x.faultedWorlds, x.bytes]);
+  t.deepEqual(key(one), key(two));
+  t.notDeepEqual(key(one), key(other));
+});
+
+test('time mode: soakSeconds runs worlds until the budget is spent, at least one per profile', (t) => {
+  const r = runScenario('fixtures/scenarios/soak-faults.json', { soakSeconds: 1 });
+  t.deepEqual(r.failures, []);
+  for (const run of r.runs) t.true(run.flowCount >= 4 && run.worlds >= 1);
+});
