@@ -42,8 +42,8 @@ function soakLines(run: ProfileRun): string[] {
   const vio = (side: 'a' | 'b') => nonZero(VIOLATION_KINDS, run.hosts[side].violationCounts);
   return [
     `    ${run.worlds > 1 ? 'soak' : 'run'}: ${run.flowCount} flows in ${run.worlds} worlds, ${run.bytes.toLocaleString('en-US')} application bytes, `
-      + `${run.linkFlaps} link flaps, ${run.faultedWorlds} worlds with driver faults, ${(run.elapsedMs / 1000).toFixed(1)} s; seed ${run.seed} `
-      + `(replay: TLSNIC_SOAK_SEED=${run.seed})`,
+      + `${run.linkFlaps} link flaps, ${run.faultedWorlds} worlds with driver faults, ${(run.elapsedMs / 1000).toFixed(1)} s; seed ${run.seed}`
+      + `${run.worlds > 1 ? ` (replay: SOAK_SEED=${run.seed}, or TLSNIC_SOAK_SEED=${run.seed} for tlsnic run)` : ''}`,
     `    faults injected: a: ${inj('a')}; b: ${inj('b')}`,
     `    contract violations reported: a: ${vio('a')}; b: ${vio('b')}`,
   ];
