@@ -1,173 +1,311 @@
-// Device benchmarks (issue 3): TX and RX throughput of the emulated NIC on 1448-byte segments, as a ratio
-// to raw streaming node:crypto AES-GCM measured in the same run, and context-table lookup cost at 1e3 and
-// 1e6 flows. These machines are shared and noisy: every figure is a median of interleaved rounds, and
-// only ratios between figures taken in the same run mean anything.
+// `make bench` (issue 7): every scenario in its own process, one table (or --json). Each figure is an
+// absolute measured in this run or a ratio to a reference measured in this run; nothing is compared with a
+// number from elsewhere.
+//   raw      node:crypto AES-128-GCM: one-shot records and streamed in MSS pieces (the limit here)
+//   device   emulated NIC TX and RX on MSS segments of records (B and 100 bytes), ratio to streamed raw GCM
+//   replay   `node dist/tlsnic.mjs replay` of a generated capture (cached), start-up included, peak RSS
+//   tshark   the same capture decrypted by tshark with the key log, when tshark is installed
+//   table    context table ns per lookup, add and del at 1e3 .. 4e6 flows
+//   workers  bench/workers.ts (multi-queue replay), when it exists
 //
-// usage: node --import=tsx bench/run.ts [--json] [--mib N] [--rounds N]
-import { createCipheriv } from 'node:crypto';
-import { nodeBackend } from '../emulator/crypto/index.ts';
-import { FlowTable } from '../emulator/nic/flow-table.ts';
-import { TLS_1_2_VERSION, TLS_CIPHER_AES_GCM_128, TLS_CIPHER_AES_GCM_256, type TlsCipherType } from '../emulator/tls/crypto-info.ts';
-import { makeNic, rxFrame, seqAdd, TUPLE, txFrame } from '../test/helpers/nic-bench.ts';
-import { Prng } from '../test/helpers/prng.ts';
-import { makeRecordStream, randomInfo, type RecordStream } from '../test/helpers/records.ts';
+// usage: node --import=tsx bench/run.ts [--json] [--only raw,device,replay,tshark,table,workers]
+//          [--records N | --seconds S] [--record-size B] [--mss M] [--mib N] [--flows N] [--workers 1,2]
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { ConfigError } from '../emulator/errors.ts';
+import type { GenResult } from './gen-capture.ts';
+import type { DeviceRow, RawRow, ScenarioOptions, TableRow } from './scenarios.ts';
 
-const MSS = 1448;
-const args = process.argv.slice(2);
-const flag = (name: string, dflt: number) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? Number(args[i + 1]) : dflt;
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const SECTIONS = ['raw', 'device', 'replay', 'tshark', 'table', 'workers'] as const;
+type Section = (typeof SECTIONS)[number];
+
+export type BenchOptions = {
+  json: boolean;
+  only: Section[];
+  records: number | null;
+  seconds: number;
+  recordSize: number;
+  mss: number;
+  mib: number;
+  flows: number;
+  workers: number[];
+  /** Where generated captures are cached (keyed by their parameters). */
+  cacheDir: string;
 };
-const STREAM_MIB = flag('--mib', 16);
-const ROUNDS = flag('--rounds', 5);
-const json = args.includes('--json');
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
-const now = () => process.hrtime.bigint();
-const seconds = (t0: bigint) => Number(now() - t0) / 1e9;
+export type ReplayRow = {
+  capture: string;
+  captureBytes: number;
+  flows: number;
+  packets: number;
+  payloadBytes: number;
+  seconds: number;
+  payloadMBps: number;
+  packetsPerSec: number;
+  ratioToStreamedRaw: number | null;
+  peakRssMB: number;
+  /** Every flow wireMatch with the generator's plaintext hashes. */
+  verified: boolean;
+};
+export type TsharkRow = { seconds: number; payloadMBps: number; decryptedBytes: number; peakRssMB: number | null; tsharkOverTlsnic: number | null };
+export type WorkersRow = { workers: number; seconds: number; mbps: number; speedup: number };
 
-/** The reference: what node:crypto alone does for the same records fed in the same 1448-byte pieces. */
-function rawGcm(stream: RecordStream, alg: string, key: Uint8Array): number {
-  const aad = new Uint8Array(13);
-  const t0 = now();
-  for (const r of stream.records) {
-    const c = createCipheriv(alg as 'aes-128-gcm', key, r.sealed.subarray(0, 12), { authTagLength: 16 });
-    c.setAAD(aad);
-    const body = r.framed.subarray(r.bodyOffset, r.bodyOffset + r.bodyLength);
-    for (let off = 0; off < body.length; off += MSS) c.update(body.subarray(off, off + MSS));
-    c.final();
-    c.getAuthTag();
+export type BenchResult = {
+  machine: { cores: number; node: string; cpu: string };
+  options: Omit<BenchOptions, 'json' | 'cacheDir'>;
+  raw: RawRow[] | null;
+  device: DeviceRow[] | null;
+  replay: ReplayRow | null;
+  tshark: TsharkRow | { skipped: string } | null;
+  table: TableRow[] | null;
+  workers: WorkersRow[] | { skipped: string } | null;
+};
+
+export function parseBenchArgs(argv: readonly string[]): BenchOptions {
+  const o: BenchOptions = {
+    json: false, only: [...SECTIONS], records: null, seconds: 5, recordSize: 16384, mss: 1448, mib: 1024, flows: 16,
+    workers: [1, 2], cacheDir: process.env.TLSNIC_BENCH_CACHE ?? join(tmpdir(), 'tlsnic-bench'),
+  };
+  const num = (flag: string, v: string | undefined, lo: number, hi: number, int = true): number => {
+    const n = Number(v);
+    if (v === undefined || !Number.isFinite(n) || n < lo || n > hi || (int && !Number.isInteger(n))) {
+      throw new ConfigError(`${flag} needs ${int ? 'an integer' : 'a number'} in ${lo}..${hi}, got ${v ?? 'nothing'}`, { field: flag });
+    }
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const v = argv[i + 1];
+    switch (a) {
+      case '--json': o.json = true; continue;
+      case '--only': {
+        const want = (v ?? '').split(',').filter(Boolean);
+        for (const w of want) if (!(SECTIONS as readonly string[]).includes(w)) throw new ConfigError(`--only: unknown section '${w}' (one of ${SECTIONS.join(', ')})`, { field: '--only' });
+        if (!want.length) throw new ConfigError('--only needs a section list', { field: '--only' });
+        o.only = want as Section[];
+        break;
+      }
+      case '--records': o.records = num(a, v, 1, 1e9); break;
+      case '--seconds': o.seconds = num(a, v, 0.01, 3600, false); break;
+      case '--record-size': o.recordSize = num(a, v, 1, 16384); break;
+      case '--mss': o.mss = num(a, v, 64, 65495); break;
+      case '--mib': o.mib = num(a, v, 0.001, 1 << 20, false); break;
+      case '--flows': o.flows = num(a, v, 1, 1 << 20); break;
+      case '--workers': o.workers = (v ?? '').split(',').map((x) => num(a, x, 1, 1024)); break;
+      case '--cache': if (!v) throw new ConfigError('--cache needs a directory', { field: a }); o.cacheDir = v; break;
+      default: throw new ConfigError(`unknown option ${a}`, { field: a });
+    }
+    i++;
   }
-  return stream.framed.length / seconds(t0);
+  return o;
 }
 
-function cut(bytes: Uint8Array, start: number, make: (seq: number, p: Uint8Array) => Uint8Array): Uint8Array[] {
-  const frames: Uint8Array[] = [];
-  for (let off = 0; off < bytes.length; off += MSS) frames.push(make(seqAdd(start, off), bytes.subarray(off, off + MSS)));
-  return frames;
-}
-
-function deviceTx(stream: RecordStream, info: ReturnType<typeof randomInfo>, frames: Uint8Array[], start: number): number {
-  const { nic } = makeNic();
-  nic.attachWire(() => {});
-  const h = nic.addContext('tx', { tuple: TUPLE, info, startSeq: start });
-  const t0 = now();
-  for (const frame of frames) nic.transmit({ frame, ctx: h });
-  const s = seconds(t0);
-  if (nic.counters.tx_tls_encrypted_bytes !== stream.framed.length) throw new Error('TX bench: the device did not encrypt every byte');
-  return stream.framed.length / s;
-}
-
-function deviceRx(stream: RecordStream, info: ReturnType<typeof randomInfo>, template: Uint8Array[], start: number): number {
-  const { nic } = makeNic();
-  let decrypted = 0;
-  nic.onReceive((c) => {
-    if (c.decrypted) decrypted++;
+/** Runs a command; resolves with its wall time, stdout and (with the RSS hook) its peak RSS in KiB. */
+function runTimed(cmd: string, args: string[], opts: { cwd?: string; pollRss?: boolean } = {}): Promise<{ seconds: number; stdout: string; stderr: string; code: number | null; maxRssKb: number | null }> {
+  return new Promise((resolve, reject) => {
+    const t0 = process.hrtime.bigint();
+    const child = spawn(cmd, args, { cwd: opts.cwd ?? ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    let hwm: number | null = null;
+    // Programs we cannot hook (tshark): VmHWM from /proc while it runs, the last reading before exit.
+    const poll = opts.pollRss
+      ? setInterval(() => {
+        try {
+          const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+          if (m) hwm = Number(m[1]);
+        } catch {
+          // gone already
+        }
+      }, 100)
+      : null;
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => err.push(b));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+      if (poll) clearInterval(poll);
+      const stderr = Buffer.concat(err).toString('utf8');
+      const m = /TLSNIC_MAXRSS_KB (\d+)/.exec(stderr);
+      resolve({ seconds, stdout: Buffer.concat(out).toString('utf8'), stderr, code, maxRssKb: m ? Number(m[1]) : hwm });
+    });
   });
-  nic.addContext('rx', { tuple: TUPLE, info, startSeq: start });
-  const frames = template.map((f) => f.slice()); // RX decrypts in place: fresh bytes every round
-  const t0 = now();
-  for (const frame of frames) nic.receiveFrame(frame);
-  const s = seconds(t0);
-  if (decrypted !== frames.length) throw new Error(`RX bench: ${frames.length - decrypted} packets not decrypted`);
-  return stream.sealed.length / s;
 }
 
-function throughput(cipherType: TlsCipherType, label: string, alg: string) {
-  const rng = new Prng(cipherType);
-  const info = randomInfo({ version: TLS_1_2_VERSION, cipherType, label }, rng, 0n);
-  const sizes = Array.from({ length: Math.ceil((STREAM_MIB << 20) / 16384) }, () => 16384);
-  const stream = makeRecordStream(nodeBackend, info, sizes, rng);
-  const start = 1_000_000;
-  const txFrames = cut(stream.framed, start, txFrame);
-  const rxFrames = cut(stream.sealed, start, rxFrame);
-  const ref: number[] = [];
-  const tx: number[] = [];
-  const rx: number[] = [];
-  for (let round = 0; round < ROUNDS + 1; round++) {
-    const a = rawGcm(stream, alg, info.key);
-    const b = deviceTx(stream, info, txFrames, start);
-    const c = deviceRx(stream, info, rxFrames, start);
-    if (round === 0) continue; // warm-up: JIT and allocator
-    ref.push(a);
-    tx.push(b);
-    rx.push(c);
+async function scenario<T>(name: string, o: BenchOptions): Promise<T> {
+  const so: ScenarioOptions = { records: o.records, seconds: o.seconds, recordSize: o.recordSize, mss: o.mss };
+  const r = await runTimed(process.execPath, ['--import=tsx', join(ROOT, 'bench/scenarios.ts'), name, JSON.stringify(so)]);
+  const line = r.stdout.split('\n').find((l) => l.startsWith('RESULT '));
+  if (r.code !== 0 || !line) throw new Error(`bench scenario ${name} failed (exit ${r.code}): ${r.stderr.trim().slice(-2000)}`);
+  return JSON.parse(line.slice(7)) as T;
+}
+
+/** The generated capture for these parameters, generated once (in its own process) and cached. */
+async function capture(o: BenchOptions): Promise<{ pcap: string; keylog: string; manifest: GenResult }> {
+  const dir = join(o.cacheDir, `tls12-aes128-f${o.flows}-m${o.mib}-r${o.recordSize}-s${o.mss}-seed1`);
+  const pcap = join(dir, 'capture.pcap');
+  const keylog = join(dir, 'capture.keylog');
+  const manifestPath = join(dir, 'manifest.json');
+  if (!existsSync(manifestPath)) {
+    mkdirSync(dir, { recursive: true });
+    const tmp = `${manifestPath}.part`;
+    const r = await runTimed(process.execPath, ['--import=tsx', join(ROOT, 'bench/gen-capture.ts'), '--out', pcap, '--keylog', keylog,
+      '--flows', String(o.flows), '--mib', String(o.mib), '--record', String(o.recordSize), '--mss', String(o.mss), '--seed', '1', '--manifest', tmp]);
+    if (r.code !== 0) throw new Error(`gen-capture failed: ${r.stderr.trim().slice(-2000)}`);
+    renameSync(tmp, manifestPath); // the manifest last: a capture with a manifest is complete
   }
-  const mb = (x: number) => x / 1e6;
-  return { label, refMBps: mb(median(ref)), txMBps: mb(median(tx)), rxMBps: mb(median(rx)), txRatio: median(tx) / median(ref), rxRatio: median(rx) / median(ref) };
+  return { pcap, keylog, manifest: JSON.parse(readFileSync(manifestPath, 'utf8')) as GenResult };
 }
 
-/** Lookup straight from packet bytes, as the RX path does, for uniformly random flows of the table. */
-function lookupNs(flows: number, lookups: number): number {
-  const rng = new Prng(flows);
-  const table = new FlowTable<number>(flows);
-  const addrs = new Uint8Array(flows * 8);
-  const ports = new Uint16Array(flows * 2);
-  for (let i = 0; i < flows; i++) {
-    for (let j = 0; j < 8; j++) addrs[i * 8 + j] = rng.u32() & 0xff;
-    ports[i * 2] = rng.u32() & 0xffff;
-    ports[i * 2 + 1] = rng.u32() & 0xffff;
-    const src = addrs.subarray(i * 8, i * 8 + 4);
-    const dst = addrs.subarray(i * 8 + 4, i * 8 + 8);
-    try {
-      table.add({ dir: 'rx', family: 4, src, dst, sport: ports[i * 2]!, dport: ports[i * 2 + 1]! }, i);
-    } catch {
-      ports[i * 2] = ports[i * 2]! ^ 1; // a random duplicate: perturb the entry we will look up (rare)
-      i--;
+type ReplayJson = { packets: number; flows: Array<{ local: string; remote: string; tx: { wireMatch: boolean; plaintextSha256: string }; rx: { plaintextSha256: string } }> };
+
+async function replayBench(c: Awaited<ReturnType<typeof capture>>, streamedRaw: number | null): Promise<ReplayRow> {
+  const cli = join(ROOT, 'dist/tlsnic.mjs');
+  if (!existsSync(cli)) throw new Error('dist/tlsnic.mjs is missing: make build (make bench does it)');
+  const hook = pathToFileURL(join(ROOT, 'bench/rss-hook.mjs')).href;
+  const r = await runTimed(process.execPath, [`--import=${hook}`, cli, 'replay', c.pcap, '--keylog', c.keylog, '--json']);
+  if (r.code !== 0) throw new Error(`tlsnic replay exited ${r.code}: ${r.stderr.trim().slice(-2000)}`);
+  const j = JSON.parse(r.stdout) as ReplayJson;
+  const m = c.manifest;
+  const verified = j.flows.length === m.flows.length && m.flows.every((g) => {
+    const f = j.flows.find((x) => x.remote === g.client && x.local === g.server);
+    return !!f && f.tx.wireMatch && f.tx.plaintextSha256 === g.serverToClient.sha256 && f.rx.plaintextSha256 === g.clientToServer.sha256;
+  });
+  const mbps = m.plaintextBytes / r.seconds / 1e6;
+  return {
+    capture: c.pcap,
+    captureBytes: statSize(c.pcap),
+    flows: m.flows.length,
+    packets: j.packets,
+    payloadBytes: m.plaintextBytes,
+    seconds: r.seconds,
+    payloadMBps: mbps,
+    packetsPerSec: j.packets / r.seconds,
+    ratioToStreamedRaw: streamedRaw ? mbps / streamedRaw : null,
+    peakRssMB: (r.maxRssKb ?? 0) / 1024,
+    verified,
+  };
+}
+
+function statSize(p: string): number {
+  const r = spawnSync('stat', ['-c', '%s', p], { encoding: 'utf8' });
+  return Number(r.stdout.trim());
+}
+
+async function tsharkBench(c: Awaited<ReturnType<typeof capture>>, tlsnicSeconds: number | null): Promise<TsharkRow | { skipped: string }> {
+  if (spawnSync('tshark', ['--version'], { stdio: 'ignore' }).status !== 0) return { skipped: 'tshark not installed' };
+  const r = await runTimed('tshark', ['-r', c.pcap, '-o', `tls.keylog_file:${c.keylog}`, '-Y', 'tls', '-T', 'fields', '-e', 'data.len'], { pollRss: true });
+  if (r.code !== 0) throw new Error(`tshark exited ${r.code}: ${r.stderr.trim().slice(-2000)}`);
+  let decrypted = 0;
+  for (const line of r.stdout.split('\n')) for (const n of line.split(',')) if (n) decrypted += Number(n);
+  return {
+    seconds: r.seconds,
+    payloadMBps: c.manifest.plaintextBytes / r.seconds / 1e6,
+    decryptedBytes: decrypted,
+    peakRssMB: r.maxRssKb === null ? null : r.maxRssKb / 1024,
+    tsharkOverTlsnic: tlsnicSeconds ? r.seconds / tlsnicSeconds : null,
+  };
+}
+
+async function workersBench(c: Awaited<ReturnType<typeof capture>>, workers: number[]): Promise<WorkersRow[] | { skipped: string }> {
+  const path = join(ROOT, 'bench/workers.ts');
+  if (!existsSync(path)) return { skipped: 'bench/workers.ts not present' };
+  const mod = (await import(pathToFileURL(path).href)) as { benchWorkers?: (o: { capture: string; keylog: string; workers: number[] }) => Promise<{ workers: number; seconds: number; mbps: number }[]> };
+  if (typeof mod.benchWorkers !== 'function') return { skipped: 'bench/workers.ts has no benchWorkers export' };
+  const list = workers.includes(1) ? workers : [1, ...workers];
+  const rows = await mod.benchWorkers({ capture: c.pcap, keylog: c.keylog, workers: list });
+  const one = rows.find((r) => r.workers === 1)?.mbps ?? NaN;
+  return rows.map((r) => ({ ...r, speedup: r.mbps / one }));
+}
+
+export async function runBench(o: BenchOptions): Promise<BenchResult> {
+  const want = (s: Section) => o.only.includes(s);
+  const res: BenchResult = {
+    machine: { cores: availableParallelism(), node: process.version, cpu: cpuModel() },
+    options: { only: o.only, records: o.records, seconds: o.seconds, recordSize: o.recordSize, mss: o.mss, mib: o.mib, flows: o.flows, workers: o.workers },
+    raw: null, device: null, replay: null, tshark: null, table: null, workers: null,
+  };
+  // The streamed raw reference: replay ratios need it, so it runs whenever replay does.
+  if (want('raw') || want('replay')) res.raw = await scenario<RawRow[]>('raw', o);
+  if (want('device')) res.device = await scenario<DeviceRow[]>('device', o);
+  const needCapture = want('replay') || want('tshark') || want('workers');
+  const c = needCapture ? await capture(o) : null;
+  if (c && want('replay')) res.replay = await replayBench(c, res.raw?.find((r) => r.recordSize === o.recordSize)?.streamedMBps ?? null);
+  if (c && want('tshark')) res.tshark = await tsharkBench(c, res.replay?.seconds ?? null);
+  if (want('table')) res.table = await scenario<TableRow[]>('table', o);
+  if (c && want('workers')) res.workers = await workersBench(c, o.workers);
+  return res;
+}
+
+function cpuModel(): string {
+  try {
+    return /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+export function formatBench(r: BenchResult): string {
+  const f = (x: number, d = 0) => x.toFixed(d);
+  const pad = (s: string | number, n: number) => String(s).padStart(n);
+  const L: string[] = [];
+  const o = r.options;
+  L.push(`tlsnic bench: ${r.machine.cores} cores (${r.machine.cpu}), node ${r.machine.node}; ${o.records === null ? `~${o.seconds} s per scenario` : `${o.records} records per round`}, MSS ${o.mss}`);
+  if (r.raw) {
+    L.push('', '1. raw node:crypto AES-128-GCM (the limit)', '   record B   one-shot MB/s   streamed MB/s');
+    for (const x of r.raw) L.push(`   ${pad(x.recordSize, 8)}   ${pad(f(x.oneShotMBps), 13)}   ${pad(f(x.streamedMBps), 13)}`);
+  }
+  if (r.device) {
+    L.push('', `2. device on ${o.mss}-byte segments, ratio to streamed raw GCM measured alongside (target >= 0.70)`, '   record B   raw MB/s    TX MB/s  TX ratio    RX MB/s  RX ratio');
+    for (const x of r.device) L.push(`   ${pad(x.recordSize, 8)}   ${pad(f(x.refMBps), 8)}   ${pad(f(x.txMBps), 8)}  ${pad(f(x.txRatio, 2), 8)}   ${pad(f(x.rxMBps), 8)}  ${pad(f(x.rxRatio, 2), 8)}`);
+  }
+  if (r.replay) {
+    const x = r.replay;
+    L.push('', `3. node dist/tlsnic.mjs replay, ${x.flows} TLS 1.2 flows, ${f(x.payloadBytes / 2 ** 20)} MiB of payload (${f(x.captureBytes / 1e6)} MB capture), start-up included`);
+    L.push(`   ${f(x.seconds, 2)} s   ${f(x.payloadMBps, 1)} MB/s payload   ${f(x.packetsPerSec)} packets/s   ratio to streamed raw GCM ${x.ratioToStreamedRaw === null ? '-' : f(x.ratioToStreamedRaw, 2)} (target >= 0.50)`);
+    L.push(`   peak RSS ${f(x.peakRssMB)} MB (target < 300)   every flow wireMatch with the generator's plaintext hashes: ${x.verified ? 'yes' : 'NO'}`);
+  }
+  if (r.tshark) {
+    L.push('', '4. tshark -r C -o tls.keylog_file:K -Y tls -T fields -e data.len');
+    if ('skipped' in r.tshark) L.push(`   skipped: ${r.tshark.skipped}`);
+    else {
+      const x = r.tshark;
+      L.push(`   ${f(x.seconds, 2)} s   ${f(x.payloadMBps, 1)} MB/s   decrypted ${x.decryptedBytes} bytes   peak RSS ${x.peakRssMB === null ? '-' : f(x.peakRssMB)} MB`);
+      L.push(`   tshark time / tlsnic time: ${x.tsharkOverTlsnic === null ? '-' : f(x.tsharkOverTlsnic, 2)} (target >= 3)`);
     }
   }
-  // The packets to look up, in arrival order: the RX path looks up a header that is already in cache, so
-  // the bench lays the looked-up headers out sequentially and only the table's own memory is random.
-  const pkts = new Uint8Array(lookups * 12);
-  for (let k = 0; k < lookups; k++) {
-    const i = rng.u32() % flows;
-    pkts.set(addrs.subarray(i * 8, i * 8 + 8), k * 12);
-    pkts[k * 12 + 8] = ports[i * 2]! >>> 8;
-    pkts[k * 12 + 9] = ports[i * 2]! & 0xff;
-    pkts[k * 12 + 10] = ports[i * 2 + 1]! >>> 8;
-    pkts[k * 12 + 11] = ports[i * 2 + 1]! & 0xff;
+  if (r.table) {
+    L.push('', '5. context table (emulator/nic/flow-table.ts)', '      flows   lookup ns    add ns    del ns');
+    for (const x of r.table) L.push(`   ${pad(x.flows.toExponential(0), 8)}   ${pad(f(x.lookupNs, 1), 9)}  ${pad(f(x.addNs, 1), 8)}  ${pad(f(x.delNs, 1), 8)}`);
+    const a = r.table[0]!;
+    const z = r.table[r.table.length - 1]!;
+    L.push(`   lookup at ${z.flows.toExponential(0)} / at ${a.flows.toExponential(0)}: ${f(z.lookupNs / a.lookupNs, 2)} (target <= 1.5); adds/s at ${z.flows.toExponential(0)}: ${f(1e9 / z.addNs)} (target >= 1e6)`);
   }
-  const times: number[] = [];
-  for (let round = 0; round < ROUNDS + 1; round++) {
-    let found = 0;
-    const t0 = now();
-    for (let o = 0; o < pkts.length; o += 12) {
-      const sport = (pkts[o + 8]! << 8) | pkts[o + 9]!;
-      const dport = (pkts[o + 10]! << 8) | pkts[o + 11]!;
-      if (table.lookup('rx', pkts, o, o + 4, 4, sport, dport) >= 0) found++;
+  if (r.workers) {
+    L.push('', '6. multi-queue replay (bench/workers.ts)');
+    if ('skipped' in r.workers) L.push(`   skipped: ${r.workers.skipped}`);
+    else {
+      L.push('   workers   seconds   MB/s   speedup vs 1 (target >= 1.7 on 2 cores)');
+      for (const x of r.workers) L.push(`   ${pad(x.workers, 7)}   ${pad(f(x.seconds, 2), 7)}  ${pad(f(x.mbps, 1), 5)}   ${f(x.speedup, 2)}`);
     }
-    const s = seconds(t0);
-    if (found !== lookups) throw new Error(`lookup bench: ${lookups - found} lookups missed`);
-    if (round > 0) times.push((s * 1e9) / lookups);
   }
-  return median(times);
+  return L.join('\n') + '\n';
 }
 
-const results = {
-  node: process.version,
-  streamMiB: STREAM_MIB,
-  rounds: ROUNDS,
-  throughput: [
-    throughput(TLS_CIPHER_AES_GCM_128, 'AES-GCM-128', 'aes-128-gcm'),
-    throughput(TLS_CIPHER_AES_GCM_256, 'AES-GCM-256', 'aes-256-gcm'),
-  ],
-  lookup: (() => {
-    const small = lookupNs(1_000, 2_000_000);
-    const big = lookupNs(1_000_000, 2_000_000);
-    return { ns1e3: small, ns1e6: big, ratio: big / small };
-  })(),
-};
-
-if (json) console.log(JSON.stringify(results, null, 2));
-else {
-  const f = (x: number, d = 2) => x.toFixed(d);
-  console.log(`tlsnic device bench  (node ${results.node}, ${STREAM_MIB} MiB of 16 KiB records in ${MSS}-byte segments, median of ${ROUNDS} rounds)`);
-  console.log('');
-  console.log('cipher         raw GCM MB/s   TX MB/s  TX ratio   RX MB/s  RX ratio   (target ratio >= 0.70)');
-  for (const r of results.throughput) {
-    console.log(`${r.label.padEnd(14)} ${f(r.refMBps, 0).padStart(12)} ${f(r.txMBps, 0).padStart(9)} ${f(r.txRatio).padStart(9)} ${f(r.rxMBps, 0).padStart(9)} ${f(r.rxRatio).padStart(9)}`);
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  try {
+    const o = parseBenchArgs(process.argv.slice(2));
+    const r = await runBench(o);
+    process.stdout.write(o.json ? JSON.stringify(r, null, 2) + '\n' : formatBench(r));
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      console.error(`bench: ${e.message}`);
+      process.exit(2);
+    }
+    throw e;
   }
-  const l = results.lookup;
-  console.log('');
-  console.log(`table lookup from packet bytes, uniformly random flows: ${f(l.ns1e3, 1)} ns at 1e3 flows, ${f(l.ns1e6, 1)} ns at 1e6 flows, ratio ${f(l.ratio)} (target <= 1.50)`);
 }

@@ -1,0 +1,221 @@
+// One benchmark scenario per process (bench/run.ts starts them): prints `RESULT <json>` on stdout.
+// Each scenario runs for a count of records or for a time; figures are medians of rounds, and raw
+// node:crypto references are measured interleaved with what they are a reference for (the machines this
+// runs on are shared: only figures from the same rounds compare well).
+//
+// usage: node --import=tsx bench/scenarios.ts raw|device|table '<json ScenarioOptions>'
+import { createCipheriv } from 'node:crypto';
+import { nodeBackend } from '../emulator/crypto/index.ts';
+import { FlowTable } from '../emulator/nic/flow-table.ts';
+import { TLS_1_2_VERSION, TLS_CIPHER_AES_GCM_128 } from '../emulator/tls/crypto-info.ts';
+import { makeNic, rxFrame, seqAdd, TUPLE, txFrame } from '../test/helpers/nic-bench.ts';
+import { Prng } from '../test/helpers/prng.ts';
+import { makeRecordStream, randomInfo, type RecordStream } from '../test/helpers/records.ts';
+
+export type ScenarioOptions = {
+  /** Records per round (raw, device) or lookups per round (table); null: sized by `seconds`. */
+  records: number | null;
+  /** Target seconds per scenario (split over its rounds) when `records` is null. */
+  seconds: number;
+  recordSize: number;
+  mss: number;
+  /** Table sizes for the context-table scenario. */
+  tableSizes?: number[];
+};
+
+export type RawRow = { recordSize: number; oneShotMBps: number; streamedMBps: number };
+export type DeviceRow = { recordSize: number; refMBps: number; txMBps: number; rxMBps: number; txRatio: number; rxRatio: number };
+export type TableRow = { flows: number; lookupNs: number; addNs: number; delNs: number };
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+const now = () => process.hrtime.bigint();
+const seconds = (t0: bigint) => Number(now() - t0) / 1e9;
+const ROUNDS = 5;
+
+function stream(recordSize: number, records: number): { s: RecordStream; info: ReturnType<typeof randomInfo> } {
+  const rng = new Prng(recordSize);
+  const info = randomInfo({ version: TLS_1_2_VERSION, cipherType: TLS_CIPHER_AES_GCM_128, label: 'aes128' }, rng, 0n);
+  return { s: makeRecordStream(nodeBackend, info, Array.from({ length: records }, () => recordSize), rng), info };
+}
+
+/**
+ * Records per round: given, or what takes about `seconds / passes` (a pass: one timed loop over the
+ * records), from a pilot of streamed raw GCM, the slowest reference per record.
+ */
+function recordsFor(o: ScenarioOptions, recordSize: number, passes: number): number {
+  if (o.records !== null) return o.records;
+  const pilot = stream(recordSize, 256);
+  rawGcm(pilot.s, pilot.info.key, o.mss, false);
+  const t0 = now();
+  rawGcm(pilot.s, pilot.info.key, o.mss, false);
+  const perRecord = seconds(t0) / 256;
+  return Math.max(16, Math.min(200_000, Math.round(o.seconds / passes / perRecord)));
+}
+
+/** AES-128-GCM through node:crypto alone: each record sealed in one call, or fed in MSS-sized pieces. */
+function rawGcm(s: RecordStream, key: Uint8Array, mss: number, oneShot: boolean): number {
+  const aad = new Uint8Array(13);
+  let bytes = 0;
+  const t0 = now();
+  for (const r of s.records) {
+    const c = createCipheriv('aes-128-gcm', key, r.sealed.subarray(0, 12), { authTagLength: 16 });
+    c.setAAD(aad);
+    const body = r.framed.subarray(r.bodyOffset, r.bodyOffset + r.bodyLength);
+    if (oneShot) c.update(body);
+    else for (let off = 0; off < body.length; off += mss) c.update(body.subarray(off, off + mss));
+    c.final();
+    c.getAuthTag();
+    bytes += r.framed.length;
+  }
+  return bytes / seconds(t0) / 1e6;
+}
+
+function raw(o: ScenarioOptions): RawRow[] {
+  const rows: RawRow[] = [];
+  for (const recordSize of [...new Set([o.recordSize, 100])]) {
+    const { s, info } = stream(recordSize, recordsFor(o, recordSize, 2 * 2 * (ROUNDS + 1)));
+    const one: number[] = [];
+    const str: number[] = [];
+    for (let round = 0; round <= ROUNDS; round++) {
+      const a = rawGcm(s, info.key, o.mss, true);
+      const b = rawGcm(s, info.key, o.mss, false);
+      if (round === 0) continue; // warm-up: JIT and allocator
+      one.push(a);
+      str.push(b);
+    }
+    rows.push({ recordSize, oneShotMBps: median(one), streamedMBps: median(str) });
+  }
+  return rows;
+}
+
+function cut(bytes: Uint8Array, start: number, mss: number, make: (seq: number, p: Uint8Array) => Uint8Array): Uint8Array[] {
+  const frames: Uint8Array[] = [];
+  for (let off = 0; off < bytes.length; off += mss) frames.push(make(seqAdd(start, off), bytes.subarray(off, off + mss)));
+  return frames;
+}
+
+/** Device TX and RX (bench/run.ts of issue 3): the emulated NIC alone, frames prebuilt, one flow. */
+function device(o: ScenarioOptions): DeviceRow[] {
+  const rows: DeviceRow[] = [];
+  for (const recordSize of [...new Set([o.recordSize, 100])]) {
+    const { s, info } = stream(recordSize, recordsFor(o, recordSize, 2 * 4 * (ROUNDS + 1)));
+    const start = 1_000_000;
+    const txFrames = cut(s.framed, start, o.mss, txFrame);
+    const rxFrames = cut(s.sealed, start, o.mss, rxFrame);
+    const ref: number[] = [];
+    const tx: number[] = [];
+    const rx: number[] = [];
+    for (let round = 0; round <= ROUNDS; round++) {
+      const a = rawGcm(s, info.key, o.mss, false);
+      const { nic } = makeNic();
+      nic.attachWire(() => {});
+      const h = nic.addContext('tx', { tuple: TUPLE, info, startSeq: start });
+      let t0 = now();
+      for (const frame of txFrames) nic.transmit({ frame, ctx: h });
+      const b = s.framed.length / seconds(t0) / 1e6;
+      if (nic.counters.tx_tls_encrypted_bytes !== s.framed.length) throw new Error('TX bench: the device did not encrypt every byte');
+      const r = makeNic();
+      let decrypted = 0;
+      r.nic.onReceive((c) => {
+        if (c.decrypted) decrypted++;
+      });
+      r.nic.addContext('rx', { tuple: TUPLE, info, startSeq: start });
+      const frames = rxFrames.map((f) => f.slice()); // RX decrypts in place: fresh bytes every round
+      t0 = now();
+      for (const frame of frames) r.nic.receiveFrame(frame);
+      const c = s.sealed.length / seconds(t0) / 1e6;
+      if (decrypted !== frames.length) throw new Error(`RX bench: ${frames.length - decrypted} packets not decrypted`);
+      if (round === 0) continue;
+      ref.push(a);
+      tx.push(b);
+      rx.push(c);
+    }
+    const m = median(ref);
+    rows.push({ recordSize, refMBps: m, txMBps: median(tx), rxMBps: median(rx), txRatio: median(tx) / m, rxRatio: median(rx) / m });
+  }
+  return rows;
+}
+
+/**
+ * Context table: ns per lookup straight from packet bytes (uniformly random flows of the table, headers laid
+ * out in arrival order as the RX path sees them), per add (filling the table) and per del (emptying it).
+ */
+function table(o: ScenarioOptions): TableRow[] {
+  const rows: TableRow[] = [];
+  for (const flows of o.tableSizes ?? [1e3, 1e5, 1e6, 4e6]) {
+    const rng = new Prng(flows);
+    const addrs = new Uint8Array(flows * 8);
+    const ports = new Uint16Array(flows * 2);
+    for (let i = 0; i < addrs.length; i += 4) {
+      const v = rng.u32();
+      addrs[i] = v;
+      addrs[i + 1] = v >>> 8;
+      addrs[i + 2] = v >>> 16;
+      addrs[i + 3] = v >>> 24;
+    }
+    for (let i = 0; i < ports.length; i++) ports[i] = rng.u32();
+    // One key object refilled per add (the table copies key bytes): millions of key objects would measure the GC.
+    const k = { dir: 'rx' as const, family: 4 as const, src: new Uint8Array(4), dst: new Uint8Array(4), sport: 0, dport: 0 };
+    const key = (i: number) => {
+      k.src.set(addrs.subarray(i * 8, i * 8 + 4));
+      k.dst.set(addrs.subarray(i * 8 + 4, i * 8 + 8));
+      k.sport = ports[i * 2]!;
+      k.dport = ports[i * 2 + 1]!;
+      return k;
+    };
+    const adds: number[] = [];
+    const dels: number[] = [];
+    const lookups: number[] = [];
+    const n = o.records ?? Math.max(100_000, Math.min(2_000_000, Math.round((o.seconds * 1e6) / 8)));
+    const pkts = new Uint8Array(n * 12);
+    for (let k = 0; k < n; k++) {
+      const i = rng.u32() % flows;
+      pkts.set(addrs.subarray(i * 8, i * 8 + 8), k * 12);
+      pkts[k * 12 + 8] = ports[i * 2]! >>> 8;
+      pkts[k * 12 + 9] = ports[i * 2]! & 0xff;
+      pkts[k * 12 + 10] = ports[i * 2 + 1]! >>> 8;
+      pkts[k * 12 + 11] = ports[i * 2 + 1]! & 0xff;
+    }
+    const rounds = flows >= 1e6 ? 1 : ROUNDS;
+    for (let round = 0; round <= rounds; round++) {
+      const t = new FlowTable<number>(flows);
+      const handles = new Int32Array(flows);
+      let t0 = now();
+      for (let i = 0; i < flows; i++) {
+        try {
+          handles[i] = t.add(key(i), i);
+        } catch {
+          handles[i] = -1; // a random duplicate 4-tuple (rare): that entry is looked up under the first one
+        }
+      }
+      const add = (seconds(t0) * 1e9) / flows;
+      let found = 0;
+      t0 = now();
+      for (let p = 0; p < pkts.length; p += 12) {
+        if (t.lookup('rx', pkts, p, p + 4, 4, (pkts[p + 8]! << 8) | pkts[p + 9]!, (pkts[p + 10]! << 8) | pkts[p + 11]!) >= 0) found++;
+      }
+      const lookup = (seconds(t0) * 1e9) / n;
+      if (found !== n) throw new Error(`table bench: ${n - found} lookups missed`);
+      t0 = now();
+      for (let i = 0; i < flows; i++) if (handles[i]! >= 0) t.remove(handles[i]!);
+      const del = (seconds(t0) * 1e9) / flows;
+      if (t.size !== 0) throw new Error(`table bench: ${t.size} entries left after deleting all`);
+      if (round === 0) continue;
+      adds.push(add);
+      lookups.push(lookup);
+      dels.push(del);
+    }
+    rows.push({ flows, lookupNs: median(lookups), addNs: median(adds), delNs: median(dels) });
+  }
+  return rows;
+}
+
+const SCENARIOS = { raw, device, table } as const;
+
+const [name, json] = process.argv.slice(2);
+const run = SCENARIOS[name as keyof typeof SCENARIOS];
+if (!run || !json) {
+  console.error(`usage: bench/scenarios.ts ${Object.keys(SCENARIOS).join('|')} '<json options>'`);
+  process.exit(2);
+}
+console.log(`RESULT ${JSON.stringify(run(JSON.parse(json) as ScenarioOptions))}`);
