@@ -90,3 +90,13 @@ test('the NIC refuses a context beyond its capacity with -ENOSPC and takes one a
   t.is(nic.counters.rx_tls_ctx, 4);
   t.is(nic.counters.rx_tls_del, 1);
 });
+
+test('a NIC with no context memory (maxContexts 0) refuses every context with -ENOSPC', (t) => {
+  const nic = new Nic({ backend: nodeBackend, profile: { maxContexts: 0 } });
+  const info = randomInfo({ version: TLS_1_2_VERSION, cipherType: TLS_CIPHER_AES_GCM_128, label: 'aes128' }, new Prng(5), 0n);
+  const tuple = { family: 4 as const, saddr: '10.0.0.1', sport: 443, daddr: '10.0.0.2', dport: 40000 };
+  t.is(nic.addContext('tx', { tuple, info, startSeq: 1 }), -ENOSPC);
+  t.is(nic.addContext('rx', { tuple, info, startSeq: 1 }), -ENOSPC);
+  t.is(nic.contextCount, 0);
+  t.throws(() => new FlowTable(-1), { instanceOf: RangeError });
+});

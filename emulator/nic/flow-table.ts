@@ -37,7 +37,8 @@ export class FlowTable<T> {
   private readonly scratch = new Uint32Array(KEY_WORDS);
 
   constructor(capacity: number) {
-    if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`table capacity ${capacity} must be >= 1`);
+    // 0 is a device with no TLS context memory: every add fails with -ENOSPC.
+    if (!Number.isInteger(capacity) || capacity < 0) throw new RangeError(`table capacity ${capacity} must be an integer >= 0`);
     this.capacity = capacity;
     const initial = Math.min(capacity, 1024);
     this.keys = new Uint32Array(initial * KEY_WORDS);
