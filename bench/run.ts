@@ -10,6 +10,7 @@
 //
 // usage: node --import=tsx bench/run.ts [--json] [--only raw,device,replay,tshark,table,workers]
 //          [--records N | --seconds S] [--record-size B] [--mss M] [--mib N] [--flows N] [--workers 1,2]
+//          [--table-sizes 1000,100000,...] [--cache DIR] [--cli dist/tlsnic.mjs]
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -35,6 +36,9 @@ export type BenchOptions = {
   workers: number[];
   /** Where generated captures are cached (keyed by their parameters). */
   cacheDir: string;
+  /** The CLI bundle the replay scenario runs. */
+  cli: string;
+  tableSizes: number[];
 };
 
 export type ReplayRow = {
@@ -56,7 +60,7 @@ export type WorkersRow = { workers: number; seconds: number; mbps: number; speed
 
 export type BenchResult = {
   machine: { cores: number; node: string; cpu: string };
-  options: Omit<BenchOptions, 'json' | 'cacheDir'>;
+  options: Omit<BenchOptions, 'json' | 'cacheDir' | 'cli'>;
   raw: RawRow[] | null;
   device: DeviceRow[] | null;
   replay: ReplayRow | null;
@@ -68,7 +72,8 @@ export type BenchResult = {
 export function parseBenchArgs(argv: readonly string[]): BenchOptions {
   const o: BenchOptions = {
     json: false, only: [...SECTIONS], records: null, seconds: 5, recordSize: 16384, mss: 1448, mib: 1024, flows: 16,
-    workers: [1, 2], cacheDir: process.env.TLSNIC_BENCH_CACHE ?? join(tmpdir(), 'tlsnic-bench'),
+    workers: [1, 2], cacheDir: process.env.TLSNIC_BENCH_CACHE ?? join(tmpdir(), 'tlsnic-bench'), cli: join(ROOT, 'dist/tlsnic.mjs'),
+    tableSizes: [1e3, 1e5, 1e6, 4e6],
   };
   const num = (flag: string, v: string | undefined, lo: number, hi: number, int = true): number => {
     const n = Number(v);
@@ -96,7 +101,9 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
       case '--mib': o.mib = num(a, v, 0.001, 1 << 20, false); break;
       case '--flows': o.flows = num(a, v, 1, 1 << 20); break;
       case '--workers': o.workers = (v ?? '').split(',').map((x) => num(a, x, 1, 1024)); break;
+      case '--table-sizes': o.tableSizes = (v ?? '').split(',').map((x) => num(a, x, 1, 1e8)); break;
       case '--cache': if (!v) throw new ConfigError('--cache needs a directory', { field: a }); o.cacheDir = v; break;
+      case '--cli': if (!v) throw new ConfigError('--cli needs the path of a tlsnic bundle', { field: a }); o.cli = v; break;
       default: throw new ConfigError(`unknown option ${a}`, { field: a });
     }
     i++;
@@ -137,7 +144,7 @@ function runTimed(cmd: string, args: string[], opts: { cwd?: string; pollRss?: b
 }
 
 async function scenario<T>(name: string, o: BenchOptions): Promise<T> {
-  const so: ScenarioOptions = { records: o.records, seconds: o.seconds, recordSize: o.recordSize, mss: o.mss };
+  const so: ScenarioOptions = { records: o.records, seconds: o.seconds, recordSize: o.recordSize, mss: o.mss, tableSizes: o.tableSizes };
   const r = await runTimed(process.execPath, ['--import=tsx', join(ROOT, 'bench/scenarios.ts'), name, JSON.stringify(so)]);
   const line = r.stdout.split('\n').find((l) => l.startsWith('RESULT '));
   if (r.code !== 0 || !line) throw new Error(`bench scenario ${name} failed (exit ${r.code}): ${r.stderr.trim().slice(-2000)}`);
@@ -163,9 +170,8 @@ async function capture(o: BenchOptions): Promise<{ pcap: string; keylog: string;
 
 type ReplayJson = { packets: number; flows: Array<{ local: string; remote: string; tx: { wireMatch: boolean; plaintextSha256: string }; rx: { plaintextSha256: string } }> };
 
-async function replayBench(c: Awaited<ReturnType<typeof capture>>, streamedRaw: number | null): Promise<ReplayRow> {
-  const cli = join(ROOT, 'dist/tlsnic.mjs');
-  if (!existsSync(cli)) throw new Error('dist/tlsnic.mjs is missing: make build (make bench does it)');
+async function replayBench(c: Awaited<ReturnType<typeof capture>>, streamedRaw: number | null, cli: string): Promise<ReplayRow> {
+  if (!existsSync(cli)) throw new Error(`${cli} is missing: make build (make bench does it)`);
   const hook = pathToFileURL(join(ROOT, 'bench/rss-hook.mjs')).href;
   const r = await runTimed(process.execPath, [`--import=${hook}`, cli, 'replay', c.pcap, '--keylog', c.keylog, '--json']);
   if (r.code !== 0) throw new Error(`tlsnic replay exited ${r.code}: ${r.stderr.trim().slice(-2000)}`);
@@ -226,7 +232,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
   const want = (s: Section) => o.only.includes(s);
   const res: BenchResult = {
     machine: { cores: availableParallelism(), node: process.version, cpu: cpuModel() },
-    options: { only: o.only, records: o.records, seconds: o.seconds, recordSize: o.recordSize, mss: o.mss, mib: o.mib, flows: o.flows, workers: o.workers },
+    options: { only: o.only, records: o.records, seconds: o.seconds, recordSize: o.recordSize, mss: o.mss, mib: o.mib, flows: o.flows, workers: o.workers, tableSizes: o.tableSizes },
     raw: null, device: null, replay: null, tshark: null, table: null, workers: null,
   };
   // The streamed raw reference: replay ratios need it, so it runs whenever replay does.
@@ -234,7 +240,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
   if (want('device')) res.device = await scenario<DeviceRow[]>('device', o);
   const needCapture = want('replay') || want('tshark') || want('workers');
   const c = needCapture ? await capture(o) : null;
-  if (c && want('replay')) res.replay = await replayBench(c, res.raw?.find((r) => r.recordSize === o.recordSize)?.streamedMBps ?? null);
+  if (c && want('replay')) res.replay = await replayBench(c, res.raw?.find((r) => r.recordSize === o.recordSize)?.streamedMBps ?? null, o.cli);
   if (c && want('tshark')) res.tshark = await tsharkBench(c, res.replay?.seconds ?? null);
   if (want('table')) res.table = await scenario<TableRow[]>('table', o);
   if (c && want('workers')) res.workers = await workersBench(c, o.workers);

@@ -1,0 +1,81 @@
+// `make bench` with tiny sizes: every section runs in its own process and the table and --json agree and
+// are sane (positive figures, ratios that are the quotients they claim, the replay verified against the
+// generator). No time thresholds: figures depend on the machine.
+import test from 'ava';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { build } from 'esbuild';
+import type { BenchResult, ReplayRow, TsharkRow } from '../bench/run.ts';
+import { hasTshark } from './helpers/tools.ts';
+
+const run = promisify(execFile);
+const tmp = mkdtempSync(join(tmpdir(), 'tlsnic-bench-smoke-'));
+test.after.always(() => rmSync(tmp, { recursive: true, force: true }));
+
+// A private CLI bundle: other tests may rebuild dist/ while this runs.
+const cli = join(tmp, 'tlsnic.mjs');
+const bundled = build({
+  bundle: true, platform: 'node', format: 'esm', target: 'node20', logLevel: 'warning', entryPoints: ['cli/main.ts'], outfile: cli,
+  banner: { js: "import { createRequire as __tlsnicCreateRequire } from 'node:module';\nconst require = __tlsnicCreateRequire(import.meta.url);" },
+});
+
+const ARGS = ['--seconds', '0.05', '--mib', '1', '--flows', '3', '--record-size', '4000', '--mss', '1000', '--table-sizes', '1000,4000',
+  '--only', 'raw,device,replay,tshark,table', '--cache', join(tmp, 'cache')];
+
+async function bench(...extra: string[]): Promise<string> {
+  await bundled;
+  const r = await run(process.execPath, ['--import=tsx', 'bench/run.ts', ...ARGS, '--cli', cli, ...extra], { encoding: 'utf8', maxBuffer: 16 << 20, timeout: 110_000 });
+  return r.stdout;
+}
+
+test('bench --json: every section present and sane', async (t) => {
+  const r = JSON.parse(await bench('--json')) as BenchResult;
+  t.true(r.machine.cores >= 1);
+  t.is(r.machine.node, process.version);
+  t.deepEqual(r.raw!.map((x) => x.recordSize), [4000, 100]);
+  for (const x of r.raw!) t.true(x.oneShotMBps > 0 && x.streamedMBps > 0);
+  t.deepEqual(r.device!.map((x) => x.recordSize), [4000, 100]);
+  for (const x of r.device!) {
+    t.true(x.txMBps > 0 && x.rxMBps > 0 && x.refMBps > 0);
+    t.true(Math.abs(x.txRatio - x.txMBps / x.refMBps) < 1e-9 * x.txRatio, 'TX ratio is TX over the reference measured alongside');
+    t.true(Math.abs(x.rxRatio - x.rxMBps / x.refMBps) < 1e-9 * x.rxRatio);
+  }
+  const rp = r.replay as ReplayRow;
+  t.true(rp.verified, 'every flow replayed with wireMatch and the generator\'s plaintext hashes');
+  t.is(rp.flows, 3);
+  t.is(rp.payloadBytes, 2 ** 20);
+  t.true(rp.packets > 2 ** 20 / 1000, 'at least one packet per MSS of payload');
+  t.true(rp.seconds > 0 && rp.peakRssMB > 10, `peak RSS ${rp.peakRssMB} MB comes from the child's getrusage`);
+  const streamed = r.raw!.find((x) => x.recordSize === 4000)!.streamedMBps;
+  t.true(Math.abs(rp.ratioToStreamedRaw! - rp.payloadMBps / streamed) < 1e-9);
+  t.true(Math.abs(rp.payloadMBps - rp.payloadBytes / rp.seconds / 1e6) < 1e-6);
+  if (hasTshark) {
+    const ts = r.tshark as TsharkRow;
+    t.is(ts.decryptedBytes, 2 ** 20, 'tshark decrypted every application byte');
+    t.true(Math.abs(ts.tsharkOverTlsnic! - ts.seconds / rp.seconds) < 1e-9);
+  } else t.deepEqual(r.tshark, { skipped: 'tshark not installed' });
+  t.deepEqual(r.table!.map((x) => x.flows), [1000, 4000]);
+  for (const x of r.table!) t.true(x.lookupNs > 0 && x.addNs > 0 && x.delNs > 0);
+  t.is(r.workers, null, 'not asked for');
+});
+
+test('bench table: the sections asked for, in order, with the figures the JSON has', async (t) => {
+  const text = await bench('--only', 'raw,table');
+  t.regex(text, /^tlsnic bench: \d+ cores \(.*\), node v\d+/);
+  const sections = [...text.matchAll(/^(\d)\. /gm)].map((m) => m[1]);
+  t.deepEqual(sections, ['1', '5']);
+  const rows = [...text.matchAll(/^\s+(4000|100)\s+(\d+)\s+(\d+)$/gm)];
+  t.is(rows.length, 2, text);
+  t.regex(text, /lookup at 4e\+3 \/ at 1e\+3: \d+\.\d\d/);
+});
+
+test('bad bench options are ConfigErrors with exit 2', async (t) => {
+  for (const bad of [['--only', 'nope'], ['--mss', '10'], ['--frobnicate', '1'], ['--seconds', 'x']]) {
+    const e = await t.throwsAsync(run(process.execPath, ['--import=tsx', 'bench/run.ts', ...bad], { encoding: 'utf8' }));
+    t.is((e as unknown as { code: number }).code, 2, bad.join(' '));
+    t.regex((e as unknown as { stderr: string }).stderr, /^bench: /);
+  }
+});
