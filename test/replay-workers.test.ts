@@ -4,7 +4,7 @@
 // with a ConfigError; a worker that throws gives the single-thread error and exit code, and no hang.
 import test from 'ava';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -23,6 +23,7 @@ const tmp = mkdtempSync(join(tmpdir(), 'tlsnic-workers-'));
 const CAPTURES = 'fixtures/captures';
 const fixtures = readdirSync(CAPTURES).filter((f) => /\.pcap(ng)?$/.test(f)).sort();
 const MANY = `${CAPTURES}/tls12-many-v4`;
+test.after.always(() => rmSync(tmp, { recursive: true, force: true }));
 
 const keylogOf = (capture: string) => `${CAPTURES}/${basename(capture).replace(/\.pcap(ng)?$/, '')}.keylog`;
 const tls13Of = (capture: string) => capture.startsWith('tls13');

@@ -4,9 +4,14 @@
 // (worker.ts); this thread merges what they report into the result one thread would have given:
 // connections in capture order (by first packet), ethtool and tls_stat counters summed as per-ring
 // statistics are, the capture-wide notes once.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { ContractError, ConfigError, CaptureError, CryptoError, TlsError, WireError, type TlsnicError } from '../../emulator/errors.ts';
 import { formatEthtool, type EthtoolCounters } from '../../emulator/nic/counters.ts';
+import { BUILTIN_DRIVERS } from '../../driver-api/drivers/index.ts';
 import { formatTlsStat, type TlsStat } from '../../driver-api/stack/index.ts';
 import type { ReplayResult } from './engine.ts';
 import type { QueueFailure, QueueJob, QueueMessage, QueueResult, QueueWorkerData } from './worker.ts';
@@ -16,19 +21,46 @@ export type ParallelReplayOptions = Omit<QueueJob, 'queue' | 'queues' | 'progres
   onProgress?: (bytesRead: number) => void;
 };
 
+export type WorkerEntry = { script: string | URL; eval: boolean; execArgv?: string[] };
+
 /**
  * How to start a queue's worker. From the bundle: tlsnic-replay-worker.mjs, built next to dist/tlsnic.mjs.
- * From source (tests, bench, tsx): worker.ts through a small evaluated entry that registers tsx's loader
- * first; on Node 20 a Worker given a .ts file fails (ERR_UNKNOWN_FILE_EXTENSION) even with
- * execArgv ['--import', 'tsx'], because the worker's entry is loaded before the --import hooks apply.
+ * From source (tests, bench, tsx), with a built-in driver: worker.ts bundled once per process by esbuild
+ * into a temporary file (a worker then starts in ~60 ms; under tsx it takes ~500 ms of CPU to transform
+ * the sources again in every worker). With a driver module: worker.ts under tsx, registered by a small
+ * evaluated entry, since the module may import the project's TypeScript and must share its classes (a
+ * typed error must stay typed). A Worker given a .ts file directly fails on Node 20
+ * (ERR_UNKNOWN_FILE_EXTENSION) even with execArgv ['--import', 'tsx']: its entry loads before the hooks.
  */
-export function workerEntry(): { script: string | URL; eval: boolean; execArgv?: string[] } {
+export async function workerEntry(driver: string): Promise<WorkerEntry> {
   const here = import.meta.url;
   if (!here.endsWith('.ts')) return { script: new URL('./tlsnic-replay-worker.mjs', here), eval: false };
+  if (BUILTIN_DRIVERS[driver]) return { script: await bundledWorker(), eval: false, execArgv: [] };
   const tsx = import.meta.resolve('tsx/esm/api');
   const entry = new URL('./worker.ts', here).href;
   const script = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`;
   return { script, eval: true, execArgv: [] };
+}
+
+let workerBundle: Promise<string> | null = null;
+
+/** worker.ts bundled as scripts/build.mjs bundles it, into a directory removed when this process exits. */
+function bundledWorker(): Promise<string> {
+  workerBundle ??= (async () => {
+    // A computed specifier: the CLI bundle must not pull esbuild in (this branch runs from source only).
+    const pkg = 'esbuild';
+    const { build } = (await import(pkg)) as typeof import('esbuild');
+    const dir = mkdtempSync(join(tmpdir(), 'tlsnic-worker-'));
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+    const outfile = join(dir, 'tlsnic-replay-worker.mjs');
+    await build({
+      entryPoints: [fileURLToPath(new URL('./worker.ts', import.meta.url))],
+      outfile, bundle: true, platform: 'node', format: 'esm', target: 'node20', logLevel: 'warning',
+      banner: { js: "import { createRequire as __tlsnicCreateRequire } from 'node:module';\nconst require = __tlsnicCreateRequire(import.meta.url);" },
+    });
+    return outfile;
+  })();
+  return workerBundle;
 }
 
 const ERROR_CLASSES: Record<string, new (message: string) => TlsnicError> = {
@@ -50,8 +82,7 @@ export function reviveError(f: QueueFailure, queue: number): Error {
   return e;
 }
 
-function runWorker(job: QueueJob, onProgress: ((bytes: number) => void) | undefined): Promise<QueueResult> {
-  const entry = workerEntry();
+function runWorker(entry: WorkerEntry, job: QueueJob, onProgress: ((bytes: number) => void) | undefined): Promise<QueueResult> {
   const data: QueueWorkerData = { tlsnicReplayQueue: job };
   return new Promise((resolve, reject) => {
     let result: QueueResult | null = null;
@@ -83,8 +114,9 @@ function errorOrder(e: unknown): number {
 export async function replayParallel(opts: ParallelReplayOptions): Promise<ReplayResult> {
   const { workers, onProgress, ...common } = opts;
   if (!Number.isInteger(workers) || workers < 1) throw new ConfigError(`--workers must be a positive integer, got ${workers}`, { field: '--workers' });
+  const entry = await workerEntry(common.driver);
   const settled = await Promise.allSettled(
-    Array.from({ length: workers }, (_, queue) => runWorker({ ...common, queue, queues: workers, progress: queue === 0 && onProgress !== undefined }, onProgress)),
+    Array.from({ length: workers }, (_, queue) => runWorker(entry, { ...common, queue, queues: workers, progress: queue === 0 && onProgress !== undefined }, onProgress)),
   );
   // Every worker ran to its end (none is left running); report the failure one thread would have met
   // first: the earliest in the capture, then the lowest queue.
