@@ -110,6 +110,8 @@ export type ReplayOptions = {
    * connection. Multi-queue replay uses it to give each worker the flows its RSS queue owns.
    */
   flowFilter?: (v: TcpSegmentView) => boolean;
+  /** Per-flow memory bounds (defaults MAX_HELD_TX_BYTES, MAX_UNACKED_TX_BYTES); tests set small ones. */
+  limits?: { heldTxBytes?: number; unackedTxBytes?: number };
 };
 
 const TIMELINE_CAP_PER_FLOW = 20000;
@@ -127,6 +129,9 @@ export const MAX_HELD_TX_BYTES = 8 << 20;
  * says so) instead of the queue growing with the capture.
  */
 export const MAX_UNACKED_TX_BYTES = 64 << 20;
+
+/** Problems listed per flow; the rest are counted. */
+export const MAX_PROBLEMS_PER_FLOW = 100;
 
 const EMPTY = new Uint8Array(0);
 
@@ -158,6 +163,7 @@ type Flow = {
   finS2c: boolean;
   released: boolean;
   unackedNoted: boolean;
+  moreProblems: number;
   lastAck: number | null;
   rxStartSeq: number | null;
   txHash: Hash;
@@ -252,6 +258,8 @@ function emptyDir(): DirReport {
 
 export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   const backend = opts.backend ?? nodeBackend;
+  const maxHeldTx = opts.limits?.heldTxBytes ?? MAX_HELD_TX_BYTES;
+  const maxUnackedTx = opts.limits?.unackedTxBytes ?? MAX_UNACKED_TX_BYTES;
   let keylog: KeyLog | null = null;
   if (opts.keylog !== null) {
     const { readFileSync } = await import('node:fs');
@@ -410,7 +418,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     const flow: Flow = {
       index: flowList.length + 1, key, clientIsLo: null, client: null, server: null, local: null, remote: null, txDir: 's2c', rxDir: 'c2s',
       reasm: { c2s: null, s2c: null }, walker: null as unknown as TlsWalker, sock: null, tls: null, txStart: null,
-      txInstalled: false, rxInstalled: false, pendingTx: [], pendingTxBytes: 0, finC2s: false, finS2c: false, released: false, unackedNoted: false,
+      txInstalled: false, rxInstalled: false, pendingTx: [], pendingTxBytes: 0, finC2s: false, finS2c: false, released: false, unackedNoted: false, moreProblems: 0,
       lastAck: null, rxStartSeq: null, txHash: createHash('sha256'), rxHash: createHash('sha256'),
       report: {
         local: '', remote: '', version: null, cipher: null,
@@ -423,7 +431,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     flow.walker = new TlsWalker(keylog, backend, {
       onStart: (s) => onStart(flow, s),
       onRecord: (r) => onRecord(flow, r),
-      onProblem: (_dir, why) => flow.report.problems.push(why),
+      onProblem: (_dir, why) => problem(flow, why),
     });
     return flow;
   }
@@ -488,12 +496,12 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       f.txInstalled = true;
     }
     if (r.seq !== sock.writeSeq) {
-      f.report.problems.push(`TX record ${r.recSeq} at seq ${r.seq} does not follow the stack's write_seq ${sock.writeSeq}`);
+      problem(f, `TX record ${r.recSeq} at seq ${r.seq} does not follow the stack's write_seq ${sock.writeSeq}`);
       sock.writeSeq = r.seq;
     }
     tls.send(r.plaintext, r.type);
     if (seqAdd(r.seq, r.wire.length) !== sock.writeSeq) {
-      f.report.problems.push(`the stack framed record ${r.recSeq} as ${seqDiff(sock.writeSeq, r.seq)} bytes, the capture has ${r.wire.length}`);
+      problem(f, `the stack framed record ${r.recSeq} as ${seqDiff(sock.writeSeq, r.seq)} bytes, the capture has ${r.wire.length}`);
     }
     if (r.type === CONTENT_APPLICATION_DATA) {
       f.txHash.update(r.plaintext);
@@ -531,7 +539,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
         // The capture sent these bytes and the replay cannot: the wire does not match.
         f.report.tx.segments++;
         f.report.tx.mismatched++;
-        f.report.problems.push(`TX bytes ${seq}+${len} were never queued by the stack (or were already acknowledged)`);
+        problem(f, `TX bytes ${seq}+${len} were never queued by the stack (or were already acknowledged)`);
         mark(f, { dir: 'tx', seq, len, mark: 'mismatch', note: 'not in the stack\'s queue' });
         return;
       }
@@ -582,6 +590,12 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     }
   }
 
+  /** A problem of one flow; past MAX_PROBLEMS_PER_FLOW only counted (a broken flow must not fill memory). */
+  function problem(f: Flow, why: string): void {
+    if (f.report.problems.length < MAX_PROBLEMS_PER_FLOW) f.report.problems.push(why);
+    else f.moreProblems++;
+  }
+
   /** A FIN or RST in `dir`: once the connection is over both ways, its walker's buffers go (reports stay). */
   function finished(f: Flow, dir: Dir, rst: boolean): void {
     if (rst) f.finC2s = f.finS2c = true;
@@ -596,10 +610,10 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   /** See MAX_UNACKED_TX_BYTES. */
   function boundUnacked(f: Flow): void {
     const sock = f.sock!;
-    if (sock.unackedBytes <= MAX_UNACKED_TX_BYTES) return;
-    const ack = seqAdd(sock.writeSeq, -(MAX_UNACKED_TX_BYTES >>> 1));
+    if (sock.unackedBytes <= maxUnackedTx) return;
+    const ack = seqAdd(sock.writeSeq, -(maxUnackedTx >>> 1));
     if (f.lastAck === null || seqGt(ack, f.lastAck)) f.lastAck = ack;
-    if (!f.unackedNoted) f.report.problems.push(`more than ${MAX_UNACKED_TX_BYTES} TX bytes never acknowledged in the capture (its ACKs missing?): the oldest count as acknowledged`);
+    if (!f.unackedNoted) f.report.problems.push(`more than ${maxUnackedTx} TX bytes never acknowledged in the capture (its ACKs missing?): the oldest count as acknowledged`);
     f.unackedNoted = true;
     applyAck(f);
   }
@@ -674,8 +688,8 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
         f.pendingTx.push({ frame: frame.slice(), seq, len: payload.length, tsNs: pkt.tsNs, packet: packets });
         f.pendingTxBytes += payload.length;
         if (opts.onFrame) held.push(packets);
-        if (f.pendingTxBytes > MAX_HELD_TX_BYTES && !f.walker.isDead(f.txDir)) {
-          f.walker.abandon(f.txDir, `TX segments held back waiting for an incomplete record exceed ${MAX_HELD_TX_BYTES} bytes at seq ${seq} (a hole in the capture?): the rest of this direction is not replayed`);
+        if (f.pendingTxBytes > maxHeldTx && !f.walker.isDead(f.txDir)) {
+          f.walker.abandon(f.txDir, `TX segments held back waiting for an incomplete record exceed ${maxHeldTx} bytes at seq ${seq} (a hole in the capture?): the rest of this direction is not replayed`);
         }
         releaseTx(f);
         boundUnacked(f);
@@ -707,6 +721,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     f.report.tx.plaintextSha256 = f.txHash.digest('hex');
     f.report.rx.plaintextSha256 = f.rxHash.digest('hex');
     f.report.tx.wireMatch = f.report.tx.mismatched === 0 && f.txInstalled;
+    if (f.moreProblems) f.report.problems.push(`${f.moreProblems} more problems like the above not listed`);
     if (!f.report.version) f.report.problems.push('no TLS handshake found in this connection');
   }
   const reports = flowList.filter((f) => !f.ignored && f.local).map((f) => f.report);
