@@ -46,10 +46,10 @@ SOAK_SECONDS ?=
 SOAK_SEED ?=
 soak: dist/tlsnic.mjs
 	@if [ -n "$(SOAK_SECONDS)" ]; then \
-	  TLSNIC_SOAK_SECONDS=$(SOAK_SECONDS) TLSNIC_SOAK_SEED=$(SOAK_SEED) node dist/tlsnic.mjs run fixtures/scenarios/soak-faults.json; \
+	  node dist/tlsnic.mjs run fixtures/scenarios/soak-faults.json --seconds $(SOAK_SECONDS) $(if $(SOAK_SEED),--seed $(SOAK_SEED)); \
 	else \
-	  TLSNIC_SOAK_SEED=$(SOAK_SEED) node dist/tlsnic.mjs run fixtures/scenarios/soak.json --flows $(FLOWS) && \
-	  TLSNIC_SOAK_SEED=$(SOAK_SEED) node dist/tlsnic.mjs run fixtures/scenarios/soak-faults.json --flows $(FLOWS); \
+	  node dist/tlsnic.mjs run fixtures/scenarios/soak.json --flows $(FLOWS) $(if $(SOAK_SEED),--seed $(SOAK_SEED)) && \
+	  node dist/tlsnic.mjs run fixtures/scenarios/soak-faults.json --flows $(FLOWS) $(if $(SOAK_SEED),--seed $(SOAK_SEED)); \
 	fi
 
 FUZZ_COUNT ?= 1000000

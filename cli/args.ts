@@ -23,6 +23,10 @@ export type RunArgs = {
   json: boolean;
   /** Soak scenarios: number of flows (overrides the file's soak.flows). */
   flows: number | null;
+  /** Soak time mode: run random worlds until this many seconds have passed (null: by flow count). */
+  seconds: number | null;
+  /** Soak seed (null: the scenario's). */
+  seed: number | null;
 };
 
 export type HelpArgs = { command: 'help'; topic?: string };
@@ -33,7 +37,7 @@ export const USAGE = `usage:
   tlsnic replay <capture> --keylog <file> [--local <ip>[:port]] [--driver mlx5|nfp|<module path>]
                 [--scenario <file>] [--tls13] [--plaintext-dir <dir>] [--out <pcap>] [--timeline <html>] [--json]
                 [--workers <n>]
-  tlsnic run <scenario.json> [--json] [--flows <n>]
+  tlsnic run <scenario.json> [--json] [--flows <n>] [--seconds <s>] [--seed <n>]
   tlsnic help
   tlsnic --version
 
@@ -107,18 +111,28 @@ function parseWorkers(v: string | undefined): number {
 
 function parseRun(rest: readonly string[]): RunArgs {
   let json = false;
-  let flows: number | null = null;
+  const ints = new Map<string, number>();
   const positional: string[] = [];
   for (let i = 0; i < rest.length; i++) {
     const a = rest[i]!;
+    const name = a.includes('=') ? a.slice(0, a.indexOf('=')) : a;
+    const spec = RUN_INT_FLAGS[name];
     if (a === '--json') json = true;
-    else if (a === '--flows' || a.startsWith('--flows=')) {
+    else if (spec) {
       const v = a.includes('=') ? a.slice(a.indexOf('=') + 1) : rest[++i];
-      if (v === undefined || !/^[1-9]\d{0,6}$/.test(v)) throw new ConfigError(`--flows needs a positive integer, got ${v ?? 'nothing'}`, { field: '--flows' });
-      flows = Number(v);
+      if (v === undefined || !/^\d{1,10}$/.test(v) || Number(v) < spec.min || Number(v) > spec.max) {
+        throw new ConfigError(`${name} needs an integer in [${spec.min}, ${spec.max}], got ${v ?? 'nothing'}`, { field: name });
+      }
+      ints.set(name, Number(v));
     } else if (a.startsWith('-')) throw new ConfigError(`unknown option ${a} for run`, { field: a });
     else positional.push(a);
   }
   if (positional.length !== 1) throw new ConfigError(`run takes exactly one scenario file, got ${positional.length}`);
-  return { command: 'run', scenario: positional[0]!, json, flows };
+  return { command: 'run', scenario: positional[0]!, json, flows: ints.get('--flows') ?? null, seconds: ints.get('--seconds') ?? null, seed: ints.get('--seed') ?? null };
 }
+
+const RUN_INT_FLAGS: Record<string, { min: number; max: number }> = {
+  '--flows': { min: 1, max: 9_999_999 },
+  '--seconds': { min: 1, max: 10_000_000 },
+  '--seed': { min: 0, max: 0xffff_ffff },
+};

@@ -1,7 +1,7 @@
-// `tlsnic run <scenario.json> [--json] [--flows N]`: run a scenario (issue 5) and say whether its
-// expectations hold. Exit 0 when they hold, 1 when not; bad input (unreadable or invalid scenario) is a
-// ConfigError that main() turns into exit 2. Soak time mode and seed come from TLSNIC_SOAK_SECONDS and
-// TLSNIC_SOAK_SEED (what `make soak SOAK_SECONDS=.. SOAK_SEED=..` sets) until cli/args.ts has flags for them.
+// `tlsnic run <scenario.json> [--json] [--flows N] [--seconds S] [--seed N]`: run a scenario (issue 5) and
+// say whether its expectations hold. Exit 0 when they hold, 1 when not; bad input (unreadable or invalid
+// scenario, bad option) is a ConfigError that main() turns into exit 2. --seconds and --seed drive a soak
+// scenario's time mode and seed; TLSNIC_SOAK_SECONDS / TLSNIC_SOAK_SEED do the same when the flags are absent.
 import { ConfigError } from '../emulator/errors.ts';
 import { FAULT_KINDS } from '../driver-api/drivers/faulty.ts';
 import { VIOLATION_KINDS } from '../driver-api/stack/violations.ts';
@@ -13,8 +13,8 @@ import type { RunArgs } from './args.ts';
 export function runRun(args: RunArgs, out: (s: string) => void = (s) => void process.stdout.write(s)): number {
   const scenario = loadScenarioFile(args.scenario);
   const o: RunOptions = args.flows !== null ? { soakFlows: args.flows } : {};
-  const seconds = envInt('TLSNIC_SOAK_SECONDS', 1, 1e7);
-  const seed = envInt('TLSNIC_SOAK_SEED', 0, 0xffff_ffff);
+  const seconds = args.seconds ?? envInt('TLSNIC_SOAK_SECONDS', 1, 1e7);
+  const seed = args.seed ?? envInt('TLSNIC_SOAK_SEED', 0, 0xffff_ffff);
   if (seconds !== null) o.soakSeconds = seconds;
   if (seed !== null) o.soakSeed = seed;
   const result = runScenarioObject(scenario, o);
@@ -43,7 +43,7 @@ function soakLines(run: ProfileRun): string[] {
   return [
     `    ${run.worlds > 1 ? 'soak' : 'run'}: ${run.flowCount} flows in ${run.worlds} worlds, ${run.bytes.toLocaleString('en-US')} application bytes, `
       + `${run.linkFlaps} link flaps, ${run.faultedWorlds} worlds with driver faults, ${(run.elapsedMs / 1000).toFixed(1)} s; seed ${run.seed}`
-      + `${run.worlds > 1 ? ` (replay: SOAK_SEED=${run.seed}, or TLSNIC_SOAK_SEED=${run.seed} for tlsnic run)` : ''}`,
+      + `${run.worlds > 1 ? ` (replay: SOAK_SEED=${run.seed}, or --seed ${run.seed} for tlsnic run)` : ''}`,
     `    faults injected: a: ${inj('a')}; b: ${inj('b')}`,
     `    contract violations reported: a: ${vio('a')}; b: ${vio('b')}`,
   ];

@@ -67,3 +67,21 @@ test('--flows runs a soak scenario at the given size', (t) => {
   t.regex(r.out, /mlx5 \(driver_req_async\), 4 flows: /);
   t.regex(r.out, /nfp\/driver_req \(driver_req\), 4 flows: /);
 });
+
+test('--seed replays a soak from the CLI; --seconds runs it by time; bad values are exit 2 naming the flag', (t) => {
+  const run = (...a: string[]) => tlsnic('run', 'fixtures/scenarios/soak-faults.json', '--json', ...a);
+  const one = run('--flows', '4', '--seed', '7');
+  const two = run('--flows', '4', '--seed', '7');
+  const other = run('--flows', '4', '--seed=8');
+  t.is(one.code, 0, one.err + one.out);
+  const key = (r: { out: string }) => JSON.stringify(JSON.parse(r.out).runs.map((x: { seed: number; bytes: number }) => [x.seed, x.bytes]));
+  t.is(key(one), key(two));
+  t.not(key(one), key(other));
+  const timed = tlsnic('run', 'fixtures/scenarios/soak-faults.json', '--seconds', '1');
+  t.is(timed.code, 0, timed.err + timed.out);
+  for (const [flag, v] of [['--seconds', '0'], ['--seed', '-1'], ['--seed', '99999999999'], ['--seconds', 'x']] as const) {
+    const r = tlsnic('run', 'fixtures/scenarios/soak.json', flag, v);
+    t.is(r.code, 2, `${flag} ${v}`);
+    t.regex(r.err, new RegExp(flag));
+  }
+});
