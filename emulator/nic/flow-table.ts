@@ -6,6 +6,9 @@ const KEY_WORDS = 10; // 40 bytes: dir(1) family(1) pad(2) src(16) dst(16) sport
 const SLOT_WORDS = 2 + KEY_WORDS;
 const EMPTY = 0;
 const TOMBSTONE = -1;
+/** Entries a table starts with; the first growth goes straight to the full capacity (up to PRESIZE_MAX). */
+const INITIAL = 1024;
+const PRESIZE_MAX = 1 << 22;
 
 export type FlowDirection = 'rx' | 'tx';
 
@@ -40,7 +43,10 @@ export class FlowTable<T> {
     // 0 is a device with no TLS context memory: every add fails with -ENOSPC.
     if (!Number.isInteger(capacity) || capacity < 0) throw new RangeError(`table capacity ${capacity} must be an integer >= 0`);
     this.capacity = capacity;
-    const initial = Math.min(capacity, 1024);
+    // Small to start (a test bench makes thousands of NICs with few flows each); once a table outgrows that
+    // it is sized for its whole capacity (up to 4M entries, then doubling), as a device's table memory is,
+    // so filling it rehashes once, not at every doubling.
+    const initial = Math.min(capacity, INITIAL);
     this.keys = new Uint32Array(initial * KEY_WORDS);
     this.hashes = new Uint32Array(initial);
     const slots = nextPow2(initial * 2);
@@ -61,8 +67,15 @@ export class FlowTable<T> {
     const idx = this.free.length ? this.free.pop()! : this.next++;
     this.ensureEntries(idx + 1);
     // Rehash before the new entry is stored; size from live entries so add/del churn cannot grow it.
-    if ((this.used + 1) * 2 > this.mask + 1) this.rehash(nextPow2((this.live + 1) * 3));
-    this.keys.set(this.scratch, idx * KEY_WORDS);
+    if ((this.used + 1) * 2 > this.mask + 1) {
+      // Over half full counting tombstones: clean up in place if the live entries fit, else double.
+      const need = this.live + 1;
+      const size = need * 2 <= this.mask + 1 ? this.mask + 1 : nextPow2(Math.max(need, Math.min(this.capacity, PRESIZE_MAX)) * 2);
+      this.rehash(size);
+    }
+    const key = this.scratch;
+    const keys = this.keys;
+    for (let i = 0, o = idx * KEY_WORDS; i < KEY_WORDS; i++) keys[o + i] = key[i]!;
     this.hashes[idx] = h;
     this.values[idx] = value;
     let s = h & this.mask;
@@ -70,7 +83,7 @@ export class FlowTable<T> {
     if (this.slots[SLOT_WORDS * s] === EMPTY) this.used++;
     this.slots[SLOT_WORDS * s] = idx + 1;
     this.slots[SLOT_WORDS * s + 1] = h;
-    this.slots.set(this.scratch, SLOT_WORDS * s + 2);
+    for (let i = 0, o = SLOT_WORDS * s + 2; i < KEY_WORDS; i++) this.slots[o + i] = key[i]! | 0;
     this.live++;
     return idx;
   }
@@ -140,7 +153,7 @@ export class FlowTable<T> {
 
   private ensureEntries(n: number): void {
     if (n <= this.hashes.length) return;
-    const cap = Math.min(this.capacity, Math.max(n, this.hashes.length * 2));
+    const cap = Math.min(this.capacity, Math.max(n, this.hashes.length * 2, Math.min(this.capacity, PRESIZE_MAX)));
     const keys = new Uint32Array(cap * KEY_WORDS);
     keys.set(this.keys);
     this.keys = keys;
