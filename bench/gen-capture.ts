@@ -11,6 +11,7 @@
 import { createCipheriv, createHash, type Hash } from 'node:crypto';
 import { closeSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
+import { concatBytes } from '../emulator/bytes.ts';
 import { nodeBackend } from '../emulator/crypto/index.ts';
 import { ConfigError } from '../emulator/errors.ts';
 import { PcapWriter } from '../emulator/capture/writer.ts';
@@ -121,15 +122,7 @@ function plainRecord(type: number, body: Uint8Array): Uint8Array {
   return r;
 }
 
-const cat = (...xs: Uint8Array[]) => {
-  const out = new Uint8Array(xs.reduce((s, x) => s + x.length, 0));
-  let o = 0;
-  for (const x of xs) {
-    out.set(x, o);
-    o += x.length;
-  }
-  return out;
-};
+const cat = (...xs: Uint8Array[]) => concatBytes(xs);
 
 export function generateCapture(o: GenOptions): GenResult {
   checkOptions(o);

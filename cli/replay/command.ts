@@ -32,6 +32,29 @@ export function flowFileName(f: FlowReport, dir: 'tx' | 'rx'): string {
   return `${f.local}_${f.remote}.${dir}.bin`.replace(/[[\]]/g, '').replace(/:/g, '_');
 }
 
+/**
+ * --plaintext-dir: each flow direction's plaintext appended to its own file (flowFileName), opened at its
+ * first bytes. A flow belongs to one replay (one worker with --workers), so every file has one writer.
+ */
+export function plaintextFiles(dir: string): { write: (flow: FlowReport, dir: 'tx' | 'rx', data: Uint8Array) => void; close: () => void } {
+  const fds = new Map<string, number>();
+  return {
+    write(flow, d, data) {
+      const name = join(dir, flowFileName(flow, d));
+      let fd = fds.get(name);
+      if (fd === undefined) {
+        fd = openSync(name, 'w');
+        fds.set(name, fd);
+      }
+      writeSync(fd, data);
+    },
+    close() {
+      for (const fd of fds.values()) closeSync(fd);
+      fds.clear();
+    },
+  };
+}
+
 /** LINKTYPE_USER0: private use. Handed-up frames go there so tshark's TCP/TLS analysis of the wire stays clean. */
 export const LINKTYPE_HANDED_UP = 147;
 
@@ -222,8 +245,8 @@ export async function runReplay(args: ReplayArgs): Promise<number> {
   const driver = await loadDriver(args.driver);
   const local = args.local ? parseLocal(args.local) : null;
   const out = args.out ? new OutCapture(args.out) : null;
-  const fds = new Map<string, number>();
   if (args.plaintextDir) mkdirSync(args.plaintextDir, { recursive: true });
+  const files = args.plaintextDir ? plaintextFiles(args.plaintextDir) : null;
   // stdout may be a pipe (--json | jq): the bar goes to stderr, and only to a terminal.
   const bar = process.stderr.isTTY ? progressBar(statSync(args.capture, { throwIfNoEntry: false })?.size ?? 0, (s) => process.stderr.write(s)) : null;
   try {
@@ -246,17 +269,7 @@ export async function runReplay(args: ReplayArgs): Promise<number> {
         tls13: args.tls13,
         timeline: args.timeline !== null,
         onFrame: out ? (f) => out.frame(f) : undefined,
-        onPlaintext: args.plaintextDir
-          ? (flow, dir, data) => {
-            const name = join(args.plaintextDir!, flowFileName(flow, dir));
-            let fd = fds.get(name);
-            if (fd === undefined) {
-              fd = openSync(name, 'w');
-              fds.set(name, fd);
-            }
-            writeSync(fd, data);
-          }
-          : undefined,
+        onPlaintext: files?.write,
         onProgress: bar ? (bytes) => bar.update(bytes) : undefined,
       });
     bar?.clear();
@@ -268,6 +281,6 @@ export async function runReplay(args: ReplayArgs): Promise<number> {
   } finally {
     bar?.clear();
     out?.close();
-    for (const fd of fds.values()) closeSync(fd);
+    files?.close();
   }
 }

@@ -3,14 +3,12 @@
 // the capture itself (no per-packet messages between threads) and replays only its flows; parallel.ts
 // merges the results. Imported outside a worker thread (tests, the type imports of parallel.ts) it does
 // nothing on load.
-import { closeSync, openSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { TlsnicError, type ErrorPlace } from '../../emulator/errors.ts';
 import { Rss } from '../../emulator/nic/rss.ts';
 import type { TcpSegmentView } from '../../emulator/wire/packet.ts';
 import { loadDriver } from '../../driver-api/drivers/index.ts';
-import { flowFileName } from './command.ts';
+import { plaintextFiles } from './command.ts';
 import { replay, type FlowReport } from './engine.ts';
 
 export type QueueJob = {
@@ -123,7 +121,7 @@ export async function replayQueue(job: QueueJob, onProgress?: (bytes: number) =>
   const rss = new Rss({ queues: job.queues });
   const seen = new FirstSeen();
   let ordinal = 0;
-  const fds = new Map<string, number>();
+  const files = job.plaintextDir ? plaintextFiles(job.plaintextDir) : null;
   try {
     const r = await replay({
       capture: job.capture,
@@ -140,18 +138,7 @@ export async function replayQueue(job: QueueJob, onProgress?: (bytes: number) =>
         return true;
       },
       onProgress,
-      onPlaintext: job.plaintextDir
-        ? (flow, dir, data) => {
-          // A flow belongs to one worker, so its files have one writer.
-          const name = join(job.plaintextDir!, flowFileName(flow, dir));
-          let fd = fds.get(name);
-          if (fd === undefined) {
-            fd = openSync(name, 'w');
-            fds.set(name, fd);
-          }
-          writeSync(fd, data);
-        }
-        : undefined,
+      onPlaintext: files?.write,
     });
     const flows = r.flows.map((report) => {
       const key = report.local < report.remote ? `${report.local}|${report.remote}` : `${report.remote}|${report.local}`;
@@ -161,7 +148,7 @@ export async function replayQueue(job: QueueJob, onProgress?: (bytes: number) =>
     });
     return { packets: r.packets, flows, ethtool: r.ethtool, tlsStat: r.tlsStat, netdev: r.netdev, problems: r.problems };
   } finally {
-    for (const fd of fds.values()) closeSync(fd);
+    files?.close();
   }
 }
 
