@@ -67,6 +67,8 @@ export type ReplayResult = {
   netdev: string;
   problems: string[];
   timeline: TimelineMark[];
+  /** Capture packet number at which each of `flows` was first seen (multi-queue replay merges by it). */
+  flowFirstPackets: number[];
 };
 
 /** A frame for `--out`; `packet` and `heldFrom` let a writer put frames back in capture order. */
@@ -139,6 +141,8 @@ type PendingTx = { frame: Uint8Array; seq: number; len: number; tsNs: bigint; pa
 
 type Flow = {
   index: number;
+  /** Capture packet number of the flow's first packet. */
+  firstPacket: number;
   /** The 4-tuple, canonical order (see FlowIndex). */
   key: Uint8Array;
   /** Whether the client is the canonical low endpoint (null until roles are known). */
@@ -416,7 +420,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
 
   function makeFlow(key: Uint8Array): Flow {
     const flow: Flow = {
-      index: flowList.length + 1, key, clientIsLo: null, client: null, server: null, local: null, remote: null, txDir: 's2c', rxDir: 'c2s',
+      index: flowList.length + 1, firstPacket: packets, key, clientIsLo: null, client: null, server: null, local: null, remote: null, txDir: 's2c', rxDir: 'c2s',
       reasm: { c2s: null, s2c: null }, walker: null as unknown as TlsWalker, sock: null, tls: null, txStart: null,
       txInstalled: false, rxInstalled: false, pendingTx: [], pendingTxBytes: 0, finC2s: false, finS2c: false, released: false, unackedNoted: false, moreProblems: 0,
       lastAck: null, rxStartSeq: null, txHash: createHash('sha256'), rxHash: createHash('sha256'),
@@ -724,7 +728,8 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     if (f.moreProblems) f.report.problems.push(`${f.moreProblems} more problems like the above not listed`);
     if (!f.report.version) f.report.problems.push('no TLS handshake found in this connection');
   }
-  const reports = flowList.filter((f) => !f.ignored && f.local).map((f) => f.report);
+  const replayed = flowList.filter((f) => !f.ignored && f.local);
+  const reports = replayed.map((f) => f.report);
   return {
     capture: opts.capture,
     packets,
@@ -736,6 +741,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     netdev: netdev.name,
     problems,
     timeline,
+    flowFirstPackets: replayed.map((f) => f.firstPacket),
   };
 }
 

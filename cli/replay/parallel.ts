@@ -145,7 +145,8 @@ export function mergeQueueResults(capture: string, parts: QueueResult[]): Replay
   // Capture-wide notes (skipped packets, truncation) come before any flow filter: every queue has the
   // same ones. Keep each once, in order.
   const problems = [...new Set(parts.flatMap((p) => p.problems))];
-  const flows = parts.flatMap((p) => p.flows).sort((a, b) => a.first - b.first).map((f) => f.report);
+  const ordered = parts.flatMap((p) => p.flows).sort((a, b) => a.first - b.first);
+  const flows = ordered.map((f) => f.report);
   return {
     capture,
     packets: first.packets,
@@ -157,5 +158,6 @@ export function mergeQueueResults(capture: string, parts: QueueResult[]): Replay
     netdev: first.netdev,
     problems,
     timeline: [],
+    flowFirstPackets: ordered.map((f) => f.first),
   };
 }
