@@ -13,6 +13,7 @@ import { parseIp } from '../wire/addr.ts';
 import { fillTcpChecksum } from '../wire/checksum.ts';
 import { TcpSegmentView } from '../wire/packet.ts';
 import { seqAdd, seqDiff, seqGeq, seqGt } from '../wire/seq.ts';
+import { LINKTYPE_ETHERNET } from '../wire/link.ts';
 import { tsoSegment } from '../wire/tso.ts';
 import { newEthtoolCounters, type EthtoolCounters } from './counters.ts';
 import { FlowTable, type FlowDirection } from './flow-table.ts';
@@ -262,7 +263,8 @@ export class Nic {
     let segments: Uint8Array[] | null = null;
     if (mss > 0) {
       try {
-        const segs = tsoSegment(desc.frame, mss);
+        // With a TLS context txEncrypt() computes each segment's TCP checksum over the ciphertext.
+        const segs = tsoSegment(desc.frame, mss, LINKTYPE_ETHERNET, ctxHandle < 0);
         if (segs[0] !== desc.frame) segments = segs;
       } catch (e) {
         if (!(e instanceof WireError)) throw e;

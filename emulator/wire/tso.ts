@@ -8,7 +8,11 @@ import { FLAG_CWR, FLAG_FIN, FLAG_PSH, TcpSegmentView } from './packet.ts';
 import { seqAdd } from './seq.ts';
 import { writeU32 } from './tcp.ts';
 
-export function tsoSegment(frame: Uint8Array, mss: number, linkType: number = LINKTYPE_ETHERNET): Uint8Array[] {
+/**
+ * Cut a TSO super-segment into MSS segments. `tcpChecksum` false leaves each segment's TCP checksum to the
+ * caller: a device that encrypts the payload next computes it over the ciphertext anyway.
+ */
+export function tsoSegment(frame: Uint8Array, mss: number, linkType: number = LINKTYPE_ETHERNET, tcpChecksum = true): Uint8Array[] {
   if (!Number.isInteger(mss) || mss < 1) throw new WireError(`TSO MSS ${mss} is not a positive integer`, { field: 'gso_size' });
   const v = new TcpSegmentView();
   const kind = v.parse(frame, linkType);
@@ -47,7 +51,7 @@ export function tsoSegment(frame: Uint8Array, mss: number, linkType: number = LI
       seg[ip + 4] = plen >>> 8;
       seg[ip + 5] = plen & 0xff;
     }
-    fillTcpChecksum(seg, v.srcAddrOffset, v.dstAddrOffset, v.addrLength, t, seg.length);
+    if (tcpChecksum) fillTcpChecksum(seg, v.srcAddrOffset, v.dstAddrOffset, v.addrLength, t, seg.length);
     out[i] = seg;
   }
   return out;
