@@ -9,6 +9,7 @@ import { nodeBackend } from '../../emulator/crypto/index.ts';
 import { openCapture } from '../../emulator/capture/index.ts';
 import { CaptureError, TlsnicError } from '../../emulator/errors.ts';
 import { formatEthtool } from '../../emulator/nic/counters.ts';
+import { FrameSlab } from '../../emulator/nic/frame-slab.ts';
 import { Nic } from '../../emulator/nic/nic.ts';
 import type { NicEvent } from '../../emulator/nic/types.ts';
 import { TLS_1_3_VERSION, type CryptoInfo } from '../../emulator/tls/crypto-info.ts';
@@ -303,6 +304,9 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   const timeline: TimelineMark[] = [];
   const view = new TcpSegmentView();
   const hostView = new TcpSegmentView();
+  // Frames the replay builds (skbs) and the TX segments it holds back: carved from slabs, since a typed
+  // array allocated per segment cost more than the segment's memcmp and checksum together.
+  const slab = new FrameSlab();
   let now = 0n;
   let tsBase: bigint | null = null;
   // The flow and captured segment (seq, payload) the NIC is working on: its wire output is compared with it.
@@ -537,7 +541,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     if (offloadable) {
       // The stack's queued bytes go straight into the new skb behind the captured headers.
       const hdr = view.payloadOffset;
-      frame = new Uint8Array(hdr + len);
+      frame = slab.alloc(hdr + len);
       const m = sock.copyQueued(seq, len, frame, hdr);
       if (m < 0) {
         // The capture sent these bytes and the replay cannot: the wire does not match.
@@ -689,7 +693,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
           opts.onFrame?.({ dir: 'tx', frame, tsNs: now, note: 'tx: no payload, as captured', packet: packets, heldFrom: heldFrom() });
           continue;
         }
-        f.pendingTx.push({ frame: frame.slice(), seq, len: payload.length, tsNs: pkt.tsNs, packet: packets });
+        f.pendingTx.push({ frame: slab.copy(frame), seq, len: payload.length, tsNs: pkt.tsNs, packet: packets });
         f.pendingTxBytes += payload.length;
         if (opts.onFrame) held.push(packets);
         if (f.pendingTxBytes > maxHeldTx && !f.walker.isDead(f.txDir)) {
