@@ -7,7 +7,8 @@
 // not grow with --mib.
 //
 // usage: node --import=tsx bench/gen-capture.ts --out C.pcap --keylog K.keylog [--flows 16] [--mib 1024]
-//          [--record 16384] [--mss 1448] [--seed 1] [--cipher aes128|aes256] [--manifest M.json]
+//          [--record 16384] [--mss 1448] [--seed 1] [--cipher aes128|aes256] [--tuples random|sequential]
+//          [--manifest M.json]
 import { createCipheriv, createHash, type Hash } from 'node:crypto';
 import { closeSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
@@ -34,6 +35,16 @@ export type GenOptions = {
   mss: number;
   seed: number;
   cipher: 'aes128' | 'aes256';
+  /**
+   * Client endpoints. 'random': each client a random address in 10.0.0.0/8 and a random port in Linux's
+   * default ephemeral range (ip_local_port_range 32768..60999), as clients reaching a server are; drawn
+   * from a stream of their own (a function of --seed), so the two layouts differ only in the tuples.
+   * 'sequential': 10.128.0.1 + i, port 1024 + i, the layout before GEN_VERSION 2. Toeplitz is linear over
+   * GF(2), so such structured tuples spread over RSS queues worse than real traffic does (16 flows: 7/9
+   * over two queues). Absent: 'sequential', what earlier callers of generateCapture() were written
+   * against; the command line defaults to 'random'.
+   */
+  tuples?: 'random' | 'sequential';
 };
 
 export type GenDir = { bytes: number; records: number; sha256: string };
@@ -50,7 +61,15 @@ export type GenResult = {
   flows: GenFlow[];
 };
 
-export const GEN_DEFAULTS: Omit<GenOptions, 'out' | 'keylog'> = { flows: 16, mib: 1024, record: 16384, mss: 1448, seed: 1, cipher: 'aes128' };
+export const GEN_DEFAULTS: Required<Omit<GenOptions, 'out' | 'keylog'>> = {
+  flows: 16, mib: 1024, record: 16384, mss: 1448, seed: 1, cipher: 'aes128', tuples: 'random',
+};
+
+/**
+ * Bumped whenever the same options make a different capture, so a cache of generated captures (bench/run.ts)
+ * keyed by it is not reused stale. 2: --tuples, random client endpoints on the command line.
+ */
+export const GEN_VERSION = 2;
 
 /** TLS_RSA_WITH_AES_128_GCM_SHA256 / _256_GCM_SHA384 (RFC 5288): no key exchange tshark would need beyond the master secret. */
 const SUITE = { aes128: 0x009c, aes256: 0x009d } as const;
@@ -59,6 +78,9 @@ const CLIENT_EVERY = 16;
 /** Records per send() call: TCP cuts the call's bytes into MSS segments across record boundaries. */
 const RECORDS_PER_WRITE = 4;
 const SERVER_IP = [10, 0, 0, 1];
+/** Linux's default net.ipv4.ip_local_port_range: where a client's ephemeral port comes from. */
+const EPHEMERAL_LO = 32768;
+const EPHEMERAL_HI = 60999;
 const SERVER_PORT = 4433;
 const HDR = 14 + 20 + 20;
 const TCP_FIN = 0x01;
@@ -124,7 +146,34 @@ function plainRecord(type: number, body: Uint8Array): Uint8Array {
 
 const cat = (...xs: Uint8Array[]) => concatBytes(xs);
 
-export function generateCapture(o: GenOptions): GenResult {
+/** Client address and port of each flow; random ones are distinct and never the server's address. */
+function clientEndpoints(o: GenOptions): Array<{ ip: number[]; port: number }> {
+  const out: Array<{ ip: number[]; port: number }> = [];
+  if ((o.tuples ?? 'sequential') === 'sequential') {
+    for (let i = 0; i < o.flows; i++) {
+      const n = 0x0a800001 + i; // 10.128.0.1 + i
+      out.push({ ip: [n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff], port: 1024 + (i % 64000) });
+    }
+    return out;
+  }
+  // Its own stream: the main one draws the same ISNs, keys and plaintext whatever the layout.
+  const rng = new Rng((o.seed ^ 0x7475706c) >>> 0);
+  const taken = new Set<number>();
+  while (out.length < o.flows) {
+    const host = rng.u32() & 0xffffff;
+    const port = EPHEMERAL_LO + (rng.u32() % (EPHEMERAL_HI - EPHEMERAL_LO + 1));
+    const low = host & 0xff;
+    if (low === 0 || low === 0xff || host === 0x000001) continue; // not .0, .255 or the server 10.0.0.1
+    const key = host * 65536 + port;
+    if (taken.has(key)) continue;
+    taken.add(key);
+    out.push({ ip: [10, host >>> 16, (host >>> 8) & 0xff, low], port });
+  }
+  return out;
+}
+
+export function generateCapture(opts: GenOptions): GenResult {
+  const o: GenOptions = { ...opts, tuples: opts.tuples ?? 'sequential' };
   checkOptions(o);
   const rng = new Rng(o.seed);
   const suite = SUITE[o.cipher];
@@ -209,10 +258,9 @@ export function generateCapture(o: GenOptions): GenResult {
   const conns: Conn[] = [];
   const total = Math.floor(o.mib * 2 ** 20);
   const perFlow = Math.floor(total / o.flows);
+  const endpoints = clientEndpoints(o);
   for (let i = 0; i < o.flows; i++) {
-    const n = 0x0a800001 + i; // 10.128.0.1 + i
-    const clientIp = [n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff];
-    const clientPort = 1024 + (i % 64000);
+    const { ip: clientIp, port: clientPort } = endpoints[i]!;
     const c = side(template(clientIp, SERVER_IP, clientPort, SERVER_PORT, true));
     const s = side(template(SERVER_IP, clientIp, SERVER_PORT, clientPort, false));
     conns.push({ index: i, client: c, server: s, left: perFlow + (i < total % o.flows ? 1 : 0), writes: 0, clientIp, clientPort });
@@ -328,6 +376,9 @@ function checkOptions(o: GenOptions): void {
   int('mss', o.mss, 64, 65495);
   int('seed', o.seed, 0, 2 ** 32 - 1);
   if (o.cipher !== 'aes128' && o.cipher !== 'aes256') throw new ConfigError(`--cipher must be aes128 or aes256, got ${o.cipher}`, { field: '--cipher' });
+  if (o.tuples !== undefined && o.tuples !== 'random' && o.tuples !== 'sequential') {
+    throw new ConfigError(`--tuples must be random or sequential, got ${o.tuples}`, { field: '--tuples' });
+  }
 }
 
 /** Parses the command line above (also used by bench/run.ts to name cached captures). */
@@ -338,16 +389,17 @@ export function parseGenArgs(argv: readonly string[]): GenOptions & { manifest: 
     if (!a.startsWith('--') || i + 1 >= argv.length) throw new ConfigError(`unexpected argument '${a}' (options take a value: --name value)`, { field: a });
     values.set(a.slice(2), argv[++i]!);
   }
-  const known = new Set(['out', 'keylog', 'flows', 'mib', 'record', 'mss', 'seed', 'cipher', 'manifest']);
+  const known = new Set(['out', 'keylog', 'flows', 'mib', 'record', 'mss', 'seed', 'cipher', 'tuples', 'manifest']);
   for (const k of values.keys()) if (!known.has(k)) throw new ConfigError(`unknown option --${k}`, { field: `--${k}` });
   const out = values.get('out');
   const keylog = values.get('keylog');
   if (!out || !keylog) throw new ConfigError('--out <capture.pcap> and --keylog <file> are required', { field: out ? '--keylog' : '--out' });
-  const num = (k: keyof typeof GEN_DEFAULTS) => (values.has(k) ? Number(values.get(k)) : (GEN_DEFAULTS[k] as number));
+  const num = (k: 'flows' | 'mib' | 'record' | 'mss' | 'seed') => (values.has(k) ? Number(values.get(k)) : GEN_DEFAULTS[k]);
   return {
     out, keylog,
     flows: num('flows'), mib: num('mib'), record: num('record'), mss: num('mss'), seed: num('seed'),
     cipher: (values.get('cipher') ?? GEN_DEFAULTS.cipher) as GenOptions['cipher'],
+    tuples: (values.get('tuples') ?? GEN_DEFAULTS.tuples) as GenOptions['tuples'],
     manifest: values.get('manifest') ?? null,
   };
 }

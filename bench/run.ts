@@ -17,7 +17,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ConfigError } from '../emulator/errors.ts';
-import type { GenResult } from './gen-capture.ts';
+import { GEN_VERSION, type GenResult } from './gen-capture.ts';
 import type { DeviceRow, RawRow, ScenarioOptions, TableRow } from './scenarios.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -153,7 +153,8 @@ async function scenario<T>(name: string, o: BenchOptions): Promise<T> {
 
 /** The generated capture for these parameters, generated once (in its own process) and cached. */
 async function capture(o: BenchOptions): Promise<{ pcap: string; keylog: string; manifest: GenResult }> {
-  const dir = join(o.cacheDir, `tls12-aes128-f${o.flows}-m${o.mib}-r${o.recordSize}-s${o.mss}-seed1`);
+  // GEN_VERSION in the name: a capture the generator would now make differently is not reused.
+  const dir = join(o.cacheDir, `tls12-aes128-f${o.flows}-m${o.mib}-r${o.recordSize}-s${o.mss}-seed1-tuples-random-g${GEN_VERSION}`);
   const pcap = join(dir, 'capture.pcap');
   const keylog = join(dir, 'capture.keylog');
   const manifestPath = join(dir, 'manifest.json');
@@ -161,7 +162,8 @@ async function capture(o: BenchOptions): Promise<{ pcap: string; keylog: string;
     mkdirSync(dir, { recursive: true });
     const tmp = `${manifestPath}.part`;
     const r = await runTimed(process.execPath, ['--import=tsx', join(ROOT, 'bench/gen-capture.ts'), '--out', pcap, '--keylog', keylog,
-      '--flows', String(o.flows), '--mib', String(o.mib), '--record', String(o.recordSize), '--mss', String(o.mss), '--seed', '1', '--manifest', tmp]);
+      '--flows', String(o.flows), '--mib', String(o.mib), '--record', String(o.recordSize), '--mss', String(o.mss), '--seed', '1', '--tuples', 'random',
+      '--manifest', tmp]);
     if (r.code !== 0) throw new Error(`gen-capture failed: ${r.stderr.trim().slice(-2000)}`);
     renameSync(tmp, manifestPath); // the manifest last: a capture with a manifest is complete
   }

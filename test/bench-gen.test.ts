@@ -23,6 +23,7 @@ const cases: Array<[string, Partial<GenOptions>]> = [
   ['aes128-16k', {}],
   ['aes256-small-records', { cipher: 'aes256', record: 100, mib: 0.25, mss: 536, flows: 3 }],
   ['many-flows-odd-sizes', { flows: 40, mib: 1.3, record: 5000, mss: 1000, seed: 99 }],
+  ['random-tuples', { tuples: 'random', flows: 6, mib: 1 }],
 ];
 
 for (const [name, o] of cases) {
@@ -67,8 +68,32 @@ test('the same seed makes the same capture; another seed another one', (t) => {
   t.notDeepEqual(a.flows, c.flows);
 });
 
+test('random tuples: distinct clients in 10/8 on ephemeral ports, a function of the seed; only the tuples differ from the sequential layout', (t) => {
+  const endpoint = (e: string) => {
+    const [ip, port] = e.split(':') as [string, string];
+    return { octets: ip.split('.').map(Number), port: Number(port) };
+  };
+  const a = gen('tuples-a', { mib: 0.1, flows: 64, record: 1000, tuples: 'random' });
+  const b = gen('tuples-b', { mib: 0.1, flows: 64, record: 1000, tuples: 'random' });
+  const seq = gen('tuples-seq', { mib: 0.1, flows: 64, record: 1000, tuples: 'sequential' });
+  t.deepEqual(a.flows, b.flows);
+  t.is(new Set(a.flows.map((f) => f.client)).size, 64);
+  for (const f of a.flows) {
+    const { octets, port } = endpoint(f.client);
+    t.is(octets[0], 10, f.client);
+    t.true(port >= 32768 && port <= 60999, f.client);
+    t.not(f.client.split(':')[0], f.server.split(':')[0]);
+  }
+  // Not the old structure: clients spread over the /8, not 10.128.0.x.
+  t.true(new Set(a.flows.map((f) => endpoint(f.client).octets[1])).size > 16);
+  t.deepEqual(seq.flows.map((f) => f.client), seq.flows.map((_, i) => `10.128.0.${i + 1}:${1024 + i}`));
+  t.deepEqual(a.flows.map((f) => [f.clientToServer, f.serverToClient]), seq.flows.map((f) => [f.clientToServer, f.serverToClient]));
+  // generateCapture() without the option keeps the layout its earlier callers were written against.
+  t.deepEqual(gen('tuples-default', { mib: 0.1, flows: 64, record: 1000 }).flows, seq.flows);
+});
+
 test('bad generator options are ConfigErrors naming the option', (t) => {
-  for (const [o, field] of [[{ flows: 0 }, '--flows'], [{ record: 16385 }, '--record'], [{ mss: 10 }, '--mss'], [{ mib: -1 }, '--mib'], [{ cipher: 'rc4' as 'aes128' }, '--cipher']] as const) {
+  for (const [o, field] of [[{ flows: 0 }, '--flows'], [{ record: 16385 }, '--record'], [{ mss: 10 }, '--mss'], [{ mib: -1 }, '--mib'], [{ cipher: 'rc4' as 'aes128' }, '--cipher'], [{ tuples: 'ring' as 'random' }, '--tuples']] as const) {
     const e = t.throws(() => gen('bad', o), { instanceOf: ConfigError });
     t.is(e?.where.field, field);
   }
