@@ -69,7 +69,7 @@ export function openByStream(b: AeadBackend, alg: AeadAlgorithm, key: Uint8Array
   if (sealed.length < AEAD_TAG_SIZE) return null;
   const n = sealed.length - AEAD_TAG_SIZE;
   const s = b.decrypt(alg, key, nonce, aad);
-  const out = sealed.slice(0, n);
-  s.update(out);
+  // updateCopy: node:crypto's own output array is the plaintext (no copy of the input to decrypt in place).
+  const out = s.updateCopy(sealed.subarray(0, n));
   return s.final(sealed.subarray(n)) ? out : null;
 }
