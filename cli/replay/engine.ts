@@ -552,8 +552,8 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
         return;
       }
       frame.set(p.frame.subarray(0, hdr), 0);
-      fixSegmentHeaders(frame, view, seq);
       marked = m === 1;
+      fixSegmentHeaders(frame, view, seq, marked);
     } else {
       const off = seqDiff(seq, p.seq);
       frame = withPayload(p.frame, view, seq, captured.subarray(off, off + len));

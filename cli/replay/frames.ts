@@ -1,7 +1,7 @@
 // Captured packets as the NIC sees them: Ethernet frames. Captures of other link types (raw IP, Linux
 // SLL/SLL2) get a synthetic Ethernet header; the L3 bytes are unchanged.
 import { WireError } from '../../emulator/errors.ts';
-import { fillTcpChecksum, internetChecksum } from '../../emulator/wire/checksum.ts';
+import { fillTcpChecksum, fold, internetChecksum, pseudoHeaderSum } from '../../emulator/wire/checksum.ts';
 import { LINKTYPE_ETHERNET, linkL3 } from '../../emulator/wire/link.ts';
 import type { TcpSegmentView } from '../../emulator/wire/packet.ts';
 
@@ -40,9 +40,12 @@ export function ethernetFrame(linkType: number, data: Uint8Array): Uint8Array | 
 /**
  * Headers of a segment whose payload is already in place behind headers copied from a captured frame (its
  * layout parsed in `v`): IP length, IPv4 header checksum, TCP seq and checksum. What withPayload()
- * (emulator/wire/builder.ts) does, without building the frame again.
+ * (emulator/wire/builder.ts) does, without building the frame again. With `csumPartial` the TCP checksum
+ * field gets only the pseudo-header sum, as the kernel leaves a CHECKSUM_PARTIAL skb for a device with
+ * checksum offload (__tcp_v4_send_check()): for segments of offloaded records, which the device (or the
+ * software fallback) encrypts and checksums again, a sum over the plaintext would be computed for nothing.
  */
-export function fixSegmentHeaders(out: Uint8Array, v: TcpSegmentView, seq: number): void {
+export function fixSegmentHeaders(out: Uint8Array, v: TcpSegmentView, seq: number, csumPartial = false): void {
   const ip = v.l3Offset;
   const payloadLength = out.length - v.payloadOffset;
   if (v.ipVersion === 4) {
@@ -64,5 +67,11 @@ export function fixSegmentHeaders(out: Uint8Array, v: TcpSegmentView, seq: numbe
   out[t + 1] = (seq >>> 16) & 0xff;
   out[t + 2] = (seq >>> 8) & 0xff;
   out[t + 3] = seq & 0xff;
-  fillTcpChecksum(out, v.srcAddrOffset, v.dstAddrOffset, v.addrLength, v.l4Offset, out.length);
+  if (!csumPartial) {
+    fillTcpChecksum(out, v.srcAddrOffset, v.dstAddrOffset, v.addrLength, v.l4Offset, out.length);
+    return;
+  }
+  const sum = fold(pseudoHeaderSum(out, v.srcAddrOffset, v.dstAddrOffset, v.addrLength, out.length - v.l4Offset));
+  out[v.l4Offset + 16] = sum >>> 8;
+  out[v.l4Offset + 17] = sum & 0xff;
 }
