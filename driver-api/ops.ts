@@ -91,7 +91,11 @@ export interface NetDevice {
   readonly tlsdevOps: TlsDevOps | null;
   /** netif_running() && carrier */
   isUp(): boolean;
-  /** ndo_start_xmit: hand one skb (possibly a TSO super-segment) to the driver. */
+  /**
+   * ndo_start_xmit: hand one skb (possibly a TSO super-segment) to the driver. `skb.data` is valid until this
+   * returns: the NIC reads a frame while transmit() runs (DMA of the mapped skb), and callers may build the
+   * next skb in the same memory (the replay does). A driver that defers a transmit keeps a copy.
+   */
   startXmit(skb: SkBuff): void;
   /**
    * Debug view of the device's TLS context table (netdevsim's debugfs dump, reduced to one lookup): does the

@@ -304,9 +304,12 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   const timeline: TimelineMark[] = [];
   const view = new TcpSegmentView();
   const hostView = new TcpSegmentView();
-  // Frames the replay builds (skbs) and the TX segments it holds back: carved from slabs, since a typed
-  // array allocated per segment cost more than the segment's memcmp and checksum together.
+  // TX segments held back are carved from slabs: a typed array allocated per segment cost more than the
+  // segment's memcmp and checksum together. An skb the replay builds lives only until ndo_start_xmit returns
+  // (see NetDevice.startXmit), so every one is built in the same buffer: fresh memory per skb made V8 run a
+  // full GC for each ~64 MB of it (external memory pressure).
   const slab = new FrameSlab();
+  let skbBuf = new Uint8Array(4096);
   let now = 0n;
   let tsBase: bigint | null = null;
   // The flow and captured segment (seq, payload) the NIC is working on: its wire output is compared with it.
@@ -539,9 +542,10 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     let frame: Uint8Array;
     let marked = false;
     if (offloadable) {
-      // The stack's queued bytes go straight into the new skb behind the captured headers.
+      // The stack's queued bytes go straight into the skb behind the captured headers.
       const hdr = view.payloadOffset;
-      frame = slab.alloc(hdr + len);
+      if (skbBuf.length < hdr + len) skbBuf = new Uint8Array(2 * (hdr + len));
+      frame = skbBuf.subarray(0, hdr + len);
       const m = sock.copyQueued(seq, len, frame, hdr);
       if (m < 0) {
         // The capture sent these bytes and the replay cannot: the wire does not match.
