@@ -10,31 +10,57 @@ import { Worker } from 'node:worker_threads';
 import { ConfigError } from '../emulator/errors.ts';
 import { mlx5Driver } from '../driver-api/drivers/index.ts';
 import { replay, type ReplayResult } from '../cli/replay/engine.ts';
-import { replayParallel } from '../cli/replay/parallel.ts';
+import { replayParallel, workerEntry } from '../cli/replay/parallel.ts';
+import { threadCpuSeconds, type QueueResult } from '../cli/replay/worker.ts';
 
-export type WorkersRow = { workers: number; seconds: number; mbps: number };
+/** One queue of a run: its connections, their payload and the CPU seconds of its thread (null: not measurable). */
+export type QueueRow = { connections: number; payloadBytes: number; cpuSeconds: number | null };
+/**
+ * `splitCeiling`: the speedup the RSS split allows at best, total payload over the largest queue's (the
+ * generated flows cost about the same per byte); 1 for one worker. `processCpuSeconds`: every thread of
+ * the process over the run, V8's GC helper threads included (they take a second core even with one worker).
+ */
+export type WorkersRow = { workers: number; seconds: number; mbps: number; queues: QueueRow[]; splitCeiling: number; processCpuSeconds: number };
 
-function payloadBytes(r: ReplayResult): number {
+function payloadBytes(flows: ReplayResult['flows']): number {
   let n = 0;
-  for (const f of r.flows) n += f.tx.plaintextBytes + f.rx.plaintextBytes;
+  for (const f of flows) n += f.tx.plaintextBytes + f.rx.plaintextBytes;
   return n;
+}
+
+function queueRow(p: QueueResult): QueueRow {
+  return { connections: p.flows.length, payloadBytes: payloadBytes(p.flows.map((f) => f.report)), cpuSeconds: p.cpu.thread };
 }
 
 export async function benchWorkers(opts: { capture: string; keylog: string; workers: number[] }): Promise<WorkersRow[]> {
   const rows: WorkersRow[] = [];
   let expect: number | null = null;
+  // From source the worker script is bundled by esbuild once per process (~0.13 s); the CLI ships it built
+  // (dist/tlsnic-replay-worker.mjs), so bundle before the clock starts. Workers still start inside it.
+  if (opts.workers.some((w) => w > 1)) await workerEntry('mlx5');
   for (const workers of opts.workers) {
     if (!Number.isInteger(workers) || workers < 1) throw new ConfigError(`worker count must be a positive integer, got ${workers}`, { field: '--workers' });
+    let parts: readonly QueueResult[] = [];
+    const cpu0 = threadCpuSeconds();
+    const proc0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
     const r = workers === 1
       ? await replay({ capture: opts.capture, keylog: opts.keylog, local: null, driver: mlx5Driver, tls13: false })
-      : await replayParallel({ capture: opts.capture, keylog: opts.keylog, local: null, driver: 'mlx5', tls13: false, plaintextDir: null, workers });
+      : await replayParallel({
+        capture: opts.capture, keylog: opts.keylog, local: null, driver: 'mlx5', tls13: false, plaintextDir: null, workers, onQueueResults: (p) => (parts = p),
+      });
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-    const bytes = payloadBytes(r);
+    const cpu1 = threadCpuSeconds();
+    const proc = process.cpuUsage(proc0);
+    const bytes = payloadBytes(r.flows);
     // A faster run that replayed less would be a wrong figure, not a speedup.
     if (expect !== null && bytes !== expect) throw new Error(`--workers ${workers} replayed ${bytes} payload bytes, the first run ${expect}`);
     expect = bytes;
-    rows.push({ workers, seconds, mbps: bytes / 1e6 / seconds });
+    const queues = workers === 1
+      ? [{ connections: r.flows.length, payloadBytes: bytes, cpuSeconds: cpu0 !== null && cpu1 !== null ? Math.round((cpu1 - cpu0) * 100) / 100 : null }]
+      : parts.map(queueRow);
+    const largest = Math.max(...queues.map((q) => q.payloadBytes));
+    rows.push({ workers, seconds, mbps: bytes / 1e6 / seconds, queues, splitCeiling: largest > 0 ? bytes / largest : 1, processCpuSeconds: (proc.user + proc.system) / 1e6 });
   }
   return rows;
 }
@@ -96,9 +122,12 @@ async function main(argv: string[]): Promise<void> {
   const base = rows[0]!;
   process.stdout.write(`replay scaling over RSS queues: ${capture}, ${availableParallelism()} cores\n`);
   process.stdout.write(`machine now: ${maxWorkers} threads of pure AES-GCM do ${capacity.toFixed(2)}x the work of one (ideal ${maxWorkers}x; lower = cores taken by other processes)\n`);
-  process.stdout.write('workers  seconds   payload MB/s  speedup\n');
+  process.stdout.write('workers  seconds   payload MB/s  speedup  split ceiling  process CPU s  per queue: connections, payload share, thread CPU s\n');
+  const cpu = (s: number | null) => (s === null ? '?' : s.toFixed(2));
   for (const r of rows) {
-    process.stdout.write(`${String(r.workers).padStart(7)}  ${r.seconds.toFixed(2).padStart(7)}  ${r.mbps.toFixed(1).padStart(13)}  ${(r.mbps / base.mbps).toFixed(2).padStart(6)}x\n`);
+    const total = r.queues.reduce((s, q) => s + q.payloadBytes, 0);
+    const qs = r.queues.map((q) => `${q.connections}, ${((100 * q.payloadBytes) / total).toFixed(1)}%, ${cpu(q.cpuSeconds)}`).join(' | ');
+    process.stdout.write(`${String(r.workers).padStart(7)}  ${r.seconds.toFixed(2).padStart(7)}  ${r.mbps.toFixed(1).padStart(13)}  ${(r.mbps / base.mbps).toFixed(2).padStart(6)}x  ${r.splitCeiling.toFixed(2).padStart(12)}x  ${r.processCpuSeconds.toFixed(2).padStart(13)}  ${qs}\n`);
   }
 }
 

@@ -19,6 +19,8 @@ import type { QueueFailure, QueueJob, QueueMessage, QueueResult, QueueWorkerData
 export type ParallelReplayOptions = Omit<QueueJob, 'queue' | 'queues' | 'progress'> & {
   workers: number;
   onProgress?: (bytesRead: number) => void;
+  /** Each queue's own result before the merge, in queue order (bench/workers.ts: the split and CPU per queue). */
+  onQueueResults?: (parts: readonly QueueResult[]) => void;
 };
 
 export type WorkerEntry = { script: string | URL; eval: boolean; execArgv?: string[] };
@@ -112,7 +114,7 @@ function errorOrder(e: unknown): number {
 }
 
 export async function replayParallel(opts: ParallelReplayOptions): Promise<ReplayResult> {
-  const { workers, onProgress, ...common } = opts;
+  const { workers, onProgress, onQueueResults, ...common } = opts;
   if (!Number.isInteger(workers) || workers < 1) throw new ConfigError(`--workers must be a positive integer, got ${workers}`, { field: '--workers' });
   const entry = await workerEntry(common.driver);
   const settled = await Promise.allSettled(
@@ -125,7 +127,9 @@ export async function replayParallel(opts: ParallelReplayOptions): Promise<Repla
     failed.sort((a, b) => errorOrder(a.e) - errorOrder(b.e) || a.i - b.i);
     throw failed[0]!.e;
   }
-  return mergeQueueResults(opts.capture, settled.map((s) => (s as PromiseFulfilledResult<QueueResult>).value));
+  const parts = settled.map((s) => (s as PromiseFulfilledResult<QueueResult>).value);
+  onQueueResults?.(parts);
+  return mergeQueueResults(opts.capture, parts);
 }
 
 function sumInto(into: Record<string, number>, from: Record<string, number>): void {

@@ -3,6 +3,7 @@
 // the capture itself (no per-packet messages between threads) and replays only its flows; parallel.ts
 // merges the results. Imported outside a worker thread (tests, the type imports of parallel.ts) it does
 // nothing on load.
+import { readFileSync } from 'node:fs';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { TlsnicError, type ErrorPlace } from '../../emulator/errors.ts';
 import { Rss } from '../../emulator/nic/rss.ts';
@@ -34,6 +35,12 @@ export type QueueResult = {
   tlsStat: Record<string, number>;
   netdev: string;
   problems: string[];
+  /**
+   * CPU seconds of the thread that ran the queue (threadCpuSeconds()): over replayQueue(), and over the
+   * worker thread's whole life (start-up and module loading too; null outside a worker). Not merged: only
+   * for measuring how the work spreads (bench/workers.ts).
+   */
+  cpu: { replay: number | null; thread: number | null };
 };
 
 export type QueueFailure = { name: string; message: string; where: ErrorPlace; stack: string; typed: boolean };
@@ -46,8 +53,26 @@ export type QueueMessage =
 /** What a worker finds in workerData. */
 export type QueueWorkerData = { tlsnicReplayQueue: QueueJob };
 
+/**
+ * CPU seconds the calling thread has used so far: utime + stime of /proc/thread-self/stat, in USER_HZ
+ * (100) ticks. Node 20 has no per-thread process.cpuUsage() (it counts every thread of the process, GC
+ * helpers included). Null where /proc is not Linux's.
+ */
+export function threadCpuSeconds(): number | null {
+  try {
+    const stat = readFileSync('/proc/thread-self/stat', 'latin1');
+    // After "pid (comm) ": state is field 3, utime field 14, stime field 15 (proc(5)).
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(f[11]) + Number(f[12]);
+    return Number.isFinite(ticks) ? ticks / 100 : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Replays the flows of one RSS queue (canonical hash: both directions of a connection on one queue). */
 export async function replayQueue(job: QueueJob, onProgress?: (bytes: number) => void): Promise<QueueResult> {
+  const cpu0 = threadCpuSeconds();
   const driver = await loadDriver(job.driver);
   const rss = new Rss({ queues: job.queues });
   const files = job.plaintextDir ? plaintextFiles(job.plaintextDir) : null;
@@ -64,7 +89,9 @@ export async function replayQueue(job: QueueJob, onProgress?: (bytes: number) =>
       onPlaintext: files?.write,
     });
     const flows = r.flows.map((report, i) => ({ first: r.flowFirstPackets[i]!, report }));
-    return { packets: r.packets, flows, ethtool: r.ethtool, tlsStat: r.tlsStat, netdev: r.netdev, problems: r.problems };
+    const cpu1 = threadCpuSeconds();
+    const cpu = { replay: cpu0 !== null && cpu1 !== null ? Math.round((cpu1 - cpu0) * 100) / 100 : null, thread: isMainThread ? null : cpu1 };
+    return { packets: r.packets, flows, ethtool: r.ethtool, tlsStat: r.tlsStat, netdev: r.netdev, problems: r.problems, cpu };
   } finally {
     files?.close();
   }
