@@ -9,7 +9,6 @@ import { nodeBackend } from '../../emulator/crypto/index.ts';
 import { openCapture } from '../../emulator/capture/index.ts';
 import { CaptureError, TlsnicError } from '../../emulator/errors.ts';
 import { formatEthtool } from '../../emulator/nic/counters.ts';
-import { FrameSlab } from '../../emulator/nic/frame-slab.ts';
 import { Nic } from '../../emulator/nic/nic.ts';
 import type { NicEvent } from '../../emulator/nic/types.ts';
 import { TLS_1_3_VERSION, type CryptoInfo } from '../../emulator/tls/crypto-info.ts';
@@ -21,6 +20,7 @@ import { seqAdd, seqDiff, seqGeq, seqGt, seqLeq } from '../../emulator/wire/seq.
 import type { DriverModule } from '../../driver-api/drivers/index.ts';
 import type { FourTuple, NetDevice, SkBuff, TlsKernelHelpers } from '../../driver-api/ops.ts';
 import { TlsStack, type TlsSocket } from '../../driver-api/stack/index.ts';
+import { FramePool } from './frame-pool.ts';
 import { ethernetFrame, fixSegmentHeaders } from './frames.ts';
 import { ReplaySock } from './replay-sock.ts';
 import { StreamReassembler } from './reassembly.ts';
@@ -138,7 +138,8 @@ export const MAX_PROBLEMS_PER_FLOW = 100;
 
 const EMPTY = new Uint8Array(0);
 
-type PendingTx = { frame: Uint8Array; seq: number; len: number; tsNs: bigint; packet: number };
+/** A captured TX segment held back; `block` goes back to the FramePool once it is transmitted. */
+type PendingTx = { frame: Uint8Array; block: Uint8Array | null; seq: number; len: number; tsNs: bigint; packet: number };
 
 type Flow = {
   index: number;
@@ -304,11 +305,10 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   const timeline: TimelineMark[] = [];
   const view = new TcpSegmentView();
   const hostView = new TcpSegmentView();
-  // TX segments held back are carved from slabs: a typed array allocated per segment cost more than the
-  // segment's memcmp and checksum together. An skb the replay builds lives only until ndo_start_xmit returns
-  // (see NetDevice.startXmit), so every one is built in the same buffer: fresh memory per skb made V8 run a
-  // full GC for each ~64 MB of it (external memory pressure).
-  const slab = new FrameSlab();
+  // Held-back TX segments are copied into reused blocks (FramePool). An skb the replay builds lives only
+  // until ndo_start_xmit returns (see NetDevice.startXmit), so every one is built in the same buffer: fresh
+  // memory per skb or per held segment made V8 run a full GC for each ~64 MB of it (external memory pressure).
+  const pool = new FramePool();
   let skbBuf = new Uint8Array(4096);
   let now = 0n;
   let tsBase: bigint | null = null;
@@ -598,6 +598,8 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       f.pendingTxBytes -= p.len;
       if (opts.onFrame) held.splice(held.indexOf(p.packet), 1);
       transmit(f, p);
+      cur.payload = EMPTY; // a view of p.frame, whose block goes back now
+      pool.release(p.block);
       applyAck(f);
     }
   }
@@ -697,7 +699,8 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
           opts.onFrame?.({ dir: 'tx', frame, tsNs: now, note: 'tx: no payload, as captured', packet: packets, heldFrom: heldFrom() });
           continue;
         }
-        f.pendingTx.push({ frame: slab.copy(frame), seq, len: payload.length, tsNs: pkt.tsNs, packet: packets });
+        const { frame: copy, block } = pool.copy(frame);
+        f.pendingTx.push({ frame: copy, block, seq, len: payload.length, tsNs: pkt.tsNs, packet: packets });
         f.pendingTxBytes += payload.length;
         if (opts.onFrame) held.push(packets);
         if (f.pendingTxBytes > maxHeldTx && !f.walker.isDead(f.txDir)) {
