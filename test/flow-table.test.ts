@@ -100,3 +100,99 @@ test('a NIC with no context memory (maxContexts 0) refuses every context with -E
   t.is(nic.contextCount, 0);
   t.throws(() => new FlowTable(-1), { instanceOf: RangeError });
 });
+
+/** Packed header records as lookupBurst() reads them, `stride` bytes apart from `off`: src, dst, sport, dport. */
+function packHeaders(keys: FlowKeyFields[], off: number, stride: number): Uint8Array {
+  const buf = new Uint8Array(off + keys.length * stride + 5).fill(0xee); // filler bytes around the records
+  keys.forEach((k, i) => {
+    const p = off + i * stride;
+    buf.set(k.src, p);
+    buf.set(k.dst, p + k.src.length);
+    const q = p + 2 * k.src.length;
+    buf.set([k.sport >> 8, k.sport & 0xff, k.dport >> 8, k.dport & 0xff], q);
+  });
+  return buf;
+}
+
+test('lookupBurst gives the handles of a Map reference and of lookup() one by one: IPv4 and IPv6, misses, tombstones, rehashes, bursts of 1..70', (t) => {
+  const rng = new Prng(11);
+  const table = new FlowTable<string>(6000);
+  const ref = new Map<string, number>();
+  const pool: FlowKeyFields[] = []; // keys added at some point, some removed since
+  const keyOf = (family: 4 | 6): FlowKeyFields => {
+    const n = family === 4 ? 4 : 16;
+    const addr = () => Uint8Array.from({ length: n }, () => rng.int(0, 3));
+    return { dir: rng.chance(0.5) ? 'rx' : 'tx', family, src: addr(), dst: addr(), sport: rng.int(0, 3) << 8 | rng.int(0, 255), dport: rng.int(0, 3) };
+  };
+  const addSome = (count: number) => {
+    for (let i = 0; i < count; i++) {
+      const k = keyOf(rng.chance(0.5) ? 4 : 6);
+      if (ref.has(text(k))) continue;
+      const h = table.add(k, text(k));
+      t.true(h >= 0);
+      ref.set(text(k), h);
+      pool.push(k);
+    }
+  };
+  const removeSome = (fraction: number) => {
+    for (const [name, h] of [...ref]) {
+      if (!rng.chance(fraction)) continue;
+      t.is(table.remove(h), name);
+      ref.delete(name);
+    }
+  };
+  let hits = 0;
+  let misses = 0;
+  const check = (stage: string) => {
+    for (const family of [4, 6] as const) {
+      for (const dir of ['rx', 'tx'] as const) {
+        // Added keys (live or removed) and fresh ones, looked up in this direction: hits and misses both.
+        const added = pool.filter((k) => k.family === family && k.dir === dir);
+        const keys = Array.from({ length: 300 }, () => (rng.chance(0.7) ? added[rng.u32() % added.length]! : { ...keyOf(family), dir }));
+        const len = family === 4 ? 4 : 16;
+        const stride = 2 * len + 4 + 3;
+        const hdrs = packHeaders(keys, 5, stride);
+        const want = keys.map((k) => ref.get(text(k)) ?? -1);
+        for (const w of want) w < 0 ? misses++ : hits++;
+        // lookup() one by one agrees with the reference (the burst must equal both).
+        keys.forEach((k, i) => {
+          const p = 5 + i * stride;
+          const one = table.lookup(dir, hdrs, p, p + len, len, (hdrs[p + 2 * len]! << 8) | hdrs[p + 2 * len + 1]!, (hdrs[p + 2 * len + 2]! << 8) | hdrs[p + 2 * len + 3]!);
+          if (one !== want[i]) t.fail(`${stage}: lookup of ${text(k)} gave ${one}, want ${want[i]}`);
+        });
+        const out = new Int32Array(keys.length + 4);
+        for (let size = 1; size <= 70; size++) {
+          const first = (size * 37) % (keys.length - size);
+          out.fill(-7);
+          table.lookupBurst(dir, len, hdrs, 5 + first * stride, stride, size, out, 2);
+          const got = [...out];
+          const exp = [-7, -7, ...want.slice(first, first + size), ...Array<number>(out.length - size - 2).fill(-7)];
+          if (got.join() !== exp.join()) return t.fail(`${stage}: IPv${family} ${dir} burst of ${size} from packet ${first}: got ${got.join()}, want ${exp.join()}`);
+        }
+        // The whole list in one burst, far longer than the table's internal batch.
+        const all = new Int32Array(keys.length);
+        table.lookupBurst(dir, len, hdrs, 5, stride, keys.length, all);
+        t.deepEqual([...all], want, `${stage}: IPv${family} ${dir} burst of ${keys.length}`);
+      }
+    }
+  };
+  const slotsOf = () => (table as unknown as { slots: Int32Array }).slots;
+  addSome(900);
+  check('small table');
+  let before = slotsOf();
+  addSome(3000); // past the first 1024 entries: grows to the full capacity
+  t.not(slotsOf(), before, 'the table was rehashed (grown)');
+  check('after growing');
+  removeSome(0.4);
+  check('with tombstones');
+  before = slotsOf();
+  const length = before.length;
+  for (let round = 0; slotsOf() === before; round++) { // churn until a rehash cleans the tombstones up in place
+    if (round > 100) return t.fail('no rehash after 100 rounds of churn');
+    addSome(300);
+    removeSome(0.15);
+  }
+  t.is(slotsOf().length, length, 'cleaned up in place, not grown');
+  check('after a clean-up rehash');
+  t.true(hits > 1000 && misses > 1000, `hits ${hits}, misses ${misses}`);
+});
