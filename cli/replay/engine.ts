@@ -251,7 +251,7 @@ function matches(k: Uint8Array, b: Uint8Array, n: number, lo: number, loPort: nu
 
 /** a and b hold the same bytes (memcmp; the TX wire check runs on every transmitted segment). */
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.length).equals(Buffer.from(b.buffer, b.byteOffset, b.length));
+  return a.length === b.length && Buffer.compare(a, b) === 0; // takes Uint8Arrays: no Buffer views per call
 }
 
 function fmtEp(e: Endpoint): string {
