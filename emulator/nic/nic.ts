@@ -3,7 +3,6 @@
 // and tracks/scans RX record framing for resync. Out-of-order policy belongs to the driver (as on mlx5
 // and nfp); the device offers the primitives a driver needs: set state at a record boundary, dump a
 // record prefix, answer a resync, report what it tracks.
-import { FrameSlab } from './frame-slab.ts';
 import type { AeadBackend } from '../crypto/aead.ts';
 import { EEXIST, ENOSPC, EOPNOTSUPP } from '../errno.ts';
 import { WireError } from '../errors.ts';
@@ -109,7 +108,15 @@ export class Nic {
   private readonly view = new TcpSegmentView();
   private readonly txView = new TcpSegmentView();
   private readonly rxResult = new RxPacketResult();
-  private readonly slab = new FrameSlab();
+  /**
+   * The device's TX output memory: each outgoing frame is built here (encrypted from the host's skb straight
+   * into it) and is valid for the duration of the wire callback, as a TX ring's buffer is reused once the
+   * frame has left. A wire consumer that keeps a frame copies it (the link does). Starts at 2 mod 4
+   * (NET_IP_ALIGN) so the TCP payload is 4-byte aligned for the word-wise checksum.
+   */
+  private txOut = alignedFrame(2048);
+  /** The wire callback is running with txOut: a transmit from inside it gets memory of its own. */
+  private txOutBusy = false;
   private wire: ((frame: Uint8Array) => void) | null = null;
   private rxHandler: ((cqe: RxCompletion) => void) | null = null;
   private eventSink: ((ev: NicEvent) => void) | null = null;
@@ -122,7 +129,7 @@ export class Nic {
 
   // ---- plumbing ----------------------------------------------------------------------------------
 
-  /** Frames the device puts on the wire go here. */
+  /** Frames the device puts on the wire go here; each is valid until the callback returns (copy to keep it). */
   attachWire(send: (frame: Uint8Array) => void): void {
     this.wire = send;
   }
@@ -277,10 +284,16 @@ export class Nic {
       }
     }
     if (!segments) {
-      const f = ctxHandle >= 0 ? this.txEncrypt(ctxHandle, desc.frame, false) : this.slab.copy(desc.frame);
+      const f = ctxHandle >= 0 ? this.txEncrypt(ctxHandle, desc.frame, false) : this.txCopy(desc.frame);
       if (!f) return;
       this.stats.txFrames++;
-      this.wire?.(f);
+      const busy = this.txOutBusy;
+      this.txOutBusy = true;
+      try {
+        this.wire?.(f);
+      } finally {
+        this.txOutBusy = busy;
+      }
       return;
     }
     for (const seg of segments) {
@@ -313,7 +326,7 @@ export class Nic {
       return null;
     }
     const len = v.payloadLength;
-    if (len === 0) return inPlace ? frame : this.slab.copy(frame);
+    if (len === 0) return inPlace ? frame : this.txCopy(frame);
     const t = ctx.tracker;
     if (ctx.broken) {
       this.txDrop(ctx, v.seq, len, `context broken: ${ctx.broken}`);
@@ -329,7 +342,7 @@ export class Nic {
     const p1 = p0 + len;
     let out = frame;
     if (!inPlace) {
-      out = this.slab.alloc(frame.length);
+      out = this.txFrame(frame.length);
       out.set(frame.subarray(0, p0));
       if (p1 < frame.length) out.set(frame.subarray(p1), p1); // Ethernet padding after the IP packet
     }
@@ -343,6 +356,19 @@ export class Nic {
     this.counters.tx_tls_encrypted_packets++;
     this.counters.tx_tls_encrypted_bytes += len;
     if (this.eventSink) this.emit({ kind: 'tx', ctx: handle, seq: v.seq, len, encrypted: true });
+    return out;
+  }
+
+  /** `n` bytes of TX output memory for the next frame (see txOut). */
+  private txFrame(n: number): Uint8Array {
+    if (this.txOutBusy) return alignedFrame(n);
+    if (this.txOut.length < n) this.txOut = alignedFrame(Math.max(n, 2 * this.txOut.length));
+    return this.txOut.subarray(0, n);
+  }
+
+  private txCopy(frame: Uint8Array): Uint8Array {
+    const out = this.txFrame(frame.length);
+    out.set(frame);
     return out;
   }
 
@@ -685,4 +711,9 @@ function copyInfo(i: CryptoInfo): CryptoInfo {
 
 function fmtEp(family: 4 | 6, ip: string, port: number): string {
   return family === 6 ? `[${ip}]:${port}` : `${ip}:${port}`;
+}
+
+/** A frame buffer whose byte 0 sits at 2 mod 4 (NET_IP_ALIGN): IP and TCP headers and payload 4-byte aligned. */
+function alignedFrame(n: number): Uint8Array {
+  return new Uint8Array(new ArrayBuffer(n + 2), 2, n);
 }

@@ -14,7 +14,7 @@ export function makeNic(profile: Partial<NicProfile> = {}) {
   const nic = new Nic({ backend: nodeBackend, profile: { tls13: true, ...profile } });
   const wire: Uint8Array[] = [];
   const cqes: RxCompletion[] = [];
-  nic.attachWire((f) => wire.push(f));
+  nic.attachWire((f) => wire.push(f.slice())); // a wire frame is valid during the callback only
   nic.onReceive((c) => cqes.push(c));
   return { nic, wire, cqes };
 }
