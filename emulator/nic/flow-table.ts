@@ -150,9 +150,20 @@ export class FlowTable<T> {
       for (let i = 0, p = off + first * stride; i < n; i++, p += stride) {
         const k = i * KEY_WORDS;
         keys[k] = head;
-        for (let w = 0; w < 4; w++) {
-          keys[k + 1 + w] = w * 4 < addrLen ? word(hdrs, p + w * 4) : 0;
-          keys[k + 5 + w] = w * 4 < addrLen ? word(hdrs, p + addrLen + w * 4) : 0;
+        if (addrLen === 4) {
+          keys[k + 1] = word(hdrs, p);
+          keys[k + 2] = 0;
+          keys[k + 3] = 0;
+          keys[k + 4] = 0;
+          keys[k + 5] = word(hdrs, p + 4);
+          keys[k + 6] = 0;
+          keys[k + 7] = 0;
+          keys[k + 8] = 0;
+        } else {
+          for (let w = 0; w < 4; w++) {
+            keys[k + 1 + w] = word(hdrs, p + w * 4);
+            keys[k + 5 + w] = word(hdrs, p + 16 + w * 4);
+          }
         }
         const q = p + 2 * addrLen;
         keys[k + 9] = (((hdrs[q]! << 8) | hdrs[q + 1]!) | (((hdrs[q + 2]! << 8) | hdrs[q + 3]!) << 16)) >>> 0;
