@@ -25,7 +25,8 @@ export type ScenarioOptions = {
 
 export type RawRow = { recordSize: number; oneShotMBps: number; streamedMBps: number };
 export type DeviceRow = { recordSize: number; refMBps: number; txMBps: number; rxMBps: number; txRatio: number; rxRatio: number };
-export type TableRow = { flows: number; lookupNs: number; addNs: number; delNs: number };
+/** lookupNs: FlowTable.lookup() packet by packet; burstLookupNs: lookupBurst() on the same packets, TABLE_BURST at a time. */
+export type TableRow = { flows: number; lookupNs: number; burstLookupNs: number; burstSize: number; addNs: number; delNs: number };
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 const now = () => process.hrtime.bigint();
@@ -136,9 +137,13 @@ function device(o: ScenarioOptions): DeviceRow[] {
   return rows;
 }
 
+/** Packets per lookupBurst() call: the kernel's default NAPI poll budget (NAPI_POLL_WEIGHT). */
+const TABLE_BURST = 64;
+
 /**
  * Context table: ns per lookup straight from packet bytes (uniformly random flows of the table, headers laid
- * out in arrival order as the RX path sees them), per add (filling the table) and per del (emptying it).
+ * out in arrival order as the RX path sees them), one by one and in bursts of TABLE_BURST, per add (filling
+ * the table) and per del (emptying it).
  */
 function table(o: ScenarioOptions): TableRow[] {
   const rows: TableRow[] = [];
@@ -166,8 +171,10 @@ function table(o: ScenarioOptions): TableRow[] {
     const adds: number[] = [];
     const dels: number[] = [];
     const lookups: number[] = [];
+    const bursts: number[] = [];
     const n = o.records ?? Math.max(100_000, Math.min(2_000_000, Math.round((o.seconds * 1e6) / 8)));
-    const pkts = new Uint8Array(n * 12);
+    const pkts = new Uint8Array(n * 12); // [src][dst][sport][dport]: also the record lookupBurst() reads
+    const out = new Int32Array(n);
     for (let k = 0; k < n; k++) {
       const i = rng.u32() % flows;
       pkts.set(addrs.subarray(i * 8, i * 8 + 8), k * 12);
@@ -189,23 +196,48 @@ function table(o: ScenarioOptions): TableRow[] {
         }
       }
       const add = (seconds(t0) * 1e9) / flows;
-      let found = 0;
-      t0 = now();
-      for (let p = 0; p < pkts.length; p += 12) {
-        if (t.lookup('rx', pkts, p, p + 4, 4, (pkts[p + 8]! << 8) | pkts[p + 9]!, (pkts[p + 10]! << 8) | pkts[p + 11]!) >= 0) found++;
+      const one = (): number => {
+        let found = 0;
+        const t1 = now();
+        for (let p = 0; p < pkts.length; p += 12) {
+          if (t.lookup('rx', pkts, p, p + 4, 4, (pkts[p + 8]! << 8) | pkts[p + 9]!, (pkts[p + 10]! << 8) | pkts[p + 11]!) >= 0) found++;
+        }
+        if (found !== n) throw new Error(`table bench: ${n - found} lookups missed`);
+        return (seconds(t1) * 1e9) / n;
+      };
+      const burst = (): number => {
+        out.fill(-1);
+        const t1 = now();
+        for (let k = 0; k < n; k += TABLE_BURST) t.lookupBurst('rx', 4, pkts, k * 12, 12, Math.min(TABLE_BURST, n - k), out, k);
+        const ns = (seconds(t1) * 1e9) / n;
+        for (let k = 0; k < n; k++) {
+          if (out[k]! < 0) throw new Error(`table bench: burst lookup of packet ${k} missed`);
+          const p = k * 12;
+          if (k % 61 === 0 && out[k] !== t.lookup('rx', pkts, p, p + 4, 4, (pkts[p + 8]! << 8) | pkts[p + 9]!, (pkts[p + 10]! << 8) | pkts[p + 11]!)) {
+            throw new Error(`table bench: burst lookup of packet ${k} differs from lookup()`);
+          }
+        }
+        return ns;
+      };
+      // Both ways on the same table and packets, alternating which goes first, three passes each.
+      const lookup: number[] = [];
+      const burstLookup: number[] = [];
+      for (let pass = 0; pass < 3; pass++) {
+        if ((round + pass) % 2) burstLookup.push(burst());
+        lookup.push(one());
+        if ((round + pass) % 2 === 0) burstLookup.push(burst());
       }
-      const lookup = (seconds(t0) * 1e9) / n;
-      if (found !== n) throw new Error(`table bench: ${n - found} lookups missed`);
       t0 = now();
       for (let i = 0; i < flows; i++) if (handles[i]! >= 0) t.remove(handles[i]!);
       const del = (seconds(t0) * 1e9) / flows;
       if (t.size !== 0) throw new Error(`table bench: ${t.size} entries left after deleting all`);
       if (round === 0) continue;
       adds.push(add);
-      lookups.push(lookup);
+      lookups.push(...lookup);
+      bursts.push(...burstLookup);
       dels.push(del);
     }
-    rows.push({ flows, lookupNs: median(lookups), addNs: median(adds), delNs: median(dels) });
+    rows.push({ flows, lookupNs: median(lookups), burstLookupNs: median(bursts), burstSize: TABLE_BURST, addNs: median(adds), delNs: median(dels) });
   }
   return rows;
 }

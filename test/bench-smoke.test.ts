@@ -58,7 +58,7 @@ test('bench --json: every section present and sane', async (t) => {
     t.true(Math.abs(ts.tsharkOverTlsnic! - ts.seconds / rp.seconds) < 1e-9);
   } else t.deepEqual(r.tshark, { skipped: 'tshark not installed' });
   t.deepEqual(r.table!.map((x) => x.flows), [1000, 4000]);
-  for (const x of r.table!) t.true(x.lookupNs > 0 && x.addNs > 0 && x.delNs > 0);
+  for (const x of r.table!) t.true(x.lookupNs > 0 && x.burstLookupNs > 0 && x.burstSize > 0 && x.addNs > 0 && x.delNs > 0);
   t.is(r.workers, null, 'not asked for');
 });
 
@@ -69,7 +69,18 @@ test('bench table: the sections asked for, in order, with the figures the JSON h
   t.deepEqual(sections, ['1', '5']);
   const rows = [...text.matchAll(/^\s+(4000|100)\s+(\d+)\s+(\d+)$/gm)];
   t.is(rows.length, 2, text);
-  t.regex(text, /lookup at 4e\+3 \/ at 1e\+3: \d+\.\d\d/);
+  const rows5 = [...text.matchAll(/^\s+(1e\+3|4e\+3)\s+(\d+\.\d)\s+(\d+\.\d)\s+\d+\.\d\s+\d+\.\d$/gm)];
+  t.deepEqual(rows5.map((m) => m[1]), ['1e+3', '4e+3'], text);
+  const m = /lookup at 4e\+3 \/ at 1e\+3: (\d+\.\d\d) one by one, (\d+\.\d\d) in bursts of 64 \(target <= 1\.5, met (by neither|one by one|in bursts|one by one and in bursts)\)/.exec(text);
+  t.truthy(m, text);
+  // The ratios are the quotients of the printed columns (to their rounding), and the verdict follows them.
+  const [a, z] = rows5.map((r) => [Number(r[2]), Number(r[3])] as const);
+  t.true(Math.abs(Number(m![1]) - z![0] / a![0]) < 0.02 + 0.1 / a![0], `one by one ${m![1]}`);
+  t.true(Math.abs(Number(m![2]) - z![1] / a![1]) < 0.02 + 0.1 / a![1], `in bursts ${m![2]}`);
+  const [r1, r2] = [Number(m![1]), Number(m![2])];
+  if (Math.abs(r1 - 1.5) > 0.01 && Math.abs(r2 - 1.5) > 0.01) { // a printed 1.50 may be either side
+    t.is(m![3], [r1 <= 1.5 ? 'one by one' : '', r2 <= 1.5 ? 'in bursts' : ''].filter(Boolean).join(' and ') || 'by neither');
+  }
 });
 
 test('bad bench options are ConfigErrors with exit 2', async (t) => {
