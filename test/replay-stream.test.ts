@@ -112,3 +112,33 @@ test('replay memory does not grow with the capture (live heap and array buffers 
   const late = Math.min(...q.slice(-third));
   t.true(late - early < 8e6, `held memory grew by ${((late - early) / 1e6).toFixed(1)} MB: ${q.map((x) => (x / 1e6).toFixed(0)).join(' ')}`);
 });
+
+test('a received record with a flipped ciphertext byte: the device hands it up encrypted, the stack fails it (EBADMSG), the flow says where', async (t) => {
+  const g = gen('badrx', { flows: 1, mib: 1 });
+  const out = join(dir, 'badrx-flipped.pcap');
+  const w = new PcapWriter(out, { resolution: 'ns' });
+  const v = new TcpSegmentView();
+  let seen = 0;
+  let flippedSeq = -1;
+  for (const p of openCapture(g.options.out)) {
+    const data = Uint8Array.from(p.data);
+    // The 5th client-to-server data segment: the local host (the server) receives it. Byte 40 of its payload
+    // is inside a record body (the generator's c2s records are longer than a segment). The TCP checksum is
+    // left stale: the replay recomputes received checksums (captures taken with checksum offload have
+    // partial ones), so the device judges the TLS bytes.
+    if (v.parse(data) === 'tcp' && v.dstPort === SERVER_PORT && v.payloadLength > 100 && ++seen === 5) {
+      data[v.payloadOffset + 40]! ^= 0x01;
+      flippedSeq = v.seq;
+    }
+    w.write({ data, tsNs: p.tsNs });
+  }
+  w.close();
+  t.true(flippedSeq >= 0);
+  const r = await replay(base(out, g.options.keylog));
+  const f = r.flows[0]!;
+  t.is(r.tlsStat.TlsDecryptError, 1);
+  t.true(f.problems.some((p) => /^RX: record \d+ failed authentication .*\(socket error EBADMSG\)$/.test(p)), f.problems.join('\n'));
+  t.true(f.rx.plaintextBytes < g.flows[0]!.clientToServer.bytes, 'nothing after the bad record is delivered');
+  t.true(f.tx.wireMatch, 'the other direction is unharmed');
+  t.is(f.tx.plaintextSha256, g.flows[0]!.serverToClient.sha256);
+});

@@ -7,6 +7,7 @@ import { createHash, type Hash } from 'node:crypto';
 import type { AeadBackend } from '../../emulator/crypto/aead.ts';
 import { nodeBackend } from '../../emulator/crypto/index.ts';
 import { openCapture } from '../../emulator/capture/index.ts';
+import { errnoName } from '../../emulator/errno.ts';
 import { CaptureError, TlsnicError } from '../../emulator/errors.ts';
 import { formatEthtool } from '../../emulator/nic/counters.ts';
 import { Nic } from '../../emulator/nic/nic.ts';
@@ -473,6 +474,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     }
     f.txDir = f.local === f.client ? 'c2s' : 's2c';
     f.rxDir = f.txDir === 'c2s' ? 's2c' : 'c2s';
+    f.walker.openOnly(f.txDir);
     f.report.local = fmtEp(f.local);
     f.report.remote = fmtEp(f.remote!);
     const tuple: FourTuple = { family: f.local.family, saddr: f.local.ip, sport: f.local.port, daddr: f.remote!.ip, dport: f.remote!.port };
@@ -724,6 +726,8 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       held.length = 0;
     }
     if (f.tls) {
+      // A received record that failed (a bad tag, a malformed header): what the stack said, with its place.
+      if (f.tls.errorDetail) problem(f, `RX: ${f.tls.errorDetail.message} (socket error ${errnoName(f.tls.error ?? 0)})`);
       f.report.tx.mode = f.tls.txMode ?? 'sw';
       f.report.tx.reason = f.tls.txReason;
       f.report.rx.mode = f.tls.rxMode ?? 'sw';

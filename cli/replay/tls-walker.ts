@@ -56,6 +56,8 @@ export class TlsWalker {
   serverHello: ServerHello | null = null;
   private readonly dirs: Record<Dir, DirState>;
   private keysReady = false;
+  /** Directions whose application records are opened (onRecord); the others are only framed. */
+  private readonly opened: Record<Dir, boolean> = { c2s: true, s2c: true };
 
   constructor(
     private readonly keylog: KeyLog | null,
@@ -138,6 +140,16 @@ export class TlsWalker {
   /** Stop walking `dir` (the replay cannot keep its bytes); `why` goes to onProblem. */
   abandon(dir: Dir, why: string): void {
     if (!this.isDead(dir)) this.kill(dir, why);
+  }
+
+  /**
+   * Open the application records of `dir` only: the other direction's records are framed and counted but
+   * not decrypted and not reported (the replay's RX records are the device's and the stack's to decrypt
+   * and authenticate; opening them here too was a second AEAD pass over every received byte).
+   */
+  openOnly(dir: Dir): void {
+    this.opened.c2s = dir === 'c2s';
+    this.opened.s2c = dir === 's2c';
   }
 
   /** Records complete up to this seq in `dir` (a segment ending at or before it can be released). */
@@ -271,6 +283,10 @@ export class TlsWalker {
 
   private appRecord(dir: Dir, seq: number, rec: Uint8Array): void {
     const d = this.dirs[dir];
+    if (!this.opened[dir]) {
+      d.recSeq++;
+      return;
+    }
     const info = d.appInfo!;
     const opened = openRecord(this.backend, info, d.recSeq, rec);
     if (!opened) return this.kill(dir, `record ${d.recSeq} at seq ${seq} does not authenticate`);
