@@ -40,6 +40,33 @@ test('AAD and nonce layouts: TLS 1.2 13-byte AAD, 1.3 header AAD, static IV XOR 
   t.is(toHex(recordNonce(cc12, 1n)), '000102030405060708090a0a'); // RFC 7905 2: iv XOR padded seq
 });
 
+test('explicit nonce = crypto_info iv + (record number - crypto_info rec_seq) mod 2^64, carries and wraps included', (t) => {
+  // The 64-bit arithmetic spelled out with BigInt, against the 32-bit-halves implementation.
+  const big = (b: Uint8Array) => b.reduce((v, x) => (v << 8n) | BigInt(x), 0n);
+  const edges = [0n, 1n, 0xffn, 0xffff_ffffn, 0x1_0000_0000n, 0x7fff_ffff_ffff_ffffn, 0xffff_ffff_ffff_fffen, 0xffff_ffff_ffff_ffffn];
+  let seed = 12345;
+  const rnd64 = () => {
+    let v = 0n;
+    for (let i = 0; i < 4; i++) {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      v = (v << 16n) | BigInt(seed >>> 16);
+    }
+    return v;
+  };
+  const be = (v: bigint) => hex(v.toString(16).padStart(16, '0'));
+  let n = 0;
+  for (let i = 0; i < 400; i++) {
+    const iv = i < edges.length ? edges[i]! : rnd64();
+    const first = i % 3 === 0 ? edges[i % edges.length]! : rnd64();
+    const rec = i % 5 === 0 ? first + BigInt(i) : rnd64();
+    const info: CryptoInfo = { version: TLS_1_2_VERSION, cipherType: TLS_CIPHER_AES_GCM_128, key: new Uint8Array(16), iv: be(iv), salt: hex('a1a2a3a4'), recSeq: be(first) };
+    const want = (iv + rec - first) & 0xffff_ffff_ffff_ffffn;
+    t.is(big(explicitNonceFor(info, rec & 0xffff_ffff_ffff_ffffn)), want, `iv ${iv} first ${first} rec ${rec}`);
+    n++;
+  }
+  t.is(n, 400);
+});
+
 test('kernel record size limits (tls_rx_msg_size): overhead and largest length field per version and cipher', (t) => {
   t.is(recordOverhead(TLS_1_2_VERSION, TLS_CIPHER_AES_GCM_128), 29);
   t.is(recordOverhead(TLS_1_2_VERSION, TLS_CIPHER_CHACHA20_POLY1305), 21);
