@@ -9,6 +9,8 @@ import { seqAdd, seqDiff, seqGt } from '../../emulator/wire/seq.ts';
 type TxChunk = { seq: number; data: Uint8Array; offloaded: boolean };
 type RxPending = { seq: number; data: Uint8Array; decrypted: boolean };
 
+const EMPTY = new Uint8Array(0);
+
 let nextId = 1;
 
 export class ReplaySock implements TcpSock {
@@ -115,7 +117,11 @@ export class ReplaySock implements TcpSock {
     this.sndUna = ack;
     const tx = this.tx;
     let h = this.txHead;
-    while (h < tx.length && seqDiff(seqAdd(tx[h]!.seq, tx[h]!.data.length), ack) <= 0) h++;
+    for (; h < tx.length; h++) {
+      const c = tx[h]!;
+      if (seqDiff(seqAdd(c.seq, c.data.length), ack) > 0) break;
+      c.data = EMPTY; // acknowledged: its bytes go now, not when the batch below drops the entry
+    }
     // Drop acknowledged chunks in batches (shift() per ACK is O(queue) each time).
     if (h === tx.length) {
       tx.length = 0;

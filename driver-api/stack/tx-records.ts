@@ -14,6 +14,9 @@ export type TxOffloadRecord = TlsTxRecord & {
 
 const EMPTY = new Uint8Array(0);
 
+/** What an acknowledged entry before `head` becomes (nothing reads it). */
+const GONE: TxOffloadRecord = { startSeq: 0, endSeq: 0, data: EMPTY, rcdSn: -1n };
+
 /** tls_record_is_start_marker(): the zero-length record at start_offload_tcp_sn. */
 export function isStartMarker(r: TlsTxRecord): boolean {
   return r.data.length === 0;
@@ -85,6 +88,7 @@ export class TxRecordsList {
       if (seqLt(ackedSeq, rec.endSeq)) break;
       if (this.hint === this.head) this.hint = -1;
       if (!isStartMarker(rec)) deleted++;
+      list[this.head] = GONE; // its bytes go now, not when the list is next compacted
       this.head++;
     }
     this.unackedRecordSn += deleted;
