@@ -83,8 +83,28 @@ test('bench table: the sections asked for, in order, with the figures the JSON h
   }
 });
 
+test('bench workers section: its own capture of --workers-flows connections, 1 and 2 workers, speedups the quotients they claim', async (t) => {
+  await bundled;
+  const args = ['--import=tsx', 'bench/run.ts', '--mib', '1', '--flows', '3', '--workers-flows', '6', '--record-size', '4000', '--mss', '1000',
+    '--only', 'workers', '--cache', join(tmp, 'cache'), '--cli', cli];
+  const r = JSON.parse((await run(process.execPath, [...args, '--json'], { encoding: 'utf8', maxBuffer: 16 << 20, timeout: 110_000 })).stdout) as BenchResult;
+  t.is(r.replay, null);
+  const w = r.workers as Exclude<BenchResult['workers'], { skipped: string } | null>;
+  t.deepEqual(w.map((x) => x.workers), [1, 2]);
+  for (const x of w) {
+    t.is(x.flows, 6, 'the workers capture, not the replay one');
+    t.true(x.seconds > 0 && x.mbps > 0 && x.processCpuSeconds > 0);
+    t.true(x.splitCeiling >= 1 && x.splitCeiling <= x.workers);
+  }
+  t.is(w[0]!.speedup, 1);
+  t.true(Math.abs(w[1]!.speedup - w[1]!.mbps / w[0]!.mbps) < 1e-9);
+  const text = (await run(process.execPath, args, { encoding: 'utf8', maxBuffer: 16 << 20, timeout: 110_000 })).stdout;
+  t.regex(text, /6\. multi-queue replay \(bench\/workers\.ts\), 6 TLS 1\.2 flows/);
+  t.regex(text, /RSS split allows/);
+});
+
 test('bad bench options are ConfigErrors with exit 2', async (t) => {
-  for (const bad of [['--only', 'nope'], ['--mss', '10'], ['--frobnicate', '1'], ['--seconds', 'x']]) {
+  for (const bad of [['--only', 'nope'], ['--mss', '10'], ['--frobnicate', '1'], ['--seconds', 'x'], ['--workers-flows', '0']]) {
     const e = await t.throwsAsync(run(process.execPath, ['--import=tsx', 'bench/run.ts', ...bad], { encoding: 'utf8' }));
     t.is((e as unknown as { code: number }).code, 2, bad.join(' '));
     t.regex((e as unknown as { stderr: string }).stderr, /^bench: /);
