@@ -21,11 +21,14 @@ export function bodyStart(info: CryptoInfo): number {
  * models tls_fill_prepend() + tls_device_record_close(): header, explicit nonce (the kernel's iv +
  * rec_seq arithmetic), plaintext (TLS 1.3: + inner content type, no padding), tag placeholder.
  */
-export function frameOffloadRecord(info: CryptoInfo, rcdSn: bigint, type: number, plaintext: Uint8Array): Uint8Array {
+export function frameOffloadRecord(
+  info: CryptoInfo, rcdSn: bigint, type: number, plaintext: Uint8Array, alloc: (n: number) => Uint8Array = (n) => new Uint8Array(n),
+): Uint8Array {
   const tls13 = info.version === TLS_1_3_VERSION;
   const pre = bodyStart(info);
   const bodyLen = plaintext.length + (tls13 ? 1 : 0);
-  const out = new Uint8Array(pre + bodyLen + TLS_TAG_SIZE);
+  // Every byte is written below: header, nonce, body, tag placeholder (a pooled buffer may hold anything).
+  const out = alloc(pre + bodyLen + TLS_TAG_SIZE);
   writeRecordHeader(out, 0, tls13 ? CONTENT_APPLICATION_DATA : type, out.length - TLS_HEADER_SIZE);
   if (!tls13 && pre > TLS_HEADER_SIZE) out.set(explicitNonceFor(info, rcdSn), TLS_HEADER_SIZE);
   out.set(plaintext, pre);

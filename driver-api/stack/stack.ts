@@ -15,6 +15,7 @@ import type {
 } from '../ops.ts';
 import type { RxChunk, TcpSock, TcpUlp } from '../tcp.ts';
 import { parseCryptoInfo } from './crypto-info-schema.ts';
+import { RecordPool } from './record-pool.ts';
 import { bodyStart, decryptedContent, encryptFramedRecord, frameOffloadRecord, reencryptRange, rxNonce } from './record-ops.ts';
 import { RxResync, type ResyncCall } from './rx-resync.ts';
 import { ViolationLog, type ContractViolation, type ViolationCounts } from './violations.ts';
@@ -269,9 +270,10 @@ export class TlsSocket implements TcpUlp {
     const tx = this.tx;
     if (this.ctx.txConf === 'hw' && tx) {
       if (tx.syncSched) this.stack.resyncTx(this, tx, this.tcp.writeSeq >>> 0, rcdSn);
-      const framed = frameOffloadRecord(info, rcdSn, type, plaintext);
+      // Pooled unless handed out as sendfile pages (whoever holds those may read them after the ACK).
+      const framed = frameOffloadRecord(info, rcdSn, type, plaintext, zerocopy ? undefined : this.stack.recordPool.alloc);
       // On the list before TCP sees it: the driver may look it up during this very transmit.
-      tx.records.push(this.tcp.writeSeq >>> 0, framed, rcdSn);
+      tx.records.push(this.tcp.writeSeq >>> 0, framed, rcdSn, !zerocopy);
       this.txRecSeq = rcdSn + 1n;
       this.tcp.queue(framed, true, zerocopy);
       return zerocopy ? framed : null;
@@ -538,6 +540,8 @@ export class TlsStack implements Omit<TlsKernelHelpers, 'netifReceiveSkb'> {
   readonly tls13Offload: boolean;
   /** /proc/net/tls_stat */
   readonly tlsStat: TlsStat = emptyTlsStat();
+  /** Buffers of acknowledged offload records, reused for new ones (see record-pool.ts). */
+  readonly recordPool = recordPoolFns(new RecordPool());
   /** Every tlsdev_ops call made, in order (the newest callLogLimit of them). */
   readonly callLog: DriverCall[] = [];
   /** Calls dropped from the front of callLog to keep it bounded. */
@@ -702,7 +706,7 @@ export class TlsStack implements Omit<TlsKernelHelpers, 'netifReceiveSkb'> {
       s.tcp.fence();
       const startSn = s.tcp.writeSeq >>> 0;
       const tx: TxOffload = {
-        records: new TxRecordsList(startSn, recSeqToBigInt(info.recSeq)), syncSched: false, dev: 'adding', swFallback: false,
+        records: new TxRecordsList(startSn, recSeqToBigInt(info.recSeq), this.recordPool.free), syncSched: false, dev: 'adding', swFallback: false,
         sealedFor: null, sealed: null,
       };
       s.setTx(info, 'hw', null, tx); // priv_ctx_tx is visible to the driver during tls_dev_add
@@ -1070,3 +1074,7 @@ function sealRecordSw(backend: AeadBackend, info: CryptoInfo, rcdSn: bigint, typ
   return encryptFramedRecord(backend, info, rcdSn, frameOffloadRecord(info, rcdSn, type, plaintext));
 }
 
+/** The pool's take/give as functions to pass around (frameOffloadRecord's alloc, the records list's free). */
+function recordPoolFns(pool: RecordPool): { pool: RecordPool; alloc: (n: number) => Uint8Array; free: (b: Uint8Array) => void } {
+  return { pool, alloc: (n) => pool.take(n), free: (b) => pool.give(b) };
+}

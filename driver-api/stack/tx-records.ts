@@ -10,12 +10,14 @@ export type TxOffloadRecord = TlsTxRecord & {
   endSeq: number;
   /** Record number (what counting from unacked_record_sn gives in the kernel). */
   rcdSn: bigint;
+  /** `data` goes back to the stack's record pool once acknowledged (nobody outside the stack holds it). */
+  pooled: boolean;
 };
 
 const EMPTY = new Uint8Array(0);
 
 /** What an acknowledged entry before `head` becomes (nothing reads it). */
-const GONE: TxOffloadRecord = { startSeq: 0, endSeq: 0, data: EMPTY, rcdSn: -1n };
+const GONE: TxOffloadRecord = { startSeq: 0, endSeq: 0, data: EMPTY, rcdSn: -1n, pooled: false };
 
 /** tls_record_is_start_marker(): the zero-length record at start_offload_tcp_sn. */
 export function isStartMarker(r: TlsTxRecord): boolean {
@@ -32,9 +34,10 @@ export class TxRecordsList {
   unackedRecordSn: bigint;
 
   /** alloc_offload_ctx_tx() + the start marker record tls_set_device_offload() adds at write_seq. */
-  constructor(startSeq: number, firstRecSn: bigint) {
+  /** `free` takes the data of acknowledged records pushed as pooled. */
+  constructor(startSeq: number, firstRecSn: bigint, private readonly free: ((data: Uint8Array) => void) | null = null) {
     this.unackedRecordSn = firstRecSn - 1n;
-    this.list.push({ startSeq: startSeq >>> 0, endSeq: startSeq >>> 0, data: EMPTY, rcdSn: firstRecSn - 1n });
+    this.list.push({ startSeq: startSeq >>> 0, endSeq: startSeq >>> 0, data: EMPTY, rcdSn: firstRecSn - 1n, pooled: false });
   }
 
   get length(): number {
@@ -47,8 +50,8 @@ export class TxRecordsList {
   }
 
   /** list_add_tail() in tls_push_record(). */
-  push(startSeq: number, data: Uint8Array, rcdSn: bigint): TxOffloadRecord {
-    const rec: TxOffloadRecord = { startSeq, endSeq: seqAdd(startSeq, data.length), data, rcdSn };
+  push(startSeq: number, data: Uint8Array, rcdSn: bigint, pooled = false): TxOffloadRecord {
+    const rec: TxOffloadRecord = { startSeq, endSeq: seqAdd(startSeq, data.length), data, rcdSn, pooled };
     this.list.push(rec);
     return rec;
   }
@@ -87,7 +90,8 @@ export class TxRecordsList {
       const rec = list[this.head]!;
       if (seqLt(ackedSeq, rec.endSeq)) break;
       if (this.hint === this.head) this.hint = -1;
-      if (!isStartMarker(rec)) deleted++;
+      deleted++; // the start marker too: it stands for rec_seq - 1, so unacked_record_sn reaches rec_seq
+      if (rec.pooled && this.free) this.free(rec.data);
       list[this.head] = GONE; // its bytes go now, not when the list is next compacted
       this.head++;
     }
