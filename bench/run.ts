@@ -6,7 +6,7 @@
 //   replay   `node dist/tlsnic.mjs replay` of a generated capture (cached), start-up included, peak RSS
 //   tshark   the same capture decrypted by tshark with the key log, when tshark is installed
 //   table    context table ns per lookup (one by one and in bursts), add and del at 1e3 .. 4e6 flows
-//   workers  bench/workers.ts (multi-queue replay), when it exists
+//   workers  `node dist/tlsnic.mjs replay --workers N` on a capture of --workers-flows connections (RSS queues)
 //
 // usage: node --import=tsx bench/run.ts [--json] [--only raw,device,replay,tshark,table,workers]
 //          [--records N | --seconds S] [--record-size B] [--mss M] [--mib N] [--flows N] [--workers 1,2]
@@ -18,6 +18,9 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ConfigError } from '../emulator/errors.ts';
+import { Rss } from '../emulator/nic/rss.ts';
+import { buildTcpFrame } from '../emulator/wire/builder.ts';
+import { TcpSegmentView } from '../emulator/wire/packet.ts';
 import { GEN_VERSION, type GenResult } from './gen-capture.ts';
 import type { DeviceRow, RawRow, ScenarioOptions, TableRow } from './scenarios.ts';
 
@@ -119,8 +122,11 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
   return o;
 }
 
-/** Runs a command; resolves with its wall time, stdout and (with the RSS hook) its peak RSS in KiB. */
-function runTimed(cmd: string, args: string[], opts: { cwd?: string; pollRss?: boolean } = {}): Promise<{ seconds: number; stdout: string; stderr: string; code: number | null; maxRssKb: number | null }> {
+/**
+ * Runs a command; resolves with its wall time, stdout and (with the RSS hook) its peak RSS in KiB and CPU
+ * seconds (every hooked process: the largest RSS, the sum of CPU).
+ */
+function runTimed(cmd: string, args: string[], opts: { cwd?: string; pollRss?: boolean } = {}): Promise<{ seconds: number; stdout: string; stderr: string; code: number | null; maxRssKb: number | null; cpuSeconds: number | null }> {
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
     const child = spawn(cmd, args, { cwd: opts.cwd ?? ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -145,8 +151,13 @@ function runTimed(cmd: string, args: string[], opts: { cwd?: string; pollRss?: b
       const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
       if (poll) clearInterval(poll);
       const stderr = Buffer.concat(err).toString('utf8');
-      const m = /TLSNIC_MAXRSS_KB (\d+)/.exec(stderr);
-      resolve({ seconds, stdout: Buffer.concat(out).toString('utf8'), stderr, code, maxRssKb: m ? Number(m[1]) : hwm });
+      let rss: number | null = null;
+      let cpu: number | null = null;
+      for (const m of stderr.matchAll(/TLSNIC_MAXRSS_KB (\d+) CPU_US (\d+)/g)) {
+        rss = Math.max(rss ?? 0, Number(m[1]));
+        cpu = (cpu ?? 0) + Number(m[2]) / 1e6;
+      }
+      resolve({ seconds, stdout: Buffer.concat(out).toString('utf8'), stderr, code, maxRssKb: rss ?? hwm, cpuSeconds: cpu });
     });
   });
 }
@@ -180,6 +191,14 @@ async function capture(o: BenchOptions, flows = o.flows): Promise<{ pcap: string
 
 type ReplayJson = { packets: number; flows: Array<{ local: string; remote: string; tx: { wireMatch: boolean; plaintextSha256: string }; rx: { plaintextSha256: string } }> };
 
+/** Every generated flow replayed, its TX wire equal to the capture, both directions' plaintext hashes equal. */
+function verifiedAgainst(m: GenResult, j: ReplayJson): boolean {
+  return j.flows.length === m.flows.length && m.flows.every((g) => {
+    const f = j.flows.find((x) => x.remote === g.client && x.local === g.server);
+    return !!f && f.tx.wireMatch && f.tx.plaintextSha256 === g.serverToClient.sha256 && f.rx.plaintextSha256 === g.clientToServer.sha256;
+  });
+}
+
 async function replayBench(c: Awaited<ReturnType<typeof capture>>, streamedRaw: number | null, cli: string): Promise<ReplayRow> {
   if (!existsSync(cli)) throw new Error(`${cli} is missing: make build (make bench does it)`);
   const hook = pathToFileURL(join(ROOT, 'bench/rss-hook.mjs')).href;
@@ -187,10 +206,7 @@ async function replayBench(c: Awaited<ReturnType<typeof capture>>, streamedRaw: 
   if (r.code !== 0) throw new Error(`tlsnic replay exited ${r.code}: ${r.stderr.trim().slice(-2000)}`);
   const j = JSON.parse(r.stdout) as ReplayJson;
   const m = c.manifest;
-  const verified = j.flows.length === m.flows.length && m.flows.every((g) => {
-    const f = j.flows.find((x) => x.remote === g.client && x.local === g.server);
-    return !!f && f.tx.wireMatch && f.tx.plaintextSha256 === g.serverToClient.sha256 && f.rx.plaintextSha256 === g.clientToServer.sha256;
-  });
+  const verified = verifiedAgainst(m, j);
   const mbps = m.plaintextBytes / r.seconds / 1e6;
   return {
     capture: c.pcap,
@@ -227,19 +243,53 @@ async function tsharkBench(c: Awaited<ReturnType<typeof capture>>, tlsnicSeconds
   };
 }
 
-async function workersBench(c: Awaited<ReturnType<typeof capture>>, workers: number[]): Promise<WorkersRow[] | { skipped: string }> {
-  const path = join(ROOT, 'bench/workers.ts');
-  if (!existsSync(path)) return { skipped: 'bench/workers.ts not present' };
-  const mod = (await import(pathToFileURL(path).href)) as { benchWorkers?: typeof import('./workers.ts').benchWorkers };
-  if (typeof mod.benchWorkers !== 'function') return { skipped: 'bench/workers.ts has no benchWorkers export' };
+/**
+ * `tlsnic replay --workers N` as a user runs it (start-up included, the CLI's own flags), fastest of two
+ * interleaved runs per count, every run checked against the generator's hashes. The RSS split the capture
+ * allows comes from the manifest's tuples through the same Toeplitz and indirection table the workers use.
+ */
+async function workersBench(c: Awaited<ReturnType<typeof capture>>, workers: number[], cli: string): Promise<WorkersRow[]> {
+  if (!existsSync(cli)) throw new Error(`${cli} is missing: make build (make bench does it)`);
+  const hook = pathToFileURL(join(ROOT, 'bench/rss-hook.mjs')).href;
   const list = workers.includes(1) ? workers : [1, ...workers];
-  // Interleaved 1,2,1,2 keeping each count's fastest: one disturbed run on a shared machine decides less.
-  const rows = await mod.benchWorkers({ capture: c.pcap, keylog: c.keylog, workers: list, repeat: 2 });
-  const one = rows.find((r) => r.workers === 1)?.mbps ?? NaN;
-  return rows.map((r) => ({
-    workers: r.workers, seconds: r.seconds, mbps: r.mbps, speedup: r.mbps / one, splitCeiling: r.splitCeiling,
-    processCpuSeconds: r.processCpuSeconds, flows: c.manifest.flows.length,
-  }));
+  const best = new Map<number, { seconds: number; cpu: number }>();
+  for (let round = 0; round < 2; round++) {
+    for (const n of list) {
+      const r = await runTimed(process.execPath, [`--import=${hook}`, cli, 'replay', c.pcap, '--keylog', c.keylog, '--json', '--workers', String(n)]);
+      if (r.code !== 0) throw new Error(`tlsnic replay --workers ${n} exited ${r.code}: ${r.stderr.trim().slice(-2000)}`);
+      if (!verifiedAgainst(c.manifest, JSON.parse(r.stdout) as ReplayJson)) throw new Error(`tlsnic replay --workers ${n}: output differs from the generator's hashes`);
+      const b = best.get(n);
+      if (!b || r.seconds < b.seconds) best.set(n, { seconds: r.seconds, cpu: r.cpuSeconds ?? NaN });
+    }
+  }
+  const one = best.get(1)!.seconds;
+  return list.map((n) => {
+    const b = best.get(n)!;
+    return {
+      workers: n, seconds: b.seconds, mbps: c.manifest.plaintextBytes / b.seconds / 1e6, speedup: one / b.seconds,
+      splitCeiling: rssSplitCeiling(c.manifest, n), processCpuSeconds: b.cpu, flows: c.manifest.flows.length,
+    };
+  });
+}
+
+/** Total payload over the largest RSS queue's: the speedup `queues` workers can reach on this capture. */
+export function rssSplitCeiling(m: GenResult, queues: number): number {
+  const rss = new Rss({ queues });
+  const v = new TcpSegmentView();
+  const per = new Array<number>(queues).fill(0);
+  for (const f of m.flows) {
+    const [ci, cp] = splitEndpoint(f.client);
+    const [si, sp] = splitEndpoint(f.server);
+    v.parse(buildTcpFrame({ family: 4, srcIp: ci, dstIp: si, srcPort: cp, dstPort: sp, seq: 0, ack: 0, flags: 0x10 }));
+    per[rss.queueOfSegment(v, true)]! += f.clientToServer.bytes + f.serverToClient.bytes;
+  }
+  const total = per.reduce((a, b) => a + b, 0);
+  return total / Math.max(...per);
+}
+
+function splitEndpoint(e: string): [string, number] {
+  const i = e.lastIndexOf(':');
+  return [e.slice(0, i), Number(e.slice(i + 1))];
 }
 
 export async function runBench(o: BenchOptions): Promise<BenchResult> {
@@ -257,7 +307,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
   if (c && want('replay')) res.replay = await replayBench(c, res.raw?.find((r) => r.recordSize === o.recordSize)?.streamedMBps ?? null, o.cli);
   if (c && want('tshark')) res.tshark = await tsharkBench(c, res.replay?.seconds ?? null);
   if (want('table')) res.table = await scenario<TableRow[]>('table', o);
-  if (want('workers')) res.workers = await workersBench(o.workersFlows === o.flows && c ? c : await capture(o, o.workersFlows), o.workers);
+  if (want('workers')) res.workers = await workersBench(o.workersFlows === o.flows && c ? c : await capture(o, o.workersFlows), o.workers, o.cli);
   return res;
 }
 
@@ -312,7 +362,7 @@ export function formatBench(r: BenchResult): string {
   }
   if (r.workers) {
     const w = r.workers;
-    L.push('', `6. multi-queue replay (bench/workers.ts), ${'skipped' in w ? '' : `${w[0]?.flows} TLS 1.2 flows, `}fastest of 2 interleaved runs each`);
+    L.push('', `6. node dist/tlsnic.mjs replay --workers N (RSS queues), ${'skipped' in w ? '' : `${w[0]?.flows} TLS 1.2 flows, `}start-up included, fastest of 2 interleaved runs each`);
     if ('skipped' in w) L.push(`   skipped: ${w.skipped}`);
     else {
       L.push('   workers   seconds    MB/s   speedup vs 1   RSS split allows   process CPU s      (target: speedup >= 1.7 on 2 cores)');

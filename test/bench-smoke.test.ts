@@ -16,9 +16,12 @@ const tmp = mkdtempSync(join(tmpdir(), 'tlsnic-bench-smoke-'));
 test.after.always(() => rmSync(tmp, { recursive: true, force: true }));
 
 // A private CLI bundle: other tests may rebuild dist/ while this runs.
+// A private CLI bundle (other tests may rebuild dist/ while this runs), with the replay worker next to it as
+// scripts/build.mjs lays them out.
 const cli = join(tmp, 'tlsnic.mjs');
 const bundled = build({
-  bundle: true, platform: 'node', format: 'esm', target: 'node20', logLevel: 'warning', entryPoints: ['cli/main.ts'], outfile: cli,
+  bundle: true, platform: 'node', format: 'esm', target: 'node20', logLevel: 'warning',
+  entryPoints: { tlsnic: 'cli/main.ts', 'tlsnic-replay-worker': 'cli/replay/worker.ts' }, outdir: tmp, outExtension: { '.js': '.mjs' },
   banner: { js: "import { createRequire as __tlsnicCreateRequire } from 'node:module';\nconst require = __tlsnicCreateRequire(import.meta.url);" },
 });
 
@@ -99,7 +102,7 @@ test('bench workers section: its own capture of --workers-flows connections, 1 a
   t.is(w[0]!.speedup, 1);
   t.true(Math.abs(w[1]!.speedup - w[1]!.mbps / w[0]!.mbps) < 1e-9);
   const text = (await run(process.execPath, args, { encoding: 'utf8', maxBuffer: 16 << 20, timeout: 110_000 })).stdout;
-  t.regex(text, /6\. multi-queue replay \(bench\/workers\.ts\), 6 TLS 1\.2 flows/);
+  t.regex(text, /6\. node \S+ replay --workers N \(RSS queues\), 6 TLS 1\.2 flows/);
   t.regex(text, /RSS split allows/);
 });
 
