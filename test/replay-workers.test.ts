@@ -119,6 +119,24 @@ for (const entry of ['source', 'bundle'] as const) {
   });
 }
 
+test('--workers 2 runs its queues in a node with --single-threaded-gc (one queue: the node it was started in)', async (t) => {
+  await bundled;
+  // A hook every node of the run loads (flags pass on to the re-run): its main thread reports its flags.
+  const hook = join(tmp, 'argv-hook.mjs');
+  writeFileSync(hook, "import { isMainThread } from 'node:worker_threads';\nif (isMainThread) process.on('exit', () => process.stderr.write(`ARGV ${JSON.stringify(process.execArgv)}\\n`));\n");
+  const argvOf = async (workers: string) => {
+    const r = await run(process.execPath, [`--import=${hook}`, join(BUNDLE_DIR, 'tlsnic.mjs'), 'replay', `${MANY}.pcap`, '--keylog', `${MANY}.keylog`, '--json', '--workers', workers], { encoding: 'utf8', maxBuffer: 64 << 20, timeout: 60_000 });
+    return { out: r.stdout, nodes: [...r.stderr.matchAll(/^ARGV (.*)$/gm)].map((m) => JSON.parse(m[1]!) as string[]) };
+  };
+  const one = await argvOf('1');
+  t.is(one.nodes.length, 1);
+  t.false(one.nodes[0]!.includes('--single-threaded-gc'));
+  const two = await argvOf('2');
+  t.is(two.nodes.length, 2, 'the CLI, and the node it ran again');
+  t.true(two.nodes.some((a) => a.includes('--single-threaded-gc') && a.includes(`--import=${hook}`)), JSON.stringify(two.nodes));
+  t.is(two.out, one.out, 'the same report, on the first node\'s stdout');
+});
+
 test('--plaintext-dir with --workers 3: each worker writes its flows, the files equal the single-thread ones', async (t) => {
   const d1 = join(tmp, 'pt1');
   const d3 = join(tmp, 'pt3');
