@@ -330,7 +330,7 @@ export function formatBench(r: BenchResult): string {
     for (const x of r.raw) L.push(`   ${pad(x.recordSize, 8)}   ${pad(f(x.oneShotMBps), 13)}   ${pad(f(x.streamedMBps), 13)}`);
   }
   if (r.device) {
-    L.push('', `2. device on ${o.mss}-byte segments, ratio to streamed raw GCM measured alongside (target >= 0.70)`, '   record B   raw MB/s    TX MB/s  TX ratio    RX MB/s  RX ratio');
+    L.push('', `2. device on ${o.mss}-byte segments; ratio: median over rounds of the device pass / a streamed raw GCM pass right before it (target >= 0.70)`, '   record B   raw MB/s    TX MB/s  TX ratio    RX MB/s  RX ratio');
     for (const x of r.device) L.push(`   ${pad(x.recordSize, 8)}   ${pad(f(x.refMBps), 8)}   ${pad(f(x.txMBps), 8)}  ${pad(f(x.txRatio, 2), 8)}   ${pad(f(x.rxMBps), 8)}  ${pad(f(x.rxRatio, 2), 8)}`);
   }
   if (r.replay) {
