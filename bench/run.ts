@@ -10,7 +10,7 @@
 //
 // usage: node --import=tsx bench/run.ts [--json] [--only raw,device,replay,tshark,table,workers]
 //          [--records N | --seconds S] [--record-size B] [--mss M] [--mib N] [--flows N] [--workers 1,2]
-//          [--workers-flows N]
+//          [--workers-flows N] [--repeat N]
 //          [--table-sizes 1000,100000,...] [--cache DIR] [--cli dist/tlsnic.mjs]
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
@@ -44,6 +44,8 @@ export type BenchOptions = {
    * server's NIC.
    */
   workersFlows: number;
+  /** Runs of the replay and tshark scenarios (taking turns); each reports its fastest. */
+  repeat: number;
   /** Where generated captures are cached (keyed by their parameters). */
   cacheDir: string;
   /** The CLI bundle the replay scenario runs. */
@@ -82,7 +84,7 @@ export type BenchResult = {
 export function parseBenchArgs(argv: readonly string[]): BenchOptions {
   const o: BenchOptions = {
     json: false, only: [...SECTIONS], records: null, seconds: 5, recordSize: 16384, mss: 1448, mib: 1024, flows: 16,
-    workers: [1, 2], workersFlows: 128, cacheDir: process.env.TLSNIC_BENCH_CACHE ?? join(tmpdir(), 'tlsnic-bench'), cli: join(ROOT, 'dist/tlsnic.mjs'),
+    workers: [1, 2], workersFlows: 128, repeat: 2, cacheDir: process.env.TLSNIC_BENCH_CACHE ?? join(tmpdir(), 'tlsnic-bench'), cli: join(ROOT, 'dist/tlsnic.mjs'),
     tableSizes: [1e3, 1e5, 1e6, 4e6],
   };
   const num = (flag: string, v: string | undefined, lo: number, hi: number, int = true): number => {
@@ -112,6 +114,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
       case '--flows': o.flows = num(a, v, 1, 1 << 20); break;
       case '--workers': o.workers = (v ?? '').split(',').map((x) => num(a, x, 1, 1024)); break;
       case '--workers-flows': o.workersFlows = num(a, v, 1, 1 << 20); break;
+      case '--repeat': o.repeat = num(a, v, 1, 100); break;
       case '--table-sizes': o.tableSizes = (v ?? '').split(',').map((x) => num(a, x, 1, 1e8)); break;
       case '--cache': if (!v) throw new ConfigError('--cache needs a directory', { field: a }); o.cacheDir = v; break;
       case '--cli': if (!v) throw new ConfigError('--cli needs the path of a tlsnic bundle', { field: a }); o.cli = v; break;
@@ -190,6 +193,14 @@ async function capture(o: BenchOptions, flows = o.flows): Promise<{ pcap: string
 }
 
 type ReplayJson = { packets: number; flows: Array<{ local: string; remote: string; tx: { wireMatch: boolean; plaintextSha256: string }; rx: { plaintextSha256: string } }> };
+
+/** The faster of two runs of one scenario, with the larger peak RSS of the two. */
+function fastest<T extends { seconds: number; peakRssMB: number | null }>(a: T | null, b: T): T {
+  if (a === null) return b;
+  const win = b.seconds < a.seconds ? b : a;
+  const rss = a.peakRssMB === null || b.peakRssMB === null ? (a.peakRssMB ?? b.peakRssMB) : Math.max(a.peakRssMB, b.peakRssMB);
+  return { ...win, peakRssMB: rss };
+}
 
 /** Every generated flow replayed, its TX wire equal to the capture, both directions' plaintext hashes equal. */
 function verifiedAgainst(m: GenResult, j: ReplayJson): boolean {
@@ -296,7 +307,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
   const want = (s: Section) => o.only.includes(s);
   const res: BenchResult = {
     machine: { cores: availableParallelism(), node: process.version, cpu: cpuModel() },
-    options: { only: o.only, records: o.records, seconds: o.seconds, recordSize: o.recordSize, mss: o.mss, mib: o.mib, flows: o.flows, workers: o.workers, workersFlows: o.workersFlows, tableSizes: o.tableSizes },
+    options: { only: o.only, records: o.records, seconds: o.seconds, recordSize: o.recordSize, mss: o.mss, mib: o.mib, flows: o.flows, workers: o.workers, workersFlows: o.workersFlows, repeat: o.repeat, tableSizes: o.tableSizes },
     raw: null, device: null, replay: null, tshark: null, table: null, workers: null,
   };
   // The streamed raw reference: replay ratios need it, so it runs whenever replay does.
@@ -304,8 +315,25 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
   if (want('device')) res.device = await scenario<DeviceRow[]>('device', o);
   const needCapture = want('replay') || want('tshark');
   const c = needCapture ? await capture(o) : null;
-  if (c && want('replay')) res.replay = await replayBench(c, res.raw?.find((r) => r.recordSize === o.recordSize)?.streamedMBps ?? null, o.cli);
-  if (c && want('tshark')) res.tshark = await tsharkBench(c, res.replay?.seconds ?? null);
+  // Replay and tshark take turns, `repeat` times each, and each keeps its fastest run (peak RSS: the largest):
+  // one run disturbed by another tenant of the machine moved the ratio between them from 3.6 to 2.2.
+  if (c && (want('replay') || want('tshark'))) {
+    const streamed = res.raw?.find((r) => r.recordSize === o.recordSize)?.streamedMBps ?? null;
+    let allVerified = true;
+    for (let i = 0; i < o.repeat; i++) {
+      if (want('replay')) {
+        const r = await replayBench(c, streamed, o.cli);
+        allVerified &&= r.verified;
+        res.replay = fastest(res.replay, r);
+      }
+      if (want('tshark')) {
+        const t = await tsharkBench(c, null);
+        res.tshark = res.tshark === null || 'skipped' in res.tshark || 'skipped' in t ? t : fastest(res.tshark, t);
+      }
+    }
+    if (res.replay) res.replay.verified = allVerified; // every run, not only the fastest
+    if (res.tshark && !('skipped' in res.tshark) && res.replay) res.tshark.tsharkOverTlsnic = res.tshark.seconds / res.replay.seconds;
+  }
   if (want('table')) res.table = await scenario<TableRow[]>('table', o);
   if (want('workers')) res.workers = await workersBench(o.workersFlows === o.flows && c ? c : await capture(o, o.workersFlows), o.workers, o.cli);
   return res;
@@ -335,12 +363,12 @@ export function formatBench(r: BenchResult): string {
   }
   if (r.replay) {
     const x = r.replay;
-    L.push('', `3. node dist/tlsnic.mjs replay, ${x.flows} TLS 1.2 flows, ${f(x.payloadBytes / 2 ** 20)} MiB of payload (${f(x.captureBytes / 1e6)} MB capture), start-up included`);
+    L.push('', `3. node dist/tlsnic.mjs replay, ${x.flows} TLS 1.2 flows, ${f(x.payloadBytes / 2 ** 20)} MiB of payload (${f(x.captureBytes / 1e6)} MB capture), start-up included, fastest of ${r.options.repeat} (taking turns with tshark)`);
     L.push(`   ${f(x.seconds, 2)} s   ${f(x.payloadMBps, 1)} MB/s payload   ${f(x.packetsPerSec)} packets/s   ratio to streamed raw GCM ${x.ratioToStreamedRaw === null ? '-' : f(x.ratioToStreamedRaw, 2)} (target >= 0.50)`);
     L.push(`   peak RSS ${f(x.peakRssMB)} MB (target < 300)   every flow wireMatch with the generator's plaintext hashes: ${x.verified ? 'yes' : 'NO'}`);
   }
   if (r.tshark) {
-    L.push('', '4. tshark -r C -o tls.keylog_file:K -Y tls -T fields -e data.len');
+    L.push('', `4. tshark -r C -o tls.keylog_file:K -Y tls -T fields -e data.len, fastest of ${r.options.repeat}`);
     if ('skipped' in r.tshark) L.push(`   skipped: ${r.tshark.skipped}`);
     else {
       const x = r.tshark;

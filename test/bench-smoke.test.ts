@@ -51,6 +51,7 @@ test('bench --json: every section present and sane', async (t) => {
     for (const r of [...x.txRatios, ...x.rxRatios]) t.true(r > 0 && Number.isFinite(r));
   }
   const rp = r.replay as ReplayRow;
+  t.is(r.options.repeat, 2, 'replay and tshark ran twice each, the fastest kept');
   t.true(rp.verified, 'every flow replayed with wireMatch and the generator\'s plaintext hashes');
   t.is(rp.flows, 3);
   t.is(rp.payloadBytes, 2 ** 20);
@@ -111,7 +112,7 @@ test('bench workers section: its own capture of --workers-flows connections, 1 a
 });
 
 test('bad bench options are ConfigErrors with exit 2', async (t) => {
-  for (const bad of [['--only', 'nope'], ['--mss', '10'], ['--frobnicate', '1'], ['--seconds', 'x'], ['--workers-flows', '0']]) {
+  for (const bad of [['--only', 'nope'], ['--mss', '10'], ['--frobnicate', '1'], ['--seconds', 'x'], ['--workers-flows', '0'], ['--repeat', '0']]) {
     const e = await t.throwsAsync(run(process.execPath, ['--import=tsx', 'bench/run.ts', ...bad], { encoding: 'utf8' }));
     t.is((e as unknown as { code: number }).code, 2, bad.join(' '));
     t.regex((e as unknown as { stderr: string }).stderr, /^bench: /);
