@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { generateCapture, type GenOptions, type GenResult } from '../bench/gen-capture.ts';
-import { replay, type ReplayOptions } from '../cli/replay/engine.ts';
+import { replay, type ReplayOptions, type ReplayResult } from '../cli/replay/engine.ts';
 import { ReplaySock } from '../cli/replay/replay-sock.ts';
 import { mlx5Driver } from '../driver-api/drivers/index.ts';
 import type { NetDevice } from '../driver-api/ops.ts';
@@ -85,22 +85,29 @@ test('a capture without the client\'s pure ACKs: unacknowledged bytes are bounde
   t.deepEqual(d.flows[0]!.problems, []);
 });
 
-test('replay memory does not grow with the capture (live heap and array buffers after GC, sampled as it runs)', async (t) => {
+/**
+ * A replay of `g` with what this process holds (live heap and array buffers after a full GC) sampled at
+ * every `every`th progress call, as bytes over what it held before the replay started.
+ */
+async function replaySampled(g: GenResult, every: number): Promise<{ r: ReplayResult; held: number[] }> {
   setFlagsFromString('--expose-gc');
   const gc = runInNewContext('gc') as () => void;
-  const g = gen('long', { flows: 8, mib: 48, seed: 11 });
-  const samples: number[] = [];
+  const live = () => {
+    gc();
+    gc();
+    const m = process.memoryUsage();
+    return m.heapUsed + m.arrayBuffers;
+  };
+  const before = live();
+  const held: number[] = [];
   let n = 0;
-  const r = await replay({
-    ...base(g.options.out, g.options.keylog),
-    onProgress: () => {
-      if (++n % 4 !== 0) return;
-      gc();
-      gc();
-      const m = process.memoryUsage();
-      samples.push(m.heapUsed + m.arrayBuffers);
-    },
-  });
+  const r = await replay({ ...base(g.options.out, g.options.keylog), onProgress: () => void (++n % every === 0 && held.push(live() - before)) });
+  return { r, held };
+}
+
+test('replay memory does not grow with the capture (live heap and array buffers after GC, sampled as it runs)', async (t) => {
+  const g = gen('long', { flows: 8, mib: 48, seed: 11 });
+  const { r, held: samples } = await replaySampled(g, 4);
   t.true(r.flows.every((f) => f.tx.wireMatch && f.problems.length === 0));
   t.true(samples.length >= 6, `${samples.length} samples`);
   // Past the first quarter (JIT, tables warm), what the replay holds stays flat while the rest goes by. Minima
@@ -114,26 +121,10 @@ test('replay memory does not grow with the capture (live heap and array buffers 
 });
 
 test('memory per flow: acknowledged records are let go at once (64 flows at a time hold a few MB, not a batch of records each)', async (t) => {
-  setFlagsFromString('--expose-gc');
-  const gc = runInNewContext('gc') as () => void;
   // 64 interleaved flows of 32 records each: the socket queue and the stack's records list used to keep up to
   // 64 acknowledged records per flow referenced until they compacted (~1 MB a flow with 16 KiB records).
   const g = gen('wide', { flows: 64, mib: 32, seed: 12 });
-  gc();
-  gc();
-  const before = process.memoryUsage();
-  const held: number[] = [];
-  let n = 0;
-  const r = await replay({
-    ...base(g.options.out, g.options.keylog),
-    onProgress: () => {
-      if (++n % 2 !== 0) return;
-      gc();
-      gc();
-      const m = process.memoryUsage();
-      held.push(m.heapUsed + m.arrayBuffers - before.heapUsed - before.arrayBuffers);
-    },
-  });
+  const { r, held } = await replaySampled(g, 2);
   t.is(r.flows.length, 64);
   t.true(r.flows.every((f) => f.tx.wireMatch && f.problems.length === 0));
   t.true(held.length >= 4, `${held.length} samples`);
