@@ -116,3 +116,35 @@ function firstDiff(a: Uint8Array, b: Uint8Array): number {
   for (let i = 0; i < Math.max(a.length, b.length); i++) if (a[i] !== b[i]) return i;
   return -1;
 }
+
+test('TX: a wire frame is the device\'s until the callback returns; a transmit from inside the callback does not write over it', (t) => {
+  const rng = new Prng(11);
+  const { nic } = makeNic();
+  const info = randomInfo(VARIANTS[0]!, rng);
+  const stream = makeRecordStream(nodeBackend, info, [3000], rng);
+  const h = nic.addContext('tx', { tuple: TUPLE, info, startSeq: 5000 });
+  const first = txFrame(5000, stream.framed.subarray(0, 1000));
+  const second = txFrame(6000, stream.framed.subarray(1000, 2000));
+  const seen: Array<{ frame: Uint8Array; copy: Uint8Array }> = [];
+  nic.attachWire((f) => {
+    const copy = f.slice();
+    // The first frame's callback puts the next segment on the wire before it returns (a bridge, a loop back).
+    if (seen.length === 0) {
+      seen.push({ frame: f, copy });
+      nic.transmit({ frame: second, ctx: h });
+      t.deepEqual(f, copy, 'the outer frame is unchanged after the nested transmit');
+    } else seen.push({ frame: f, copy });
+  });
+  nic.transmit({ frame: first, ctx: h });
+  t.is(seen.length, 2);
+  t.not(seen[0]!.frame.buffer, seen[1]!.frame.buffer, 'the nested frame got memory of its own');
+  const payload = (x: Uint8Array) => parseSeg(x).payload;
+  t.deepEqual(payload(seen[0]!.copy), stream.sealed.subarray(0, 1000));
+  t.deepEqual(payload(seen[1]!.copy), stream.sealed.subarray(1000, 2000));
+  // Outside any callback the device builds the next frame where the last one was: one TX buffer, no allocation.
+  const third = txFrame(7000, stream.framed.subarray(2000, 2500));
+  let last: Uint8Array | null = null;
+  nic.attachWire((f) => (last = f));
+  nic.transmit({ frame: third, ctx: h });
+  t.is(last!.buffer, seen[0]!.frame.buffer);
+});
