@@ -2,6 +2,7 @@
 // contexts (TIS/TIR on mlx5) of a real NIC. Open addressing over typed arrays so a lookup straight from
 // packet bytes allocates nothing; lookupBurst() looks up a poll's worth of packets with their cache misses
 // overlapped, which a table of millions of flows (hundreds of MB) needs.
+import { readU32 } from '../bytes.ts';
 
 const KEY_WORDS = 10; // 40 bytes: dir(1) family(1) pad(2) src(16) dst(16) sport(2) dport(2)
 const SLOT_WORDS = 2 + KEY_WORDS;
@@ -123,8 +124,8 @@ export class FlowTable<T> {
     const key = this.scratch;
     key[0] = (dir === 'rx' ? 1 : 2) | ((addrLen === 4 ? 4 : 6) << 8);
     for (let i = 0; i < 4; i++) {
-      key[1 + i] = i * 4 < addrLen ? word(buf, srcOff + i * 4) : 0;
-      key[5 + i] = i * 4 < addrLen ? word(buf, dstOff + i * 4) : 0;
+      key[1 + i] = i * 4 < addrLen ? readU32(buf, srcOff + i * 4) : 0;
+      key[5 + i] = i * 4 < addrLen ? readU32(buf, dstOff + i * 4) : 0;
     }
     key[9] = (sport | (dport << 16)) >>> 0;
     const s = this.findSlot(key, 0, hashKey(key, 0));
@@ -151,18 +152,18 @@ export class FlowTable<T> {
         const k = i * KEY_WORDS;
         keys[k] = head;
         if (addrLen === 4) {
-          keys[k + 1] = word(hdrs, p);
+          keys[k + 1] = readU32(hdrs, p);
           keys[k + 2] = 0;
           keys[k + 3] = 0;
           keys[k + 4] = 0;
-          keys[k + 5] = word(hdrs, p + 4);
+          keys[k + 5] = readU32(hdrs, p + 4);
           keys[k + 6] = 0;
           keys[k + 7] = 0;
           keys[k + 8] = 0;
         } else {
           for (let w = 0; w < 4; w++) {
-            keys[k + 1 + w] = word(hdrs, p + w * 4);
-            keys[k + 5 + w] = word(hdrs, p + 16 + w * 4);
+            keys[k + 1 + w] = readU32(hdrs, p + w * 4);
+            keys[k + 5 + w] = readU32(hdrs, p + 16 + w * 4);
           }
         }
         const q = p + 2 * addrLen;
@@ -259,16 +260,12 @@ function writeKey(out: Uint32Array, k: FlowKeyFields): void {
   if (k.src.length !== len || k.dst.length !== len) throw new RangeError(`IPv${k.family} addresses must be ${len} bytes`);
   out[0] = (k.dir === 'rx' ? 1 : 2) | ((k.family === 4 ? 4 : 6) << 8);
   for (let i = 0; i < 4; i++) {
-    out[1 + i] = i * 4 < len ? word(k.src, i * 4) : 0;
-    out[5 + i] = i * 4 < len ? word(k.dst, i * 4) : 0;
+    out[1 + i] = i * 4 < len ? readU32(k.src, i * 4) : 0;
+    out[5 + i] = i * 4 < len ? readU32(k.dst, i * 4) : 0;
   }
   out[9] = (k.sport | (k.dport << 16)) >>> 0;
 }
 
-/** Four address bytes as one word (big-endian; any fixed order would do, it only has to be the same). */
-function word(b: Uint8Array, o: number): number {
-  return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
-}
 
 /** Murmur3-style mixing of the ten 32-bit words, with its finalizer so linear probing sees mixed low bits. */
 function hashKey(key: Uint32Array, ko: number): number {

@@ -1,6 +1,7 @@
 // Per-record nonce and AAD (SPEC section 3), and one-shot record seal/open for the software path.
 // TLS 1.2 GCM: nonce = salt || explicit nonce; AAD = rec_seq || type || 03 03 || plaintext length.
 // TLS 1.2 ChaCha20 (RFC 7905) and TLS 1.3: nonce = iv XOR rec_seq (right-aligned); 1.3 AAD = the header.
+import { readU32, writeU32 } from '../bytes.ts';
 import type { AeadBackend } from '../crypto/aead.ts';
 import { TlsError } from '../errors.ts';
 import { CIPHER_DESC, TLS_1_3_VERSION, bigIntToRecSeq, type CryptoInfo } from './crypto-info.ts';
@@ -64,26 +65,14 @@ export function explicitNonceFor(info: CryptoInfo, recSeq: bigint): Uint8Array {
   // the TX path, which frames every record through here.
   const lo = Number(recSeq & 0xffff_ffffn);
   const hi = Number((recSeq >> 32n) & 0xffff_ffffn);
-  const dLo = lo - be32(info.recSeq, 4);
+  const dLo = lo - readU32(info.recSeq, 4);
   const borrow = dLo < 0 ? 1 : 0;
-  const dHi = hi - be32(info.recSeq, 0) - borrow;
-  const sumLo = be32(info.iv, 4) + (dLo >>> 0);
-  const outLo = sumLo >>> 0;
-  const outHi = (be32(info.iv, 0) + (dHi >>> 0) + (sumLo > 0xffff_ffff ? 1 : 0)) >>> 0;
+  const dHi = hi - readU32(info.recSeq, 0) - borrow;
+  const sumLo = readU32(info.iv, 4) + (dLo >>> 0);
   const out = new Uint8Array(8);
-  out[0] = outHi >>> 24;
-  out[1] = outHi >>> 16;
-  out[2] = outHi >>> 8;
-  out[3] = outHi;
-  out[4] = outLo >>> 24;
-  out[5] = outLo >>> 16;
-  out[6] = outLo >>> 8;
-  out[7] = outLo;
+  writeU32(out, 0, readU32(info.iv, 0) + (dHi >>> 0) + (sumLo > 0xffff_ffff ? 1 : 0));
+  writeU32(out, 4, sumLo);
   return out;
-}
-
-function be32(b: Uint8Array, o: number): number {
-  return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
 }
 
 /**

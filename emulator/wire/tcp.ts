@@ -1,7 +1,10 @@
 // TCP header view (RFC 9293 3.1; smoltcp wire/tcp.rs) and option iteration (RFC 9293 3.2, RFC 7323
 // window scale and timestamps, RFC 2018 SACK). checked()/attach() validate once: 20 fixed bytes, data
 // offset >= 5 and within the segment. Options are validated as they are walked.
+import { readU32, writeU32 } from '../bytes.ts';
 import { WireError } from '../errors.ts';
+
+export { readU32, writeU32 } from '../bytes.ts';
 
 export const TCP_MIN_HLEN = 20;
 
@@ -244,13 +247,3 @@ export function encodeTcpOptions(o: Partial<Omit<TcpOptions, 'unknown'>>): Uint8
   return Uint8Array.from(bytes);
 }
 
-export function readU32(b: Uint8Array, o: number): number {
-  return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
-}
-
-export function writeU32(b: Uint8Array, o: number, v: number): void {
-  b[o] = v >>> 24;
-  b[o + 1] = (v >>> 16) & 0xff;
-  b[o + 2] = (v >>> 8) & 0xff;
-  b[o + 3] = v & 0xff;
-}
