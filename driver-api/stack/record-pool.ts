@@ -10,23 +10,25 @@ export class RecordPool {
   private readonly free = new Map<number, Uint8Array[]>();
   private pooled = 0;
 
+  // Arrow functions: the stack hands take and give around as callbacks (frameOffloadRecord, TxRecordsList).
+
   /** A buffer of exactly `n` bytes with undefined content (the caller writes every byte). */
-  take(n: number): Uint8Array {
+  readonly take = (n: number): Uint8Array => {
     const list = this.free.get(n);
     const b = list?.pop();
     if (!b) return new Uint8Array(n);
     this.pooled -= n;
     return b;
-  }
+  };
 
   /** `b` is no longer used by anyone; a later take() of its size may return it. */
-  give(b: Uint8Array): void {
+  readonly give = (b: Uint8Array): void => {
     if (this.pooled + b.length > MAX_POOLED_BYTES) return;
     let list = this.free.get(b.length);
     if (!list) this.free.set(b.length, (list = []));
     list.push(b);
     this.pooled += b.length;
-  }
+  };
 
   get pooledBytes(): number {
     return this.pooled;

@@ -271,7 +271,7 @@ export class TlsSocket implements TcpUlp {
     if (this.ctx.txConf === 'hw' && tx) {
       if (tx.syncSched) this.stack.resyncTx(this, tx, this.tcp.writeSeq >>> 0, rcdSn);
       // Pooled unless handed out as sendfile pages (whoever holds those may read them after the ACK).
-      const framed = frameOffloadRecord(info, rcdSn, type, plaintext, zerocopy ? undefined : this.stack.recordPool.alloc);
+      const framed = frameOffloadRecord(info, rcdSn, type, plaintext, zerocopy ? undefined : this.stack.recordPool.take);
       // On the list before TCP sees it: the driver may look it up during this very transmit.
       tx.records.push(this.tcp.writeSeq >>> 0, framed, rcdSn, !zerocopy);
       this.txRecSeq = rcdSn + 1n;
@@ -541,7 +541,7 @@ export class TlsStack implements Omit<TlsKernelHelpers, 'netifReceiveSkb'> {
   /** /proc/net/tls_stat */
   readonly tlsStat: TlsStat = emptyTlsStat();
   /** Buffers of acknowledged offload records, reused for new ones (see record-pool.ts). */
-  readonly recordPool = recordPoolFns(new RecordPool());
+  readonly recordPool = new RecordPool();
   /** Every tlsdev_ops call made, in order (the newest callLogLimit of them). */
   readonly callLog: DriverCall[] = [];
   /** Calls dropped from the front of callLog to keep it bounded. */
@@ -706,7 +706,7 @@ export class TlsStack implements Omit<TlsKernelHelpers, 'netifReceiveSkb'> {
       s.tcp.fence();
       const startSn = s.tcp.writeSeq >>> 0;
       const tx: TxOffload = {
-        records: new TxRecordsList(startSn, recSeqToBigInt(info.recSeq), this.recordPool.free), syncSched: false, dev: 'adding', swFallback: false,
+        records: new TxRecordsList(startSn, recSeqToBigInt(info.recSeq), this.recordPool.give), syncSched: false, dev: 'adding', swFallback: false,
         sealedFor: null, sealed: null,
       };
       s.setTx(info, 'hw', null, tx); // priv_ctx_tx is visible to the driver during tls_dev_add
@@ -1072,9 +1072,4 @@ export class TlsStack implements Omit<TlsKernelHelpers, 'netifReceiveSkb'> {
 function sealRecordSw(backend: AeadBackend, info: CryptoInfo, rcdSn: bigint, type: number, plaintext: Uint8Array): Uint8Array {
   // Same bytes the device produces from frameOffloadRecord(), by construction.
   return encryptFramedRecord(backend, info, rcdSn, frameOffloadRecord(info, rcdSn, type, plaintext));
-}
-
-/** The pool's take/give as functions to pass around (frameOffloadRecord's alloc, the records list's free). */
-function recordPoolFns(pool: RecordPool): { pool: RecordPool; alloc: (n: number) => Uint8Array; free: (b: Uint8Array) => void } {
-  return { pool, alloc: (n) => pool.take(n), free: (b) => pool.give(b) };
 }
