@@ -44,7 +44,7 @@ export type BenchOptions = {
    * server's NIC.
    */
   workersFlows: number;
-  /** Runs of the replay and tshark scenarios (taking turns); each reports its fastest. */
+  /** Runs of the replay and tshark scenarios (taking turns) and of each worker count; each reports its fastest. */
   repeat: number;
   /** Where generated captures are cached (keyed by their parameters). */
   cacheDir: string;
@@ -78,7 +78,7 @@ export type BenchResult = {
   replay: ReplayRow | null;
   tshark: TsharkRow | { skipped: string } | null;
   table: TableRow[] | null;
-  workers: WorkersRow[] | { skipped: string } | null;
+  workers: WorkersRow[] | null;
 };
 
 export function parseBenchArgs(argv: readonly string[]): BenchOptions {
@@ -239,7 +239,8 @@ function statSize(p: string): number {
   return Number(r.stdout.trim());
 }
 
-async function tsharkBench(c: Awaited<ReturnType<typeof capture>>, tlsnicSeconds: number | null): Promise<TsharkRow | { skipped: string }> {
+/** tshark on the capture; tsharkOverTlsnic is filled in by runBench once both have run. */
+async function tsharkBench(c: Awaited<ReturnType<typeof capture>>): Promise<TsharkRow | { skipped: string }> {
   if (spawnSync('tshark', ['--version'], { stdio: 'ignore' }).status !== 0) return { skipped: 'tshark not installed' };
   const r = await runTimed('tshark', ['-r', c.pcap, '-o', `tls.keylog_file:${c.keylog}`, '-Y', 'tls', '-T', 'fields', '-e', 'data.len'], { pollRss: true });
   if (r.code !== 0) throw new Error(`tshark exited ${r.code}: ${r.stderr.trim().slice(-2000)}`);
@@ -250,21 +251,21 @@ async function tsharkBench(c: Awaited<ReturnType<typeof capture>>, tlsnicSeconds
     payloadMBps: c.manifest.plaintextBytes / r.seconds / 1e6,
     decryptedBytes: decrypted,
     peakRssMB: r.maxRssKb === null ? null : r.maxRssKb / 1024,
-    tsharkOverTlsnic: tlsnicSeconds ? r.seconds / tlsnicSeconds : null,
+    tsharkOverTlsnic: null,
   };
 }
 
 /**
- * `tlsnic replay --workers N` as a user runs it (start-up included, the CLI's own flags), fastest of two
+ * `tlsnic replay --workers N` as a user runs it (start-up included, the CLI's own flags), fastest of `repeat`
  * interleaved runs per count, every run checked against the generator's hashes. The RSS split the capture
  * allows comes from the manifest's tuples through the same Toeplitz and indirection table the workers use.
  */
-async function workersBench(c: Awaited<ReturnType<typeof capture>>, workers: number[], cli: string): Promise<WorkersRow[]> {
+async function workersBench(c: Awaited<ReturnType<typeof capture>>, workers: number[], cli: string, repeat: number): Promise<WorkersRow[]> {
   if (!existsSync(cli)) throw new Error(`${cli} is missing: make build (make bench does it)`);
   const hook = pathToFileURL(join(ROOT, 'bench/rss-hook.mjs')).href;
   const list = workers.includes(1) ? workers : [1, ...workers];
   const best = new Map<number, { seconds: number; cpu: number }>();
-  for (let round = 0; round < 2; round++) {
+  for (let round = 0; round < repeat; round++) {
     for (const n of list) {
       const r = await runTimed(process.execPath, [`--import=${hook}`, cli, 'replay', c.pcap, '--keylog', c.keylog, '--json', '--workers', String(n)]);
       if (r.code !== 0) throw new Error(`tlsnic replay --workers ${n} exited ${r.code}: ${r.stderr.trim().slice(-2000)}`);
@@ -327,7 +328,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
         res.replay = fastest(res.replay, r);
       }
       if (want('tshark')) {
-        const t = await tsharkBench(c, null);
+        const t = await tsharkBench(c);
         res.tshark = res.tshark === null || 'skipped' in res.tshark || 'skipped' in t ? t : fastest(res.tshark, t);
       }
     }
@@ -335,7 +336,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
     if (res.tshark && !('skipped' in res.tshark) && res.replay) res.tshark.tsharkOverTlsnic = res.tshark.seconds / res.replay.seconds;
   }
   if (want('table')) res.table = await scenario<TableRow[]>('table', o);
-  if (want('workers')) res.workers = await workersBench(o.workersFlows === o.flows && c ? c : await capture(o, o.workersFlows), o.workers, o.cli);
+  if (want('workers')) res.workers = await workersBench(o.workersFlows === o.flows && c ? c : await capture(o, o.workersFlows), o.workers, o.cli, o.repeat);
   return res;
 }
 
@@ -390,12 +391,9 @@ export function formatBench(r: BenchResult): string {
   }
   if (r.workers) {
     const w = r.workers;
-    L.push('', `6. node dist/tlsnic.mjs replay --workers N (RSS queues), ${'skipped' in w ? '' : `${w[0]?.flows} TLS 1.2 flows, `}start-up included, fastest of 2 interleaved runs each`);
-    if ('skipped' in w) L.push(`   skipped: ${w.skipped}`);
-    else {
-      L.push('   workers   seconds    MB/s   speedup vs 1   RSS split allows   process CPU s      (target: speedup >= 1.7 on 2 cores)');
-      for (const x of w) L.push(`   ${pad(x.workers, 7)}   ${pad(f(x.seconds, 2), 7)}  ${pad(f(x.mbps, 1), 6)}   ${pad(f(x.speedup, 2), 12)}   ${pad(f(x.splitCeiling, 2), 16)}   ${pad(f(x.processCpuSeconds, 2), 13)}`);
-    }
+    L.push('', `6. node dist/tlsnic.mjs replay --workers N (RSS queues), ${w[0]?.flows} TLS 1.2 flows, start-up included, fastest of ${r.options.repeat} interleaved runs each`);
+    L.push('   workers   seconds    MB/s   speedup vs 1   RSS split allows   process CPU s      (target: speedup >= 1.7 on 2 cores)');
+    for (const x of w) L.push(`   ${pad(x.workers, 7)}   ${pad(f(x.seconds, 2), 7)}  ${pad(f(x.mbps, 1), 6)}   ${pad(f(x.speedup, 2), 12)}   ${pad(f(x.splitCeiling, 2), 16)}   ${pad(f(x.processCpuSeconds, 2), 13)}`);
   }
   return L.join('\n') + '\n';
 }

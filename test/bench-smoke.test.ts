@@ -97,7 +97,7 @@ test('bench workers section: its own capture of --workers-flows connections, 1 a
     '--only', 'workers', '--cache', join(tmp, 'cache'), '--cli', cli];
   const r = JSON.parse((await run(process.execPath, [...args, '--json'], { encoding: 'utf8', maxBuffer: 16 << 20, timeout: 110_000 })).stdout) as BenchResult;
   t.is(r.replay, null);
-  const w = r.workers as Exclude<BenchResult['workers'], { skipped: string } | null>;
+  const w = r.workers!;
   t.deepEqual(w.map((x) => x.workers), [1, 2]);
   for (const x of w) {
     t.is(x.flows, 6, 'the workers capture, not the replay one');
