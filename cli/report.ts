@@ -22,6 +22,7 @@ export function toJson(r: ReplayResult): object {
     tlsStat: r.tlsStat,
     packets: r.packets,
     problems: r.problems,
+    ...(r.scenario ? { scenario: r.scenario } : {}),
   };
 }
 
@@ -62,5 +63,20 @@ export function toText(r: ReplayResult, driver: string): string {
   out.push('');
   out.push('$ cat /proc/net/tls_stat');
   out.push(r.tlsStatText.trimEnd());
+  if (r.scenario) out.push('', ...scenarioText(r));
   return out.join('\n') + '\n';
+}
+
+/** The scenario section: what each impairment did, sync lost and regained per flow, the verdict. */
+function scenarioText(r: ReplayResult): string[] {
+  const s = r.scenario!;
+  const out = [`scenario ${s.name} (seed ${s.seed}): ${s.failures.length ? 'EXPECTATIONS FAILED' : 'expectations hold'}`];
+  for (const t of s.impairments) out.push(`  impairment #${t.index} ${t.kind}: fired ${num(t.fired)} time(s)`);
+  for (const f of s.flows) {
+    const rec = f.episodes.filter((e) => e.recoveredSeq !== null).length;
+    const hints = f.hints.length ? `, ${f.hints.length} resync(s) given to the device (${f.hints.filter((h) => h.result === 'ok').length} taken)` : '';
+    out.push(`  flow ${f.flow} (#${f.flow + 1}, ${f.resyncType ?? 'no RX offload'}): ${num(f.rxRecords)} records received, lost sync ${f.episodes.length} time(s), decrypting again after ${rec}${hints}`);
+  }
+  for (const x of s.failures) out.push(`  FAIL ${x}`);
+  return out;
 }

@@ -77,18 +77,27 @@ export function validateScenario(input: unknown, label = '<object>'): Scenario {
 
 /** Parse and validate scenario JSON text; `file` names it in errors. */
 export function parseScenario(text: string, file = '<input>'): Scenario {
+  return parseWithSchema(scenarioSchema, text, file);
+}
+
+export function loadScenarioFile(path: string): Scenario {
+  return loadWithSchema(scenarioSchema, path);
+}
+
+/** JSON text validated by `schema`, or a ScenarioError with line:col and field path of every problem. */
+export function parseWithSchema<S extends z.ZodType>(schema: S, text: string, file = '<input>'): z.output<S> {
   const json = parseJsonWithPositions(text, file);
-  const r = scenarioSchema.safeParse(json.value);
+  const r = schema.safeParse(json.value);
   if (!r.success) throw new ScenarioError(file, toIssues(r.error, json));
   return r.data;
 }
 
-export function loadScenarioFile(path: string): Scenario {
+export function loadWithSchema<S extends z.ZodType>(schema: S, path: string): z.output<S> {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
     throw new ConfigError(`cannot read scenario: ${(e as Error).message}`, { file: path });
   }
-  return parseScenario(text, path);
+  return parseWithSchema(schema, text, path);
 }

@@ -20,6 +20,7 @@ import {
   profileId, resyncTypeOf, type DriverProfile, type Expectations, type FaultInput, type Impairment, type ProfileId, type Range, type Scenario,
   type SoakSpec,
 } from './schema.ts';
+import { hintsTakenTooLate, owesRecovery } from './recovery.ts';
 import { buildWorld, connectFlow, nicProfileFrom, type Flow, type FlowDir, type Side, type TbHost, type TbWorld } from './world.ts';
 
 export type ResyncType = 'driver_req_async' | 'driver_req' | 'core_next_hint';
@@ -572,19 +573,8 @@ function showRange(r: Range): string {
   return typeof r === 'number' ? `${r}` : `[${r.min ?? 0}, ${r.max ?? '∞'}]`;
 }
 
-/**
- * Whether a loss of sync that never ended is the device's failure. Devices that scan the stream (DRIVER_REQ,
- * DRIVER_REQ_ASYNC) find their way back by themselves. A CORE_NEXT_HINT device can only come back at a record
- * the stack names (SPEC 6), and the stack names one after 2, 4, 8 ... fully encrypted records, for the record
- * after the one it is parsing. Under reordering the device has often received that record already (the
- * stack waits for a hole the device went past); it cannot start there and answers skip. So the device owes a
- * recovery only once it was given a hint it could take: accepted, before the stream's end, after the last
- * impairment of the flow (a later impairment may lose the hinted segment, and the stack hints again).
- */
-function owesRecovery(f: FlowReport, ep: Episode, resyncType: ResyncType | null): boolean {
-  if (resyncType !== 'core_next_hint') return true;
-  return f.hints.some((h) => h.atUs >= ep.lostAtUs && h.result === 'ok' && h.record >= 0 && h.record < f.records
-    && (f.lastImpairmentUs === null || h.atUs > f.lastImpairmentUs));
+function owesRecoveryOf(f: FlowReport, ep: Episode, resyncType: ResyncType | null): boolean {
+  return owesRecovery(resyncType, f.hints, ep.lostAtUs, f.records, f.lastImpairmentUs);
 }
 
 function checkExpectations(
@@ -610,20 +600,14 @@ function checkExpectations(
       if (r.record < 0) fails.push(`${name}: tls_dev_resync(RX) at seq ${r.seq}, which is not a record start`);
       else if (!r.rcdSnOk) fails.push(`${name}: tls_dev_resync(RX) for record ${r.record} passed a wrong record number`);
     }
-    if (resyncType === 'core_next_hint') {
-      // A device that takes a hint for a record start it has received past waits for bytes that never come.
-      // (The converse is no rule: a device back in sync, but not yet through a whole packet, answers skip.)
-      for (const h of f.hints) {
-        if (h.result === 'ok' && h.passedBytes > 0) {
-          fails.push(`${name}: resync hint for record ${h.record} at ${h.atUs} µs taken with the device already ${h.passedBytes} bytes past it`);
-        }
-      }
+    for (const h of hintsTakenTooLate(resyncType, f.hints)) {
+      fails.push(`${name}: resync hint for record ${h.record} at ${h.atUs} µs taken with the device already ${h.passedBytes} bytes past it`);
     }
     if (e.recovered) {
-      const open = f.episodes.filter((x) => x.distance === null && owesRecovery(f, x, resyncType));
+      const open = f.episodes.filter((x) => x.distance === null && owesRecoveryOf(f, x, resyncType));
       if (open.length) fails.push(`${name}: device lost RX sync at record ${open[0]!.lostRecord} and never decrypted again`);
       const lastOpen = f.episodes.at(-1);
-      const excused = lastOpen !== undefined && lastOpen.distance === null && !owesRecovery(f, lastOpen, resyncType);
+      const excused = lastOpen !== undefined && lastOpen.distance === null && !owesRecoveryOf(f, lastOpen, resyncType);
       if (f.lastImpairmentUs !== null && f.rxMode === 'hw' && f.decryptedAfterLastImpairment === 0 && !excused) {
         fails.push(`${name}: the device decrypted nothing after the last impairment (${f.lastImpairmentUs} µs)`);
       }

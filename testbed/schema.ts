@@ -131,8 +131,8 @@ export type FaultInput = z.infer<typeof faultSchema>;
 
 const violationName = z.enum(VIOLATION_KINDS as [string, ...string[]]);
 
-const ethtoolName = z.enum(ETHTOOL_TLS_COUNTERS);
-const tlsStatName = z.enum(TLS_STAT_NAMES);
+export const ethtoolName = z.enum(ETHTOOL_TLS_COUNTERS);
+export const tlsStatName = z.enum(TLS_STAT_NAMES);
 
 export const expectSchema = z.strictObject({
   /**

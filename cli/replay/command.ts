@@ -8,6 +8,7 @@ import { LINKTYPE_ETHERNET } from '../../emulator/capture/types.ts';
 import { loadDriver } from '../../driver-api/drivers/index.ts';
 import type { ReplayArgs } from '../args.ts';
 import { toJson, toText } from '../report.ts';
+import { loadReplayScenario } from './scenario.ts';
 import { renderTimeline } from '../timeline.ts';
 import { replay, type FlowReport, type OutFrame, type ReplayResult } from './engine.ts';
 import { replayParallel } from './parallel.ts';
@@ -81,6 +82,14 @@ export const REPLAY_HELP = `${OUT_LAYOUT}
 --workers <n> spreads the connections over n receive queues, one worker thread each, as a NIC's RSS
   does (Toeplitz hash of the 4-tuple, both directions of a connection on one queue, then a 128-entry
   indirection table filled round robin). Same output as one thread; --out and --timeline need one thread.
+--scenario <file> impairs what the local host receives, between the wire and its NIC, and checks
+  expectations (fixtures/replay-scenarios/*.json; schema in cli/replay/scenario.ts): drop, reorder,
+  duplicate or badChecksum the segment holding record N's header or its nth body segment of connection F
+  (numbered as in the table, from 0), corruptCiphertext of record N, tableFull, random loss/reorder/
+  duplication. A dropped segment arrives again after "after" later segments of its connection (the
+  sender's retransmission; the capture has none). Expectations: every received byte delivered once and in
+  order (checked against the capture's own records, which the replay then opens too), every loss of RX
+  sync followed by the device decrypting again ("recovered"), counter ranges. Exit 1 when one fails.
 A progress bar appears on stderr when stderr is a terminal and the replay runs longer than a second (TLSNIC_PROGRESS_AFTER_MS changes the wait).`;
 
 const WIRE_RX = ['tlsnic rx wire: skb->decrypted=0', 'tlsnic rx wire: skb->decrypted=1'] as const;
@@ -236,8 +245,9 @@ function progressBar(size: number, write: (s: string) => void, now: () => number
 }
 
 export async function runReplay(args: ReplayArgs): Promise<number> {
-  if (args.scenario) throw new ConfigError('--scenario is not supported by this version of replay yet', { field: '--scenario' });
+  const scenario = args.scenario ? loadReplayScenario(args.scenario) : undefined;
   if (args.workers > 1) {
+    if (scenario) throw new ConfigError('--scenario numbers connections across the whole capture and needs --workers 1', { field: '--scenario' });
     // Their frames and marks interleave across flows in capture order, which separate queues do not keep.
     if (args.out) throw new ConfigError('--out writes one capture-ordered file and needs --workers 1', { field: '--out' });
     if (args.timeline) throw new ConfigError('--timeline draws one capture-ordered page and needs --workers 1', { field: '--timeline' });
@@ -268,6 +278,7 @@ export async function runReplay(args: ReplayArgs): Promise<number> {
         driver,
         tls13: args.tls13,
         timeline: args.timeline !== null,
+        scenario,
         onFrame: out ? (f) => out.frame(f) : undefined,
         onPlaintext: files?.write,
         onProgress: bar ? (bytes) => bar.update(bytes) : undefined,
@@ -277,7 +288,7 @@ export async function runReplay(args: ReplayArgs): Promise<number> {
     if (args.json) process.stdout.write(JSON.stringify(toJson(result), null, 2) + '\n');
     else process.stdout.write(toText(result, driver.name));
     const replayed = result.flows.some((f) => f.version !== null);
-    return replayed ? 0 : 1;
+    return replayed && !result.scenario?.failures.length ? 0 : 1;
   } finally {
     bar?.clear();
     out?.close();

@@ -4,6 +4,7 @@
 // hands them (plaintext records with a tag placeholder) and the device's output is compared with the
 // captured bytes; received segments go through the device, the driver and the stack model to the socket.
 import { createHash, type Hash } from 'node:crypto';
+import { statSync } from 'node:fs';
 import type { AeadBackend } from '../../emulator/crypto/aead.ts';
 import { nodeBackend } from '../../emulator/crypto/index.ts';
 import { openCapture } from '../../emulator/capture/index.ts';
@@ -26,6 +27,7 @@ import { ethernetFrame, fixSegmentHeaders } from './frames.ts';
 import { ReplaySock } from './replay-sock.ts';
 import { StreamReassembler } from './reassembly.ts';
 import { TlsWalker, type Dir, type WalkRecord, type WalkStart } from './tls-walker.ts';
+import { checkScenario, Impairer, type DeliveredRx, type ImpairFlow, type ReplayScenario, type ScenarioFlow, type ScenarioOutcome } from './scenario.ts';
 
 export type Endpoint = { family: 4 | 6; ip: string; port: number };
 
@@ -71,6 +73,8 @@ export type ReplayResult = {
   timeline: TimelineMark[];
   /** Capture packet number at which each of `flows` was first seen (multi-queue replay merges by it). */
   flowFirstPackets: number[];
+  /** With a scenario: what its impairments did and which expectations failed. */
+  scenario?: ScenarioOutcome;
 };
 
 /** A frame for `--out`; `packet` and `heldFrom` let a writer put frames back in capture order. */
@@ -116,6 +120,8 @@ export type ReplayOptions = {
   flowFilter?: (v: TcpSegmentView) => boolean;
   /** Per-flow memory bounds (defaults MAX_HELD_TX_BYTES, MAX_UNACKED_TX_BYTES); tests set small ones. */
   limits?: { heldTxBytes?: number; unackedTxBytes?: number };
+  /** Scripted impairments on what the local host receives, and expectations (scenario.ts). */
+  scenario?: ReplayScenario;
 };
 
 const TIMELINE_CAP_PER_FLOW = 20000;
@@ -178,6 +184,33 @@ type Flow = {
   report: FlowReport;
   marks: number;
   ignored: boolean;
+  /** Under a scenario: the impairer's state for this flow, and what the replay observed of its RX. */
+  imp: ImpairFlow | null;
+  scen: FlowScenario | null;
+};
+
+/** Recent record starts kept per flow to name the record a resync hint points at. */
+const RECORD_RING = 1024;
+
+type FlowScenario = {
+  resyncType: string | null;
+  /** Application plaintext of the captured received records (the walker opens them under a scenario). */
+  captureHash: Hash;
+  captureBytes: number;
+  /** Received records read so far (opened), and record headers seen. */
+  opened: number;
+  records: number;
+  /** Recent record starts: seq -> index (a ring of RECORD_RING), and where the last record ends. */
+  starts: Map<number, number>;
+  lastEnd: number | null;
+  /** First record a corruptCiphertext impairment names, and the capture plaintext before it. */
+  corruptRecord: number | null;
+  beforeCorrupt: { bytes: number; sha256: string } | null;
+  episodes: ScenarioFlow['episodes'];
+  open: boolean;
+  hints: ScenarioFlow['hints'];
+  /** End seq of the furthest received byte that reached the NIC. */
+  maxEnd: number | null;
 };
 
 /**
@@ -279,7 +312,12 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     keylog = parseKeyLog(text, opts.keylog);
   }
 
-  const nic = new Nic({ backend, profile: { tls13: opts.tls13, tso: false } });
+  const impairer = opts.scenario ? new Impairer(opts.scenario) : null;
+  const captureSize = impairer ? statSync(opts.capture, { throwIfNoEntry: false })?.size ?? 0 : 0;
+  let scenarioFlows = 0;
+  const nic = new Nic({
+    backend, profile: { tls13: opts.tls13, tso: false, ...(impairer?.tableCapacity != null ? { maxContexts: impairer.tableCapacity } : {}) },
+  });
   // Driver calls per flow for the timeline: the stack's tlsdev_ops calls (its call log) and, below, the
   // kernel helpers the driver calls.
   const skFlows = new Map<number, Flow>();
@@ -353,7 +391,11 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       callMark(sk.id, 'rx', 'tls_offload_rx_resync_async_request_cancel', null, 'tls_offload_rx_resync_async_request_cancel()');
       stack.tlsOffloadRxResyncAsyncRequestCancel(sk);
     },
-    tlsOffloadRxResyncSetType: (sk, type) => stack.tlsOffloadRxResyncSetType(sk, type),
+    tlsOffloadRxResyncSetType: (sk, type) => {
+      const sc = skFlows.get(sk.id)?.scen;
+      if (sc) sc.resyncType = type;
+      stack.tlsOffloadRxResyncSetType(sk, type);
+    },
     tlsOffloadTxResyncRequest: (sk, got, exp) => {
       callMark(sk.id, 'tx', 'tls_offload_tx_resync_request', got, `tls_offload_tx_resync_request(got ${got}, exp ${exp})`);
       stack.tlsOffloadTxResyncRequest(sk, got, exp);
@@ -365,12 +407,52 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   };
   const netdev: NetDevice = opts.driver.probe(nic, helpers, {});
 
-  nic.onEvent((ev: NicEvent) => {
-    if (!opts.timeline || !current) return;
+  const usUntilNow = () => Number(now - (tsBase ?? now)) / 1000;
+  if (opts.timeline || impairer) nic.onEvent((ev: NicEvent) => {
+    if (!current) return;
+    const sc = current.flow.scen;
+    if (sc) scenarioEvent(sc, ev);
+    if (!opts.timeline) return;
     if (ev.kind === 'rx-lost') mark(current.flow, { dir: 'rx', seq: ev.seq, len: 0, mark: 'lost', note: ev.reason });
     else if (ev.kind === 'rx-resync-request') mark(current.flow, { dir: 'rx', seq: ev.recordSeq, len: 0, mark: 'resync', note: 'device asks for resync' });
     else if (ev.kind === 'rx-resync') mark(current.flow, { dir: 'rx', seq: ev.seq, len: 0, mark: 'resync', note: `tls_dev_resync rec ${ev.recSeq}: ${ev.result}` });
   });
+
+  /** Losses of sync, recoveries and resync hints of a flow under a scenario (as the testbed records them). */
+  function scenarioEvent(sc: FlowScenario, ev: NicEvent): void {
+    switch (ev.kind) {
+      case 'rx-lost':
+        if (!sc.open) sc.episodes.push({ lostSeq: ev.seq, lostAtUs: usUntilNow(), recoveredSeq: null, recoveredAtUs: null });
+        sc.open = true;
+        return;
+      case 'rx': {
+        const end = seqAdd(ev.seq, ev.len);
+        if (sc.maxEnd === null || seqGt(end, sc.maxEnd)) sc.maxEnd = end;
+        if (ev.decrypted && sc.open) {
+          sc.open = false;
+          const e = sc.episodes[sc.episodes.length - 1]!;
+          e.recoveredSeq = ev.seq;
+          e.recoveredAtUs = usUntilNow();
+        }
+        return;
+      }
+      case 'rx-resync': {
+        const record = sc.starts.get(ev.seq) ?? (ev.seq === sc.lastEnd ? sc.records : -1);
+        const passedBytes = sc.maxEnd === null ? 0 : Math.max(0, seqDiff(sc.maxEnd, ev.seq));
+        sc.hints.push({ atUs: usUntilNow(), record, result: ev.result, passedBytes });
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  /** A received frame goes to the NIC (under a scenario, maybe later, twice, or damaged: see scenario.ts). */
+  function deliverRx(f: Flow, frame: Uint8Array): void {
+    setCurrent(f, 0, EMPTY);
+    opts.onFrame?.({ dir: 'rx-wire', frame, tsNs: now, note: 'rx: as received', packet: packets, heldFrom: heldFrom() });
+    nic.receiveFrame(frame);
+  }
 
   // What the NIC puts on the wire: compare with the captured segment being transmitted.
   nic.attachWire((frame) => {
@@ -404,6 +486,13 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       mark(f, { dir: 'rx', seq: hostView.seq, len: hostView.payloadLength, mark: skb.decrypted ? 'decrypted' : afterInstall ? 'not-decrypted' : 'plain' });
     }
     opts.onFrame?.({ dir: 'rx', frame: skb.data, tsNs: now, note: skb.decrypted ? 'rx: decrypted by device' : 'rx: not decrypted', decrypted: skb.decrypted, packet: packets, heldFrom: heldFrom() });
+    // TCP drops a segment whose checksum fails (a decrypted skb was verified by the device before it
+    // decrypted: CHECKSUM_UNNECESSARY). The replay recomputed every captured RX checksum before the NIC, so
+    // only a scenario's badChecksum can fail here: checked under a scenario only.
+    if (impairer && !skb.decrypted && !hostView.verifyTcpChecksum()) {
+      mark(f, { dir: 'rx', seq: hostView.seq, len: hostView.payloadLength, mark: 'drop', note: 'TCP checksum error: dropped by TCP' });
+      return;
+    }
     if (!f.sock) return;
     if (hostView.ackFlag) {
       f.lastAck = hostView.ack;
@@ -438,12 +527,13 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
         rx: { ...emptyDir(), segments: 0, decrypted: 0 },
         problems: [],
       },
-      marks: 0, ignored: false,
+      marks: 0, ignored: false, imp: null, scen: null,
     };
     flow.walker = new TlsWalker(keylog, backend, {
       onStart: (s) => onStart(flow, s),
       onRecord: (r) => onRecord(flow, r),
       onProblem: (_dir, why) => problem(flow, why),
+      onRecordStart: impairer ? (dir, seq, index, total) => onRecordStart(flow, dir, seq, index, total) : undefined,
     });
     return flow;
   }
@@ -474,7 +564,18 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     }
     f.txDir = f.local === f.client ? 'c2s' : 's2c';
     f.rxDir = f.txDir === 'c2s' ? 's2c' : 'c2s';
-    f.walker.openOnly(f.txDir);
+    if (impairer) {
+      // The walker opens the received records too: the capture's plaintext is what delivery is checked against.
+      f.imp = impairer.newFlow(scenarioFlows++);
+      const corrupt = opts.scenario!.impairments.filter((i) => i.kind === 'corruptCiphertext' && i.flow === f.imp!.index);
+      f.scen = {
+        resyncType: null, captureHash: createHash('sha256'), captureBytes: 0, opened: 0, records: 0, starts: new Map(), lastEnd: null,
+        corruptRecord: corrupt.length ? Math.min(...corrupt.map((i) => (i as { record: number }).record)) : null, beforeCorrupt: null,
+        episodes: [], open: false, hints: [], maxEnd: null,
+      };
+    } else {
+      f.walker.openOnly(f.txDir);
+    }
     f.report.local = fmtEp(f.local);
     f.report.remote = fmtEp(f.remote!);
     const tuple: FourTuple = { family: f.local.family, saddr: f.local.ip, sport: f.local.port, daddr: f.remote!.ip, dport: f.remote!.port };
@@ -485,6 +586,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     f.report.version = f.walker.version === TLS_1_3_VERSION ? '1.3' : '1.2';
     f.report.cipher = f.walker.cipherName;
     if (s.dir === f.rxDir) {
+      if (f.imp) impairer!.rxStarted(f.imp, s.seq, f.walker.version, f.walker.cipherName);
       const tls = ensureTls(f);
       f.sock!.consumeUntil(s.seq);
       f.sock!.rxStartAt(s.seq);
@@ -497,8 +599,27 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     }
   }
 
+  function onRecordStart(f: Flow, dir: Dir, seq: number, index: number, total: number): void {
+    const sc = f.scen;
+    if (dir !== f.rxDir || !f.imp || !sc) return;
+    impairer!.recordStart(f.imp, index, seq, total);
+    sc.starts.set(seq, index);
+    if (sc.starts.size > RECORD_RING) sc.starts.delete(sc.starts.keys().next().value!);
+    sc.records = index + 1;
+    sc.lastEnd = seqAdd(seq, total);
+  }
+
   function onRecord(f: Flow, r: WalkRecord): void {
-    if (r.dir !== f.txDir) return;
+    if (r.dir !== f.txDir) {
+      const sc = f.scen;
+      if (!sc) return;
+      if (sc.opened++ === sc.corruptRecord) sc.beforeCorrupt = { bytes: sc.captureBytes, sha256: sc.captureHash.copy().digest('hex') };
+      if (r.type === CONTENT_APPLICATION_DATA) {
+        sc.captureHash.update(r.plaintext);
+        sc.captureBytes += r.plaintext.length;
+      }
+      return;
+    }
     const sock = f.sock!;
     const tls = ensureTls(f);
     if (!f.txInstalled) {
@@ -692,9 +813,13 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       if (dir === f.rxDir) {
         f.sock!.rxStartAt(view.syn ? seqAdd(seq, 1) : seq);
         // The NIC decrypts in place: nothing reads the captured RX payload after this (TX compares use `current`).
-        setCurrent(f, seq, EMPTY);
-        opts.onFrame?.({ dir: 'rx-wire', frame, tsNs: now, note: 'rx: as received', packet: packets, heldFrom: heldFrom() });
-        nic.receiveFrame(frame);
+        if (f.imp) {
+          const deliver = (fr: Uint8Array) => deliverRx(f, fr);
+          if (view.fin || view.rst) impairer!.flush(f.imp, deliver);
+          impairer!.receive(f.imp, frame, seq, payload.length, captureSize ? pkt.fileOffset / captureSize : 0, usUntilNow(), deliver);
+        } else {
+          deliverRx(f, frame);
+        }
       } else {
         if (payload.length === 0) {
           // our pure ACKs carry nothing the NIC handles: they leave as captured
@@ -717,6 +842,8 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   } finally {
     reader.close();
   }
+  // Segments a scenario still holds back arrive before the connections close.
+  for (const f of flowList) if (f.imp && !f.ignored && f.local) impairer!.flush(f.imp, (fr) => deliverRx(f, fr));
   for (const f of flowList) {
     if (f.ignored || !f.local) continue;
     if (f.pendingTx.length) {
@@ -745,6 +872,28 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   }
   const replayed = flowList.filter((f) => !f.ignored && f.local);
   const reports = replayed.map((f) => f.report);
+  let scenario: ScenarioOutcome | undefined;
+  if (impairer) {
+    const withScen = replayed.filter((f) => f.scen && f.imp);
+    const sflows: ScenarioFlow[] = [];
+    const delivered: DeliveredRx[] = [];
+    for (const f of withScen) {
+      const sc = f.scen!;
+      const captureSha = sc.captureHash.digest('hex');
+      sflows.push({
+        flow: f.imp!.index, resyncType: sc.resyncType, captureRxBytes: sc.captureBytes, captureRxSha256: captureSha, rxRecords: sc.records,
+        episodes: sc.episodes, hints: sc.hints, lastImpairmentUs: f.imp!.lastImpairmentUs,
+      });
+      delivered.push({
+        local: f.report.local, rxBytes: f.report.rx.plaintextBytes, rxSha256: f.report.rx.plaintextSha256, rxMode: f.report.rx.mode,
+        socketError: f.tls?.error ? errnoName(f.tls.error) : null,
+        // A corrupted record the walker never reached leaves the whole stream as the expected prefix.
+        beforeCorrupt: sc.corruptRecord === null ? null : sc.beforeCorrupt ?? { bytes: sc.captureBytes, sha256: captureSha },
+      });
+    }
+    const failures = checkScenario(opts.scenario!, impairer, sflows, delivered, { ...nic.counters }, { ...stack.tlsStat });
+    scenario = { name: opts.scenario!.name, seed: opts.scenario!.seed, impairments: impairer.tallies, flows: sflows, failures };
+  }
   return {
     capture: opts.capture,
     packets,
@@ -757,6 +906,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     problems,
     timeline,
     flowFirstPackets: replayed.map((f) => f.firstPacket),
+    ...(scenario ? { scenario } : {}),
   };
 }
 

@@ -32,6 +32,11 @@ export interface WalkerEvents {
   onRecord(r: WalkRecord): void;
   /** This connection cannot be replayed further (why). */
   onProblem(dir: Dir | null, why: string): void;
+  /**
+   * Optional: the header of application-phase record `index` (0 = the first after the handshake) was read at
+   * TCP `seq`, `total` bytes with the header; in stream order, as soon as its 5 header bytes are in.
+   */
+  onRecordStart?(dir: Dir, seq: number, index: number, total: number): void;
 }
 
 type DirState = {
@@ -46,6 +51,8 @@ type DirState = {
   hsRecSeq: bigint;
   appInfo: CryptoInfo | null;
   recSeq: bigint;
+  /** recSeq of the first application-phase record. */
+  startRecSeq: bigint;
 };
 
 export class TlsWalker {
@@ -68,7 +75,7 @@ export class TlsWalker {
     // records stay small, and release() gives them back when a flow ends.
     const mk = (): DirState => ({
       phase: 'plain', buf: EMPTY, fill: 0, seq: 0, handshake: [],
-      hsInfo: null, hsRecSeq: 0n, appInfo: null, recSeq: 0n,
+      hsInfo: null, hsRecSeq: 0n, appInfo: null, recSeq: 0n, startRecSeq: 0n,
     });
     this.dirs = { c2s: mk(), s2c: mk() };
   }
@@ -85,6 +92,7 @@ export class TlsWalker {
         const total = TLS_HEADER_SIZE + ((data[off + 3]! << 8) | data[off + 4]!);
         if (off + total <= data.length && this.validHeader(dir, data, off, d.seq)) {
           const recSeqTcp = d.seq;
+          if (d.phase === 'app') this.ev.onRecordStart?.(dir, recSeqTcp, Number(d.recSeq - d.startRecSeq), total);
           d.seq = seqAdd(recSeqTcp, total);
           this.onRecord(dir, recSeqTcp, data.subarray(off, off + total));
           off += total;
@@ -100,6 +108,7 @@ export class TlsWalker {
         off += k;
         if (d.fill < TLS_HEADER_SIZE) break;
         if (!this.validHeader(dir, d.buf, 0, d.seq)) return;
+        if (d.phase === 'app') this.ev.onRecordStart?.(dir, d.seq, Number(d.recSeq - d.startRecSeq), TLS_HEADER_SIZE + ((d.buf[3]! << 8) | d.buf[4]!));
       }
       const total = TLS_HEADER_SIZE + ((d.buf[3]! << 8) | d.buf[4]!);
       if (d.buf.length < total) {
@@ -276,6 +285,7 @@ export class TlsWalker {
     const d = this.dirs[dir];
     d.phase = 'app';
     d.recSeq = recSeq;
+    d.startRecSeq = recSeq;
     // crypto_info as user space would pass it; for TLS 1.2 GCM TX the replay takes iv from the first
     // application record's explicit nonce (WalkRecord.wire), since that is what the sender used.
     this.ev.onStart({ dir, seq, info: { ...d.appInfo!, recSeq: bigIntToRecSeq(recSeq) } });

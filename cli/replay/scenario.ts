@@ -1,0 +1,402 @@
+// `tlsnic replay --scenario <file>`: scripted impairments on a real capture. They act on what the local host
+// receives, between the wire and its NIC, keyed to meaning as in the scenario language of `tlsnic run`
+// ("the segment holding record N's header of connection F"), plus random loss/reorder/duplication. A capture
+// holds no retransmission for a segment the scenario drops, so the replay plays the sender's: the dropped
+// segment arrives again after `after` later segments of its connection (a fast retransmit after three
+// duplicate ACKs by default). Then it checks expectations: every received byte delivered once and in order
+// (the walker opens the received records itself to know them), every loss of sync followed by the device
+// decrypting again, counter ranges.
+import { z } from 'zod';
+import { ConfigError } from '../../emulator/errors.ts';
+import { TLS_1_3_VERSION } from '../../emulator/tls/crypto-info.ts';
+import { TLS_HEADER_SIZE, TLS_TAG_SIZE } from '../../emulator/tls/record.ts';
+import { TcpSegmentView } from '../../emulator/wire/packet.ts';
+import { seqAdd, seqDiff, seqGt } from '../../emulator/wire/seq.ts';
+import { Rng } from '../../driver-api/host/rng.ts';
+import { loadWithSchema, parseWithSchema } from '../../testbed/load.ts';
+import { hintsTakenTooLate, owesRecovery, type Hint } from '../../testbed/recovery.ts';
+import { ethtoolName, rangeSchema, tlsStatName, type Range } from '../../testbed/schema.ts';
+
+const uint = z.number().int().nonnegative();
+const after = z.number().int().min(1).max(10_000);
+
+/** Which received segment: the one holding record N's first header byte, or the nth segment of its body. */
+const segmentTarget = {
+  /** Connection, 0-based, in the order the replay report lists them. */
+  flow: uint.default(0),
+  /** Record of the received stream, 0-based from the first record after the handshake (where kTLS RX starts). */
+  record: uint,
+  part: z.enum(['header', 'body']).default('header'),
+  /** Body segments of the record (no byte of its header or the next one's), 0-based in capture order. */
+  nth: uint.default(0),
+  /** Which transmission of that segment in the capture: 0 = the first. */
+  copy: uint.default(0),
+};
+
+export const replayImpairmentSchema = z.discriminatedUnion('kind', [
+  /** Lost on the way; the sender's retransmission arrives after `after` later segments of the connection. */
+  z.strictObject({ kind: z.literal('drop'), ...segmentTarget, after: after.default(3) }),
+  /** Held back until `after` later segments of the connection have overtaken it. */
+  z.strictObject({ kind: z.literal('reorder'), ...segmentTarget, after: after.default(1) }),
+  /** Arrives now and again after `after` later segments (a spurious retransmission). */
+  z.strictObject({ kind: z.literal('duplicate'), ...segmentTarget, after: after.default(1) }),
+  /** A payload byte flipped with the TCP checksum left bad: no TLS processing, TCP drops it; retransmitted intact. */
+  z.strictObject({ kind: z.literal('badChecksum'), ...segmentTarget, after: after.default(3) }),
+  /** A ciphertext byte of the record flipped and the TCP checksum fixed: TLS must reject the record. */
+  z.strictObject({ kind: z.literal('corruptCiphertext'), flow: uint.default(0), record: uint, byte: uint.default(0), copy: uint.default(0) }),
+  /** The NIC's context table holds `capacity` entries (0: every tls_dev_add fails with -ENOSPC). */
+  z.strictObject({ kind: z.literal('tableFull'), capacity: uint.default(0) }),
+  /** netem-like: each received data segment of every connection, in the first `untilFraction` of the capture. */
+  z.strictObject({
+    kind: z.literal('random'),
+    loss: z.number().min(0).max(0.5).default(0),
+    reorder: z.number().min(0).max(0.5).default(0),
+    duplicate: z.number().min(0).max(0.5).default(0),
+    /** Later segments a reordered one waits for, and after which a lost one is retransmitted. */
+    after: after.default(3),
+    untilFraction: z.number().min(0).max(1).default(0.6),
+  }),
+]);
+export type ReplayImpairment = z.infer<typeof replayImpairmentSchema>;
+
+export const replayScenarioSchema = z.strictObject({
+  name: z.string().min(1),
+  description: z.string().optional(),
+  /** Seeds the random impairments (the same seed, the same run). */
+  seed: uint.max(0xffff_ffff).default(1),
+  impairments: z.array(replayImpairmentSchema),
+  expect: z.strictObject({
+    /** Every loss of RX sync ends with the device decrypting again (CORE_NEXT_HINT: once it got a hint it could take). */
+    recovered: z.boolean().default(true),
+    /** Ranges for the local NIC's `ethtool -S` counters and the host's tls_stat. */
+    counters: z.partialRecord(ethtoolName, rangeSchema).optional(),
+    tlsStat: z.partialRecord(tlsStatName, rangeSchema).optional(),
+  }).default({ recovered: true }),
+});
+export type ReplayScenario = z.infer<typeof replayScenarioSchema>;
+
+export function loadReplayScenario(path: string): ReplayScenario {
+  return loadWithSchema(replayScenarioSchema, path);
+}
+
+export function parseReplayScenario(text: string, file = '<input>'): ReplayScenario {
+  return parseWithSchema(replayScenarioSchema, text, file);
+}
+
+/** What one scripted impairment did: how often it fired. */
+export type ImpairmentTally = { index: number; kind: ReplayImpairment['kind']; fired: number };
+
+/** One loss of RX sync of a connection, as record indices of its received stream. */
+export type SyncEpisode = { lostSeq: number; lostAtUs: number; recoveredSeq: number | null; recoveredAtUs: number | null };
+
+export type ScenarioFlow = {
+  flow: number;
+  /** The RX resync type the driver set (tls_offload_rx_resync_set_type), null if none. */
+  resyncType: string | null;
+  /** Application bytes in the captured received stream (opened by the walker) and their SHA-256. */
+  captureRxBytes: number;
+  captureRxSha256: string;
+  /** Records of the received stream after the handshake. */
+  rxRecords: number;
+  episodes: SyncEpisode[];
+  hints: Hint[];
+  lastImpairmentUs: number | null;
+};
+
+export type ScenarioOutcome = {
+  name: string;
+  seed: number;
+  impairments: ImpairmentTally[];
+  flows: ScenarioFlow[];
+  failures: string[];
+};
+
+type SegmentImpairment = Extract<ReplayImpairment, { kind: 'drop' | 'reorder' | 'duplicate' | 'badChecksum' }>;
+type Corrupt = Extract<ReplayImpairment, { kind: 'corruptCiphertext' }>;
+type RandomImp = Extract<ReplayImpairment, { kind: 'random' }>;
+
+/** A held frame: delivered once `left` more data segments of its connection went to the NIC. */
+type Held = { frame: Uint8Array; left: number };
+
+/** The per-connection state the impairer keeps. */
+export type ImpairFlow = {
+  index: number;
+  /** Received stream: seq of record `startRecord`, and the record starts the impairments need. */
+  rxStart: number | null;
+  /** Record index -> [start seq, end seq) once known (only records some impairment names). */
+  records: Map<number, { start: number | null; end: number | null }>;
+  /** Transmissions seen per seq, for `copy` (only segments overlapping a named record). */
+  copies: Map<number, number>;
+  /** Body segments of named records, numbered in capture order: seq -> nth. */
+  bodyNth: Map<number, Map<number, number>>;
+  held: Held[];
+  explicitNonce: number;
+  lastImpairmentUs: number | null;
+};
+
+/**
+ * Applies a scenario's frame impairments to received frames. `deliver` hands a frame to the NIC (the frame
+ * is the impairer's own copy when held back; the caller's otherwise, valid during the call).
+ */
+export class Impairer {
+  readonly tallies: ImpairmentTally[];
+  readonly tableCapacity: number | null;
+  private readonly segments: Array<{ imp: SegmentImpairment; tally: ImpairmentTally }> = [];
+  private readonly corrupts: Array<{ imp: Corrupt; tally: ImpairmentTally }> = [];
+  private readonly randoms: Array<{ imp: RandomImp; tally: ImpairmentTally; rng: Rng }> = [];
+  private readonly view = new TcpSegmentView();
+
+  constructor(readonly scenario: ReplayScenario) {
+    const rng = new Rng(scenario.seed);
+    this.tallies = scenario.impairments.map((imp, index) => ({ index, kind: imp.kind, fired: 0 }));
+    let capacity: number | null = null;
+    scenario.impairments.forEach((imp, index) => {
+      const tally = this.tallies[index]!;
+      if (imp.kind === 'tableFull') capacity = Math.min(capacity ?? Infinity, imp.capacity);
+      else if (imp.kind === 'random') this.randoms.push({ imp, tally, rng: rng.fork(`random-${index}`) });
+      else if (imp.kind === 'corruptCiphertext') this.corrupts.push({ imp, tally });
+      else this.segments.push({ imp, tally });
+    });
+    this.tableCapacity = capacity;
+  }
+
+  newFlow(index: number): ImpairFlow {
+    const f: ImpairFlow = {
+      index, rxStart: null, records: new Map(), copies: new Map(), bodyNth: new Map(), held: [], explicitNonce: 0, lastImpairmentUs: null,
+    };
+    for (const { imp } of [...this.segments, ...this.corrupts]) {
+      if (imp.flow === index) f.records.set(imp.record, { start: null, end: null });
+    }
+    return f;
+  }
+
+  /** kTLS RX starts at `seq`; TLS 1.2 AES-GCM records carry an 8-byte explicit nonce before the ciphertext. */
+  rxStarted(f: ImpairFlow, seq: number, version: number | null, cipher: string | null): void {
+    f.rxStart = seq;
+    f.explicitNonce = version !== TLS_1_3_VERSION && cipher !== 'chacha20-poly1305' ? 8 : 0;
+    const r0 = f.records.get(0);
+    if (r0) r0.start = seq;
+  }
+
+  /** The walker read record `index`'s header at `seq` (record length `total` with the header). */
+  recordStart(f: ImpairFlow, index: number, seq: number, total: number): void {
+    const r = f.records.get(index);
+    if (r) {
+      r.start = seq;
+      r.end = seqAdd(seq, total);
+    }
+    const next = f.records.get(index + 1);
+    if (next) next.start = seqAdd(seq, total);
+  }
+
+  /**
+   * A received frame of connection `f` at capture position `fraction` (0..1) and time `atUs`. `dataSeq` is its
+   * seq and `len` its payload length. Calls `deliver` for what reaches the NIC now, in order.
+   */
+  receive(f: ImpairFlow, frame: Uint8Array, seq: number, len: number, fraction: number, atUs: number, deliver: (frame: Uint8Array) => void): void {
+    if (len === 0 || f.rxStart === null || !seqGt(seqAdd(seq, len), f.rxStart)) {
+      deliver(frame);
+      return;
+    }
+    const copy = this.copyOf(f, seq, len);
+    let hit: { imp: SegmentImpairment | Corrupt | RandomImp; tally: ImpairmentTally } | null = null;
+    for (const s of this.segments) {
+      if (s.imp.flow === f.index && this.matches(f, s.imp, seq, len, copy)) {
+        hit = s;
+        break;
+      }
+    }
+    let corruptAt = -1;
+    if (!hit) {
+      for (const c of this.corrupts) {
+        if (c.imp.flow !== f.index || c.imp.copy !== copy) continue;
+        const at = this.corruptOffset(f, c.imp, seq, len);
+        if (at >= 0) {
+          hit = c;
+          corruptAt = at;
+          break;
+        }
+      }
+    }
+    let randomFate: 'loss' | 'reorder' | 'duplicate' | null = null;
+    if (!hit) {
+      for (const r of this.randoms) {
+        if (fraction >= r.imp.untilFraction) continue;
+        const x = r.rng.next() / 0x1_0000_0000;
+        randomFate = x < r.imp.loss ? 'loss' : x < r.imp.loss + r.imp.reorder ? 'reorder' : x < r.imp.loss + r.imp.reorder + r.imp.duplicate ? 'duplicate' : null;
+        if (randomFate) {
+          hit = r;
+          break;
+        }
+      }
+    }
+    if (!hit) {
+      this.pass(f, frame, deliver);
+      return;
+    }
+    hit.tally.fired++;
+    f.lastImpairmentUs = atUs;
+    const imp = hit.imp;
+    const kind = imp.kind === 'random' ? randomFate! : imp.kind;
+    const n = 'after' in imp ? imp.after : 1;
+    switch (kind) {
+      case 'drop':
+      case 'loss':
+      case 'reorder':
+        this.countDown(f, deliver);
+        f.held.push({ frame: Uint8Array.from(frame), left: n });
+        return;
+      case 'duplicate':
+        this.pass(f, frame, deliver);
+        f.held.push({ frame: Uint8Array.from(frame), left: n });
+        return;
+      case 'badChecksum': {
+        const intact = Uint8Array.from(frame);
+        const bad = Uint8Array.from(frame);
+        this.view.parse(bad);
+        bad[this.view.payloadOffset] = bad[this.view.payloadOffset]! ^ 0x01;
+        this.pass(f, bad, deliver);
+        f.held.push({ frame: intact, left: n });
+        return;
+      }
+      case 'corruptCiphertext': {
+        const bad = Uint8Array.from(frame);
+        this.view.parse(bad);
+        bad[this.view.payloadOffset + corruptAt] = bad[this.view.payloadOffset + corruptAt]! ^ 0x01;
+        this.view.updateTcpChecksum();
+        this.pass(f, bad, deliver);
+        return;
+      }
+    }
+  }
+
+  /** Everything still held for `f` arrives now (its FIN came, or the capture ended). */
+  flush(f: ImpairFlow, deliver: (frame: Uint8Array) => void): void {
+    const held = f.held;
+    f.held = [];
+    for (const h of held) deliver(h.frame);
+  }
+
+  /** Scripted impairments that never found their segment: the scenario names something the capture lacks. */
+  unmatched(): string[] {
+    return [...this.segments, ...this.corrupts]
+      .filter((s) => s.tally.fired === 0)
+      .map((s) => `impairment #${s.tally.index} (${s.imp.kind} flow ${s.imp.flow} record ${s.imp.record}${'part' in s.imp ? ` ${s.imp.part}${s.imp.part === 'body' ? ` ${s.imp.nth}` : ''}` : ''}${s.imp.copy ? ` copy ${s.imp.copy}` : ''}) never matched a received segment`);
+  }
+
+  private pass(f: ImpairFlow, frame: Uint8Array, deliver: (frame: Uint8Array) => void): void {
+    deliver(frame);
+    this.countDown(f, deliver);
+  }
+
+  /** One more data segment of `f` reached the NIC: held frames whose wait is over follow it. */
+  private countDown(f: ImpairFlow, deliver: (frame: Uint8Array) => void): void {
+    if (f.held.length === 0) return;
+    const due: Uint8Array[] = [];
+    f.held = f.held.filter((h) => {
+      if (--h.left > 0) return true;
+      due.push(h.frame);
+      return false;
+    });
+    for (const d of due) deliver(d);
+  }
+
+  /** Transmission number of this segment in the capture (0 = first), counted only near named records. */
+  private copyOf(f: ImpairFlow, seq: number, len: number): number {
+    let near = false;
+    for (const r of f.records.values()) {
+      if (r.start === null) continue;
+      const end = r.end ?? seqAdd(r.start, TLS_HEADER_SIZE);
+      if (seqGt(end, seq) && seqGt(seqAdd(seq, len), r.start)) near = true;
+    }
+    if (!near) return 0;
+    const c = f.copies.get(seq) ?? 0;
+    f.copies.set(seq, c + 1);
+    return c;
+  }
+
+  private matches(f: ImpairFlow, imp: SegmentImpairment, seq: number, len: number, copy: number): boolean {
+    const r = f.records.get(imp.record);
+    if (!r || r.start === null || copy !== imp.copy) return false;
+    const off = seqDiff(r.start, seq);
+    if (imp.part === 'header') return off >= 0 && off < len;
+    // Body: no byte of this record's header nor of the next one's.
+    if (r.end === null) return false;
+    if (seqDiff(seq, seqAdd(r.start, TLS_HEADER_SIZE)) < 0 || seqDiff(r.end, seqAdd(seq, len)) < 0) return false;
+    let nth = f.bodyNth.get(imp.record);
+    if (!nth) f.bodyNth.set(imp.record, (nth = new Map()));
+    let k = nth.get(seq);
+    if (k === undefined) nth.set(seq, (k = nth.size));
+    return k === imp.nth;
+  }
+
+  /** Payload offset of the byte to flip in this segment, or -1. */
+  private corruptOffset(f: ImpairFlow, imp: Corrupt, seq: number, len: number): number {
+    const r = f.records.get(imp.record);
+    if (!r || r.start === null || r.end === null) return -1;
+    const target = seqAdd(r.start, TLS_HEADER_SIZE + f.explicitNonce + imp.byte);
+    if (seqDiff(seqAdd(r.end, -TLS_TAG_SIZE), target) <= 0) {
+      throw new ConfigError(`byte ${imp.byte} is past the ciphertext of record ${imp.record} of flow ${imp.flow} (${seqDiff(r.end, r.start) - TLS_HEADER_SIZE - f.explicitNonce - TLS_TAG_SIZE} bytes)`, { field: 'corruptCiphertext.byte' });
+    }
+    const at = seqDiff(target, seq);
+    return at >= 0 && at < len ? at : -1;
+  }
+}
+
+/** Inclusive range check for counter expectations. */
+function inRange(v: number, r: Range): boolean {
+  return typeof r === 'number' ? v === r : (r.min === undefined || v >= r.min) && (r.max === undefined || v <= r.max);
+}
+
+function showRange(r: Range): string {
+  return typeof r === 'number' ? `${r}` : `[${r.min ?? 0}, ${r.max ?? '∞'}]`;
+}
+
+/** What the replay measured per connection, for the expectations. */
+export type DeliveredRx = {
+  local: string;
+  rxBytes: number;
+  rxSha256: string;
+  rxMode: 'hw' | 'sw';
+  /** The receiving socket's error (errno name) or null. */
+  socketError: string | null;
+  /** Capture application bytes before the first corrupted record and their SHA-256 (a corrupted flow only). */
+  beforeCorrupt: { bytes: number; sha256: string } | null;
+};
+
+/** Checks a replay under a scenario against its expectations. */
+export function checkScenario(
+  s: ReplayScenario, imp: Impairer, flows: readonly ScenarioFlow[], delivered: readonly DeliveredRx[],
+  ethtool: Record<string, number>, tlsStat: Record<string, number>,
+): string[] {
+  const fails = [...imp.unmatched()];
+  flows.forEach((f, i) => {
+    const d = delivered[i]!;
+    const name = `flow ${f.flow} (${d.local})`;
+    if (d.beforeCorrupt) {
+      if (d.socketError !== 'EBADMSG') fails.push(`${name}: socket error ${d.socketError ?? 'none'}, expected EBADMSG for the corrupted record`);
+      if (d.rxBytes !== d.beforeCorrupt.bytes || d.rxSha256 !== d.beforeCorrupt.sha256) {
+        fails.push(`${name}: delivered ${d.rxBytes} bytes, expected exactly the ${d.beforeCorrupt.bytes} before the corrupted record`);
+      }
+    } else {
+      if (d.socketError) fails.push(`${name}: socket error ${d.socketError}`);
+      if (d.rxBytes !== f.captureRxBytes || d.rxSha256 !== f.captureRxSha256) {
+        fails.push(`${name}: delivered ${d.rxBytes} of the capture's ${f.captureRxBytes} received bytes${d.rxBytes === f.captureRxBytes ? ', different bytes' : ''}`);
+      }
+    }
+    for (const h of hintsTakenTooLate(f.resyncType, f.hints)) {
+      fails.push(`${name}: resync hint for record ${h.record} taken with the device already ${h.passedBytes} bytes past it`);
+    }
+    if (s.expect.recovered && d.rxMode === 'hw' && !d.beforeCorrupt) {
+      const open = f.episodes.filter((e) => e.recoveredSeq === null && owesRecovery(f.resyncType, f.hints, e.lostAtUs, f.rxRecords, f.lastImpairmentUs));
+      if (open.length) fails.push(`${name}: device lost RX sync at seq ${open[0]!.lostSeq} and never decrypted again`);
+    }
+  });
+  for (const [k, r] of Object.entries(s.expect.counters ?? {})) {
+    if (r !== undefined && !inRange(ethtool[k] ?? 0, r)) fails.push(`ethtool ${k} = ${ethtool[k] ?? 0}, expected ${showRange(r)}`);
+  }
+  for (const [k, r] of Object.entries(s.expect.tlsStat ?? {})) {
+    if (r !== undefined && !inRange(tlsStat[k] ?? 0, r)) fails.push(`tls_stat ${k} = ${tlsStat[k] ?? 0}, expected ${showRange(r)}`);
+  }
+  return fails;
+}
