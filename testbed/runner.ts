@@ -17,7 +17,7 @@ import type { TlsStat } from '../driver-api/stack/tls-stat.ts';
 import { recSeqToBigInt } from '../emulator/tls/crypto-info.ts';
 import { compileImpairments, type ImpairTally } from './impair.ts';
 import {
-  profileId, resyncTypeOf, type DriverProfile, type Expectations, type FaultInput, type Impairment, type ProfileId, type Range, type Scenario,
+  inRange, profileId, resyncTypeOf, showRange, type DriverProfile, type Expectations, type FaultInput, type Impairment, type ProfileId, type Scenario,
   type SoakSpec,
 } from './schema.ts';
 import { hintsTakenTooLate, owesRecovery } from './recovery.ts';
@@ -563,14 +563,6 @@ function hostReport(h: TbHost, table: string): HostReport {
     }),
     table,
   };
-}
-
-function inRange(v: number, r: Range): boolean {
-  return typeof r === 'number' ? v === r : (r.min === undefined || v >= r.min) && (r.max === undefined || v <= r.max);
-}
-
-function showRange(r: Range): string {
-  return typeof r === 'number' ? `${r}` : `[${r.min ?? 0}, ${r.max ?? '∞'}]`;
 }
 
 function owesRecoveryOf(f: FlowReport, ep: Episode, resyncType: ResyncType | null): boolean {

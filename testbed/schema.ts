@@ -20,6 +20,22 @@ export const rangeSchema = z.union([
 ]);
 export type Range = z.infer<typeof rangeSchema>;
 
+export function inRange(v: number, r: Range): boolean {
+  return typeof r === 'number' ? v === r : (r.min === undefined || v >= r.min) && (r.max === undefined || v <= r.max);
+}
+
+export function showRange(r: Range): string {
+  return typeof r === 'number' ? `${r}` : `[${r.min ?? 0}, ${r.max ?? '∞'}]`;
+}
+
+/** netem-like rates per data segment (random impairments of `tlsnic run` and `tlsnic replay --scenario`). */
+export const randomRates = {
+  loss: z.number().min(0).max(0.5).default(0),
+  reorder: z.number().min(0).max(0.5).default(0),
+  duplicate: z.number().min(0).max(0.5).default(0),
+  untilFraction: z.number().min(0).max(1).default(0.6),
+};
+
 /** Driver and the resync type it makes the stack use (tls_offload_rx_resync_set_type). */
 export const driverSchema = z.discriminatedUnion('name', [
   z.strictObject({
@@ -106,11 +122,8 @@ export const impairmentSchema = z.discriminatedUnion('kind', [
   /** netem-like random impairment of data segments up to `untilFraction` of each flow's stream. */
   z.strictObject({
     kind: z.literal('random'),
-    loss: z.number().min(0).max(0.5).default(0),
-    reorder: z.number().min(0).max(0.5).default(0),
-    duplicate: z.number().min(0).max(0.5).default(0),
+    ...randomRates,
     reorderDelayUs: uint.default(300),
-    untilFraction: z.number().min(0).max(1).default(0.6),
     dir: z.enum(['a>b', 'b>a', 'both']).default('a>b'),
   }),
 ]);

@@ -15,7 +15,7 @@ import { seqAdd, seqDiff, seqGt } from '../../emulator/wire/seq.ts';
 import { Rng } from '../../driver-api/host/rng.ts';
 import { loadWithSchema, parseWithSchema } from '../../testbed/load.ts';
 import { hintsTakenTooLate, owesRecovery, type Hint } from '../../testbed/recovery.ts';
-import { ethtoolName, rangeSchema, tlsStatName, type Range } from '../../testbed/schema.ts';
+import { ethtoolName, inRange, randomRates, rangeSchema, showRange, tlsStatName } from '../../testbed/schema.ts';
 
 const uint = z.number().int().nonnegative();
 const after = z.number().int().min(1).max(10_000);
@@ -49,12 +49,9 @@ export const replayImpairmentSchema = z.discriminatedUnion('kind', [
   /** netem-like: each received data segment of every connection, in the first `untilFraction` of the capture. */
   z.strictObject({
     kind: z.literal('random'),
-    loss: z.number().min(0).max(0.5).default(0),
-    reorder: z.number().min(0).max(0.5).default(0),
-    duplicate: z.number().min(0).max(0.5).default(0),
+    ...randomRates,
     /** Later segments a reordered one waits for, and after which a lost one is retransmitted. */
     after: after.default(3),
-    untilFraction: z.number().min(0).max(1).default(0.6),
   }),
 ]);
 export type ReplayImpairment = z.infer<typeof replayImpairmentSchema>;
@@ -341,15 +338,6 @@ export class Impairer {
     const at = seqDiff(target, seq);
     return at >= 0 && at < len ? at : -1;
   }
-}
-
-/** Inclusive range check for counter expectations. */
-function inRange(v: number, r: Range): boolean {
-  return typeof r === 'number' ? v === r : (r.min === undefined || v >= r.min) && (r.max === undefined || v <= r.max);
-}
-
-function showRange(r: Range): string {
-  return typeof r === 'number' ? `${r}` : `[${r.min ?? 0}, ${r.max ?? '∞'}]`;
 }
 
 /** What the replay measured per connection, for the expectations. */
