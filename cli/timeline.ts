@@ -17,6 +17,7 @@ const COLORS: Record<Kind, string> = {
   resync: '#e08a00',
   lost: '#b00000',
   call: '#6a3fb5',
+  impair: '#8c564b',
 };
 
 const LABELS: Record<Kind, string> = {
@@ -29,6 +30,7 @@ const LABELS: Record<Kind, string> = {
   resync: 'device resync event',
   lost: 'device lost sync',
   call: 'driver call',
+  impair: 'scenario impairment (replay --scenario)',
 };
 
 /** Marks that are packets (a bar); the rest are events at a point between packets (a line). */
@@ -46,6 +48,7 @@ function bytes(n: number): string {
 function labelOf(m: TimelineMark): string | null {
   if (m.mark === 'lost') return 'sync lost';
   if (m.mark === 'resync') return m.note?.startsWith('device asks') ? 'device asks resync' : null;
+  if (m.mark === 'impair') return m.op ?? 'impairment';
   if (m.mark === 'call') {
     const op = m.op ?? 'call';
     return op.replace(/^tls_offload_(rx|tx)_resync_/, '$1 resync ').replace('async_request_', 'async ');
@@ -200,6 +203,7 @@ export function renderTimeline(r: ReplayResult): string {
     key(COLORS.lost, 'sync lost', 'line'),
     key(COLORS.resync, 'device resync request / applied', 'line'),
     key(COLORS.call, 'driver call (tls_dev_add/del/resync, resync helpers)', 'line'),
+    ...(r.scenario ? [key(COLORS.impair, `scenario ${r.scenario.name}: impairment (drop, reorder, ...; TCP drop: bad checksum)`, 'line')] : []),
   ].join('\n');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>tlsnic timeline — ${esc(r.capture)}</title>

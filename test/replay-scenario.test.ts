@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { mlx5Driver, nfpDriver } from '../driver-api/drivers/index.ts';
 import { CAPTURES_DIR, loadManifest } from '../fixtures/manifest.ts';
 import { replay, type ReplayResult } from '../cli/replay/engine.ts';
+import { TcpSegmentView } from '../emulator/wire/packet.ts';
 import { loadReplayScenario, replayScenarioSchema } from '../cli/replay/scenario.ts';
 
 const one = loadManifest(join(CAPTURES_DIR, 'tls12-aes128-v4.json'));
@@ -188,4 +189,30 @@ test('the bundled replay scenarios parse and hold on the captures their descript
     t.true(x.scenario!.impairments[0]!.fired > 0, m.name);
     for (const f of x.flows) t.is(f.rx.plaintextSha256, sent(m, f.local).sha256, `${m.name} ${f.local}`);
   }
+});
+
+test('the wire the NIC sees under a scenario: a duplicate arrives twice as sent, the bad checksum once bad then intact; the timeline marks each', async (t) => {
+  const wire: Array<{ seq: number; bytes: Buffer }> = [];
+  const v = new TcpSegmentView();
+  const r = await replay({
+    ...files(one), local: CLIENT, driver: mlx5Driver, tls13: false, timeline: true,
+    scenario: replayScenarioSchema.parse({ name: 'wire', impairments: [{ kind: 'duplicate', record: 4 }, { kind: 'badChecksum', record: 7, part: 'body' }] }),
+    onFrame: (f) => {
+      if (f.dir !== 'rx-wire' || v.parse(f.frame) !== 'tcp' || v.payloadLength === 0) return;
+      wire.push({ seq: v.seq, bytes: Buffer.from(f.frame) });
+    },
+  });
+  t.deepEqual(r.scenario!.failures, []);
+  const bySeq = new Map<number, Buffer[]>();
+  for (const w of wire) bySeq.set(w.seq, [...(bySeq.get(w.seq) ?? []), w.bytes]);
+  const twice = [...bySeq.values()].filter((x) => x.length === 2);
+  t.is(twice.length, 2, 'two segments reached the NIC twice');
+  const checks = twice.map(([a, b]) => {
+    const ok = (x: Buffer) => v.parse(x) === 'tcp' && v.verifyTcpChecksum();
+    return { same: a!.equals(b!), firstOk: ok(a!), secondOk: ok(b!) };
+  });
+  t.deepEqual(checks, [{ same: true, firstOk: true, secondOk: true }, { same: false, firstOk: false, secondOk: true }]);
+  const impairs = r.timeline.filter((m) => m.mark === 'impair').map((m) => m.op);
+  t.deepEqual(impairs, ['#0 duplicate', '#1 badChecksum', 'TCP drop']);
+  t.is(r.flows[0]!.rx.plaintextSha256, sent(one, r.flows[0]!.local).sha256);
 });

@@ -54,7 +54,7 @@ export type TimelineMark = {
   dir: 'tx' | 'rx';
   seq: number;
   len: number;
-  mark: 'decrypted' | 'encrypted' | 'plain' | 'not-decrypted' | 'drop' | 'mismatch' | 'resync' | 'lost' | 'call';
+  mark: 'decrypted' | 'encrypted' | 'plain' | 'not-decrypted' | 'drop' | 'mismatch' | 'resync' | 'lost' | 'call' | 'impair';
   note?: string;
   /** 'call' marks: the tlsdev_ops op the stack called or the kernel helper the driver called. */
   op?: string;
@@ -315,6 +315,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   const impairer = opts.scenario ? new Impairer(opts.scenario) : null;
   const captureSize = impairer ? statSync(opts.capture, { throwIfNoEntry: false })?.size ?? 0 : 0;
   let scenarioFlows = 0;
+  let impairing: Flow | null = null; // the flow whose received frame the impairer is looking at
   const nic = new Nic({
     backend, profile: { tls13: opts.tls13, tso: false, ...(impairer?.tableCapacity != null ? { maxContexts: impairer.tableCapacity } : {}) },
   });
@@ -408,6 +409,11 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   const netdev: NetDevice = opts.driver.probe(nic, helpers, {});
 
   const usUntilNow = () => Number(now - (tsBase ?? now)) / 1000;
+  if (impairer && opts.timeline) {
+    impairer.onHit = (tally, what, seq, len) => {
+      if (impairing) mark(impairing, { dir: 'rx', seq, len: 0, mark: 'impair', op: `#${tally.index} ${what.split(',')[0]}`, note: `scenario impairment #${tally.index}: ${what} (segment seq ${seq}, ${len} bytes)` });
+    };
+  }
   if (opts.timeline || impairer) nic.onEvent((ev: NicEvent) => {
     if (!current) return;
     const sc = current.flow.scen;
@@ -490,7 +496,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     // decrypted: CHECKSUM_UNNECESSARY). The replay recomputed every captured RX checksum before the NIC, so
     // only a scenario's badChecksum can fail here: checked under a scenario only.
     if (impairer && !skb.decrypted && !hostView.verifyTcpChecksum()) {
-      mark(f, { dir: 'rx', seq: hostView.seq, len: hostView.payloadLength, mark: 'drop', note: 'TCP checksum error: dropped by TCP' });
+      mark(f, { dir: 'rx', seq: hostView.seq, len: hostView.payloadLength, mark: 'impair', op: 'TCP drop', note: 'TCP checksum error: TCP drops the segment' });
       return;
     }
     if (!f.sock) return;
@@ -814,6 +820,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
         f.sock!.rxStartAt(view.syn ? seqAdd(seq, 1) : seq);
         // The NIC decrypts in place: nothing reads the captured RX payload after this (TX compares use `current`).
         if (f.imp) {
+          impairing = f;
           const deliver = (fr: Uint8Array) => deliverRx(f, fr);
           if (view.fin || view.rst) impairer!.flush(f.imp, deliver);
           impairer!.receive(f.imp, frame, seq, payload.length, captureSize ? pkt.fileOffset / captureSize : 0, usUntilNow(), deliver);

@@ -142,6 +142,8 @@ export class Impairer {
   private readonly corrupts: Array<{ imp: Corrupt; tally: ImpairmentTally }> = [];
   private readonly randoms: Array<{ imp: RandomImp; tally: ImpairmentTally; rng: Rng }> = [];
   private readonly view = new TcpSegmentView();
+  /** Told of every impairment that fires (the replay marks it on the timeline): which, what it did, where. */
+  onHit: ((tally: ImpairmentTally, what: string, seq: number, len: number) => void) | null = null;
 
   constructor(readonly scenario: ReplayScenario) {
     const rng = new Rng(scenario.seed);
@@ -236,6 +238,10 @@ export class Impairer {
     const imp = hit.imp;
     const kind = imp.kind === 'random' ? randomFate! : imp.kind;
     const n = 'after' in imp ? imp.after : 1;
+    if (this.onHit) {
+      const later = kind === 'drop' || kind === 'loss' || kind === 'badChecksum' ? `, arrives again after ${n} segment(s)` : kind === 'reorder' ? `, after ${n} later segment(s)` : kind === 'duplicate' ? `, again after ${n} segment(s)` : '';
+      this.onHit(hit.tally, `${kind}${later}`, seq, len);
+    }
     switch (kind) {
       case 'drop':
       case 'loss':
@@ -243,10 +249,12 @@ export class Impairer {
         this.countDown(f, deliver);
         f.held.push({ frame: Uint8Array.from(frame), left: n });
         return;
-      case 'duplicate':
+      case 'duplicate': {
+        const again = Uint8Array.from(frame); // before the NIC decrypts the frame in place
         this.pass(f, frame, deliver);
-        f.held.push({ frame: Uint8Array.from(frame), left: n });
+        f.held.push({ frame: again, left: n });
         return;
+      }
       case 'badChecksum': {
         const intact = Uint8Array.from(frame);
         const bad = Uint8Array.from(frame);
