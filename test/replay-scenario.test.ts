@@ -66,16 +66,8 @@ test('without the impairment the same replay never loses sync (the loss above is
   t.is(r.flows[0]!.rx.plaintextSha256, sent(one, r.flows[0]!.local).sha256);
 });
 
-test('reorder, duplicate, bad checksum and a late retransmission together: every byte once, in order', async (t) => {
-  const r = await run(one, {
-    name: 'mix',
-    impairments: [
-      { kind: 'reorder', record: 2, part: 'body', nth: 1 },
-      { kind: 'duplicate', record: 4 },
-      { kind: 'badChecksum', record: 7, part: 'body' },
-      { kind: 'drop', record: 9, after: 6 },
-    ],
-  });
+test('reorder, duplicate, bad checksum and a late retransmission together (mix.json): every byte once, in order', async (t) => {
+  const r = await run(one, loadReplayScenario('fixtures/replay-scenarios/mix.json'));
   const s = r.scenario!;
   t.deepEqual(s.failures, []);
   t.deepEqual(s.impairments.map((x) => x.fired), [1, 1, 1, 1]);
