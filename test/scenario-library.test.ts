@@ -126,3 +126,15 @@ test('reorder only: the device never fails a record tag after resync (rx_tls_err
   });
   t.deepEqual(r.failures, []);
 });
+
+test('ack loss: timeouts and go-back-N; every segment nfp sees out of order is a retransmission, none a jump ahead', (t) => {
+  const r = runScenario(`${DIR}/ack-loss.json`);
+  t.deepEqual(r.failures, []);
+  for (const run of r.runs) {
+    const a = run.hosts.a;
+    t.true(run.impairments[0]!.fired > 100, `${run.profile}: ACKs and segments were lost`);
+    t.true(a.tcp.TCPTimeouts > 5, `${run.profile}: ${a.tcp.TCPTimeouts} retransmission timeouts`);
+    if (run.profile.startsWith('nfp')) t.is(a.ethtool.tx_tls_ooo, a.tcp.RetransSegs, `${run.profile}: OOO segments are the retransmitted ones`);
+    t.true(run.flows.every((f) => f.exact));
+  }
+});

@@ -42,7 +42,7 @@ function dirOf(f: Flow, d: LinkDirection): FlowDir {
 /** Compile the frame-level impairments of a scenario against the world's flows. Index = position in the list. */
 export function compileImpairments(list: readonly Impairment[], flows: readonly Flow[], sim: Sim, rng: Rng): CompiledImpairments {
   const compiled: Compiled[] = [];
-  const randoms: Array<{ imp: RandomImpairment; fn: ImpairFn; tally: ImpairTally }> = [];
+  const randoms: Array<{ imp: RandomImpairment; fn: ImpairFn; tally: ImpairTally; ackRng: Rng }> = [];
   const tallies: ImpairTally[] = [];
   const hits = new Map<string, number>();
   list.forEach((imp, index) => {
@@ -50,7 +50,7 @@ export function compileImpairments(list: readonly Impairment[], flows: readonly 
     if (imp.kind === 'linkDown' || imp.kind === 'tableFull') return; // world-level, applied by the runner
     tallies.push(tally);
     if (imp.kind === 'random') {
-      randoms.push({ imp, tally, fn: randomImpairment(rng.fork(`random-${index}`), {
+      randoms.push({ imp, tally, ackRng: rng.fork(`random-${index}-ack`), fn: randomImpairment(rng.fork(`random-${index}`), {
         loss: imp.loss, reorder: imp.reorder, duplicate: imp.duplicate, reorderDelayUs: imp.reorderDelayUs,
       }) });
       return;
@@ -66,6 +66,7 @@ export function compileImpairments(list: readonly Impairment[], flows: readonly 
     if (v.parse(frame) !== 'tcp') return 'pass';
     const flow = byPort.get(dir === 'a>b' ? v.dstPort : v.srcPort);
     if (!flow) return 'pass';
+    if (v.payloadLength === 0 && !v.syn && !v.fin && !v.rst) return ackFate(flow, dir);
     const d = dirOf(flow, dir);
     // Stream offset 0 is the sender's ISS + 1 (the SYN may have left before this hook was installed).
     if (!d.txTcp || v.syn || v.payloadLength === 0) return 'pass';
@@ -106,6 +107,23 @@ export function compileImpairments(list: readonly Impairment[], flows: readonly 
     }
     return fate;
   };
+  /** A pure ACK going `dir`: it acknowledges the data going the other way, which `ackLoss` may impair. */
+  function ackFate(flow: Flow, dir: LinkDirection): LinkFate {
+    const dataDir: LinkDirection = dir === 'a>b' ? 'b>a' : 'a>b';
+    const d = dirOf(flow, dataDir);
+    if (!d.txTcp) return 'pass';
+    for (const r of randoms) {
+      if (r.imp.ackLoss === 0 || (r.imp.dir !== 'both' && r.imp.dir !== dataDir)) continue;
+      if (seqDiff(v.ack, seqAdd(d.txTcp.iss, 1)) >= r.imp.untilFraction * d.end) continue;
+      if (r.ackRng.next() / 0x1_0000_0000 < r.imp.ackLoss) {
+        r.tally.fired++;
+        r.tally.lastAtUs = sim.now;
+        hits.set(`${flow.index}${dataDir}`, sim.now);
+        return 'drop';
+      }
+    }
+    return 'pass';
+  }
   return { fn, tallies, lastHit: (flow, dir) => hits.get(`${flow}${dir}`) ?? null };
 }
 

@@ -226,7 +226,7 @@ function runSoak(s: Scenario, k: SoakSpec, d: DriverProfile, o: RunOptions, prof
     }
     const rate = (max: number) => Math.round(wr.int(1_000_001) * max) / 1_000_000;
     const impairments: Impairment[] = [{
-      kind: 'random', loss: rate(k.maxLoss), reorder: rate(k.maxReorder), duplicate: rate(k.maxDuplicate),
+      kind: 'random', loss: rate(k.maxLoss), reorder: rate(k.maxReorder), duplicate: rate(k.maxDuplicate), ackLoss: k.maxAckLoss > 0 ? rate(k.maxAckLoss) : 0,
       reorderDelayUs: 300, untilFraction: k.untilFraction, dir: 'a>b',
     }];
     const wk = new Rng(seed).fork('chaos');
@@ -247,7 +247,7 @@ function runSoak(s: Scenario, k: SoakSpec, d: DriverProfile, o: RunOptions, prof
       violations: undefined,
     }, out, impairments, resyncTypeOf(d))];
     const ri = impairments[0] as Extract<Impairment, { kind: 'random' }>;
-    const what = `loss ${ri.loss}, reorder ${ri.reorder}, dup ${ri.duplicate}, ${flaps} link flap(s)`
+    const what = `loss ${ri.loss}, reorder ${ri.reorder}, dup ${ri.duplicate}${ri.ackLoss ? `, ack loss ${ri.ackLoss}` : ''}, ${flaps} link flap(s)`
       + `${faults.length ? `, faults ${faults.map((f) => `${f.kind}@${f.side}/${f.dir}/every ${f.every}`).join(' ')}` : ''}`;
     for (const f of fails) failures.push(`world ${i} (seed ${seed}, ${what}): ${f}`);
     recovery.push(...distances(out.flows));

@@ -123,6 +123,8 @@ export const impairmentSchema = z.discriminatedUnion('kind', [
   z.strictObject({
     kind: z.literal('random'),
     ...randomRates,
+    /** Pure ACKs coming back (receiver to sender of `dir`) dropped at this rate, up to `untilFraction` too. */
+    ackLoss: z.number().min(0).max(0.5).default(0),
     reorderDelayUs: uint.default(300),
     dir: z.enum(['a>b', 'b>a', 'both']).default('a>b'),
   }),
@@ -187,6 +189,8 @@ export const soakSchema = z.strictObject({
   maxLoss: z.number().min(0).max(0.5).default(0.05),
   maxReorder: z.number().min(0).max(0.5).default(0.05),
   maxDuplicate: z.number().min(0).max(0.5).default(0.05),
+  /** Pure ACKs back to the sender (0 by default: no draw, so older soaks keep their worlds). */
+  maxAckLoss: z.number().min(0).max(0.5).default(0),
   untilFraction: z.number().min(0).max(1).default(0.6),
   /** Per world, up to this many link flaps (NIC down then up, NETDEV_DOWN to the stack) on a random side. */
   maxLinkFlaps: uint.max(100).default(0),

@@ -559,7 +559,11 @@ export class TcpSocket implements TcpSock {
     }
     const skb = this.skbAt(seq);
     const off = seqDiff(seq, skb.seq);
-    const len = Math.min(skb.len - off, maxLen);
+    let len = Math.min(skb.len - off, maxLen);
+    // A retransmission covers only bytes sent before: Linux splits an skb at what it sent (tcp_fragment), so
+    // the retransmit queue never holds unsent bytes and a segment never mixes old and new data. (A driver
+    // that tracks the next expected seq, as nfp does, sees such a segment start behind and end ahead.)
+    if (seqLt(seq, this.sndMax)) len = Math.min(len, seqDiff(this.sndMax, seq));
     skb.closed = true;
     const end = seqAdd(seq, len);
     const fin = this.finQueued && end === this.finSeq;
@@ -576,9 +580,7 @@ export class TcpSocket implements TcpSock {
   private retransmitHead(): void {
     const next = this.sendOne(this.una, this.mss);
     if (seqGt(next, this.nxt)) this.nxt = next;
-    // The head segment may carry bytes written since it was first sent (it was shorter then): those are new
-    // and the peer will ACK them, so snd_max moves too, or that ACK looks like one for unsent data.
-    this.sndMax = seqMax(this.sndMax, next);
+    this.sndMax = seqMax(this.sndMax, next); // a FIN sent again with the head: snd_max is past it already
     this.armRto();
   }
 
