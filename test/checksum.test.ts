@@ -28,3 +28,20 @@ test('sum16 equals the byte-wise RFC 1071 sum at every offset and length', (t) =
   t.is(fold(sum16(new Uint8Array(4096).fill(0xff), 0, 4096)), 0xffff);
   t.is(fold(sum16(new Uint8Array(4096), 0, 4096)), 0);
 });
+
+test('sum16 over one reused buffer at changing offsets and contents, and over two buffers in turn', (t) => {
+  const rng = new Prng(7);
+  const a = rng.bytes(9000);
+  const b = rng.bytes(5000);
+  for (let run = 0; run < 3000; run++) {
+    const buf = rng.chance(0.5) ? a : b;
+    if (rng.chance(0.3)) buf.set(rng.bytes(64), rng.int(0, buf.length - 64)); // the frame changes in place
+    const view = buf.subarray(rng.int(0, 64));
+    const off = rng.int(0, 8);
+    const len = rng.int(256, view.length - off);
+    const got = fold(sum16(view, off, len));
+    const want = reference(view, off, len);
+    if (got !== want) return t.fail(`run ${run}: off ${off} len ${len} byteOffset ${view.byteOffset}: ${got} != ${want}`);
+  }
+  t.pass();
+});

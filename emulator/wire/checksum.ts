@@ -16,11 +16,12 @@ export function sum16(buf: Uint8Array, off: number, len: number, acc = 0): numbe
       abs += 2;
     }
     const words = len >>> 2;
-    const u32 = new Uint32Array(buf.buffer, abs, words);
+    const u32 = wordsOf(buf.buffer);
     let s = 0;
-    let i = 0;
-    for (; i + 4 <= words; i += 4) s += u32[i]! + u32[i + 1]! + u32[i + 2]! + u32[i + 3]!;
-    for (; i < words; i++) s += u32[i]!;
+    let i = abs >>> 2;
+    const end = i + words;
+    for (; i + 4 <= end; i += 4) s += u32[i]! + u32[i + 1]! + u32[i + 2]! + u32[i + 3]!;
+    for (; i < end; i++) s += u32[i]!;
     s = fold(s);
     if (LITTLE_ENDIAN) s = ((s & 0xff) << 8) | (s >>> 8);
     return sum16Bytes(buf, off + words * 4, len - words * 4, acc + s);
@@ -29,6 +30,18 @@ export function sum16(buf: Uint8Array, off: number, len: number, acc = 0): numbe
 }
 
 const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
+
+// A 32-bit view of the last buffer summed: the device sums every frame in the same reused TX buffer, and a
+// view per call was an allocation per packet.
+let lastBuffer: ArrayBufferLike | null = null;
+let lastWords: Uint32Array<ArrayBufferLike> = new Uint32Array(0);
+function wordsOf(b: ArrayBufferLike): Uint32Array<ArrayBufferLike> {
+  if (b !== lastBuffer || lastWords.length !== b.byteLength >>> 2) {
+    lastBuffer = b;
+    lastWords = new Uint32Array(b, 0, b.byteLength >>> 2);
+  }
+  return lastWords;
+}
 
 function sum16Bytes(buf: Uint8Array, off: number, len: number, acc: number): number {
   const end = off + len;
