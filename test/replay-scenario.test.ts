@@ -11,6 +11,8 @@ import { CAPTURES_DIR, loadManifest } from '../fixtures/manifest.ts';
 import { replay, type ReplayResult } from '../cli/replay/engine.ts';
 import { TcpSegmentView } from '../emulator/wire/packet.ts';
 import { loadReplayScenario, replayScenarioSchema } from '../cli/replay/scenario.ts';
+import { assertScenarioHolds, replayScenario } from '../testbed/ava.ts';
+import { ScenarioError } from '../testbed/load.ts';
 
 const one = loadManifest(join(CAPTURES_DIR, 'tls12-aes128-v4.json'));
 const many = loadManifest(join(CAPTURES_DIR, 'tls12-many-v4.json'));
@@ -207,4 +209,16 @@ test('the wire the NIC sees under a scenario: a duplicate arrives twice as sent,
   const impairs = r.timeline.filter((m) => m.mark === 'impair').map((m) => m.op);
   t.deepEqual(impairs, ['#0 duplicate', '#1 badChecksum', 'TCP drop']);
   t.is(r.flows[0]!.rx.plaintextSha256, sent(one, r.flows[0]!.local).sha256);
+});
+
+test('ava helpers: replayScenario + assertScenarioHolds on a real capture; a bad scenario object names the field', async (t) => {
+  const r = await replayScenario({
+    ...files(one), local: '10.77.0.2', driver: 'nfp', scenario: 'fixtures/replay-scenarios/drop-header.json',
+  });
+  assertScenarioHolds(t, r);
+  t.is(r.scenario!.flows[0]!.resyncType, 'driver_req');
+  t.is(r.flows[0]!.rx.plaintextSha256, sent(one, r.flows[0]!.local).sha256);
+  await t.throwsAsync(replayScenario({ ...files(one), scenario: { name: 'x', impairments: [{ kind: 'drop' }] } }), {
+    instanceOf: ScenarioError, message: /impairments\[0\]\.record/,
+  });
 });

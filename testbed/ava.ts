@@ -6,7 +6,18 @@
 //
 // runScenario takes a scenario file path, or a scenario object (validated with the same schema; errors name
 // the field path). The result exposes counters, the driver call log and per-flow state per driver profile.
+//
+// With a real capture instead of the two-host world (`tlsnic replay --scenario`), for a driver of your own:
+//
+//   test('my driver resyncs on a real capture', async (t) => assertScenarioHolds(t, await replayScenario({
+//     capture: 'c.pcap', keylog: 'c.keylog', local: '10.0.0.2', driver: 'my-driver.mjs',
+//     scenario: { name: 'drop', impairments: [{ kind: 'drop', record: 3 }] },
+//   })));
 import type { ExecutionContext } from 'ava';
+import { parseLocal } from '../cli/replay/command.ts';
+import { replay, type ReplayResult } from '../cli/replay/engine.ts';
+import { loadReplayScenario, validateReplayScenario } from '../cli/replay/scenario.ts';
+import { loadDriver, type DriverModule } from '../driver-api/drivers/index.ts';
 import { loadScenarioFile, validateScenario } from './load.ts';
 import { runScenarioObject, type ProfileRun, type RunOptions, type ScenarioResult } from './runner.ts';
 import type { ScenarioInput } from './schema.ts';
@@ -49,4 +60,40 @@ export function assertRecovered(t: ExecutionContext, r: ScenarioResult): void {
   for (const line of formatRecovery(r)) t.log(line);
   t.true(r.runs.length > 0, 'the scenario ran');
   t.deepEqual(r.failures, [], `${r.name}: expectations`);
+}
+
+export type ReplayScenarioOptions = {
+  capture: string;
+  keylog: string;
+  /** A replay scenario file, or the object (validated: errors name the field). */
+  scenario: string | object;
+  /** The local host as `ip[:port]` (default: the side that accepted each connection). */
+  local?: string;
+  /** 'mlx5', 'nfp', a driver module path, or the module itself (default mlx5). */
+  driver?: string | DriverModule;
+  tls13?: boolean;
+};
+
+/** `tlsnic replay --scenario` as a function: the result's `scenario` says what the impairments did and what failed. */
+export async function replayScenario(o: ReplayScenarioOptions): Promise<ReplayResult> {
+  const scenario = typeof o.scenario === 'string' ? loadReplayScenario(o.scenario) : validateReplayScenario(o.scenario);
+  const driver = typeof o.driver === 'object' ? o.driver : await loadDriver(o.driver ?? 'mlx5');
+  return replay({
+    capture: o.capture, keylog: o.keylog, local: o.local ? parseLocal(o.local) : null, driver, tls13: o.tls13 ?? false, scenario,
+  });
+}
+
+/** Logs what each impairment did and each connection's losses of sync, then asserts every expectation held. */
+export function assertScenarioHolds(t: ExecutionContext, r: ReplayResult): void {
+  const s = r.scenario;
+  if (!s) {
+    t.fail('the replay ran without a scenario');
+    return;
+  }
+  for (const f of s.flows) {
+    const back = f.episodes.filter((e) => e.recoveredSeq !== null).length;
+    t.log(`flow ${f.flow} (${f.resyncType ?? 'no RX offload'}): ${f.rxRecords} records, lost sync ${f.episodes.length}x, decrypting again after ${back}`);
+  }
+  t.true(s.flows.length > 0, 'the capture had connections to replay');
+  t.deepEqual(s.failures, [], `${s.name}: expectations`);
 }

@@ -70,7 +70,12 @@ function toIssues(error: z.ZodError, json: ParsedJson | null): ScenarioIssue[] {
 
 /** Validate a scenario given as an object (from code); issues carry field paths, no positions. */
 export function validateScenario(input: unknown, label = '<object>'): Scenario {
-  const r = scenarioSchema.safeParse(input);
+  return validateWithSchema(scenarioSchema, input, label);
+}
+
+/** An object validated by `schema`, or a ScenarioError naming the field path of every problem. */
+export function validateWithSchema<S extends z.ZodType>(schema: S, input: unknown, label = '<object>'): z.output<S> {
+  const r = schema.safeParse(input);
   if (!r.success) throw new ScenarioError(label, toIssues(r.error, null));
   return r.data;
 }

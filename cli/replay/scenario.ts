@@ -13,7 +13,7 @@ import { TLS_HEADER_SIZE, TLS_TAG_SIZE } from '../../emulator/tls/record.ts';
 import { TcpSegmentView } from '../../emulator/wire/packet.ts';
 import { seqAdd, seqDiff, seqGt } from '../../emulator/wire/seq.ts';
 import { Rng } from '../../driver-api/host/rng.ts';
-import { loadWithSchema, parseWithSchema } from '../../testbed/load.ts';
+import { loadWithSchema, validateWithSchema } from '../../testbed/load.ts';
 import { hintsTakenTooLate, owesRecovery, type Hint } from '../../testbed/recovery.ts';
 import { ethtoolName, inRange, randomRates, rangeSchema, showRange, tlsStatName } from '../../testbed/schema.ts';
 
@@ -76,8 +76,9 @@ export function loadReplayScenario(path: string): ReplayScenario {
   return loadWithSchema(replayScenarioSchema, path);
 }
 
-export function parseReplayScenario(text: string, file = '<input>'): ReplayScenario {
-  return parseWithSchema(replayScenarioSchema, text, file);
+/** A replay scenario given as an object (from code): a ScenarioError names the field of every problem. */
+export function validateReplayScenario(input: unknown, label = '<object>'): ReplayScenario {
+  return validateWithSchema(replayScenarioSchema, input, label);
 }
 
 /** What one scripted impairment did: how often it fired. */
