@@ -157,7 +157,7 @@ test('CLI: --scenario prints what each impairment did and the verdict; exit 0 wh
 });
 
 test('CLI: a bad scenario is exit 2 with file:line:col and field; so is a byte past the record and --workers 2', (t) => {
-  const bad = cli('--scenario', scenarioFile('{ "name": "b",\n  "impairments": [ { "kind": "linkDown" } ] }'));
+  const bad = cli('--scenario', scenarioFile('{ "name": "b",\n  "impairments": [ { "kind": "flap" } ] }'));
   t.is(bad.code, 2);
   t.regex(bad.err, /s\.json:2:\d+: impairments\[0\]\.kind: /);
   const unknown = cli('--scenario', scenarioFile('{ "name": "b", "impairments": [ { "kind": "drop", "record": 1, "recrd": 2 } ] }'));
@@ -221,4 +221,21 @@ test('ava helpers: replayScenario + assertScenarioHolds on a real capture; a bad
   await t.throwsAsync(replayScenario({ ...files(one), scenario: { name: 'x', impairments: [{ kind: 'drop' }] } }), {
     instanceOf: ScenarioError, message: /impairments\[0\]\.record/,
   });
+});
+
+test('linkDown: NETDEV_DOWN mid-stream; RX goes on in software from there, what arrived while down comes again, every byte once', async (t) => {
+  const r = await replay({
+    ...files(one), local: CLIENT, driver: mlx5Driver, tls13: false, timeline: true,
+    scenario: replayScenarioSchema.parse({ name: 'down', impairments: [{ kind: 'linkDown', atUs: 25_000, forUs: 3_000 }] }),
+  });
+  t.deepEqual(r.scenario!.failures, []);
+  t.is(r.scenario!.impairments[0]!.fired, 1);
+  const f = r.flows[0]!;
+  t.true(f.rx.decrypted > 0 && f.rx.decrypted < f.rx.segments, `${f.rx.decrypted} of ${f.rx.segments} decrypted: by the device until the link went down`);
+  t.is(r.ethtool['rx_tls_del'], 1, 'tls_device_down deleted the RX context');
+  t.is(f.rx.plaintextSha256, sent(one, f.local).sha256);
+  t.true(f.tx.wireMatch);
+  t.deepEqual(r.timeline.filter((m) => m.mark === 'impair').map((m) => m.op), ['link down', 'link up']);
+  const late = await run(one, { name: 'late', impairments: [{ kind: 'linkDown', atUs: 10_000_000 }] });
+  t.deepEqual(late.scenario!.failures, ['impairment #0 (linkDown at 10000000 µs) comes after the capture\'s last packet']);
 });

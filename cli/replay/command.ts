@@ -85,8 +85,8 @@ export const REPLAY_HELP = `${OUT_LAYOUT}
 --scenario <file> impairs what the local host receives, between the wire and its NIC, and checks
   expectations (fixtures/replay-scenarios/*.json; schema in cli/replay/scenario.ts): drop, reorder,
   duplicate or badChecksum the segment holding record N's header or its nth body segment of connection F
-  (numbered as in the table, from 0), corruptCiphertext of record N, tableFull, random loss/reorder/
-  duplication. A dropped segment arrives again after "after" later segments of its connection (the
+  (numbered as in the table, from 0), corruptCiphertext of record N, tableFull, linkDown (NETDEV_DOWN
+  at a capture time), random loss/reorder/duplication. A dropped segment arrives again after "after" later segments of its connection (the
   sender's retransmission; the capture has none). Expectations: every received byte delivered once and in
   order (checked against the capture's own records, which the replay then opens too), every loss of RX
   sync followed by the device decrypting again ("recovered"), counter ranges. Exit 1 when one fails.

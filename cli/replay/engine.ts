@@ -453,6 +453,15 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     }
   }
 
+  /** A scenario's linkDown: the NIC's link, and NETDEV_DOWN to the stack (tls_device_down). */
+  function link(up: boolean, netdevDown: boolean): void {
+    nic.setLink(up);
+    if (!up && netdevDown) stack.netdevDown(netdev);
+    for (const f of flowList) {
+      if (f.imp) mark(f, { dir: 'rx', seq: 0, len: 0, mark: 'impair', op: up ? 'link up' : 'link down', note: up ? 'NIC link up' : `NIC link down${netdevDown ? ', NETDEV_DOWN' : ''}` });
+    }
+  }
+
   /** A received frame goes to the NIC (under a scenario, maybe later, twice, or damaged: see scenario.ts). */
   function deliverRx(f: Flow, frame: Uint8Array): void {
     setCurrent(f, 0, EMPTY);
@@ -775,6 +784,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       packets++;
       now = pkt.tsNs;
       tsBase ??= now;
+      if (impairer) impairer.clock(usUntilNow(), link);
       if (opts.onProgress && (packets & 1023) === 0) opts.onProgress(pkt.fileOffset);
       let frame: Uint8Array | null;
       let kind;
@@ -850,6 +860,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     reader.close();
   }
   // Segments a scenario still holds back arrive before the connections close.
+  impairer?.end(link);
   for (const f of flowList) if (f.imp && !f.ignored && f.local) impairer!.flush(f.imp, (fr) => deliverRx(f, fr));
   for (const f of flowList) {
     if (f.ignored || !f.local) continue;

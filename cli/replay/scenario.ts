@@ -46,6 +46,12 @@ export const replayImpairmentSchema = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('corruptCiphertext'), flow: uint.default(0), record: uint, byte: uint.default(0), copy: uint.default(0) }),
   /** The NIC's context table holds `capacity` entries (0: every tls_dev_add fails with -ENOSPC). */
   z.strictObject({ kind: z.literal('tableFull'), capacity: uint.default(0) }),
+  /**
+   * The local NIC's link goes down `atUs` after the capture's first packet, for `forUs`, with NETDEV_DOWN to the
+   * stack (tls_device_down: offloaded sockets go on in software). What arrives meanwhile is lost and arrives
+   * again once the link is back (the senders' retransmissions); what the host sends meanwhile is dropped.
+   */
+  z.strictObject({ kind: z.literal('linkDown'), atUs: uint, forUs: uint.default(3000), netdevDown: z.boolean().default(true) }),
   /** netem-like: each received data segment of every connection, in the first `untilFraction` of the capture. */
   z.strictObject({
     kind: z.literal('random'),
@@ -110,6 +116,7 @@ export type ScenarioOutcome = {
 };
 
 type SegmentImpairment = Extract<ReplayImpairment, { kind: 'drop' | 'reorder' | 'duplicate' | 'badChecksum' }>;
+type LinkDown = Extract<ReplayImpairment, { kind: 'linkDown' }>;
 type Corrupt = Extract<ReplayImpairment, { kind: 'corruptCiphertext' }>;
 type RandomImp = Extract<ReplayImpairment, { kind: 'random' }>;
 
@@ -142,6 +149,10 @@ export class Impairer {
   private readonly segments: Array<{ imp: SegmentImpairment; tally: ImpairmentTally }> = [];
   private readonly corrupts: Array<{ imp: Corrupt; tally: ImpairmentTally }> = [];
   private readonly randoms: Array<{ imp: RandomImp; tally: ImpairmentTally; rng: Rng }> = [];
+  /** Link-down windows by start time, the one in force (null: link up), and what arrived during it. */
+  private readonly downs: Array<{ imp: LinkDown; tally: ImpairmentTally }> = [];
+  private down: { imp: LinkDown; tally: ImpairmentTally } | null = null;
+  private lostWhileDown: Array<{ frame: Uint8Array; deliver: (frame: Uint8Array) => void }> = [];
   private readonly view = new TcpSegmentView();
   /** Told of every impairment that fires (the replay marks it on the timeline): which, what it did, where. */
   onHit: ((tally: ImpairmentTally, what: string, seq: number, len: number) => void) | null = null;
@@ -153,11 +164,42 @@ export class Impairer {
     scenario.impairments.forEach((imp, index) => {
       const tally = this.tallies[index]!;
       if (imp.kind === 'tableFull') capacity = Math.min(capacity ?? Infinity, imp.capacity);
+      else if (imp.kind === 'linkDown') this.downs.push({ imp, tally });
       else if (imp.kind === 'random') this.randoms.push({ imp, tally, rng: rng.fork(`random-${index}`) });
       else if (imp.kind === 'corruptCiphertext') this.corrupts.push({ imp, tally });
       else this.segments.push({ imp, tally });
     });
     this.tableCapacity = capacity;
+    this.downs.sort((x, y) => x.imp.atUs - y.imp.atUs);
+  }
+
+  /**
+   * The capture's clock reached `atUs`: the link goes down or comes back. `link(false, netdevDown)` and
+   * `link(true)` do it to the NIC and the stack; frames lost while it was down then arrive again.
+   */
+  clock(atUs: number, link: (up: boolean, netdevDown: boolean) => void): void {
+    for (;;) {
+      if (this.down) {
+        if (atUs < this.down.imp.atUs + this.down.imp.forUs) return;
+        this.down = null;
+        link(true, false);
+        const lost = this.lostWhileDown;
+        this.lostWhileDown = [];
+        for (const x of lost) x.deliver(x.frame);
+        continue;
+      }
+      const next = this.downs[0];
+      if (!next || atUs < next.imp.atUs) return;
+      this.downs.shift();
+      this.down = next;
+      next.tally.fired++;
+      link(false, next.imp.netdevDown);
+    }
+  }
+
+  /** Whether the link is down now: every received frame is lost until it comes back. */
+  get linkDown(): boolean {
+    return this.down !== null;
   }
 
   newFlow(index: number): ImpairFlow {
@@ -194,6 +236,11 @@ export class Impairer {
    * seq and `len` its payload length. Calls `deliver` for what reaches the NIC now, in order.
    */
   receive(f: ImpairFlow, frame: Uint8Array, seq: number, len: number, fraction: number, atUs: number, deliver: (frame: Uint8Array) => void): void {
+    if (this.down) {
+      this.lostWhileDown.push({ frame: Uint8Array.from(frame), deliver });
+      if (len > 0) f.lastImpairmentUs = atUs;
+      return;
+    }
     if (len === 0 || f.rxStart === null || !seqGt(seqAdd(seq, len), f.rxStart)) {
       deliver(frame);
       return;
@@ -276,6 +323,11 @@ export class Impairer {
     }
   }
 
+  /** The capture ended: the link comes back if it is down, and what it lost arrives. */
+  end(link: (up: boolean, netdevDown: boolean) => void): void {
+    if (this.down) this.clock(this.down.imp.atUs + this.down.imp.forUs, link);
+  }
+
   /** Everything still held for `f` arrives now (its FIN came, or the capture ended). */
   flush(f: ImpairFlow, deliver: (frame: Uint8Array) => void): void {
     const held = f.held;
@@ -285,9 +337,12 @@ export class Impairer {
 
   /** Scripted impairments that never found their segment: the scenario names something the capture lacks. */
   unmatched(): string[] {
-    return [...this.segments, ...this.corrupts]
-      .filter((s) => s.tally.fired === 0)
-      .map((s) => `impairment #${s.tally.index} (${s.imp.kind} flow ${s.imp.flow} record ${s.imp.record}${'part' in s.imp ? ` ${s.imp.part}${s.imp.part === 'body' ? ` ${s.imp.nth}` : ''}` : ''}${s.imp.copy ? ` copy ${s.imp.copy}` : ''}) never matched a received segment`);
+    return [
+      ...[...this.segments, ...this.corrupts]
+        .filter((s) => s.tally.fired === 0)
+        .map((s) => `impairment #${s.tally.index} (${s.imp.kind} flow ${s.imp.flow} record ${s.imp.record}${'part' in s.imp ? ` ${s.imp.part}${s.imp.part === 'body' ? ` ${s.imp.nth}` : ''}` : ''}${s.imp.copy ? ` copy ${s.imp.copy}` : ''}) never matched a received segment`),
+      ...this.downs.map((d) => `impairment #${d.tally.index} (linkDown at ${d.imp.atUs} µs) comes after the capture's last packet`),
+    ];
   }
 
   private pass(f: ImpairFlow, frame: Uint8Array, deliver: (frame: Uint8Array) => void): void {
