@@ -93,7 +93,10 @@ test('a corrupted ciphertext byte: the stack fails the record with EBADMSG, and 
 });
 
 test('random loss/reorder/duplication: seeded (same seed, same run), every byte once', async (t) => {
-  const sc = (seed: number) => ({ name: 'random', seed, impairments: [{ kind: 'random', loss: 0.05, reorder: 0.05, duplicate: 0.05, untilFraction: 1 }] });
+  // Impaired up to the end: a loss of sync near the end has no records left to recover on, so only delivery is asked.
+  const sc = (seed: number) => ({
+    name: 'random', seed, impairments: [{ kind: 'random', loss: 0.05, reorder: 0.05, duplicate: 0.05, untilFraction: 1 }], expect: { recovered: false },
+  });
   const a = await run(one, sc(7));
   const b = await run(one, sc(7));
   const c = await run(one, sc(8));
