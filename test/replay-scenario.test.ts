@@ -242,3 +242,14 @@ test('linkDown: NETDEV_DOWN mid-stream; RX goes on in software from there, what 
   const late = await run(one, { name: 'late', impairments: [{ kind: 'linkDown', atUs: 10_000_000 }] });
   t.deepEqual(late.scenario!.failures, ['impairment #0 (linkDown at 10000000 µs) comes after the capture\'s last packet']);
 });
+
+test('held-back frames are bounded: a link down past the bound loses the rest for good, and the outcome says so', async (t) => {
+  const r = await replay({
+    ...files(one), local: CLIENT, driver: mlx5Driver, tls13: false, limits: { scenarioHeldBytes: 20_000 },
+    scenario: replayScenarioSchema.parse({ name: 'long-down', impairments: [{ kind: 'linkDown', atUs: 15_000, forUs: 1_000_000 }] }),
+  });
+  const fails = r.scenario!.failures;
+  t.true(fails.some((x) => /^\d+ received frame\(s\) could not be held back \(over 20000 bytes held at once\)/.test(x)), fails.join('\n'));
+  t.true(fails.some((x) => /delivered \d+ of the capture's 212859 received bytes/.test(x)), fails.join('\n'));
+  t.true(r.flows[0]!.rx.plaintextBytes < sent(one, r.flows[0]!.local).bytes);
+});

@@ -118,8 +118,8 @@ export type ReplayOptions = {
    * connection. Multi-queue replay uses it to give each worker the flows its RSS queue owns.
    */
   flowFilter?: (v: TcpSegmentView) => boolean;
-  /** Per-flow memory bounds (defaults MAX_HELD_TX_BYTES, MAX_UNACKED_TX_BYTES); tests set small ones. */
-  limits?: { heldTxBytes?: number; unackedTxBytes?: number };
+  /** Memory bounds (defaults MAX_HELD_TX_BYTES, MAX_UNACKED_TX_BYTES per flow, scenario.ts MAX_HELD_BYTES); tests set small ones. */
+  limits?: { heldTxBytes?: number; unackedTxBytes?: number; scenarioHeldBytes?: number };
   /** Scripted impairments on what the local host receives, and expectations (scenario.ts). */
   scenario?: ReplayScenario;
 };
@@ -312,7 +312,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     keylog = parseKeyLog(text, opts.keylog);
   }
 
-  const impairer = opts.scenario ? new Impairer(opts.scenario) : null;
+  const impairer = opts.scenario ? new Impairer(opts.scenario, opts.limits?.scenarioHeldBytes) : null;
   const captureSize = impairer ? statSync(opts.capture, { throwIfNoEntry: false })?.size ?? 0 : 0;
   let scenarioFlows = 0;
   let impairing: Flow | null = null; // the flow whose received frame the impairer is looking at

@@ -87,6 +87,13 @@ export function validateReplayScenario(input: unknown, label = '<object>'): Repl
   return validateWithSchema(replayScenarioSchema, input, label);
 }
 
+/**
+ * Bytes held back at once over all connections (frames waiting to arrive late or again). A scenario that
+ * would hold more (a link down for most of a long capture) lets the rest pass, or a down link loses them for
+ * good, and the outcome says so: memory stays bounded whatever the capture.
+ */
+export const MAX_HELD_BYTES = 64 << 20;
+
 /** What one scripted impairment did: how often it fired. */
 export type ImpairmentTally = { index: number; kind: ReplayImpairment['kind']; fired: number };
 
@@ -153,11 +160,14 @@ export class Impairer {
   private readonly downs: Array<{ imp: LinkDown; tally: ImpairmentTally }> = [];
   private down: { imp: LinkDown; tally: ImpairmentTally } | null = null;
   private lostWhileDown: Array<{ frame: Uint8Array; deliver: (frame: Uint8Array) => void }> = [];
+  private heldBytes = 0;
+  /** Frames that could not be held back (MAX_HELD_BYTES). */
+  private overflow = 0;
   private readonly view = new TcpSegmentView();
   /** Told of every impairment that fires (the replay marks it on the timeline): which, what it did, where. */
   onHit: ((tally: ImpairmentTally, what: string, seq: number, len: number) => void) | null = null;
 
-  constructor(readonly scenario: ReplayScenario) {
+  constructor(readonly scenario: ReplayScenario, private readonly maxHeldBytes = MAX_HELD_BYTES) {
     const rng = new Rng(scenario.seed);
     this.tallies = scenario.impairments.map((imp, index) => ({ index, kind: imp.kind, fired: 0 }));
     let capacity: number | null = null;
@@ -185,7 +195,7 @@ export class Impairer {
         link(true, false);
         const lost = this.lostWhileDown;
         this.lostWhileDown = [];
-        for (const x of lost) x.deliver(x.frame);
+        for (const x of lost) x.deliver(this.release(x.frame));
         continue;
       }
       const next = this.downs[0];
@@ -237,7 +247,8 @@ export class Impairer {
    */
   receive(f: ImpairFlow, frame: Uint8Array, seq: number, len: number, fraction: number, atUs: number, deliver: (frame: Uint8Array) => void): void {
     if (this.down) {
-      this.lostWhileDown.push({ frame: Uint8Array.from(frame), deliver });
+      const kept = this.keep(frame);
+      if (kept) this.lostWhileDown.push({ frame: kept, deliver }); // else lost for good (counted)
       if (len > 0) f.lastImpairmentUs = atUs;
       return;
     }
@@ -290,34 +301,37 @@ export class Impairer {
       const later = kind === 'drop' || kind === 'loss' || kind === 'badChecksum' ? `, arrives again after ${n} segment(s)` : kind === 'reorder' ? `, after ${n} later segment(s)` : kind === 'duplicate' ? `, again after ${n} segment(s)` : '';
       this.onHit(hit.tally, `${kind}${later}`, seq, len);
     }
+    if (kind === 'corruptCiphertext') {
+      const bad = Uint8Array.from(frame);
+      this.view.parse(bad);
+      bad[this.view.payloadOffset + corruptAt] = bad[this.view.payloadOffset + corruptAt]! ^ 0x01;
+      this.view.updateTcpChecksum();
+      this.pass(f, bad, deliver);
+      return;
+    }
+    // Copied before anything reaches the NIC, which decrypts in place.
+    const kept = this.keep(frame);
+    if (!kept) {
+      this.pass(f, frame, deliver);
+      return;
+    }
     switch (kind) {
       case 'drop':
       case 'loss':
       case 'reorder':
         this.countDown(f, deliver);
-        f.held.push({ frame: Uint8Array.from(frame), left: n });
+        f.held.push({ frame: kept, left: n });
         return;
-      case 'duplicate': {
-        const again = Uint8Array.from(frame); // before the NIC decrypts the frame in place
+      case 'duplicate':
         this.pass(f, frame, deliver);
-        f.held.push({ frame: again, left: n });
+        f.held.push({ frame: kept, left: n });
         return;
-      }
       case 'badChecksum': {
-        const intact = Uint8Array.from(frame);
         const bad = Uint8Array.from(frame);
         this.view.parse(bad);
         bad[this.view.payloadOffset] = bad[this.view.payloadOffset]! ^ 0x01;
         this.pass(f, bad, deliver);
-        f.held.push({ frame: intact, left: n });
-        return;
-      }
-      case 'corruptCiphertext': {
-        const bad = Uint8Array.from(frame);
-        this.view.parse(bad);
-        bad[this.view.payloadOffset + corruptAt] = bad[this.view.payloadOffset + corruptAt]! ^ 0x01;
-        this.view.updateTcpChecksum();
-        this.pass(f, bad, deliver);
+        f.held.push({ frame: kept, left: n });
         return;
       }
     }
@@ -332,17 +346,36 @@ export class Impairer {
   flush(f: ImpairFlow, deliver: (frame: Uint8Array) => void): void {
     const held = f.held;
     f.held = [];
-    for (const h of held) deliver(h.frame);
+    for (const h of held) deliver(this.release(h.frame));
   }
 
-  /** Scripted impairments that never found their segment: the scenario names something the capture lacks. */
-  unmatched(): string[] {
+  /**
+   * Scripted impairments that never found their segment (the scenario names something the capture lacks), and
+   * frames that could not be held back.
+   */
+  problems(): string[] {
     return [
+      ...(this.overflow ? [`${this.overflow} received frame(s) could not be held back (over ${this.maxHeldBytes} bytes held at once): their impairments let them pass, or the down link lost them for good`] : []),
       ...[...this.segments, ...this.corrupts]
         .filter((s) => s.tally.fired === 0)
         .map((s) => `impairment #${s.tally.index} (${s.imp.kind} flow ${s.imp.flow} record ${s.imp.record}${'part' in s.imp ? ` ${s.imp.part}${s.imp.part === 'body' ? ` ${s.imp.nth}` : ''}` : ''}${s.imp.copy ? ` copy ${s.imp.copy}` : ''}) never matched a received segment`),
       ...this.downs.map((d) => `impairment #${d.tally.index} (linkDown at ${d.imp.atUs} µs) comes after the capture's last packet`),
     ];
+  }
+
+  /** A copy of `frame` to hold back, or null when MAX_HELD_BYTES is reached. */
+  private keep(frame: Uint8Array): Uint8Array | null {
+    if (this.heldBytes + frame.length > this.maxHeldBytes) {
+      this.overflow++;
+      return null;
+    }
+    this.heldBytes += frame.length;
+    return Uint8Array.from(frame);
+  }
+
+  private release(frame: Uint8Array): Uint8Array {
+    this.heldBytes -= frame.length;
+    return frame;
   }
 
   private pass(f: ImpairFlow, frame: Uint8Array, deliver: (frame: Uint8Array) => void): void {
@@ -359,7 +392,7 @@ export class Impairer {
       due.push(h.frame);
       return false;
     });
-    for (const d of due) deliver(d);
+    for (const d of due) deliver(this.release(d));
   }
 
   /** Transmission number of this segment in the capture (0 = first), counted only near named records. */
@@ -421,7 +454,7 @@ export function checkScenario(
   s: ReplayScenario, imp: Impairer, flows: readonly ScenarioFlow[], delivered: readonly DeliveredRx[],
   ethtool: Record<string, number>, tlsStat: Record<string, number>,
 ): string[] {
-  const fails = [...imp.unmatched()];
+  const fails = [...imp.problems()];
   flows.forEach((f, i) => {
     const d = delivered[i]!;
     const name = `flow ${f.flow} (${d.local})`;
