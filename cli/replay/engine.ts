@@ -410,8 +410,8 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
 
   const usUntilNow = () => Number(now - (tsBase ?? now)) / 1000;
   if (impairer && opts.timeline) {
-    impairer.onHit = (tally, what, seq, len) => {
-      if (impairing) mark(impairing, { dir: 'rx', seq, len: 0, mark: 'impair', op: `#${tally.index} ${what.split(',')[0]}`, note: `scenario impairment #${tally.index}: ${what} (segment seq ${seq}, ${len} bytes)` });
+    impairer.onHit = (tally, kind, later, seq, len) => {
+      if (impairing) mark(impairing, { dir: 'rx', seq, len: 0, mark: 'impair', op: `#${tally.index} ${kind}`, note: `scenario impairment #${tally.index}: ${kind}${later} (segment seq ${seq}, ${len} bytes)` });
     };
   }
   if (opts.timeline || impairer) nic.onEvent((ev: NicEvent) => {

@@ -165,7 +165,7 @@ export class Impairer {
   private overflow = 0;
   private readonly view = new TcpSegmentView();
   /** Told of every impairment that fires (the replay marks it on the timeline): which, what it did, where. */
-  onHit: ((tally: ImpairmentTally, what: string, seq: number, len: number) => void) | null = null;
+  onHit: ((tally: ImpairmentTally, kind: string, later: string, seq: number, len: number) => void) | null = null;
 
   constructor(readonly scenario: ReplayScenario, private readonly maxHeldBytes = MAX_HELD_BYTES) {
     const rng = new Rng(scenario.seed);
@@ -299,7 +299,7 @@ export class Impairer {
     const n = 'after' in imp ? imp.after : 1;
     if (this.onHit) {
       const later = kind === 'drop' || kind === 'loss' || kind === 'badChecksum' ? `, arrives again after ${n} segment(s)` : kind === 'reorder' ? `, after ${n} later segment(s)` : kind === 'duplicate' ? `, again after ${n} segment(s)` : '';
-      this.onHit(hit.tally, `${kind}${later}`, seq, len);
+      this.onHit(hit.tally, kind, later, seq, len);
     }
     if (kind === 'corruptCiphertext') {
       const bad = Uint8Array.from(frame);
