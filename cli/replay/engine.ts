@@ -582,10 +582,9 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     if (impairer) {
       // The walker opens the received records too: the capture's plaintext is what delivery is checked against.
       f.imp = impairer.newFlow(scenarioFlows++);
-      const corrupt = opts.scenario!.impairments.filter((i) => i.kind === 'corruptCiphertext' && i.flow === f.imp!.index);
       f.scen = {
         resyncType: null, captureHash: createHash('sha256'), captureBytes: 0, opened: 0, records: 0, starts: new Map(), lastEnd: null,
-        corruptRecord: corrupt.length ? Math.min(...corrupt.map((i) => (i as { record: number }).record)) : null, beforeCorrupt: null,
+        corruptRecord: impairer.firstCorruptRecord(f.imp.index), beforeCorrupt: null,
         episodes: [], open: false, hints: [], maxEnd: null,
       };
     } else {

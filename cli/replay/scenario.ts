@@ -222,6 +222,12 @@ export class Impairer {
     return f;
   }
 
+  /** The first record a corruptCiphertext names in connection `flow`, or null. */
+  firstCorruptRecord(flow: number): number | null {
+    const records = this.corrupts.filter((c) => c.imp.flow === flow).map((c) => c.imp.record);
+    return records.length ? Math.min(...records) : null;
+  }
+
   /** kTLS RX starts at `seq`; TLS 1.2 AES-GCM records carry an 8-byte explicit nonce before the ciphertext. */
   rxStarted(f: ImpairFlow, seq: number, version: number | null, cipher: string | null): void {
     f.rxStart = seq;
