@@ -3,7 +3,7 @@
 import test from 'ava';
 import { nodeBackend } from '../emulator/crypto/index.ts';
 import { ENOSPC } from '../emulator/errno.ts';
-import { FlowTable, type FlowKeyFields } from '../emulator/nic/flow-table.ts';
+import { FlowTable, flowKeyHash, type FlowKeyFields } from '../emulator/nic/flow-table.ts';
 import { Nic } from '../emulator/nic/nic.ts';
 import { TLS_1_2_VERSION, TLS_CIPHER_AES_GCM_128 } from '../emulator/tls/crypto-info.ts';
 import { Prng } from './helpers/prng.ts';
@@ -195,4 +195,73 @@ test('lookupBurst gives the handles of a Map reference and of lookup() one by on
   t.is(slotsOf().length, length, 'cleaned up in place, not grown');
   check('after a clean-up rehash');
   t.true(hits > 1000 && misses > 1000, `hits ${hits}, misses ${misses}`);
+});
+
+/** Every way the table finds a key: by fields, from packet bytes one by one, and in a burst. */
+function lookupAllWays(table: FlowTable<string>, k: FlowKeyFields): number[] {
+  const len = k.src.length as 4 | 16;
+  const hdrs = packHeaders([k], 3, 2 * len + 4);
+  const burst = new Int32Array(1);
+  table.lookupBurst(k.dir, len, hdrs, 3, 2 * len + 4, 1, burst);
+  return [table.lookupKey(k), table.lookup(k.dir, hdrs, 3, 3 + len, len, k.sport, k.dport), burst[0]!];
+}
+
+test('IPv6 keys with the same 32-bit hash and ports are told apart by their full key', (t) => {
+  // IPv6 cells hold the key's hash, not the key: two keys with equal hashes must still get their own handles.
+  // Birthday search: ~1.5e5 random keys give a pair with equal hashes with probability ~0.93; the seed is fixed.
+  const rng = new Prng(3);
+  const seen = new Map<number, FlowKeyFields>();
+  let pair: [FlowKeyFields, FlowKeyFields] | undefined;
+  for (let i = 0; i < 400_000 && !pair; i++) {
+    const k: FlowKeyFields = { dir: 'rx', family: 6, src: Uint8Array.from({ length: 16 }, () => rng.int(0, 255)), dst: new Uint8Array(16), sport: 443, dport: 50000 };
+    const h = flowKeyHash(k);
+    const other = seen.get(h);
+    if (other) pair = [other, k];
+    else seen.set(h, k);
+  }
+  if (!pair) return t.fail('no two keys with equal hashes in 400000');
+  const [a, b] = pair;
+  t.is(flowKeyHash(a), flowKeyHash(b));
+  const table = new FlowTable<string>(16);
+  const ha = table.add(a, 'a');
+  t.is(lookupAllWays(table, b).join(), '-1,-1,-1', 'a key with the same hash is not found before it is added');
+  const hb = table.add(b, 'b');
+  t.not(ha, hb);
+  t.is(lookupAllWays(table, a).join(), [ha, ha, ha].join());
+  t.is(lookupAllWays(table, b).join(), [hb, hb, hb].join());
+  t.is(table.remove(ha), 'a');
+  t.is(lookupAllWays(table, a).join(), '-1,-1,-1');
+  t.is(lookupAllWays(table, b).join(), [hb, hb, hb].join());
+});
+
+test('keys sharing one home bucket spill into the next buckets and stay findable through removals', (t) => {
+  const table = new FlowTable<string>(1000);
+  const slots = () => (table as unknown as { slots: Int32Array }).slots;
+  // The table starts with 2048 cells, four to a 64-byte bucket: 512 buckets, home bucket = hash & 511.
+  t.is(slots().length, 2048 * 4);
+  const rng = new Prng(5);
+  const keys: FlowKeyFields[] = [];
+  let home = -1;
+  while (keys.length < 14) {
+    const k: FlowKeyFields = { dir: rng.chance(0.5) ? 'rx' : 'tx', family: 4, src: Uint8Array.from({ length: 4 }, () => rng.int(0, 255)), dst: Uint8Array.of(10, 0, 0, 1), sport: rng.int(1, 65535), dport: 443 };
+    const b = flowKeyHash(k) & 511;
+    if (home < 0) home = b;
+    if (b === home) keys.push(k);
+  }
+  const handles = keys.map((k) => table.add(k, text(k)));
+  // 14 keys from one home bucket fill it and three more; every one found every way.
+  keys.forEach((k, i) => t.is(lookupAllWays(table, k).join(), [handles[i], handles[i], handles[i]].join()));
+  // Remove the first five (tombstones at the head of the probe run); the rest are still found.
+  for (let i = 0; i < 5; i++) t.is(table.remove(handles[i]!), text(keys[i]!));
+  keys.forEach((k, i) => {
+    const want = i < 5 ? -1 : handles[i]!;
+    t.is(lookupAllWays(table, k).join(), [want, want, want].join(), `key ${i}`);
+  });
+  // Added again, they reuse the tombstones and are found again; the others keep their handles.
+  const again = keys.slice(0, 5).map((k) => table.add(k, text(k)));
+  keys.forEach((k, i) => {
+    const want = i < 5 ? again[i]! : handles[i]!;
+    t.is(lookupAllWays(table, k).join(), [want, want, want].join(), `key ${i} after re-adding`);
+  });
+  t.is(slots().length, 2048 * 4, 'no rehash on the way');
 });
