@@ -103,12 +103,15 @@ test('bench workers section: its own capture of --workers-flows connections, 1 a
     t.is(x.flows, 6, 'the workers capture, not the replay one');
     t.true(x.seconds > 0 && x.mbps > 0 && x.processCpuSeconds > 0);
     t.true(x.splitCeiling >= 1 && x.splitCeiling <= x.workers);
+    t.true(x.machineCapacity > 0 && x.machineCapacity < x.workers * 1.5, `machine capacity ${x.machineCapacity}`);
+    t.true(Math.abs(x.ceiling - (x.splitCeiling * x.machineCapacity) / x.workers) < 1e-9);
   }
+  t.is(w[0]!.machineCapacity, 1);
   t.is(w[0]!.speedup, 1);
   t.true(Math.abs(w[1]!.speedup - w[1]!.mbps / w[0]!.mbps) < 1e-9);
   const text = (await run(process.execPath, args, { encoding: 'utf8', maxBuffer: 16 << 20, timeout: 110_000 })).stdout;
   t.regex(text, /6\. node \S+ replay --workers N \(RSS queues\), 6 TLS 1\.2 flows/);
-  t.regex(text, /RSS split allows/);
+  t.regex(text, /RSS split allows   machine allows   both allow/);
 });
 
 test('bad bench options are ConfigErrors with exit 2', async (t) => {
