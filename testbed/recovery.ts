@@ -1,8 +1,67 @@
-// When a loss of RX sync that never ended counts against the device: shared by the scenario runner and
-// `tlsnic replay --scenario`.
+// What an RX context went through (losses of sync, recoveries, resync hints), and when a loss that never
+// ended counts against the device: shared by the scenario runner and `tlsnic replay --scenario`.
+import type { NicEvent } from '../emulator/nic/types.ts';
+import { seqAdd, seqDiff, seqGt } from '../emulator/wire/seq.ts';
 
 /** A resync the device was given: when (µs), the record it names, its answer, bytes it had received past it. */
 export type Hint = { atUs: number; record: number; result: string; passedBytes: number };
+
+/** A loss of RX sync: where (TCP seq) and when (µs) it began and where and when the device decrypted again. */
+export type SyncEpisode = { lostSeq: number; lostAtUs: number; recoveredSeq: number | null; recoveredAtUs: number | null };
+
+/**
+ * One RX context's sync from its NIC events (kinds rx-lost, rx and rx-resync; the caller routes only that
+ * context's events here). An episode opens at a loss (a loss while one is open is the same episode) and
+ * closes at the next decrypted packet. Each resync hint records the record it names (`recordOf(seq)`, -1 for
+ * none) and how far the device had received past that record start: the frames' own seqs, not device state.
+ */
+export class RxSyncWatch {
+  readonly episodes: SyncEpisode[] = [];
+  readonly hints: Hint[] = [];
+  /** Times (µs) of the packets the device decrypted, when asked for (a long replay decrypts millions). */
+  readonly decryptedAtUs: number[] | null;
+  private open = false;
+  /** End seq of the furthest payload byte that reached the device (null before the first). */
+  private maxEnd: number | null = null;
+
+  constructor(
+    private readonly clockUs: () => number,
+    private readonly recordOf: (seq: number) => number,
+    opts: { decryptedTimes?: boolean } = {},
+  ) {
+    this.decryptedAtUs = opts.decryptedTimes ? [] : null;
+  }
+
+  onEvent(ev: NicEvent): void {
+    switch (ev.kind) {
+      case 'rx-lost':
+        if (this.open) return;
+        this.open = true;
+        this.episodes.push({ lostSeq: ev.seq, lostAtUs: this.clockUs(), recoveredSeq: null, recoveredAtUs: null });
+        return;
+      case 'rx-resync': {
+        const passedBytes = this.maxEnd === null ? 0 : Math.max(0, seqDiff(this.maxEnd, ev.seq));
+        this.hints.push({ atUs: this.clockUs(), record: this.recordOf(ev.seq), result: ev.result, passedBytes });
+        return;
+      }
+      case 'rx': {
+        const end = seqAdd(ev.seq, ev.len);
+        if (this.maxEnd === null || seqGt(end, this.maxEnd)) this.maxEnd = end;
+        if (!ev.decrypted) return;
+        this.decryptedAtUs?.push(this.clockUs());
+        if (this.open) {
+          this.open = false;
+          const e = this.episodes[this.episodes.length - 1]!;
+          e.recoveredSeq = ev.seq;
+          e.recoveredAtUs = this.clockUs();
+        }
+        return;
+      }
+      default:
+        return;
+    }
+  }
+}
 
 /**
  * Devices that scan the stream (DRIVER_REQ, DRIVER_REQ_ASYNC) find their way back by themselves. A

@@ -6,7 +6,7 @@ import { TlsnicError } from '../emulator/errors.ts';
 import { EBADMSG } from '../emulator/errno.ts';
 import type { EthtoolCounters } from '../emulator/nic/counters.ts';
 import type { NicEvent, NicProfile } from '../emulator/nic/types.ts';
-import { seqAdd, seqDiff, seqGt } from '../emulator/wire/seq.ts';
+import { seqAdd, seqDiff } from '../emulator/wire/seq.ts';
 import type { LinkDirection } from '../driver-api/host/link.ts';
 import { Rng } from '../driver-api/host/rng.ts';
 import type { TcpCounters } from '../driver-api/host/tcp.ts';
@@ -20,7 +20,7 @@ import {
   inRange, profileId, resyncTypeOf, showRange, type DriverProfile, type Expectations, type FaultInput, type Impairment, type ProfileId, type Scenario,
   type SoakSpec,
 } from './schema.ts';
-import { hintsTakenTooLate, owesRecovery } from './recovery.ts';
+import { hintsTakenTooLate, owesRecovery, RxSyncWatch } from './recovery.ts';
 import { buildWorld, connectFlow, nicProfileFrom, type Flow, type FlowDir, type Side, type TbHost, type TbWorld } from './world.ts';
 
 export type ResyncType = 'driver_req_async' | 'driver_req' | 'core_next_hint';
@@ -326,17 +326,8 @@ function distances(flows: readonly FlowReport[]): number[] {
   return out;
 }
 
-/** Per receiving RX context: which flow direction it serves, its open episode and decrypted packets. */
-type RxWatch = {
-  flow: Flow;
-  dir: FlowDir;
-  episodes: Array<{ lostSeq: number; lostAt: number; recSeq: number | null; recAt: number | null }>;
-  open: boolean;
-  decryptedTimes: number[];
-  /** End seq of the furthest payload byte that reached the device (null before the first). */
-  maxEnd: number | null;
-  hints: Array<{ atUs: number; seq: number; result: string; passedBytes: number }>;
-};
+/** Per receiving RX context: the flow direction it serves and what its sync went through. */
+type RxWatch = { flow: Flow; dir: FlowDir; sync: RxSyncWatch };
 
 function runWorld(spec: WorldSpec, o: RunOptions): WorldOutcome {
   const nicProfile: Partial<Record<Side, Partial<NicProfile>>> = { a: nicProfileFrom(spec.device), b: nicProfileFrom(spec.device) };
@@ -418,40 +409,16 @@ function onNicEvent(w: TbWorld, h: TbHost, ev: NicEvent, flows: readonly Flow[],
       const port = h.side === 'b' ? ev.tuple.sport : ev.tuple.dport;
       const flow = flows.find((f) => f.port === port);
       if (!flow) return;
-      watches.set(`${h.side}${ev.ctx}`, {
-        flow, dir: h.side === 'b' ? flow.ab : flow.ba, episodes: [], open: false, decryptedTimes: [], maxEnd: null, hints: [],
-      });
+      const dir = h.side === 'b' ? flow.ab : flow.ba;
+      const sync = new RxSyncWatch(() => w.sim.now, (seq) => recordStarting(dir, seq), { decryptedTimes: true });
+      watches.set(`${h.side}${ev.ctx}`, { flow, dir, sync });
       return;
     }
-    case 'rx-lost': {
-      const x = watches.get(`${h.side}${ev.ctx}`);
-      if (!x || x.open) return; // lost again while not yet back in sync: the same episode
-      x.open = true;
-      x.episodes.push({ lostSeq: ev.seq, lostAt: w.sim.now, recSeq: null, recAt: null });
+    case 'rx-lost':
+    case 'rx-resync':
+    case 'rx':
+      watches.get(`${h.side}${ev.ctx}`)?.sync.onEvent(ev);
       return;
-    }
-    case 'rx-resync': {
-      const x = watches.get(`${h.side}${ev.ctx}`);
-      if (!x) return;
-      const passed = x.maxEnd === null ? 0 : Math.max(0, seqDiff(x.maxEnd, ev.seq));
-      x.hints.push({ atUs: w.sim.now, seq: ev.seq, result: ev.result, passedBytes: passed });
-      return;
-    }
-    case 'rx': {
-      const x = watches.get(`${h.side}${ev.ctx}`);
-      if (!x) return;
-      const end = seqAdd(ev.seq, ev.len);
-      if (x.maxEnd === null || seqGt(end, x.maxEnd)) x.maxEnd = end;
-      if (!ev.decrypted) return;
-      x.decryptedTimes.push(w.sim.now);
-      if (x.open) {
-        x.open = false;
-        const e = x.episodes[x.episodes.length - 1]!;
-        e.recSeq = ev.seq;
-        e.recAt = w.sim.now;
-      }
-      return;
-    }
     case 'ctx-del':
       // A deleted context's handle may be reused by a later add.
       if (ev.dir === 'rx') {
@@ -463,6 +430,17 @@ function onNicEvent(w: TbWorld, h: TbHost, ev: NicEvent, flows: readonly Flow[],
     default:
       return;
   }
+}
+
+/** Seq of the first payload byte after the SYN of `d`'s sender (0 before it connected). */
+function firstSeq(d: FlowDir): number {
+  return d.txTcp ? seqAdd(d.txTcp.iss, 1) : 0;
+}
+
+/** The record starting at `seq` (-1: none); CORE_NEXT_HINT may name the record after the last, at the stream's end. */
+function recordStarting(d: FlowDir, seq: number): number {
+  const off = seqDiff(seq, firstSeq(d));
+  return off === d.end ? d.starts.length : d.starts.indexOf(off);
 }
 
 /** Index of the record holding stream offset `off` (the last record starting at or before it). */
@@ -481,24 +459,20 @@ function recordAt(d: FlowDir, off: number): number {
 function flowReport(
   f: Flow, d: FlowDir, watch: RxWatch | undefined, table: string, lastHit: number | null, calls: readonly DriverCall[],
 ): FlowReport {
-  const isn1 = d.txTcp ? seqAdd(d.txTcp.iss, 1) : 0;
+  const isn1 = firstSeq(d);
   const sn0 = recSeqToBigInt(d.info.recSeq);
-  // CORE_NEXT_HINT may name the record after the last one (the stream's end: where the next write starts).
-  const recordStarting = (seq: number) => {
-    const off = seqDiff(seq, isn1);
-    return off === d.end ? d.starts.length : d.starts.indexOf(off);
-  };
   const resyncs = calls.map((c) => {
-    const record = recordStarting(c.seq!);
+    const record = recordStarting(d, c.seq!);
     return { seq: c.seq!, record, rcdSnOk: record >= 0 && c.rcdSn === sn0 + BigInt(record) };
   });
-  const hints = (watch?.hints ?? []).map((x) => ({ atUs: x.atUs, record: recordStarting(x.seq), result: x.result, passedBytes: x.passedBytes }));
-  const episodes: Episode[] = (watch?.episodes ?? []).map((e) => {
+  const sync = watch?.sync;
+  const hints = sync ? [...sync.hints] : [];
+  const episodes: Episode[] = (sync?.episodes ?? []).map((e) => {
     const lostRecord = recordAt(d, seqDiff(e.lostSeq, isn1));
-    const recoveredRecord = e.recSeq === null ? null : recordAt(d, seqDiff(e.recSeq, isn1));
+    const recoveredRecord = e.recoveredSeq === null ? null : recordAt(d, seqDiff(e.recoveredSeq, isn1));
     return {
-      lostRecord, recoveredRecord, distance: recoveredRecord === null ? null : recoveredRecord - lostRecord, lostAtUs: e.lostAt,
-      recoveredAtUs: e.recAt,
+      lostRecord, recoveredRecord, distance: recoveredRecord === null ? null : recoveredRecord - lostRecord, lostAtUs: e.lostAtUs,
+      recoveredAtUs: e.recoveredAtUs,
     };
   });
   const written = d.writes.reduce((n, x) => n + x.length, 0);
@@ -513,7 +487,7 @@ function flowReport(
     exact: inOrder && read === written && d.handshakeReceived === d.handshake.length,
     socketError: rx?.error == null ? null : rx.error === EBADMSG ? 'EBADMSG' : `errno ${rx.error}`,
     rxMode: rx?.rxMode ?? null, txMode: tx?.txMode ?? null, deviceRxState, episodes, resyncs, hints,
-    decryptedAfterLastImpairment: watch ? watch.decryptedTimes.filter((t) => lastHit === null || t > lastHit).length : 0,
+    decryptedAfterLastImpairment: sync?.decryptedAtUs ? sync.decryptedAtUs.filter((t) => lastHit === null || t > lastHit).length : 0,
     lastImpairmentUs: lastHit,
   };
 }

@@ -28,6 +28,7 @@ import { ReplaySock } from './replay-sock.ts';
 import { StreamReassembler } from './reassembly.ts';
 import { TlsWalker, type Dir, type WalkRecord, type WalkStart } from './tls-walker.ts';
 import { checkScenario, Impairer, type DeliveredRx, type ImpairFlow, type ReplayScenario, type ScenarioFlow, type ScenarioOutcome } from './scenario.ts';
+import { RxSyncWatch } from '../../testbed/recovery.ts';
 
 export type Endpoint = { family: 4 | 6; ip: string; port: number };
 
@@ -206,11 +207,8 @@ type FlowScenario = {
   /** First record a corruptCiphertext impairment names, and the capture plaintext before it. */
   corruptRecord: number | null;
   beforeCorrupt: { bytes: number; sha256: string } | null;
-  episodes: ScenarioFlow['episodes'];
-  open: boolean;
-  hints: ScenarioFlow['hints'];
-  /** End seq of the furthest received byte that reached the NIC. */
-  maxEnd: number | null;
+  /** Losses of sync, recoveries and resync hints of the flow's RX context (as the testbed records them). */
+  sync: RxSyncWatch;
 };
 
 /**
@@ -417,41 +415,12 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   if (opts.timeline || impairer) nic.onEvent((ev: NicEvent) => {
     if (!current) return;
     const sc = current.flow.scen;
-    if (sc) scenarioEvent(sc, ev);
+    if (sc) sc.sync.onEvent(ev);
     if (!opts.timeline) return;
     if (ev.kind === 'rx-lost') mark(current.flow, { dir: 'rx', seq: ev.seq, len: 0, mark: 'lost', note: ev.reason });
     else if (ev.kind === 'rx-resync-request') mark(current.flow, { dir: 'rx', seq: ev.recordSeq, len: 0, mark: 'resync', note: 'device asks for resync' });
     else if (ev.kind === 'rx-resync') mark(current.flow, { dir: 'rx', seq: ev.seq, len: 0, mark: 'resync', note: `tls_dev_resync rec ${ev.recSeq}: ${ev.result}` });
   });
-
-  /** Losses of sync, recoveries and resync hints of a flow under a scenario (as the testbed records them). */
-  function scenarioEvent(sc: FlowScenario, ev: NicEvent): void {
-    switch (ev.kind) {
-      case 'rx-lost':
-        if (!sc.open) sc.episodes.push({ lostSeq: ev.seq, lostAtUs: usUntilNow(), recoveredSeq: null, recoveredAtUs: null });
-        sc.open = true;
-        return;
-      case 'rx': {
-        const end = seqAdd(ev.seq, ev.len);
-        if (sc.maxEnd === null || seqGt(end, sc.maxEnd)) sc.maxEnd = end;
-        if (ev.decrypted && sc.open) {
-          sc.open = false;
-          const e = sc.episodes[sc.episodes.length - 1]!;
-          e.recoveredSeq = ev.seq;
-          e.recoveredAtUs = usUntilNow();
-        }
-        return;
-      }
-      case 'rx-resync': {
-        const record = sc.starts.get(ev.seq) ?? (ev.seq === sc.lastEnd ? sc.records : -1);
-        const passedBytes = sc.maxEnd === null ? 0 : Math.max(0, seqDiff(sc.maxEnd, ev.seq));
-        sc.hints.push({ atUs: usUntilNow(), record, result: ev.result, passedBytes });
-        return;
-      }
-      default:
-        return;
-    }
-  }
 
   /** A scenario's linkDown: the NIC's link, and NETDEV_DOWN to the stack (tls_device_down). */
   function link(up: boolean, netdevDown: boolean): void {
@@ -582,11 +551,14 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     if (impairer) {
       // The walker opens the received records too: the capture's plaintext is what delivery is checked against.
       f.imp = impairer.newFlow(scenarioFlows++);
-      f.scen = {
-        resyncType: null, captureHash: createHash('sha256'), captureBytes: 0, opened: 0, records: 0, starts: new Map(), lastEnd: null,
+      const starts = new Map<number, number>();
+      const sc: FlowScenario = {
+        resyncType: null, captureHash: createHash('sha256'), captureBytes: 0, opened: 0, records: 0, starts, lastEnd: null,
         corruptRecord: impairer.firstCorruptRecord(f.imp.index), beforeCorrupt: null,
-        episodes: [], open: false, hints: [], maxEnd: null,
+        // A hint names a recent record start, or the end of the last record (CORE_NEXT_HINT at the stream's end).
+        sync: new RxSyncWatch(usUntilNow, (seq) => starts.get(seq) ?? (seq === sc.lastEnd ? sc.records : -1)),
       };
+      f.scen = sc;
     } else {
       f.walker.openOnly(f.txDir);
     }
@@ -899,7 +871,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       const captureSha = sc.captureHash.digest('hex');
       sflows.push({
         flow: f.imp!.index, resyncType: sc.resyncType, captureRxBytes: sc.captureBytes, captureRxSha256: captureSha, rxRecords: sc.records,
-        episodes: sc.episodes, hints: sc.hints, lastImpairmentUs: f.imp!.lastImpairmentUs,
+        episodes: sc.sync.episodes, hints: sc.sync.hints, lastImpairmentUs: f.imp!.lastImpairmentUs,
       });
       delivered.push({
         local: f.report.local, rxBytes: f.report.rx.plaintextBytes, rxSha256: f.report.rx.plaintextSha256, rxMode: f.report.rx.mode,

@@ -14,7 +14,7 @@ import { TcpSegmentView } from '../../emulator/wire/packet.ts';
 import { seqAdd, seqDiff, seqGt } from '../../emulator/wire/seq.ts';
 import { Rng } from '../../driver-api/host/rng.ts';
 import { loadWithSchema, validateWithSchema } from '../../testbed/load.ts';
-import { hintsTakenTooLate, owesRecovery, type Hint } from '../../testbed/recovery.ts';
+import { hintsTakenTooLate, owesRecovery, type Hint, type SyncEpisode } from '../../testbed/recovery.ts';
 import { ethtoolName, inRange, randomRates, rangeSchema, showRange, tlsStatName } from '../../testbed/schema.ts';
 
 const uint = z.number().int().nonnegative();
@@ -96,9 +96,6 @@ export const MAX_HELD_BYTES = 64 << 20;
 
 /** What one scripted impairment did: how often it fired. */
 export type ImpairmentTally = { index: number; kind: ReplayImpairment['kind']; fired: number };
-
-/** One loss of RX sync of a connection, as record indices of its received stream. */
-export type SyncEpisode = { lostSeq: number; lostAtUs: number; recoveredSeq: number | null; recoveredAtUs: number | null };
 
 export type ScenarioFlow = {
   flow: number;
