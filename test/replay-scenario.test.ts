@@ -13,6 +13,9 @@ import { TcpSegmentView } from '../emulator/wire/packet.ts';
 import { loadReplayScenario, replayScenarioSchema } from '../cli/replay/scenario.ts';
 import { assertScenarioHolds, replayScenario } from '../testbed/ava.ts';
 import { ScenarioError } from '../testbed/load.ts';
+import { nodeBackend } from '../emulator/crypto/index.ts';
+import { ConfigError } from '../emulator/errors.ts';
+import { Nic } from '../emulator/nic/nic.ts';
 
 const one = loadManifest(join(CAPTURES_DIR, 'tls12-aes128-v4.json'));
 const many = loadManifest(join(CAPTURES_DIR, 'tls12-many-v4.json'));
@@ -241,6 +244,30 @@ test('linkDown: NETDEV_DOWN mid-stream; RX goes on in software from there, what 
   t.deepEqual(r.timeline.filter((m) => m.mark === 'impair').map((m) => m.op), ['link down', 'link up']);
   const late = await run(one, { name: 'late', impairments: [{ kind: 'linkDown', atUs: 10_000_000 }] });
   t.deepEqual(late.scenario!.failures, ['impairment #0 (linkDown at 10000000 µs) comes after the capture\'s last packet']);
+});
+
+test('a segment still held back when the FIN comes in while the link is down arrives with the FIN once the link is back', async (t) => {
+  // Found by the replay_scenario fuzz class: flushing held frames at the FIN handed them to a NIC whose link was
+  // down, which dropped them for good; the last records never reached the application.
+  const r = await run(one, {
+    name: 'held-over-down', impairments: [
+      { kind: 'reorder', record: 17, after: 30 }, // the last full record: fewer than 30 segments follow, held until the FIN
+      { kind: 'linkDown', atUs: 27_700, forUs: 50_000 }, // after the last data segment (27.5 ms); the FIN (28.4 ms) arrives while down
+    ],
+  });
+  t.deepEqual(r.scenario!.impairments.map((i) => i.fired), [1, 1]);
+  const f = r.flows[0]!;
+  t.is(f.rx.plaintextBytes, sent(one, f.local).bytes);
+  t.is(f.rx.plaintextSha256, sent(one, f.local).sha256);
+  t.false(r.scenario!.failures.some((x) => /delivered/.test(x)), r.scenario!.failures.join('\n'));
+});
+
+test('a table capacity no handle can name is refused by the schema, and by the NIC from code', async (t) => {
+  t.throws(() => replayScenarioSchema.parse({ name: 'big', impairments: [{ kind: 'tableFull', capacity: 1e12 }] }));
+  await t.throwsAsync(() => replayScenario({ ...files(one), local: '10.77.0.2', scenario: { name: 'big', impairments: [{ kind: 'tableFull', capacity: 1e12 }] } }), {
+    instanceOf: ScenarioError, message: /impairments\[0\]\.capacity/,
+  });
+  t.throws(() => new Nic({ backend: nodeBackend, profile: { maxContexts: 1e12 } }), { instanceOf: ConfigError, message: /maxContexts/ });
 });
 
 test('held-back frames are bounded: a link down past the bound loses the rest for good, and the outcome says so', async (t) => {

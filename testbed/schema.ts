@@ -2,6 +2,7 @@
 // segment), the driver/device profile, and expectations. One zod schema; types are inferred from it.
 import { z } from 'zod';
 import { ETHTOOL_TLS_COUNTERS } from '../emulator/nic/counters.ts';
+import { MAX_TABLE_CAPACITY } from '../emulator/nic/flow-table.ts';
 import { TLS_STAT_NAMES } from '../driver-api/stack/tls-stat.ts';
 import { VIOLATION_KINDS } from '../driver-api/stack/violations.ts';
 import { FAULT_KINDS } from '../driver-api/drivers/faulty.ts';
@@ -55,7 +56,7 @@ export type DriverProfile = z.infer<typeof driverSchema>;
 
 export const deviceSchema = z.strictObject({
   /** Context table capacity per NIC (both directions). */
-  maxContexts: z.number().int().min(0).optional(),
+  maxContexts: z.number().int().min(0).max(MAX_TABLE_CAPACITY).optional(),
   tso: z.boolean().optional(),
   /** Stream-scan policy (emulator/nic/types.ts ScanPolicy). */
   scan: z.strictObject({
@@ -118,7 +119,7 @@ export const impairmentSchema = z.discriminatedUnion('kind', [
     kind: z.literal('linkDown'), side, atUs: uint, forUs: uint.default(3000), netdevDown: z.boolean().default(true),
   }),
   /** The side's context table holds `capacity` entries (0: every tls_dev_add gets -ENOSPC). */
-  z.strictObject({ kind: z.literal('tableFull'), side, capacity: uint.default(0) }),
+  z.strictObject({ kind: z.literal('tableFull'), side, capacity: uint.max(MAX_TABLE_CAPACITY).default(0) }),
   /** netem-like random impairment of data segments up to `untilFraction` of each flow's stream. */
   z.strictObject({
     kind: z.literal('random'),

@@ -8,6 +8,7 @@
 // decrypting again, counter ranges.
 import { z } from 'zod';
 import { ConfigError } from '../../emulator/errors.ts';
+import { MAX_TABLE_CAPACITY } from '../../emulator/nic/flow-table.ts';
 import { TLS_1_3_VERSION } from '../../emulator/tls/crypto-info.ts';
 import { TLS_HEADER_SIZE, TLS_TAG_SIZE } from '../../emulator/tls/record.ts';
 import { TcpSegmentView } from '../../emulator/wire/packet.ts';
@@ -45,7 +46,7 @@ export const replayImpairmentSchema = z.discriminatedUnion('kind', [
   /** A ciphertext byte of the record flipped and the TCP checksum fixed: TLS must reject the record. */
   z.strictObject({ kind: z.literal('corruptCiphertext'), flow: uint.default(0), record: uint, byte: uint.default(0), copy: uint.default(0) }),
   /** The NIC's context table holds `capacity` entries (0: every tls_dev_add fails with -ENOSPC). */
-  z.strictObject({ kind: z.literal('tableFull'), capacity: uint.default(0) }),
+  z.strictObject({ kind: z.literal('tableFull'), capacity: uint.max(MAX_TABLE_CAPACITY).default(0) }),
   /**
    * The local NIC's link goes down `atUs` after the capture's first packet, for `forUs`, with NETDEV_DOWN to the
    * stack (tls_device_down: offloaded sockets go on in software). What arrives meanwhile is lost and arrives
@@ -345,11 +346,17 @@ export class Impairer {
     if (this.down) this.clock(this.down.imp.atUs + this.down.imp.forUs, link);
   }
 
-  /** Everything still held for `f` arrives now (its FIN came, or the capture ended). */
+  /**
+   * Everything still held for `f` arrives now (its FIN came, or the capture ended); while the link is down it
+   * is lost like every other frame, and arrives again once the link is back.
+   */
   flush(f: ImpairFlow, deliver: (frame: Uint8Array) => void): void {
     const held = f.held;
     f.held = [];
-    for (const h of held) deliver(this.release(h.frame));
+    for (const h of held) {
+      if (this.down) this.lostWhileDown.push({ frame: h.frame, deliver }); // still counted as held
+      else deliver(this.release(h.frame));
+    }
   }
 
   /**

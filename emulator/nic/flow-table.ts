@@ -19,7 +19,7 @@ const BUCKET_WORDS = CELL_WORDS * BUCKET_CELLS;
 const EMPTY = 0;
 const TOMBSTONE = -1;
 /** Tags keep the entry index in 29 bits (a sign bit and two kind bits besides). */
-const MAX_CAPACITY = (1 << 29) - 2;
+export const MAX_TABLE_CAPACITY = (1 << 29) - 2;
 /** Entries a table starts with; the first growth goes straight to the full capacity (up to PRESIZE_MAX). */
 const INITIAL = 1024;
 const PRESIZE_MAX = 1 << 22;
@@ -70,7 +70,7 @@ export class FlowTable<T> {
   constructor(capacity: number) {
     // 0 is a device with no TLS context memory: every add fails with -ENOSPC.
     if (!Number.isInteger(capacity) || capacity < 0) throw new RangeError(`table capacity ${capacity} must be an integer >= 0`);
-    if (capacity > MAX_CAPACITY) throw new RangeError(`table capacity ${capacity} is above the ${MAX_CAPACITY} entries a handle can name`);
+    if (capacity > MAX_TABLE_CAPACITY) throw new RangeError(`table capacity ${capacity} is above the ${MAX_TABLE_CAPACITY} entries a handle can name`);
     this.capacity = capacity;
     // Small to start (a test bench makes thousands of NICs with few flows each); once a table outgrows that
     // it is sized for its whole capacity (up to 4M entries, then doubling), as a device's table memory is,

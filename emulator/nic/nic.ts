@@ -5,7 +5,7 @@
 // record prefix, answer a resync, report what it tracks.
 import type { AeadBackend } from '../crypto/aead.ts';
 import { EEXIST, ENOSPC, EOPNOTSUPP } from '../errno.ts';
-import { WireError } from '../errors.ts';
+import { ConfigError, WireError } from '../errors.ts';
 import { CIPHER_DESC, TLS_1_3_VERSION, recSeqToBigInt, type CryptoInfo } from '../tls/crypto-info.ts';
 import { TLS_HEADER_SIZE } from '../tls/record.ts';
 import { parseIp } from '../wire/addr.ts';
@@ -15,7 +15,7 @@ import { seqAdd, seqDiff, seqGeq, seqGt } from '../wire/seq.ts';
 import { LINKTYPE_ETHERNET } from '../wire/link.ts';
 import { tsoSegment } from '../wire/tso.ts';
 import { newEthtoolCounters, type EthtoolCounters } from './counters.ts';
-import { FlowTable, type FlowDirection } from './flow-table.ts';
+import { FlowTable, MAX_TABLE_CAPACITY, type FlowDirection } from './flow-table.ts';
 import { RecordTracker, RxPacketResult, headerProblem } from './record-tracker.ts';
 import {
   DEFAULT_PROFILE,
@@ -124,7 +124,11 @@ export class Nic {
   constructor(opts: NicOptions) {
     this.profile = { ...DEFAULT_PROFILE, ...opts.profile };
     this.backend = opts.backend;
-    this.table = new FlowTable<Context>(this.profile.maxContexts);
+    const cap = this.profile.maxContexts;
+    if (!Number.isInteger(cap) || cap < 0 || cap > MAX_TABLE_CAPACITY) {
+      throw new ConfigError(`NIC profile maxContexts ${cap} must be an integer from 0 to ${MAX_TABLE_CAPACITY}`, { field: 'maxContexts' });
+    }
+    this.table = new FlowTable<Context>(cap);
   }
 
   // ---- plumbing ----------------------------------------------------------------------------------
