@@ -27,13 +27,14 @@ for (const target of allTargets()) {
   const failures: string[] = [];
   let slowest = 0;
   let lastPrint = t0;
-  for (let i = 0; i < count; i++) {
+  const inputs = Math.max(1, Math.round(count * (target.perCount ?? 1)));
+  for (let i = 0; i < inputs; i++) {
     if ((Date.now() - t0) / 1000 >= seconds) break;
     const seed = (seed0 + i) >>> 0;
     // CPU time, not wall time: on a shared machine a descheduled process is not a hang.
     const c0 = process.cpuUsage();
     try {
-      if (target.one(new Rng(seed)) === 'accepted') accepted++;
+      if ((await target.one(new Rng(seed))) === 'accepted') accepted++;
       else rejected++;
     } catch (e) {
       failures.push(`seed ${seed}: ${e instanceof FuzzFailure ? e.message : `crash: ${e instanceof Error ? e.stack : String(e)}`}`);

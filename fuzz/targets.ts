@@ -28,6 +28,9 @@ import type { RxChunk, TcpSock, TcpUlp } from '../driver-api/tcp.ts';
 import { parseCryptoInfo } from '../driver-api/stack/crypto-info-schema.ts';
 import { TlsStack } from '../driver-api/stack/index.ts';
 import { parseScenario } from '../testbed/load.ts';
+import { replay } from '../cli/replay/engine.ts';
+import { validateReplayScenario } from '../cli/replay/scenario.ts';
+import { BUILTIN_DRIVERS } from '../driver-api/drivers/index.ts';
 
 export type Outcome = 'accepted' | 'rejected';
 
@@ -37,7 +40,9 @@ export type FuzzTarget = {
   name: string;
   /** What one input is, for the run summary. */
   input: string;
-  one(rng: Rng): Outcome;
+  /** Inputs of this class per input asked for (`make fuzz --count N` runs N * perCount): a class whose input is a whole replay is slow. */
+  perCount?: number;
+  one(rng: Rng): Outcome | Promise<Outcome>;
 };
 
 const ROOT = new URL('..', import.meta.url).pathname;
@@ -589,6 +594,139 @@ export function scenarioTarget(): FuzzTarget {
   };
 }
 
+// ---- 7. replay scenarios, run -------------------------------------------------------------------------
+
+/** Bundled captures a replay scenario runs on: one connection each (v4, v6, TLS 1.3) and fourteen at once. */
+const REPLAY_CAPTURES = [
+  { name: 'tls12-aes128-v4', tls13: false },
+  { name: 'tls12-aes256-v6', tls13: false },
+  { name: 'tls13-aes128-v4', tls13: true },
+  { name: 'tls12-many-v4', tls13: false },
+] as const;
+
+type CleanRun = { rx: Map<string, Uint8Array>; durationUs: number; records: number };
+
+/**
+ * Random replay scenarios (every impairment kind, fields in and just out of range, sometimes wrong types) run
+ * on bundled captures from either end with either driver. Rejected: a typed error naming the field.
+ * Accepted: the replay ends (no crash, no hang) and every connection's received plaintext is a prefix of what
+ * the same replay without impairments delivers: never a wrong, lost-then-invented or repeated byte. Without a
+ * corrupted record on the connection it is all of it (every impairment here is followed by the sender's
+ * retransmission), and with one it stops before that record, at a record boundary.
+ */
+export function replayScenarioTarget(): FuzzTarget {
+  const clean = new Map<string, CleanRun>();
+  const files = (name: string) => ({ capture: join(ROOT, 'fixtures/captures', `${name}.pcap`), keylog: join(ROOT, 'fixtures/captures', `${name}.keylog`) });
+  const run = async (name: string, tls13: boolean, local: string, driver: string, scenario: unknown) => {
+    const rx = new Map<string, Uint8Array[]>();
+    const r = await replay({
+      ...files(name), local: { ip: local, port: null }, driver: BUILTIN_DRIVERS[driver]!, tls13,
+      ...(scenario === undefined ? {} : { scenario: validateReplayScenario(scenario, 'fuzz') }),
+      onPlaintext: (f, dir, data) => {
+        if (dir !== 'rx') return;
+        const k = `${f.local}|${f.remote}`;
+        (rx.get(k) ?? rx.set(k, []).get(k)!).push(data.slice());
+      },
+    });
+    return { r, rx: new Map([...rx].map(([k, v]) => [k, concatBytes(v)])) };
+  };
+  const reference = async (name: string, tls13: boolean, local: string): Promise<CleanRun> => {
+    const key = `${name}|${local}`;
+    let c = clean.get(key);
+    if (!c) {
+      const { r, rx } = await run(name, tls13, local, 'mlx5', undefined);
+      const m = JSON.parse(readFileSync(join(ROOT, 'fixtures/captures', `${name}.json`), 'utf8')) as { connections: unknown[] };
+      if (r.flows.length !== m.connections.length) throw new FuzzFailure(`replay_scenario: the clean replay of ${name} found ${r.flows.length} connections, the manifest ${m.connections.length}`);
+      // linkDown's atUs counts from the capture's first packet: pick times inside the capture and a little past it.
+      let first: bigint | null = null;
+      let last = 0n;
+      for (const p of readCaptureBytes(readFileSync(files(name).capture), { name })) {
+        first ??= p.tsNs;
+        last = p.tsNs;
+      }
+      const durationUs = Number(last - (first ?? last)) / 1000;
+      c = { rx, durationUs: Math.ceil(durationUs * 1.1) + 1, records: 40 };
+      clean.set(key, c);
+    }
+    return c;
+  };
+  const wrong = (rng: Rng): unknown => [-1, 1.5, 'x', null, 1e12, [], {}][rng.int(7)];
+  const impairment = (rng: Rng, c: CleanRun, flows: number): Record<string, unknown> => {
+    const seg = () => ({
+      ...(rng.chance(0.7) ? { flow: rng.int(flows) } : {}), record: rng.int(c.records),
+      ...(rng.chance(0.5) ? { part: rng.chance(0.5) ? 'header' : 'body' } : {}), ...(rng.chance(0.4) ? { nth: rng.int(12) } : {}),
+      ...(rng.chance(0.2) ? { copy: rng.int(3) } : {}), ...(rng.chance(0.6) ? { after: 1 + rng.int(rng.chance(0.1) ? 2000 : 20) } : {}),
+    });
+    const rate = () => (rng.chance(0.5) ? rng.int(30) / 100 : 0);
+    let imp: Record<string, unknown>;
+    switch (rng.int(8)) {
+      case 0: imp = { kind: 'drop', ...seg() }; break;
+      case 1: imp = { kind: 'reorder', ...seg() }; break;
+      case 2: imp = { kind: 'duplicate', ...seg() }; break;
+      case 3: imp = { kind: 'badChecksum', ...seg() }; break;
+      case 4: imp = { kind: 'corruptCiphertext', flow: rng.int(flows), record: rng.int(c.records), byte: rng.int(rng.chance(0.5) ? 40 : 20000), ...(rng.chance(0.2) ? { copy: rng.int(2) } : {}) }; break;
+      case 5: imp = { kind: 'tableFull', capacity: rng.int(3) }; break;
+      case 6: imp = { kind: 'linkDown', atUs: rng.int(c.durationUs), forUs: rng.int(rng.chance(0.3) ? 2_000_000 : 20_000), ...(rng.chance(0.3) ? { netdevDown: rng.chance(0.5) } : {}) }; break;
+      default: imp = { kind: 'random', loss: rate(), reorder: rate(), duplicate: rate(), ...(rng.chance(0.5) ? { untilFraction: rng.int(101) / 100 } : {}), ...(rng.chance(0.5) ? { after: 1 + rng.int(10) } : {}) };
+    }
+    // Now and then a field out of range or of the wrong type: the schema must name it.
+    if (rng.chance(0.08)) {
+      const keys = Object.keys(imp);
+      imp[keys[rng.int(keys.length)]!] = wrong(rng);
+    }
+    return imp;
+  };
+  return {
+    name: 'replay_scenario',
+    input: 'a random replay scenario (every impairment kind, some fields wrong) run on a bundled capture, either end, either driver',
+    perCount: 0.01,
+    async one(rng) {
+      const cap = REPLAY_CAPTURES[rng.int(REPLAY_CAPTURES.length)]!;
+      const m = JSON.parse(readFileSync(join(ROOT, 'fixtures/captures', `${cap.name}.json`), 'utf8')) as { connections: Array<{ client: string; server: string }> };
+      const ip = (endpoint: string) => endpoint.replace(/^\[/, '').replace(/\]?:\d+$/, '');
+      const local = ip(rng.chance(0.5) ? m.connections[0]!.client : m.connections[0]!.server);
+      const c = await reference(cap.name, cap.tls13, local);
+      const scenario = {
+        name: `fuzz-${rng.int(1000)}`, seed: rng.int(0xffff),
+        impairments: Array.from({ length: 1 + rng.int(4) }, () => impairment(rng, c, m.connections.length)),
+        ...(rng.chance(0.2) ? { expect: { recovered: rng.chance(0.5) } } : {}),
+      };
+      const driver = rng.chance(0.5) ? 'mlx5' : 'nfp';
+      let res: Awaited<ReturnType<typeof run>>;
+      try {
+        res = await run(cap.name, cap.tls13, local, driver, scenario);
+      } catch (e) {
+        // The scenario's own fault (a field the schema refuses, or a byte past the record it names): the field said.
+        const out = typed(e, 'replay_scenario');
+        if (!(e instanceof ConfigError) || !(e.where.field || /^fuzz: /.test(e.message))) throw new FuzzFailure(`replay_scenario: rejection that names no field: ${(e as Error).message}`);
+        return out;
+      }
+      const outcome = res.r.scenario;
+      if (!outcome) throw new FuzzFailure('replay_scenario: a replay with a scenario reported no scenario outcome');
+      const corrupt = new Set(scenario.impairments.filter((i) => i.kind === 'corruptCiphertext').map((i) => i.flow as number));
+      res.r.flows.forEach((f, index) => {
+        const k = `${f.local}|${f.remote}`;
+        const want = c.rx.get(k) ?? new Uint8Array(0);
+        const got = res.rx.get(k) ?? new Uint8Array(0);
+        const at = `${cap.name} from ${local}, ${driver}, connection ${index}`;
+        if (got.length > want.length || !sameBytes(got, want.subarray(0, got.length))) {
+          throw new FuzzFailure(`replay_scenario: ${at}: ${got.length} bytes delivered are not a prefix of the ${want.length} the clean replay delivers`);
+        }
+        if (!corrupt.has(index) && got.length !== want.length) {
+          throw new FuzzFailure(`replay_scenario: ${at}: ${got.length} of ${want.length} bytes delivered, no record corrupted; scenario ${JSON.stringify(scenario)}; failures: ${outcome.failures.join(' / ')}`);
+        }
+      });
+      return 'accepted';
+    },
+  };
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 export function allTargets(): FuzzTarget[] {
-  return [captureTarget(), packetTarget(), recordTarget(), keylogTarget(), cryptoInfoTarget(), scenarioTarget()];
+  return [captureTarget(), packetTarget(), recordTarget(), keylogTarget(), cryptoInfoTarget(), scenarioTarget(), replayScenarioTarget()];
 }

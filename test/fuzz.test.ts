@@ -6,14 +6,14 @@ import fc from 'fast-check';
 import { Rng } from '../driver-api/host/rng.ts';
 import { allTargets, mutate } from '../fuzz/targets.ts';
 
-const RUNS: Record<string, number> = { capture: 2000, packet: 300, record: 300, keylog: 2000, crypto_info: 2000, scenario: 1000 };
+const RUNS: Record<string, number> = { capture: 2000, packet: 300, record: 300, keylog: 2000, crypto_info: 2000, scenario: 1000, replay_scenario: 60 };
 
 for (const target of allTargets()) {
-  test(`fuzz ${target.name}: ${target.input}: accepted or a typed rejection, invariants hold`, (t) => {
+  test(`fuzz ${target.name}: ${target.input}: accepted or a typed rejection, invariants hold`, async (t) => {
     const seen = { accepted: 0, rejected: 0 };
-    fc.assert(
-      fc.property(fc.integer({ min: 0, max: 0xffffffff }), (seed) => {
-        seen[target.one(new Rng(seed))]++;
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 0, max: 0xffffffff }), async (seed) => {
+        seen[await target.one(new Rng(seed))]++;
       }),
       { numRuns: RUNS[target.name] ?? 300, seed: 20261123 },
     );
