@@ -609,10 +609,10 @@ type CleanRun = { rx: Map<string, Uint8Array>; durationUs: number; records: numb
 /**
  * Random replay scenarios (every impairment kind, fields in and just out of range, sometimes wrong types) run
  * on bundled captures from either end with either driver. Rejected: a typed error naming the field.
- * Accepted: the replay ends (no crash, no hang) and every connection's received plaintext is a prefix of what
- * the same replay without impairments delivers: never a wrong, lost-then-invented or repeated byte. Without a
- * corrupted record on the connection it is all of it (every impairment here is followed by the sender's
- * retransmission), and with one it stops before that record, at a record boundary.
+ * Accepted: the replay ends (no crash, no hang), every connection's transmissions match the capture, and its
+ * received plaintext is a prefix of what the same replay without impairments delivers: never a wrong,
+ * invented or repeated byte. Without a corrupted record on the connection it is all of it (every impairment
+ * here is followed by the sender's retransmission).
  */
 export function replayScenarioTarget(): FuzzTarget {
   const clean = new Map<string, CleanRun>();
@@ -709,6 +709,8 @@ export function replayScenarioTarget(): FuzzTarget {
         const want = c.rx.get(k) ?? new Uint8Array(0);
         const got = res.rx.get(k) ?? new Uint8Array(0);
         const at = `${cap.name} from ${local}, ${driver}, connection ${index}`;
+        // Impairments act on what the host receives; what it sends is still what the capture holds.
+        if (!f.tx.wireMatch) throw new FuzzFailure(`replay_scenario: ${at}: the host's TX does not match the capture: ${f.problems.slice(0, 3).join(' / ')}`);
         if (got.length > want.length || !sameBytes(got, want.subarray(0, got.length))) {
           throw new FuzzFailure(`replay_scenario: ${at}: ${got.length} bytes delivered are not a prefix of the ${want.length} the clean replay delivers`);
         }
