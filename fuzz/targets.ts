@@ -4,9 +4,10 @@
 // error with a message and a place); anything else — another exception, a wrong byte delivered, a packet
 // flagged decrypted with wrong plaintext — throws FuzzFailure. The same targets back the seeded property
 // tests in test/fuzz.test.ts and the long runs of `make fuzz` (fuzz/run.ts).
-import { readFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readCaptureBytes } from '../emulator/capture/index.ts';
+import { PcapWriter, readCaptureBytes } from '../emulator/capture/index.ts';
 import { nodeBackend } from '../emulator/crypto/index.ts';
 import { ConfigError, TlsnicError } from '../emulator/errors.ts';
 import { Nic } from '../emulator/nic/nic.ts';
@@ -28,7 +29,7 @@ import type { RxChunk, TcpSock, TcpUlp } from '../driver-api/tcp.ts';
 import { parseCryptoInfo } from '../driver-api/stack/crypto-info-schema.ts';
 import { TlsStack } from '../driver-api/stack/index.ts';
 import { parseScenario } from '../testbed/load.ts';
-import { replay } from '../cli/replay/engine.ts';
+import { replay, type ReplayResult } from '../cli/replay/engine.ts';
 import { validateReplayScenario } from '../cli/replay/scenario.ts';
 import { BUILTIN_DRIVERS } from '../driver-api/drivers/index.ts';
 
@@ -606,6 +607,74 @@ const REPLAY_CAPTURES = [
 
 type CleanRun = { rx: Map<string, Uint8Array>; durationUs: number; records: number };
 
+const captureFiles = (name: string) => ({ capture: join(ROOT, 'fixtures/captures', `${name}.pcap`), keylog: join(ROOT, 'fixtures/captures', `${name}.keylog`) });
+
+/** A replay of `capture` (path) from `local`, and the plaintext each connection received, by "local|remote". */
+async function replayCollect(o: { capture: string; keylog: string; tls13: boolean; local: string; driver: string; scenario?: unknown }) {
+  const rx = new Map<string, Uint8Array[]>();
+  const r = await replay({
+    capture: o.capture, keylog: o.keylog, local: { ip: o.local, port: null }, driver: BUILTIN_DRIVERS[o.driver]!, tls13: o.tls13,
+    ...(o.scenario === undefined ? {} : { scenario: validateReplayScenario(o.scenario, 'fuzz') }),
+    onPlaintext: (f, dir, data) => {
+      if (dir !== 'rx') return;
+      const k = `${f.local}|${f.remote}`;
+      (rx.get(k) ?? rx.set(k, []).get(k)!).push(data.slice());
+    },
+  });
+  return { r, rx: new Map([...rx].map(([k, v]) => [k, concatBytes(v)])) };
+}
+
+const cleanRuns = new Map<string, CleanRun>();
+
+/** The unimpaired replay of a bundled capture from `local` (cached): what every connection receives. */
+async function cleanReplay(name: string, tls13: boolean, local: string): Promise<CleanRun> {
+  const key = `${name}|${local}`;
+  let c = cleanRuns.get(key);
+  if (!c) {
+    const { r, rx } = await replayCollect({ ...captureFiles(name), tls13, local, driver: 'mlx5' });
+    const m = JSON.parse(readFileSync(join(ROOT, 'fixtures/captures', `${name}.json`), 'utf8')) as { connections: unknown[] };
+    if (r.flows.length !== m.connections.length) throw new FuzzFailure(`the clean replay of ${name} found ${r.flows.length} connections, the manifest ${m.connections.length}`);
+    // linkDown's atUs counts from the capture's first packet: pick times inside the capture and a little past it.
+    let first: bigint | null = null;
+    let last = 0n;
+    for (const p of readCaptureBytes(readFileSync(captureFiles(name).capture), { name })) {
+      first ??= p.tsNs;
+      last = p.tsNs;
+    }
+    const durationUs = Number(last - (first ?? last)) / 1000;
+    c = { rx, durationUs: Math.ceil(durationUs * 1.1) + 1, records: 40 };
+    cleanRuns.set(key, c);
+  }
+  return c;
+}
+
+/** Local address of one end of a bundled capture's first connection ("10.77.0.2:45230", "[fd77::1]:4827"). */
+function endOf(name: string, rng: Rng): { local: string; connections: number } {
+  const m = JSON.parse(readFileSync(join(ROOT, 'fixtures/captures', `${name}.json`), 'utf8')) as { connections: Array<{ client: string; server: string }> };
+  const endpoint = rng.chance(0.5) ? m.connections[0]!.client : m.connections[0]!.server;
+  return { local: endpoint.replace(/^\[/, '').replace(/\]?:\d+$/, ''), connections: m.connections.length };
+}
+
+/**
+ * What a replay delivered against the clean replay: every connection's received plaintext a prefix of the
+ * clean one's (all of it when `complete(index)`), nothing for a connection the clean replay does not have.
+ */
+function checkDelivered(what: string, at: string, got: Map<string, Uint8Array>, r: ReplayResult, clean: CleanRun, complete: (index: number) => boolean): void {
+  for (const [k, bytes] of got) {
+    if (!clean.rx.has(k) && bytes.length > 0) throw new FuzzFailure(`${what}: ${at}: ${bytes.length} bytes delivered to ${k}, a connection the capture does not have`);
+  }
+  r.flows.forEach((f, index) => {
+    const k = `${f.local}|${f.remote}`;
+    const want = clean.rx.get(k);
+    const have = got.get(k) ?? new Uint8Array(0);
+    if (!want) return; // checked above
+    if (have.length > want.length || !sameBytes(have, want.subarray(0, have.length))) {
+      throw new FuzzFailure(`${what}: ${at}, connection ${index}: ${have.length} bytes delivered are not a prefix of the ${want.length} the clean replay delivers`);
+    }
+    if (complete(index) && have.length !== want.length) throw new FuzzFailure(`${what}: ${at}, connection ${index}: ${have.length} of ${want.length} bytes delivered`);
+  });
+}
+
 /**
  * Random replay scenarios (every impairment kind, fields in and just out of range, sometimes wrong types) run
  * on bundled captures from either end with either driver. Rejected: a typed error naming the field.
@@ -615,41 +684,6 @@ type CleanRun = { rx: Map<string, Uint8Array>; durationUs: number; records: numb
  * here is followed by the sender's retransmission).
  */
 export function replayScenarioTarget(): FuzzTarget {
-  const clean = new Map<string, CleanRun>();
-  const files = (name: string) => ({ capture: join(ROOT, 'fixtures/captures', `${name}.pcap`), keylog: join(ROOT, 'fixtures/captures', `${name}.keylog`) });
-  const run = async (name: string, tls13: boolean, local: string, driver: string, scenario: unknown) => {
-    const rx = new Map<string, Uint8Array[]>();
-    const r = await replay({
-      ...files(name), local: { ip: local, port: null }, driver: BUILTIN_DRIVERS[driver]!, tls13,
-      ...(scenario === undefined ? {} : { scenario: validateReplayScenario(scenario, 'fuzz') }),
-      onPlaintext: (f, dir, data) => {
-        if (dir !== 'rx') return;
-        const k = `${f.local}|${f.remote}`;
-        (rx.get(k) ?? rx.set(k, []).get(k)!).push(data.slice());
-      },
-    });
-    return { r, rx: new Map([...rx].map(([k, v]) => [k, concatBytes(v)])) };
-  };
-  const reference = async (name: string, tls13: boolean, local: string): Promise<CleanRun> => {
-    const key = `${name}|${local}`;
-    let c = clean.get(key);
-    if (!c) {
-      const { r, rx } = await run(name, tls13, local, 'mlx5', undefined);
-      const m = JSON.parse(readFileSync(join(ROOT, 'fixtures/captures', `${name}.json`), 'utf8')) as { connections: unknown[] };
-      if (r.flows.length !== m.connections.length) throw new FuzzFailure(`replay_scenario: the clean replay of ${name} found ${r.flows.length} connections, the manifest ${m.connections.length}`);
-      // linkDown's atUs counts from the capture's first packet: pick times inside the capture and a little past it.
-      let first: bigint | null = null;
-      let last = 0n;
-      for (const p of readCaptureBytes(readFileSync(files(name).capture), { name })) {
-        first ??= p.tsNs;
-        last = p.tsNs;
-      }
-      const durationUs = Number(last - (first ?? last)) / 1000;
-      c = { rx, durationUs: Math.ceil(durationUs * 1.1) + 1, records: 40 };
-      clean.set(key, c);
-    }
-    return c;
-  };
   const wrong = (rng: Rng): unknown => [-1, 1.5, 'x', null, 1e12, [], {}][rng.int(7)];
   const impairment = (rng: Rng, c: CleanRun, flows: number): Record<string, unknown> => {
     const seg = () => ({
@@ -682,42 +716,120 @@ export function replayScenarioTarget(): FuzzTarget {
     perCount: 0.01,
     async one(rng) {
       const cap = REPLAY_CAPTURES[rng.int(REPLAY_CAPTURES.length)]!;
-      const m = JSON.parse(readFileSync(join(ROOT, 'fixtures/captures', `${cap.name}.json`), 'utf8')) as { connections: Array<{ client: string; server: string }> };
-      const ip = (endpoint: string) => endpoint.replace(/^\[/, '').replace(/\]?:\d+$/, '');
-      const local = ip(rng.chance(0.5) ? m.connections[0]!.client : m.connections[0]!.server);
-      const c = await reference(cap.name, cap.tls13, local);
+      const { local, connections } = endOf(cap.name, rng);
+      const c = await cleanReplay(cap.name, cap.tls13, local);
       const scenario = {
         name: `fuzz-${rng.int(1000)}`, seed: rng.int(0xffff),
-        impairments: Array.from({ length: 1 + rng.int(4) }, () => impairment(rng, c, m.connections.length)),
+        impairments: Array.from({ length: 1 + rng.int(4) }, () => impairment(rng, c, connections)),
         ...(rng.chance(0.2) ? { expect: { recovered: rng.chance(0.5) } } : {}),
       };
       const driver = rng.chance(0.5) ? 'mlx5' : 'nfp';
-      let res: Awaited<ReturnType<typeof run>>;
+      let res: Awaited<ReturnType<typeof replayCollect>>;
       try {
-        res = await run(cap.name, cap.tls13, local, driver, scenario);
+        res = await replayCollect({ ...captureFiles(cap.name), tls13: cap.tls13, local, driver, scenario });
       } catch (e) {
         // The scenario's own fault (a field the schema refuses, or a byte past the record it names): the field said.
         const out = typed(e, 'replay_scenario');
         if (!(e instanceof ConfigError) || !(e.where.field || /^fuzz: /.test(e.message))) throw new FuzzFailure(`replay_scenario: rejection that names no field: ${(e as Error).message}`);
         return out;
       }
-      const outcome = res.r.scenario;
-      if (!outcome) throw new FuzzFailure('replay_scenario: a replay with a scenario reported no scenario outcome');
-      const corrupt = new Set(scenario.impairments.filter((i) => i.kind === 'corruptCiphertext').map((i) => i.flow as number));
-      res.r.flows.forEach((f, index) => {
-        const k = `${f.local}|${f.remote}`;
-        const want = c.rx.get(k) ?? new Uint8Array(0);
-        const got = res.rx.get(k) ?? new Uint8Array(0);
-        const at = `${cap.name} from ${local}, ${driver}, connection ${index}`;
+      if (!res.r.scenario) throw new FuzzFailure('replay_scenario: a replay with a scenario reported no scenario outcome');
+      const at = `${cap.name} from ${local}, ${driver}, scenario ${JSON.stringify(scenario)}`;
+      for (const f of res.r.flows) {
         // Impairments act on what the host receives; what it sends is still what the capture holds.
         if (!f.tx.wireMatch) throw new FuzzFailure(`replay_scenario: ${at}: the host's TX does not match the capture: ${f.problems.slice(0, 3).join(' / ')}`);
-        if (got.length > want.length || !sameBytes(got, want.subarray(0, got.length))) {
-          throw new FuzzFailure(`replay_scenario: ${at}: ${got.length} bytes delivered are not a prefix of the ${want.length} the clean replay delivers`);
+      }
+      const corrupt = new Set(scenario.impairments.filter((i) => i.kind === 'corruptCiphertext').map((i) => i.flow as number));
+      checkDelivered('replay_scenario', at, res.rx, res.r, c, (index) => !corrupt.has(index));
+      return 'accepted';
+    },
+  };
+}
+
+// ---- 8. damaged captures, replayed ---------------------------------------------------------------------
+
+/**
+ * A bundled capture with packets dropped, duplicated, swapped, cut short, a byte flipped anywhere (headers
+ * included) or the file ended early, replayed from either end with either driver. Rejected: a typed error.
+ * Accepted: nothing crashes or hangs; no connection gets a byte the clean replay does not deliver to it at
+ * that place, and a connection the capture does not have gets nothing (AEAD and TCP between them decide what
+ * a damaged segment becomes). With only duplicates and swapped neighbours every byte arrives.
+ */
+export function replayCaptureTarget(): FuzzTarget {
+  const dir = mkdtempSync(join(tmpdir(), 'tlsnic-fuzz-'));
+  const packetsOf = new Map<string, Array<{ data: Uint8Array; tsNs: bigint }>>();
+  return {
+    name: 'replay_capture',
+    input: 'a bundled capture with packets dropped, duplicated, swapped, cut or flipped, replayed from either end',
+    perCount: 0.01,
+    async one(rng) {
+      const cap = REPLAY_CAPTURES[rng.int(REPLAY_CAPTURES.length)]!;
+      const { local } = endOf(cap.name, rng);
+      const c = await cleanReplay(cap.name, cap.tls13, local);
+      let orig = packetsOf.get(cap.name);
+      if (!orig) {
+        orig = [...readCaptureBytes(readFileSync(captureFiles(cap.name).capture), { name: cap.name })].map((p) => ({ data: Uint8Array.from(p.data), tsNs: p.tsNs }));
+        packetsOf.set(cap.name, orig);
+      }
+      const pkts = orig.map((p) => ({ data: p.data, tsNs: p.tsNs }));
+      const edits: string[] = [];
+      let lossy = false;
+      for (let k = 1 + rng.int(4); k > 0 && pkts.length > 1; k--) {
+        const i = rng.int(pkts.length);
+        const p = pkts[i]!;
+        switch (rng.int(6)) {
+          case 0:
+            pkts.splice(i, 1);
+            edits.push(`drop ${i}`);
+            lossy = true;
+            break;
+          case 1: {
+            const j = Math.min(pkts.length, i + 1 + rng.int(20));
+            pkts.splice(j, 0, { data: p.data, tsNs: pkts[j - 1]!.tsNs });
+            edits.push(`duplicate ${i} at ${j}`);
+            break;
+          }
+          case 2:
+            if (i + 1 < pkts.length) {
+              pkts[i] = { data: pkts[i + 1]!.data, tsNs: p.tsNs };
+              pkts[i + 1] = { data: p.data, tsNs: pkts[i + 1]!.tsNs };
+              edits.push(`swap ${i}`);
+            }
+            break;
+          case 3: {
+            const data = Uint8Array.from(p.data);
+            const at = rng.int(data.length);
+            data[at] = data[at]! ^ (1 << rng.int(8));
+            pkts[i] = { data, tsNs: p.tsNs };
+            edits.push(`flip ${i}@${at}`);
+            lossy = true;
+            break;
+          }
+          case 4: {
+            const n = rng.int(p.data.length);
+            pkts[i] = { data: p.data.subarray(0, n), tsNs: p.tsNs };
+            edits.push(`cut ${i} to ${n}`);
+            lossy = true;
+            break;
+          }
+          default:
+            pkts.length = i + 1;
+            edits.push(`end after ${i}`);
+            lossy = true;
         }
-        if (!corrupt.has(index) && got.length !== want.length) {
-          throw new FuzzFailure(`replay_scenario: ${at}: ${got.length} of ${want.length} bytes delivered, no record corrupted; scenario ${JSON.stringify(scenario)}; failures: ${outcome.failures.join(' / ')}`);
-        }
-      });
+      }
+      const w = new PcapWriter(null);
+      for (const p of pkts) w.write(p);
+      const file = join(dir, 'damaged.pcap');
+      writeFileSync(file, w.bytes());
+      const driver = rng.chance(0.5) ? 'mlx5' : 'nfp';
+      let res: Awaited<ReturnType<typeof replayCollect>>;
+      try {
+        res = await replayCollect({ capture: file, keylog: captureFiles(cap.name).keylog, tls13: cap.tls13, local, driver });
+      } catch (e) {
+        return typed(e, 'replay_capture');
+      }
+      checkDelivered('replay_capture', `${cap.name} from ${local}, ${driver}, ${edits.join(', ')}`, res.rx, res.r, c, () => !lossy);
       return 'accepted';
     },
   };
@@ -730,5 +842,5 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 export function allTargets(): FuzzTarget[] {
-  return [captureTarget(), packetTarget(), recordTarget(), keylogTarget(), cryptoInfoTarget(), scenarioTarget(), replayScenarioTarget()];
+  return [captureTarget(), packetTarget(), recordTarget(), keylogTarget(), cryptoInfoTarget(), scenarioTarget(), replayScenarioTarget(), replayCaptureTarget()];
 }
