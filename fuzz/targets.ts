@@ -4,7 +4,7 @@
 // error with a message and a place); anything else — another exception, a wrong byte delivered, a packet
 // flagged decrypted with wrong plaintext — throws FuzzFailure. The same targets back the seeded property
 // tests in test/fuzz.test.ts and the long runs of `make fuzz` (fuzz/run.ts).
-import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PcapWriter, readCaptureBytes } from '../emulator/capture/index.ts';
@@ -756,7 +756,7 @@ export function replayScenarioTarget(): FuzzTarget {
  * a damaged segment becomes). With only duplicates and swapped neighbours every byte arrives.
  */
 export function replayCaptureTarget(): FuzzTarget {
-  const dir = mkdtempSync(join(tmpdir(), 'tlsnic-fuzz-'));
+  let dir: string | null = null; // made at the first input, removed when the process exits
   const packetsOf = new Map<string, Array<{ data: Uint8Array; tsNs: bigint }>>();
   return {
     name: 'replay_capture',
@@ -820,6 +820,11 @@ export function replayCaptureTarget(): FuzzTarget {
       }
       const w = new PcapWriter(null);
       for (const p of pkts) w.write(p);
+      if (dir === null) {
+        const made = mkdtempSync(join(tmpdir(), 'tlsnic-fuzz-'));
+        process.once('exit', () => rmSync(made, { recursive: true, force: true }));
+        dir = made;
+      }
       const file = join(dir, 'damaged.pcap');
       writeFileSync(file, w.bytes());
       const driver = rng.chance(0.5) ? 'mlx5' : 'nfp';
