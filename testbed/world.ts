@@ -116,14 +116,22 @@ export function recordStarts(hsLen: number, writeLens: readonly number[]): { sta
   return { starts, plainEnds, end: off };
 }
 
-/** One direction of one flow. */
-export type FlowDir = {
+/** What one direction of a connection carries and what its receiver read (shared with the e2e test helpers). */
+export type DirStream = {
   dir: LinkDirection;
   info: CryptoInfo;
+  /** Plain bytes sent before TLS_TX (the handshake). */
   handshake: Uint8Array;
+  /** Application writes, in order. */
   writes: Uint8Array[];
+  /** Bytes the receiving application read after TLS_RX, in order. */
   received: Uint8Array[];
+  /** Handshake bytes the receiver read before installing TLS_RX. */
   handshakeReceived: number;
+};
+
+/** One direction of one flow. */
+export type FlowDir = DirStream & {
   /** Stream offset of each record's header (offset 0 = ISN + 1), application plaintext after each record. */
   starts: number[];
   plainEnds: number[];

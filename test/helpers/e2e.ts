@@ -12,6 +12,7 @@ import { sealRecord } from '../../emulator/tls/record-crypto.ts';
 import { CONTENT_APPLICATION_DATA, TLS_MAX_PAYLOAD_SIZE } from '../../emulator/tls/record.ts';
 import { TcpSegmentView } from '../../emulator/wire/packet.ts';
 import { seqDiff } from '../../emulator/wire/seq.ts';
+import type { DirStream } from '../../testbed/world.ts';
 import { concatBytes } from '../../emulator/bytes.ts';
 import { mlx5Driver, nfpDriver, type DriverModule, type ProbeOptions } from '../../driver-api/drivers/index.ts';
 import { Host } from '../../driver-api/host/host.ts';
@@ -130,19 +131,9 @@ export function makeWorld(opts: E2eOptions): E2eWorld {
 export { randomCryptoInfo };
 
 /** One direction of the connection as the tests check it. */
-export type E2eDir = {
+export type E2eDir = DirStream & {
   /** Sender's side. */
   from: Side;
-  dir: LinkDirection;
-  info: CryptoInfo;
-  /** Plain bytes sent before TLS_TX (the handshake). */
-  handshake: Uint8Array;
-  /** Application writes, in order. */
-  writes: Uint8Array[];
-  /** Bytes the receiving application read after TLS_RX, in order. */
-  received: Uint8Array[];
-  /** Handshake bytes the receiver read before installing TLS_RX. */
-  handshakeReceived: number;
   /** Sender's initial sequence number + 1: stream offset 0 (filled in by wireStream from the SYN). */
   isn1: number;
   /** The sender's TLS socket. */
