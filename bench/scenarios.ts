@@ -5,6 +5,7 @@
 //
 // usage: node --import=tsx bench/scenarios.ts raw|device|table '<json ScenarioOptions>'
 import { createCipheriv } from 'node:crypto';
+import { Session, type HeapProfiler } from 'node:inspector';
 import { nodeBackend } from '../emulator/crypto/index.ts';
 import { FlowTable } from '../emulator/nic/flow-table.ts';
 import { TLS_1_2_VERSION, TLS_CIPHER_AES_GCM_128 } from '../emulator/tls/crypto-info.ts';
@@ -24,9 +25,15 @@ export type ScenarioOptions = {
 };
 
 export type RawRow = { recordSize: number; oneShotMBps: number; streamedMBps: number };
-/** txRatio, rxRatio: medians of each round's device pass over the reference pass right before it (txRatios, rxRatios). */
+/**
+ * txRatio, rxRatio: medians of each round's device pass over the reference pass right before it (txRatios,
+ * rxRatios). txHeapBytes, rxHeapBytes: JS heap bytes the device allocated per segment in one more pass (V8's
+ * sampling heap profiler, an estimate); rawHeapBytes: the same for streamed raw GCM per MSS piece (what
+ * node:crypto itself allocates for each update() it answers with a new Buffer).
+ */
 export type DeviceRow = {
   recordSize: number; refMBps: number; txMBps: number; rxMBps: number; txRatio: number; rxRatio: number; txRatios: number[]; rxRatios: number[];
+  txHeapBytes: number; rxHeapBytes: number; rawHeapBytes: number;
 };
 /** lookupNs: FlowTable.lookup() packet by packet; burstLookupNs: lookupBurst() on the same packets, TABLE_BURST at a time. */
 export type TableRow = { flows: number; lookupNs: number; burstLookupNs: number; burstSize: number; addNs: number; delNs: number };
@@ -92,6 +99,40 @@ function raw(o: ScenarioOptions): RawRow[] {
   return rows;
 }
 
+/**
+ * JS heap bytes `fn` allocates, collected objects included: V8's sampling heap profiler (one sample per ~256
+ * bytes allocated, scaled up), so an estimate. Off-heap backing stores (a Buffer's bytes) are not counted.
+ */
+function heapBytes(fn: () => void): number {
+  const session = new Session();
+  session.connect();
+  let total = 0;
+  const sum = (n: HeapProfiler.SamplingHeapProfileNode): number => n.selfSize + n.children.reduce((a, c) => a + sum(c), 0);
+  session.post('HeapProfiler.startSampling', { samplingInterval: 256, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+  try {
+    fn();
+  } finally {
+    session.post('HeapProfiler.stopSampling', (err, r) => {
+      if (!err) total = sum(r.profile.head);
+    });
+    session.disconnect();
+  }
+  return total;
+}
+
+/**
+ * Frames laid out in one buffer, 2048 bytes apart from offset 2 (NET_IP_ALIGN), as a NIC's RX ring holds
+ * them in its pages: the device sees the same memory layout it gets from a capture's read blocks.
+ */
+function ring(frames: Uint8Array[]): Uint8Array[] {
+  const mem = new Uint8Array(frames.length * 2048 + 2);
+  return frames.map((f, i) => {
+    const v = mem.subarray(2 + i * 2048, 2 + i * 2048 + f.length);
+    v.set(f);
+    return v;
+  });
+}
+
 function cut(bytes: Uint8Array, start: number, mss: number, make: (seq: number, p: Uint8Array) => Uint8Array): Uint8Array[] {
   const frames: Uint8Array[] = [];
   for (let off = 0; off < bytes.length; off += mss) frames.push(make(seqAdd(start, off), bytes.subarray(off, off + mss)));
@@ -106,7 +147,7 @@ function device(o: ScenarioOptions): DeviceRow[] {
     const start = 1_000_000;
     const txFrames = cut(s.framed, start, o.mss, txFrame);
     const rxFrames = cut(s.sealed, start, o.mss, rxFrame);
-    const frames = rxFrames.map((f) => f.slice());
+    const frames = ring(rxFrames);
     const ref: number[] = [];
     const tx: number[] = [];
     const rx: number[] = [];
@@ -144,7 +185,26 @@ function device(o: ScenarioOptions): DeviceRow[] {
       txRatios.push(b / a);
       rxRatios.push(c / a2);
     }
-    rows.push({ recordSize, refMBps: median(ref), txMBps: median(tx), rxMBps: median(rx), txRatio: median(txRatios), rxRatio: median(rxRatios), txRatios, rxRatios });
+    // One more pass each way under the heap profiler (not timed: sampling slows allocation down).
+    const tn = makeNic().nic;
+    tn.attachWire(() => {});
+    const th = tn.addContext('tx', { tuple: TUPLE, info, startSeq: start });
+    const txHeap = heapBytes(() => {
+      for (const frame of txFrames) tn.transmit({ frame, ctx: th });
+    });
+    const rn = makeNic().nic;
+    rn.onReceive(() => {});
+    rn.addContext('rx', { tuple: TUPLE, info, startSeq: start });
+    for (let i = 0; i < frames.length; i++) frames[i]!.set(rxFrames[i]!);
+    const rxHeap = heapBytes(() => {
+      for (const frame of frames) rn.receiveFrame(frame);
+    });
+    const rawHeap = heapBytes(() => rawGcm(s, info.key, o.mss, false));
+    const pieces = s.records.reduce((n, r) => n + Math.ceil(r.bodyLength / o.mss), 0);
+    rows.push({
+      recordSize, refMBps: median(ref), txMBps: median(tx), rxMBps: median(rx), txRatio: median(txRatios), rxRatio: median(rxRatios), txRatios, rxRatios,
+      txHeapBytes: txHeap / txFrames.length, rxHeapBytes: rxHeap / frames.length, rawHeapBytes: rawHeap / pieces,
+    });
   }
   return rows;
 }

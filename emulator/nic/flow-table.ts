@@ -54,7 +54,7 @@ export class FlowTable<T> {
   private bucketMask: number;
   private used = 0; // live + tombstones in cells
   private keys: Uint32Array; // KEY_WORDS per entry
-  private hashes: Uint32Array;
+  private hashes: Int32Array;
   private values: (T | undefined)[] = [];
   private free: number[] = [];
   private next = 0;
@@ -62,7 +62,7 @@ export class FlowTable<T> {
   private readonly scratch = new Uint32Array(KEY_WORDS);
   /** lookupBurst()'s batch: per packet [w0, w1, w2] as in its cell, and the hash. */
   private readonly batchWords = new Int32Array(BATCH * 3);
-  private readonly batchHashes = new Uint32Array(BATCH);
+  private readonly batchHashes = new Int32Array(BATCH);
   private readonly batchKeys = new Uint32Array(BATCH * KEY_WORDS);
   /** Where lookupBurst() leaves what its touch loop read, so the compiler cannot drop the loads. */
   private readonly sink = new Int32Array(1);
@@ -77,7 +77,7 @@ export class FlowTable<T> {
     // so filling it rehashes once, not at every doubling.
     const initial = Math.min(capacity, INITIAL);
     this.keys = new Uint32Array(initial * KEY_WORDS);
-    this.hashes = new Uint32Array(initial);
+    this.hashes = new Int32Array(initial);
     const cells = nextPow2(initial * 2);
     this.slots = new Int32Array(cells * CELL_WORDS);
     this.cellMask = cells - 1;
@@ -281,7 +281,7 @@ export class FlowTable<T> {
     const keys = new Uint32Array(cap * KEY_WORDS);
     keys.set(this.keys);
     this.keys = keys;
-    const hashes = new Uint32Array(cap);
+    const hashes = new Int32Array(cap);
     hashes.set(this.hashes);
     this.hashes = hashes;
   }
@@ -334,7 +334,7 @@ function hash4(head: number, src: number, dst: number, ports: number): number {
   return fmix(mix(mix(mix(mix(0x811c9dc5, head), src), dst), ports));
 }
 
-/** Test access: the hash a key is stored under (IPv6 cells compare it before the full key). */
+/** Test access: the hash a key is stored under (IPv6 cells compare it before the full key), as an int32. */
 export function flowKeyHash(k: FlowKeyFields): number {
   const key = new Uint32Array(KEY_WORDS);
   writeKey(key, k);
@@ -349,11 +349,11 @@ function mix(h: number, word: number): number {
   return (Math.imul(h, 5) + 0xe6546b64) | 0;
 }
 
+/** The finalizer; returns an int32 (a small integer to V8: a uint32 above 2^31 would be a heap number per call). */
 function fmix(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
   h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
+  return h ^ (h >>> 16);
 }

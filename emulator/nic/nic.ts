@@ -115,6 +115,8 @@ export class Nic {
    * (NET_IP_ALIGN) so the TCP payload is 4-byte aligned for the word-wise checksum.
    */
   private txOut = alignedFrame(2048);
+  /** The last view of txOut handed out: frames of one length (MSS-sized, mostly) reuse it. */
+  private txOutView = this.txOut;
   /** The wire callback is running with txOut: a transmit from inside it gets memory of its own. */
   private txOutBusy = false;
   private wire: ((frame: Uint8Array) => void) | null = null;
@@ -347,7 +349,7 @@ export class Nic {
     let out = frame;
     if (!inPlace) {
       out = this.txFrame(frame.length);
-      out.set(frame.subarray(0, p0));
+      for (let i = 0; i < p0; i++) out[i] = frame[i]!; // the headers: a loop, not a view per frame
       if (p1 < frame.length) out.set(frame.subarray(p1), p1); // Ethernet padding after the IP packet
     }
     const st = t.feed(frame, p0, p1, null, out);
@@ -367,7 +369,8 @@ export class Nic {
   private txFrame(n: number): Uint8Array {
     if (this.txOutBusy) return alignedFrame(n);
     if (this.txOut.length < n) this.txOut = alignedFrame(Math.max(n, 2 * this.txOut.length));
-    return this.txOut.subarray(0, n);
+    if (this.txOutView.length !== n || this.txOutView.buffer !== this.txOut.buffer) this.txOutView = this.txOut.subarray(0, n);
+    return this.txOutView;
   }
 
   private txCopy(frame: Uint8Array): Uint8Array {
