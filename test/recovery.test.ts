@@ -24,8 +24,8 @@ test('a loss opens one episode until the next decrypted packet; hints record how
     w.onEvent(ev);
   }
   t.deepEqual(w.episodes, [
-    { lostSeq: 2100, lostAtUs: 2, recoveredSeq: 3500, recoveredAtUs: 8 },
-    { lostSeq: 4000, lostAtUs: 9, recoveredSeq: null, recoveredAtUs: null },
+    { lostSeq: 2100, lostAtUs: 2, recoveredSeq: 3500, recoveredAtUs: 8, receivedAfter: 1900 },
+    { lostSeq: 4000, lostAtUs: 9, recoveredSeq: null, recoveredAtUs: null, receivedAfter: 0 },
   ]);
   t.deepEqual(w.hints, [
     { atUs: 6, record: 2, result: 'ok', passedBytes: 500 },

@@ -6,8 +6,12 @@ import { seqAdd, seqDiff, seqGt } from '../emulator/wire/seq.ts';
 /** A resync the device was given: when (µs), the record it names, its answer, bytes it had received past it. */
 export type Hint = { atUs: number; record: number; result: string; passedBytes: number };
 
-/** A loss of RX sync: where (TCP seq) and when (µs) it began and where and when the device decrypted again. */
-export type SyncEpisode = { lostSeq: number; lostAtUs: number; recoveredSeq: number | null; recoveredAtUs: number | null };
+/**
+ * A loss of RX sync: where (TCP seq) and when (µs) it began, where and when the device decrypted again, and
+ * how many bytes of the stream past the loss point had reached the device by then (or by the end, if never):
+ * a stream that ends a record or two after a loss leaves a scanning device no chance to come back.
+ */
+export type SyncEpisode = { lostSeq: number; lostAtUs: number; recoveredSeq: number | null; recoveredAtUs: number | null; receivedAfter: number };
 
 /**
  * One RX context's sync from its NIC events (kinds rx-lost, rx and rx-resync; the caller routes only that
@@ -37,7 +41,7 @@ export class RxSyncWatch {
       case 'rx-lost':
         if (this.open) return;
         this.open = true;
-        this.episodes.push({ lostSeq: ev.seq, lostAtUs: this.clockUs(), recoveredSeq: null, recoveredAtUs: null });
+        this.episodes.push({ lostSeq: ev.seq, lostAtUs: this.clockUs(), recoveredSeq: null, recoveredAtUs: null, receivedAfter: 0 });
         return;
       case 'rx-resync': {
         const passedBytes = this.maxEnd === null ? 0 : Math.max(0, seqDiff(this.maxEnd, ev.seq));
@@ -47,6 +51,10 @@ export class RxSyncWatch {
       case 'rx': {
         const end = seqAdd(ev.seq, ev.len);
         if (this.maxEnd === null || seqGt(end, this.maxEnd)) this.maxEnd = end;
+        if (this.open) {
+          const e = this.episodes[this.episodes.length - 1]!;
+          e.receivedAfter = Math.max(e.receivedAfter, seqDiff(this.maxEnd, e.lostSeq));
+        }
         if (!ev.decrypted) return;
         this.decryptedAtUs?.push(this.clockUs());
         if (this.open) {

@@ -484,7 +484,10 @@ export function checkScenario(
     }
     if (s.expect.recovered && d.rxMode === 'hw' && !d.beforeCorrupt) {
       const open = f.episodes.filter((e) => e.recoveredSeq === null && owesRecovery(f.resyncType, f.hints, e.lostAtUs, f.rxRecords, f.lastImpairmentUs));
-      if (open.length) fails.push(`${name}: device lost RX sync at seq ${open[0]!.lostSeq} and never decrypted again`);
+      if (open.length) {
+        const e = open[0]!;
+        fails.push(`${name}: device lost RX sync at seq ${e.lostSeq} and never decrypted again (${e.receivedAfter} bytes of the stream reached it after that point)`);
+      }
     }
   });
   for (const [k, r] of Object.entries(s.expect.counters ?? {})) {
