@@ -281,10 +281,12 @@ function matches(k: Uint8Array, b: Uint8Array, n: number, lo: number, loPort: nu
   return ((k[1 + n]! << 8) | k[2 + n]!) === loPort && ((k[3 + 2 * n]! << 8) | k[4 + 2 * n]!) === hiPort;
 }
 
-/** a and b hold the same bytes (memcmp; the TX wire check runs on every transmitted segment). */
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && Buffer.compare(a, b) === 0; // takes Uint8Arrays: no Buffer views per call
+/** a[aOff..aOff+len) and b[bOff..bOff+len) hold the same bytes: memcmp in place (the TX wire check runs on every
+ * transmitted segment; no views per call). */
+function sameBytesAt(a: Uint8Array, aOff: number, b: Uint8Array, bOff: number, len: number): boolean {
+  return COMPARE.call(a, b, bOff, bOff + len, aOff, aOff + len) === 0;
 }
+const COMPARE = Buffer.prototype.compare as (this: Uint8Array, target: Uint8Array, tStart: number, tEnd: number, sStart: number, sEnd: number) => number;
 
 function fmtEp(e: Endpoint): string {
   return e.family === 6 ? `[${e.ip}]:${e.port}` : `${e.ip}:${e.port}`;
@@ -348,6 +350,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   // memory per skb or per held segment made V8 run a full GC for each ~64 MB of it (external memory pressure).
   const pool = new FramePool();
   let skbBuf = new Uint8Array(4096);
+  let skbView = skbBuf.subarray(0, 0);
   let now = 0n;
   let tsBase: bigint | null = null;
   // The flow and captured segment (seq, payload) the NIC is working on: its wire output is compared with it.
@@ -446,15 +449,15 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     const f = c.flow;
     const r = f.report.tx;
     if (hostView.parse(frame) !== 'tcp') return;
-    const payload = hostView.payload();
+    const len = hostView.payloadLength;
     const off = seqDiff(hostView.seq, c.seq);
-    const same = off >= 0 && sameBytes(payload, c.payload.subarray(off, off + payload.length));
+    const same = off >= 0 && off + len <= c.payload.length && sameBytesAt(frame, hostView.payloadOffset, c.payload, off, len);
     if (same) r.matched++;
     else {
       r.mismatched++;
       if (r.mismatched <= 3) f.report.problems.push(`TX segment seq ${hostView.seq} differs from the capture`);
     }
-    mark(f, { dir: 'tx', seq: hostView.seq, len: payload.length, mark: same ? 'encrypted' : 'mismatch' });
+    mark(f, { dir: 'tx', seq: hostView.seq, len, mark: same ? 'encrypted' : 'mismatch' });
     opts.onFrame?.({ dir: 'tx', frame, tsNs: txTs, note: same ? 'tx: equals capture' : 'tx: DIFFERS from capture', packet: txPacket, heldFrom: heldFrom() });
   });
 
@@ -654,7 +657,9 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       // The stack's queued bytes go straight into the skb behind the captured headers.
       const hdr = view.payloadOffset;
       if (skbBuf.length < hdr + len) skbBuf = new Uint8Array(2 * (hdr + len));
-      frame = skbBuf.subarray(0, hdr + len);
+      // One view while segments keep their length (MSS-sized, mostly): no object per segment.
+      if (skbView.length !== hdr + len || skbView.buffer !== skbBuf.buffer) skbView = skbBuf.subarray(0, hdr + len);
+      frame = skbView;
       const m = sock.copyQueued(seq, len, frame, hdr);
       if (m < 0) {
         // The capture sent these bytes and the replay cannot: the wire does not match.
@@ -664,7 +669,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
         mark(f, { dir: 'tx', seq, len, mark: 'mismatch', note: 'not in the stack\'s queue' });
         return;
       }
-      frame.set(p.frame.subarray(0, hdr), 0);
+      for (let i = 0; i < hdr; i++) frame[i] = p.frame[i]!; // the captured headers
       marked = m === 1;
       fixSegmentHeaders(frame, view, seq, marked);
     } else {

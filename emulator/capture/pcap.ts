@@ -15,6 +15,8 @@ export class PcapReader extends CaptureReader {
   readonly format = 'pcap' as const;
   readonly littleEndian: boolean;
   readonly nanosecond: boolean;
+  private lastSec = -1;
+  private lastSecNs = 0n;
   readonly snaplen: number;
   readonly linkType: number;
   readonly version: string;
@@ -61,7 +63,12 @@ export class PcapReader extends CaptureReader {
     i = this.need(at, PCAP_RECORD_HEADER + caplen, `record of ${caplen} captured bytes`);
     dv = this.win.dv;
     this.pos = at + PCAP_RECORD_HEADER + caplen;
-    const tsNs = BigInt(sec) * 1_000_000_000n + BigInt(this.nanosecond ? frac : frac * 1000);
+    // Packets of one second share its BigInt (a capture holds thousands a second): one BigInt per packet, not three.
+    if (sec !== this.lastSec) {
+      this.lastSec = sec;
+      this.lastSecNs = BigInt(sec) * 1_000_000_000n;
+    }
+    const tsNs = this.lastSecNs + BigInt(this.nanosecond ? frac : frac * 1000);
     const data = this.win.buf.subarray(i + PCAP_RECORD_HEADER, i + PCAP_RECORD_HEADER + caplen);
     return { number: ++this.packets, tsNs, linkType: this.linkType, data, origLen, fileOffset: at, interfaceId: 0 };
   }
