@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { Rng } from '../driver-api/host/rng.ts';
 import { allTargets, mutate } from '../fuzz/targets.ts';
 
-const RUNS: Record<string, number> = { capture: 2000, packet: 300, record: 300, keylog: 2000, crypto_info: 2000, scenario: 1000, replay_scenario: 60, replay_capture: 60 };
+const RUNS: Record<string, number> = { capture: 2000, packet: 300, record: 300, keylog: 2000, crypto_info: 2000, scenario: 1000, replay_scenario: 60, replay_capture: 60, scenario_run: 100 };
 
 for (const target of allTargets()) {
   test(`fuzz ${target.name}: ${target.input}: accepted or a typed rejection, invariants hold`, async (t) => {
