@@ -52,7 +52,7 @@ for (const target of allTargets()) {
   if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
   const secs = (Date.now() - t0) / 1000;
   console.log(
-    `${target.name.padEnd(12)} ${String(tried).padStart(9)} inputs  ${String(accepted).padStart(9)} accepted  ${String(rejected).padStart(9)} rejected (typed)  ` +
+    `${target.name.padEnd(16)} ${String(tried).padStart(9)} inputs  ${String(accepted).padStart(9)} accepted  ${String(rejected).padStart(9)} rejected (typed)  ` +
       `${failures.length} failures  ${secs.toFixed(1)} s  slowest ${slowest.toFixed(1)} ms CPU   (${target.input})`,
   );
   for (const f of failures.slice(0, 20)) console.log(`  FAIL ${f}`);
