@@ -32,6 +32,9 @@ import { parseScenario, validateScenario } from '../testbed/load.ts';
 import { runScenarioObject } from '../testbed/runner.ts';
 import { replay, type ReplayResult } from '../cli/replay/engine.ts';
 import { validateReplayScenario } from '../cli/replay/scenario.ts';
+import { mergeQueueResults } from '../cli/replay/parallel.ts';
+import { replayQueue, type QueueResult } from '../cli/replay/worker.ts';
+import { toJson } from '../cli/report.ts';
 import { BUILTIN_DRIVERS, FAULT_KINDS } from '../driver-api/drivers/index.ts';
 
 export type Outcome = 'accepted' | 'rejected';
@@ -749,16 +752,86 @@ export function replayScenarioTarget(): FuzzTarget {
 
 // ---- 8. damaged captures, replayed ---------------------------------------------------------------------
 
+let damageDir: string | null = null; // made at the first damaged capture, removed when the process exits
+const packetsOf = new Map<string, Array<{ data: Uint8Array; tsNs: bigint }>>();
+
 /**
- * A bundled capture with packets dropped, duplicated, swapped, cut short, a byte flipped anywhere (headers
- * included) or the file ended early, replayed from either end with either driver. Rejected: a typed error.
- * Accepted: nothing crashes or hangs; no connection gets a byte the clean replay does not deliver to it at
- * that place, and a connection the capture does not have gets nothing (AEAD and TCP between them decide what
- * a damaged segment becomes). With only duplicates and swapped neighbours every byte arrives.
+ * Bundled capture `name` with 1-4 packets dropped, duplicated, swapped with the next, cut short, a byte
+ * flipped anywhere (headers included) or the file ended early, written to `file` in a temporary directory.
+ * `lossy`: some edit can lose bytes (only duplicates and swaps cannot).
+ */
+function damagedCapture(rng: Rng, name: string, file: string): { path: string; edits: string[]; lossy: boolean } {
+  let orig = packetsOf.get(name);
+  if (!orig) {
+    orig = [...readCaptureBytes(readFileSync(captureFiles(name).capture), { name })].map((p) => ({ data: Uint8Array.from(p.data), tsNs: p.tsNs }));
+    packetsOf.set(name, orig);
+  }
+  const pkts = orig.map((p) => ({ data: p.data, tsNs: p.tsNs }));
+  const edits: string[] = [];
+  let lossy = false;
+  for (let k = 1 + rng.int(4); k > 0 && pkts.length > 1; k--) {
+    const i = rng.int(pkts.length);
+    const p = pkts[i]!;
+    switch (rng.int(6)) {
+      case 0:
+        pkts.splice(i, 1);
+        edits.push(`drop ${i}`);
+        lossy = true;
+        break;
+      case 1: {
+        const j = Math.min(pkts.length, i + 1 + rng.int(20));
+        pkts.splice(j, 0, { data: p.data, tsNs: pkts[j - 1]!.tsNs });
+        edits.push(`duplicate ${i} at ${j}`);
+        break;
+      }
+      case 2:
+        if (i + 1 < pkts.length) {
+          pkts[i] = { data: pkts[i + 1]!.data, tsNs: p.tsNs };
+          pkts[i + 1] = { data: p.data, tsNs: pkts[i + 1]!.tsNs };
+          edits.push(`swap ${i}`);
+        }
+        break;
+      case 3: {
+        const data = Uint8Array.from(p.data);
+        const at = rng.int(data.length);
+        data[at] = data[at]! ^ (1 << rng.int(8));
+        pkts[i] = { data, tsNs: p.tsNs };
+        edits.push(`flip ${i}@${at}`);
+        lossy = true;
+        break;
+      }
+      case 4: {
+        const n = rng.int(p.data.length);
+        pkts[i] = { data: p.data.subarray(0, n), tsNs: p.tsNs };
+        edits.push(`cut ${i} to ${n}`);
+        lossy = true;
+        break;
+      }
+      default:
+        pkts.length = i + 1;
+        edits.push(`end after ${i}`);
+        lossy = true;
+    }
+  }
+  const w = new PcapWriter(null);
+  for (const p of pkts) w.write(p);
+  if (damageDir === null) {
+    const made = mkdtempSync(join(tmpdir(), 'tlsnic-fuzz-'));
+    process.once('exit', () => rmSync(made, { recursive: true, force: true }));
+    damageDir = made;
+  }
+  const path = join(damageDir, file);
+  writeFileSync(path, w.bytes());
+  return { path, edits, lossy };
+}
+
+/**
+ * A damaged bundled capture (see damagedCapture) replayed from either end with either driver. Rejected: a
+ * typed error. Accepted: nothing crashes or hangs; no connection gets a byte the clean replay does not deliver
+ * to it at that place, and a connection the capture does not have gets nothing (AEAD and TCP between them
+ * decide what a damaged segment becomes). With only duplicates and swapped neighbours every byte arrives.
  */
 export function replayCaptureTarget(): FuzzTarget {
-  let dir: string | null = null; // made at the first input, removed when the process exits
-  const packetsOf = new Map<string, Array<{ data: Uint8Array; tsNs: bigint }>>();
   return {
     name: 'replay_capture',
     input: 'a bundled capture with packets dropped, duplicated, swapped, cut or flipped, replayed from either end',
@@ -767,75 +840,62 @@ export function replayCaptureTarget(): FuzzTarget {
       const cap = REPLAY_CAPTURES[rng.int(REPLAY_CAPTURES.length)]!;
       const { local } = endOf(cap.name, rng);
       const c = await cleanReplay(cap.name, cap.tls13, local);
-      let orig = packetsOf.get(cap.name);
-      if (!orig) {
-        orig = [...readCaptureBytes(readFileSync(captureFiles(cap.name).capture), { name: cap.name })].map((p) => ({ data: Uint8Array.from(p.data), tsNs: p.tsNs }));
-        packetsOf.set(cap.name, orig);
-      }
-      const pkts = orig.map((p) => ({ data: p.data, tsNs: p.tsNs }));
-      const edits: string[] = [];
-      let lossy = false;
-      for (let k = 1 + rng.int(4); k > 0 && pkts.length > 1; k--) {
-        const i = rng.int(pkts.length);
-        const p = pkts[i]!;
-        switch (rng.int(6)) {
-          case 0:
-            pkts.splice(i, 1);
-            edits.push(`drop ${i}`);
-            lossy = true;
-            break;
-          case 1: {
-            const j = Math.min(pkts.length, i + 1 + rng.int(20));
-            pkts.splice(j, 0, { data: p.data, tsNs: pkts[j - 1]!.tsNs });
-            edits.push(`duplicate ${i} at ${j}`);
-            break;
-          }
-          case 2:
-            if (i + 1 < pkts.length) {
-              pkts[i] = { data: pkts[i + 1]!.data, tsNs: p.tsNs };
-              pkts[i + 1] = { data: p.data, tsNs: pkts[i + 1]!.tsNs };
-              edits.push(`swap ${i}`);
-            }
-            break;
-          case 3: {
-            const data = Uint8Array.from(p.data);
-            const at = rng.int(data.length);
-            data[at] = data[at]! ^ (1 << rng.int(8));
-            pkts[i] = { data, tsNs: p.tsNs };
-            edits.push(`flip ${i}@${at}`);
-            lossy = true;
-            break;
-          }
-          case 4: {
-            const n = rng.int(p.data.length);
-            pkts[i] = { data: p.data.subarray(0, n), tsNs: p.tsNs };
-            edits.push(`cut ${i} to ${n}`);
-            lossy = true;
-            break;
-          }
-          default:
-            pkts.length = i + 1;
-            edits.push(`end after ${i}`);
-            lossy = true;
-        }
-      }
-      const w = new PcapWriter(null);
-      for (const p of pkts) w.write(p);
-      if (dir === null) {
-        const made = mkdtempSync(join(tmpdir(), 'tlsnic-fuzz-'));
-        process.once('exit', () => rmSync(made, { recursive: true, force: true }));
-        dir = made;
-      }
-      const file = join(dir, 'damaged.pcap');
-      writeFileSync(file, w.bytes());
+      const { path, edits, lossy } = damagedCapture(rng, cap.name, 'damaged.pcap');
       const driver = rng.chance(0.5) ? 'mlx5' : 'nfp';
       let res: Awaited<ReturnType<typeof replayCollect>>;
       try {
-        res = await replayCollect({ capture: file, keylog: captureFiles(cap.name).keylog, tls13: cap.tls13, local, driver });
+        res = await replayCollect({ capture: path, keylog: captureFiles(cap.name).keylog, tls13: cap.tls13, local, driver });
       } catch (e) {
         return typed(e, 'replay_capture');
       }
       checkDelivered('replay_capture', `${cap.name} from ${local}, ${driver}, ${edits.join(', ')}`, res.rx, res.r, c, () => !lossy);
+      return 'accepted';
+    },
+  };
+}
+
+/**
+ * A damaged bundled capture replayed in one thread and as 2 or 3 RSS queues (each queue's replay run here in
+ * turn, as a worker runs it, then merged): the --json report must be the same, or both fail with the same
+ * typed error. Workers read the whole capture each and keep only their connections, so a damaged packet that
+ * moves a connection's frames between queues, or a merge that orders or sums wrong, shows here.
+ */
+export function replayQueuesTarget(): FuzzTarget {
+  return {
+    name: 'replay_queues',
+    input: 'a damaged bundled capture replayed in one thread and as 2-3 RSS queues merged: the same report',
+    perCount: 0.005,
+    async one(rng) {
+      const cap = REPLAY_CAPTURES[rng.int(REPLAY_CAPTURES.length)]!;
+      const local = rng.chance(0.3) ? endOf(cap.name, rng).local : null;
+      const { path, edits } = damagedCapture(rng, cap.name, 'queues.pcap');
+      const keylog = captureFiles(cap.name).keylog;
+      const queues = 2 + rng.int(2);
+      const at = `${cap.name}${local ? ` from ${local}` : ''}, ${queues} queues, ${edits.join(', ')}`;
+      const outcome = async (f: () => Promise<ReplayResult>): Promise<{ json: string } | { error: string }> => {
+        try {
+          return { json: JSON.stringify(toJson(await f())) };
+        } catch (e) {
+          typed(e, 'replay_queues');
+          return { error: `${(e as Error).name}: ${(e as Error).message}` };
+        }
+      };
+      const loc = local === null ? null : { ip: local, port: null };
+      const one = await outcome(() => replay({ capture: path, keylog, local: loc, driver: BUILTIN_DRIVERS.mlx5!, tls13: cap.tls13 }));
+      const many = await outcome(async () => {
+        const parts: QueueResult[] = [];
+        for (let q = 0; q < queues; q++) {
+          parts.push(await replayQueue({ capture: path, keylog, local: loc, driver: 'mlx5', tls13: cap.tls13, queue: q, queues, plaintextDir: null, progress: false }));
+        }
+        return mergeQueueResults(path, parts);
+      });
+      if ('error' in one || 'error' in many) {
+        if (!('error' in one) || !('error' in many) || one.error !== many.error) {
+          throw new FuzzFailure(`replay_queues: ${at}: one thread ${'error' in one ? one.error : 'ran'}, queues ${'error' in many ? many.error : 'ran'}`);
+        }
+        return 'rejected';
+      }
+      if (one.json !== many.json) throw new FuzzFailure(`replay_queues: ${at}: the merged report differs from one thread's`);
       return 'accepted';
     },
   };
@@ -954,5 +1014,5 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 export function allTargets(): FuzzTarget[] {
-  return [captureTarget(), packetTarget(), recordTarget(), keylogTarget(), cryptoInfoTarget(), scenarioTarget(), replayScenarioTarget(), replayCaptureTarget(), scenarioRunTarget()];
+  return [captureTarget(), packetTarget(), recordTarget(), keylogTarget(), cryptoInfoTarget(), scenarioTarget(), replayScenarioTarget(), replayCaptureTarget(), replayQueuesTarget(), scenarioRunTarget()];
 }
