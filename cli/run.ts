@@ -1,18 +1,23 @@
 // `tlsnic run <scenario.json> [--json] [--flows N] [--seconds S] [--seed N]`: run a scenario (issue 5) and
-// say whether its expectations hold. Exit 0 when they hold, 1 when not; bad input (unreadable or invalid
+// say whether its expectations hold. A `{ "name": "module", "path" }` driver is loaded from the path,
+// relative to the scenario file. Exit 0 when they hold, 1 when not; bad input (unreadable or invalid
 // scenario, bad option) is a ConfigError that main() turns into exit 2. --seconds and --seed drive a soak
 // scenario's time mode and seed; TLSNIC_SOAK_SECONDS / TLSNIC_SOAK_SEED do the same when the flags are absent.
+import { dirname } from 'node:path';
 import { ConfigError } from '../emulator/errors.ts';
 import { FAULT_KINDS } from '../driver-api/drivers/faulty.ts';
 import { VIOLATION_KINDS } from '../driver-api/stack/violations.ts';
 import { formatRecovery } from '../testbed/ava.ts';
 import { loadScenarioFile } from '../testbed/load.ts';
-import { runScenarioObject, type ProfileRun, type RunOptions, type ScenarioResult } from '../testbed/runner.ts';
+import { loadScenarioDrivers, runScenarioObject, type ProfileRun, type RunOptions, type ScenarioResult } from '../testbed/runner.ts';
 import type { RunArgs } from './args.ts';
 
-export function runRun(args: RunArgs, out: (s: string) => void = (s) => void process.stdout.write(s)): number {
+export async function runRun(args: RunArgs, out: (s: string) => void = (s) => void process.stdout.write(s)): Promise<number> {
   const scenario = loadScenarioFile(args.scenario);
   const o: RunOptions = args.flows !== null ? { soakFlows: args.flows } : {};
+  // Driver modules named by the scenario, loaded from paths relative to its file.
+  const drivers = await loadScenarioDrivers(scenario, dirname(args.scenario));
+  if (Object.keys(drivers).length) o.drivers = drivers;
   const seconds = args.seconds ?? envInt('TLSNIC_SOAK_SECONDS', 1, 1e7);
   const seed = args.seed ?? envInt('TLSNIC_SOAK_SEED', 0, 0xffff_ffff);
   if (seconds !== null) o.soakSeconds = seconds;

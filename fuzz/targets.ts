@@ -35,7 +35,7 @@ import { validateReplayScenario } from '../cli/replay/scenario.ts';
 import { mergeQueueResults } from '../cli/replay/parallel.ts';
 import { replayQueue, type QueueResult } from '../cli/replay/worker.ts';
 import { toJson } from '../cli/report.ts';
-import { BUILTIN_DRIVERS, FAULT_KINDS } from '../driver-api/drivers/index.ts';
+import { BUILTIN_DRIVERS, FAULT_KINDS, nfpDriver } from '../driver-api/drivers/index.ts';
 
 export type Outcome = 'accepted' | 'rejected';
 
@@ -959,6 +959,8 @@ export function scenarioRunTarget(): FuzzTarget {
         { name: 'mlx5', ...(rng.chance(0.3) ? { psvDelayUs: rng.int(500) } : {}), ...(rng.chance(0.1) ? { psvNeverAnswers: true, psvTimeoutUs: rng.int(2000) } : {}) },
         { name: 'nfp', rxResyncType: 'driver_req' },
         { name: 'nfp', rxResyncType: 'core_next_hint' },
+        // A driver module (the nfp driver under its own name, knobs through `options`).
+        { name: 'module', path: 'fuzz-nfp', options: { rxResyncType: rng.chance(0.5) ? 'driver_req' : 'core_next_hint' } },
       ]);
       const input = {
         name: 'fuzz', seed: rng.int(0xffff_ffff), driver,
@@ -977,7 +979,7 @@ export function scenarioRunTarget(): FuzzTarget {
       };
       let result: ReturnType<typeof runScenarioObject>;
       try {
-        result = runScenarioObject(validateScenario(input));
+        result = runScenarioObject(validateScenario(input), { drivers: { 'fuzz-nfp': { name: 'fuzz-nfp', probe: nfpDriver.probe } } });
       } catch (e) {
         return typed(e, 'scenario_run');
       }

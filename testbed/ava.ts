@@ -6,6 +6,11 @@
 //
 // runScenario takes a scenario file path, or a scenario object (validated with the same schema; errors name
 // the field path). The result exposes counters, the driver call log and per-flow state per driver profile.
+// Your own driver is a `{ name: 'module', path }` profile: pass the module in `drivers` (keyed by path), or
+// let runScenarioWithModules load the paths a scenario file names:
+//
+//   test('my driver resyncs', (t) => assertRecovered(t, runScenario(
+//     { ...scenario, driver: { name: 'module', path: 'mine' } }, { drivers: { mine: myDriver } })));
 //
 // With a real capture instead of the two-host world (`tlsnic replay --scenario`), for a driver of your own:
 //
@@ -19,7 +24,8 @@ import { replay, type ReplayResult } from '../cli/replay/engine.ts';
 import { loadReplayScenario, validateReplayScenario } from '../cli/replay/scenario.ts';
 import { loadDriver, type DriverModule } from '../driver-api/drivers/index.ts';
 import { loadScenarioFile, validateScenario } from './load.ts';
-import { runScenarioObject, type ProfileRun, type RunOptions, type ScenarioResult } from './runner.ts';
+import { dirname } from 'node:path';
+import { loadScenarioDrivers, runScenarioObject, type ProfileRun, type RunOptions, type ScenarioResult } from './runner.ts';
 import type { ScenarioInput } from './schema.ts';
 
 export type { ScenarioResult, ProfileRun, RunOptions } from './runner.ts';
@@ -27,6 +33,18 @@ export type { ScenarioResult, ProfileRun, RunOptions } from './runner.ts';
 export function runScenario(input: string | ScenarioInput, o: RunOptions = {}): ScenarioResult {
   const s = typeof input === 'string' ? loadScenarioFile(input) : validateScenario(input);
   return runScenarioObject(s, o);
+}
+
+/**
+ * runScenario for scenarios that name driver modules (`{ name: 'module', path }`): loads them first, from
+ * paths relative to the scenario file (or to `baseDir`, default the working directory, for an object).
+ * Modules given in `o.drivers` are used as they are.
+ */
+export async function runScenarioWithModules(input: string | ScenarioInput, o: RunOptions & { baseDir?: string } = {}): Promise<ScenarioResult> {
+  const s = typeof input === 'string' ? loadScenarioFile(input) : validateScenario(input);
+  const { baseDir, ...rest } = o;
+  const loaded = await loadScenarioDrivers(s, typeof input === 'string' ? dirname(input) : baseDir ?? '.');
+  return runScenarioObject(s, { ...rest, drivers: { ...loaded, ...o.drivers } });
 }
 
 /** Recovery distances of one run: count, min, median, p95, max (records). */

@@ -12,6 +12,9 @@ import { Rng } from '../driver-api/host/rng.ts';
 import type { TcpCounters } from '../driver-api/host/tcp.ts';
 import type { DriverCall } from '../driver-api/stack/stack.ts';
 import { FAULT_KINDS, type FaultKind, type FaultPlan, type FaultSpec, type FaultTally } from '../driver-api/drivers/faulty.ts';
+import type { DriverModule } from '../driver-api/drivers/common.ts';
+import { loadDriver } from '../driver-api/drivers/index.ts';
+import { resolve } from 'node:path';
 import { emptyViolationCounts, formatViolation, type ViolationCounts } from '../driver-api/stack/violations.ts';
 import type { TlsStat } from '../driver-api/stack/tls-stat.ts';
 import { recSeqToBigInt } from '../emulator/tls/crypto-info.ts';
@@ -134,6 +137,8 @@ export type RunOptions = {
   soakSeed?: number;
   /** Hard cap on simulator events per world (a livelock fails instead of hanging). */
   maxEvents?: number;
+  /** The modules of `{ name: 'module', path }` driver profiles, by path (tlsnic run loads them from the file). */
+  drivers?: Readonly<Record<string, DriverModule>>;
 };
 
 /** What one world needs: resolved traffic sizes and a profile. */
@@ -160,7 +165,23 @@ type WorldOutcome = {
   impairments: ImpairTally[];
   /** Problems found while running (the simulation threw, an impairment never matched). */
   errors: string[];
+  /** The RX resync type the receiving driver set (tls_offload_rx_resync_set_type), null if no flow offloaded RX. */
+  rxResyncType: ResyncType | null;
 };
+
+/** The profile's resync type: what a built-in driver sets, or what a module's driver set in this world (default DRIVER_REQ, as the kernel's). */
+function resyncOf(d: DriverProfile, out: WorldOutcome): ResyncType {
+  return resyncTypeOf(d) ?? out.rxResyncType ?? 'driver_req';
+}
+
+/** The modules of a scenario's `{ name: 'module', path }` profiles, by path; paths are relative to `baseDir`. */
+export async function loadScenarioDrivers(s: Scenario, baseDir: string): Promise<Record<string, DriverModule>> {
+  const drivers: Record<string, DriverModule> = {};
+  for (const d of Array.isArray(s.driver) ? s.driver : [s.driver]) {
+    if (d.name === 'module' && !drivers[d.path]) drivers[d.path] = await loadDriver(resolve(baseDir, d.path));
+  }
+  return drivers;
+}
 
 export function runScenarioObject(s: Scenario, o: RunOptions = {}): ScenarioResult {
   const profiles = Array.isArray(s.driver) ? s.driver : [s.driver];
@@ -182,9 +203,9 @@ function runPlain(s: Scenario, d: DriverProfile, o: RunOptions): ProfileRun {
     writesB: t.reverseBytes > 0 ? [t.reverseBytes] : [], handshakeA: t.handshakeA, handshakeB: t.handshakeB,
     isnA: t.isnA, isnB: t.isnB, flows: t.flows, impairments: s.impairments, faults: s.faults,
   }, o);
-  const failures = [...out.errors, ...checkExpectations(expectFor(s, d), out, s.impairments, resyncTypeOf(d))];
+  const failures = [...out.errors, ...checkExpectations(expectFor(s, d), out, s.impairments, resyncOf(d, out))];
   return {
-    profile: profileId(d), resyncType: resyncTypeOf(d), seed: s.seed, worlds: 1, flowCount: t.flows, hosts: out.hosts,
+    profile: profileId(d), resyncType: resyncOf(d, out), seed: s.seed, worlds: 1, flowCount: t.flows, hosts: out.hosts,
     flows: out.flows, impairments: out.impairments, recovery: distances(out.flows), unrecovered: unrecovered(out.flows),
     bytes: out.flows.reduce((n, f) => n + f.bytesWritten, 0), linkFlaps: s.impairments.filter((i) => i.kind === 'linkDown').length,
     faultedWorlds: s.faults.length ? 1 : 0, elapsedMs: Date.now() - started, failures,
@@ -215,6 +236,7 @@ function runSoak(s: Scenario, k: SoakSpec, d: DriverProfile, o: RunOptions, prof
   let bytes = 0;
   let linkFlaps = 0;
   let faultedWorlds = 0;
+  let resync: ResyncType | null = null;
   for (let i = 0; flowCount < total && (deadline === null || i === 0 || Date.now() < deadline); i++) {
     const seed = rng.next();
     const wr = new Rng(seed).fork('writes');
@@ -245,7 +267,8 @@ function runSoak(s: Scenario, k: SoakSpec, d: DriverProfile, o: RunOptions, prof
     const fails = [...out.errors.filter((e) => !e.includes('never matched')), ...checkExpectations({
       ...exp, recovered: exp.recovered && !chaos, counters: undefined, tlsStat: undefined, calls: undefined, resyncEpisodes: undefined,
       violations: undefined,
-    }, out, impairments, resyncTypeOf(d))];
+    }, out, impairments, resyncOf(d, out))];
+    resync ??= out.rxResyncType;
     const ri = impairments[0] as Extract<Impairment, { kind: 'random' }>;
     const what = `loss ${ri.loss}, reorder ${ri.reorder}, dup ${ri.duplicate}${ri.ackLoss ? `, ack loss ${ri.ackLoss}` : ''}, ${flaps} link flap(s)`
       + `${faults.length ? `, faults ${faults.map((f) => `${f.kind}@${f.side}/${f.dir}/every ${f.every}`).join(' ')}` : ''}`;
@@ -260,10 +283,10 @@ function runSoak(s: Scenario, k: SoakSpec, d: DriverProfile, o: RunOptions, prof
     if (faults.length) faultedWorlds++;
   }
   // Counter expectations apply to the sums over every world.
-  const summed: WorldOutcome = { hosts: hosts!, flows: [], impairments: [], errors: [] };
+  const summed: WorldOutcome = { hosts: hosts!, flows: [], impairments: [], errors: [], rxResyncType: null };
   failures.push(...checkExpectations({ delivery: 'exact', recovered: false, counters: exp.counters, tlsStat: exp.tlsStat, violations: exp.violations }, summed, []));
   return {
-    profile: profileId(d), resyncType: resyncTypeOf(d), seed: seed0, worlds: Math.max(1, Math.ceil(flowCount / k.flowsPerWorld)), flowCount,
+    profile: profileId(d), resyncType: resyncTypeOf(d) ?? resync ?? 'driver_req', seed: seed0, worlds: Math.max(1, Math.ceil(flowCount / k.flowsPerWorld)), flowCount,
     hosts: hosts!, flows, impairments: [], recovery, unrecovered: open, bytes, linkFlaps, faultedWorlds, elapsedMs: Date.now() - started, failures,
   };
 }
@@ -334,8 +357,9 @@ function runWorld(spec: WorldSpec, o: RunOptions): WorldOutcome {
   for (const imp of spec.impairments) {
     if (imp.kind === 'tableFull') nicProfile[imp.side] = { ...nicProfile[imp.side], maxContexts: imp.capacity };
   }
+  const driverModule = spec.driver.name === 'module' ? o.drivers?.[spec.driver.path] : undefined;
   const w = buildWorld({
-    seed: spec.seed, driver: spec.driver, nicProfile, faults: faultPlans(spec.faults),
+    seed: spec.seed, driver: spec.driver, nicProfile, faults: faultPlans(spec.faults), ...(driverModule ? { driverModule } : {}),
     ...(spec.tcp ? { tcp: Object.fromEntries(Object.entries(spec.tcp).filter(([, v]) => v !== undefined)) } : {}),
   });
   const watches = new Map<string, RxWatch>();
@@ -381,7 +405,12 @@ function runWorld(spec: WorldSpec, o: RunOptions): WorldOutcome {
       reports.push(flowReport(f, d, watch, tables[rxSide], compiled.lastHit(f.index, d.dir), calls));
     }
   }
-  return { hosts: { a: hostReport(w.a, tables.a), b: hostReport(w.b, tables.b) }, flows: reports, impairments: compiled.tallies, errors };
+  // What the receiving driver set for RX resync, read from the first socket that offloaded RX.
+  let rxResyncType: ResyncType | null = null;
+  for (const f of flows) {
+    for (const d of [f.ab, f.ba]) if (rxResyncType === null && d.rxTls?.rx) rxResyncType = d.rxTls.rx.resync.type;
+  }
+  return { hosts: { a: hostReport(w.a, tables.a), b: hostReport(w.b, tables.b) }, flows: reports, impairments: compiled.tallies, errors, rxResyncType };
 }
 
 /** Run to idle; a livelock hits the event cap and throws SimEventCapError (a ContractError), reported. */

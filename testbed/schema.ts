@@ -51,6 +51,18 @@ export const driverSchema = z.discriminatedUnion('name', [
     name: z.literal('nfp'),
     rxResyncType: z.enum(['driver_req', 'core_next_hint']).default('driver_req'),
   }),
+  /**
+   * Your own driver: a module whose default export is a DriverModule ({ name, probe(nic, kernel, opts) }).
+   * `path` is relative to the scenario file (`tlsnic run`); from code, RunOptions.drivers maps it to the
+   * module. `options` go to probe() as its knobs. The resync type is whatever the driver sets.
+   */
+  z.strictObject({
+    name: z.literal('module'),
+    path: z.string().min(1),
+    /** The profile's name in reports and expectByProfile ("module:<id>"); default: the file name without extension. */
+    id: z.string().regex(/^[A-Za-z0-9_.-]+$/).optional(),
+    options: z.record(z.string(), z.unknown()).optional(),
+  }),
 ]);
 export type DriverProfile = z.infer<typeof driverSchema>;
 
@@ -216,8 +228,11 @@ export const scenarioSchema = z.strictObject({
   /** Driver faults: each wraps a side's driver (faultyDriver) so the stack must contain and report them. */
   faults: z.array(faultSchema).default([]),
   expect: expectSchema.default({ delivery: 'exact', recovered: true }),
-  /** Extra expectations for one profile ("mlx5", "nfp/driver_req", "nfp/core_next_hint"). */
-  expectByProfile: z.partialRecord(z.enum(['mlx5', 'nfp/driver_req', 'nfp/core_next_hint']), expectSchema.partial()).optional(),
+  /** Extra expectations for one profile ("mlx5", "nfp/driver_req", "nfp/core_next_hint", "module:<id>"). */
+  expectByProfile: z.record(
+    z.string().regex(/^(mlx5|nfp\/driver_req|nfp\/core_next_hint|module:[A-Za-z0-9_.-]+)$/, 'a profile: mlx5, nfp/driver_req, nfp/core_next_hint or module:<id>'),
+    expectSchema.partial(),
+  ).optional(),
   /** Randomized soak instead of `traffic`: many worlds with random loss/reorder/duplication. */
   soak: soakSchema.optional(),
 }).refine((s) => (s.traffic === undefined) !== (s.soak === undefined), { message: 'give exactly one of traffic or soak' });
@@ -227,13 +242,15 @@ export type ScenarioInput = z.input<typeof scenarioSchema>;
 export type Traffic = z.infer<typeof trafficSchema>;
 export type SoakSpec = z.infer<typeof soakSchema>;
 
-export type ProfileId = 'mlx5' | 'nfp/driver_req' | 'nfp/core_next_hint';
+export type ProfileId = 'mlx5' | 'nfp/driver_req' | 'nfp/core_next_hint' | `module:${string}`;
 
 export function profileId(d: DriverProfile): ProfileId {
+  if (d.name === 'module') return `module:${d.id ?? d.path.replace(/^.*[\\/]/, '').replace(/\.[^.]*$/, '')}`;
   return d.name === 'mlx5' ? 'mlx5' : d.rxResyncType === 'core_next_hint' ? 'nfp/core_next_hint' : 'nfp/driver_req';
 }
 
-/** The tls_offload_sync_type a profile's driver sets for RX. */
-export function resyncTypeOf(d: DriverProfile): 'driver_req_async' | 'driver_req' | 'core_next_hint' {
+/** The tls_offload_sync_type a built-in profile's driver sets for RX; null for a module (what it sets is seen in the run). */
+export function resyncTypeOf(d: DriverProfile): 'driver_req_async' | 'driver_req' | 'core_next_hint' | null {
+  if (d.name === 'module') return null;
   return d.name === 'mlx5' ? 'driver_req_async' : d.rxResyncType;
 }

@@ -3,12 +3,13 @@
 // bytes each way) and then installed TLS_TX/TLS_RX, as an application does after a TLS 1.2 handshake.
 // Adapted from test/helpers/e2e.ts (makeWorld, connectTls) for many flows and scenario-driven profiles.
 // Everything is seeded (STYLE principle 8).
+import { ConfigError } from '../emulator/errors.ts';
 import { nodeBackend } from '../emulator/crypto/index.ts';
 import { Nic } from '../emulator/nic/nic.ts';
 import { DEFAULT_SCAN_POLICY, type NicProfile } from '../emulator/nic/types.ts';
 import { CIPHER_DESC, TLS_1_2_VERSION, TLS_CIPHER_AES_GCM_128, TLS_CIPHER_AES_GCM_256, bigIntToRecSeq, type CryptoInfo } from '../emulator/tls/crypto-info.ts';
 import { TLS_MAX_PAYLOAD_SIZE } from '../emulator/tls/record.ts';
-import { faultyDriver, mlx5Driver, nfpDriver, type FaultPlan, type FaultyDriver, type ProbeOptions } from '../driver-api/drivers/index.ts';
+import { faultyDriver, mlx5Driver, nfpDriver, type DriverModule, type FaultPlan, type FaultyDriver, type ProbeOptions } from '../driver-api/drivers/index.ts';
 import { Host } from '../driver-api/host/host.ts';
 import { Link, type ImpairFn, type LinkDirection } from '../driver-api/host/link.ts';
 import { MAC_A, MAC_B } from '../driver-api/host/pair.ts';
@@ -28,6 +29,8 @@ export const BASE_PORT = 4433;
 export type WorldOptions = {
   seed: number;
   driver: DriverProfile;
+  /** The module of a `{ name: 'module' }` profile (loaded by the caller: see RunOptions.drivers). */
+  driverModule?: DriverModule;
   nicProfile?: Partial<Record<Side, Partial<NicProfile>>>;
   tcp?: Partial<TcpConfig>;
   impair?: ImpairFn;
@@ -44,14 +47,24 @@ export function buildWorld(o: WorldOptions): TbWorld {
   const sim = new Sim();
   const rng = new Rng(o.seed);
   const link = new Link(sim, { latencyUs: 40, rateBytesPerSec: 1_250_000_000, ...(o.impair ? { impair: o.impair } : {}) });
-  const driver = o.driver.name === 'mlx5' ? mlx5Driver : nfpDriver;
-  const knobs: ProbeOptions = o.driver.name === 'mlx5'
-    ? {
-      ...(o.driver.psvDelayUs !== undefined ? { psvDelayUs: o.driver.psvDelayUs } : {}),
-      ...(o.driver.psvNeverAnswers !== undefined ? { psvNeverAnswers: o.driver.psvNeverAnswers } : {}),
-      ...(o.driver.psvTimeoutUs !== undefined ? { psvTimeoutUs: o.driver.psvTimeoutUs } : {}),
-    }
-    : { rxResyncType: o.driver.rxResyncType };
+  const d = o.driver;
+  let driver: DriverModule;
+  let knobs: ProbeOptions;
+  if (d.name === 'module') {
+    if (!o.driverModule) throw new ConfigError(`driver module ${d.path} was not loaded (tlsnic run loads it; from code, pass RunOptions.drivers)`, { field: 'driver.path' });
+    driver = o.driverModule;
+    knobs = { ...d.options };
+  } else if (d.name === 'mlx5') {
+    driver = mlx5Driver;
+    knobs = {
+      ...(d.psvDelayUs !== undefined ? { psvDelayUs: d.psvDelayUs } : {}),
+      ...(d.psvNeverAnswers !== undefined ? { psvNeverAnswers: d.psvNeverAnswers } : {}),
+      ...(d.psvTimeoutUs !== undefined ? { psvTimeoutUs: d.psvTimeoutUs } : {}),
+    };
+  } else {
+    driver = nfpDriver;
+    knobs = { rxResyncType: d.rxResyncType };
+  }
   const schedule = (d: number, fn: () => void) => void sim.schedule(d, fn);
   const mk = (side: Side, ip: string, mac: Uint8Array, peerMac: Uint8Array): TbHost => {
     const host = new Host(sim, rng.fork(`host-${side}`), { name: side, ip, mac, peerMac, ...(o.tcp ? { tcp: o.tcp } : {}) });
@@ -61,7 +74,7 @@ export function buildWorld(o: WorldOptions): TbWorld {
     const plan = o.faults?.[side];
     const faulty = plan && plan.length ? faultyDriver(driver, plan) : null;
     const netdev = (faulty ?? driver).probe(nic, stack.kernelHelpers((skb) => host.netifReceiveSkb(skb)), {
-      name: `${o.driver.name}_${side}`, schedule, ...knobs,
+      name: `${d.name === 'module' ? driver.name : d.name}_${side}`, schedule, ...knobs,
     });
     host.attachNetdev(netdev);
     return { side, host, nic, netdev, stack, faulty };
