@@ -42,7 +42,8 @@ export const USAGE = `usage:
   tlsnic --version
 
 run: runs a scenario (fixtures/scenarios/*.json) and checks its expectations; exit 0 when they hold, 1 when
-not, 2 on a bad scenario. --flows sets the flow count of a soak scenario.
+not, 2 on a bad scenario. --flows sets the flow count of a soak scenario. A driver profile
+{ "name": "module", "path": "./my-driver.mjs" } runs your own driver (path relative to the scenario file).
 
 Replays the TLS connections of a capture through the emulated NIC of one host (by default, for each
 connection, the side that accepted it) and prints what the offload did.`;
