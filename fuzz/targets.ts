@@ -609,6 +609,11 @@ const REPLAY_CAPTURES = [
   { name: 'tls12-many-v4', tls13: false },
 ] as const;
 
+/**
+ * A clean replay: what each connection received ("local|remote"), the capture's duration (linkDown times
+ * are drawn within it and a little past it) and how many record indices impairments draw from (the bundled
+ * streams hold 8-20 records: some names fall past the end, which the scenario must report as never matched).
+ */
 type CleanRun = { rx: Map<string, Uint8Array>; durationUs: number; records: number };
 
 const captureFiles = (name: string) => ({ capture: join(ROOT, 'fixtures/captures', `${name}.pcap`), keylog: join(ROOT, 'fixtures/captures', `${name}.keylog`) });
@@ -652,7 +657,7 @@ async function cleanReplay(name: string, tls13: boolean, local: string): Promise
   return c;
 }
 
-/** Local address of one end of a bundled capture's first connection ("10.77.0.2:45230", "[fd77::1]:4827"). */
+/** The IP of one end of a bundled capture's first connection (the manifest says "10.77.0.2:45230", "[fd77::1]:4827"). */
 function endOf(name: string, rng: Rng): { local: string; connections: number } {
   const m = JSON.parse(readFileSync(join(ROOT, 'fixtures/captures', `${name}.json`), 'utf8')) as { connections: Array<{ client: string; server: string }> };
   const endpoint = rng.chance(0.5) ? m.connections[0]!.client : m.connections[0]!.server;
