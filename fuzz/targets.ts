@@ -664,6 +664,13 @@ function endOf(name: string, rng: Rng): { local: string; connections: number } {
   return { local: endpoint.replace(/^\[/, '').replace(/\]?:\d+$/, ''), connections: m.connections.length };
 }
 
+/** A bundled capture, one end of it as the local host, and its clean replay from there. */
+async function pickCapture(rng: Rng) {
+  const cap = REPLAY_CAPTURES[rng.int(REPLAY_CAPTURES.length)]!;
+  const { local, connections } = endOf(cap.name, rng);
+  return { cap, local, connections, c: await cleanReplay(cap.name, cap.tls13, local) };
+}
+
 /**
  * What a replay delivered against the clean replay: every connection's received plaintext a prefix of the
  * clean one's (all of it when `complete(index)`), nothing for a connection the clean replay does not have.
@@ -724,9 +731,7 @@ export function replayScenarioTarget(): FuzzTarget {
     input: 'a random replay scenario (every impairment kind, some fields wrong) run on a bundled capture, either end, either driver',
     perCount: 0.01,
     async one(rng) {
-      const cap = REPLAY_CAPTURES[rng.int(REPLAY_CAPTURES.length)]!;
-      const { local, connections } = endOf(cap.name, rng);
-      const c = await cleanReplay(cap.name, cap.tls13, local);
+      const { cap, local, connections, c } = await pickCapture(rng);
       const scenario = {
         name: `fuzz-${rng.int(1000)}`, seed: rng.int(0xffff),
         impairments: Array.from({ length: 1 + rng.int(4) }, () => impairment(rng, c, connections)),
@@ -842,9 +847,7 @@ export function replayCaptureTarget(): FuzzTarget {
     input: 'a bundled capture with packets dropped, duplicated, swapped, cut or flipped, replayed from either end',
     perCount: 0.01,
     async one(rng) {
-      const cap = REPLAY_CAPTURES[rng.int(REPLAY_CAPTURES.length)]!;
-      const { local } = endOf(cap.name, rng);
-      const c = await cleanReplay(cap.name, cap.tls13, local);
+      const { cap, local, c } = await pickCapture(rng);
       const { path, edits, lossy } = damagedCapture(rng, cap.name, 'damaged.pcap');
       const driver = rng.chance(0.5) ? 'mlx5' : 'nfp';
       let res: Awaited<ReturnType<typeof replayCollect>>;
