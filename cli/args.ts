@@ -27,6 +27,8 @@ export type RunArgs = {
   seconds: number | null;
   /** Soak seed (null: the scenario's). */
   seed: number | null;
+  /** --driver: run the scenario with this driver instead of its profiles (mlx5, nfp, or a module path from the working directory). */
+  driver: string | null;
 };
 
 export type HelpArgs = { command: 'help'; topic?: string };
@@ -37,13 +39,14 @@ export const USAGE = `usage:
   tlsnic replay <capture> --keylog <file> [--local <ip>[:port]] [--driver mlx5|nfp|<module path>]
                 [--scenario <file>] [--tls13] [--plaintext-dir <dir>] [--out <pcap>] [--timeline <html>] [--json]
                 [--workers <n>]
-  tlsnic run <scenario.json> [--json] [--flows <n>] [--seconds <s>] [--seed <n>]
+  tlsnic run <scenario.json> [--json] [--flows <n>] [--seconds <s>] [--seed <n>] [--driver mlx5|nfp|<module path>]
   tlsnic help
   tlsnic --version
 
 run: runs a scenario (fixtures/scenarios/*.json) and checks its expectations; exit 0 when they hold, 1 when
 not, 2 on a bad scenario. --flows sets the flow count of a soak scenario. A driver profile
-{ "name": "module", "path": "./my-driver.mjs" } runs your own driver (path relative to the scenario file).
+{ "name": "module", "path": "./my-driver.mjs" } runs your own driver (path relative to the scenario file);
+--driver runs any scenario with one driver instead of its profiles (a module path from the working directory).
 
 Replays the TLS connections of a capture through the emulated NIC of one host (by default, for each
 connection, the side that accepted it) and prints what the offload did.`;
@@ -112,6 +115,7 @@ function parseWorkers(v: string | undefined): number {
 
 function parseRun(rest: readonly string[]): RunArgs {
   let json = false;
+  let driver: string | null = null;
   const ints = new Map<string, number>();
   const positional: string[] = [];
   for (let i = 0; i < rest.length; i++) {
@@ -119,7 +123,11 @@ function parseRun(rest: readonly string[]): RunArgs {
     const name = a.includes('=') ? a.slice(0, a.indexOf('=')) : a;
     const spec = RUN_INT_FLAGS[name];
     if (a === '--json') json = true;
-    else if (spec) {
+    else if (name === '--driver') {
+      const v = a.includes('=') ? a.slice(a.indexOf('=') + 1) : rest[++i];
+      if (!v || (!a.includes('=') && v.startsWith('--'))) throw new ConfigError('--driver needs a value: mlx5, nfp or a module path', { field: '--driver' });
+      driver = v;
+    } else if (spec) {
       const v = a.includes('=') ? a.slice(a.indexOf('=') + 1) : rest[++i];
       if (v === undefined || !/^\d{1,10}$/.test(v) || Number(v) < spec.min || Number(v) > spec.max) {
         throw new ConfigError(`${name} needs an integer in [${spec.min}, ${spec.max}], got ${v ?? 'nothing'}`, { field: name });
@@ -129,7 +137,10 @@ function parseRun(rest: readonly string[]): RunArgs {
     else positional.push(a);
   }
   if (positional.length !== 1) throw new ConfigError(`run takes exactly one scenario file, got ${positional.length}`);
-  return { command: 'run', scenario: positional[0]!, json, flows: ints.get('--flows') ?? null, seconds: ints.get('--seconds') ?? null, seed: ints.get('--seed') ?? null };
+  return {
+    command: 'run', scenario: positional[0]!, json, flows: ints.get('--flows') ?? null, seconds: ints.get('--seconds') ?? null, seed: ints.get('--seed') ?? null,
+    driver,
+  };
 }
 
 const RUN_INT_FLAGS: Record<string, { min: number; max: number }> = {

@@ -3,19 +3,22 @@
 // relative to the scenario file. Exit 0 when they hold, 1 when not; bad input (unreadable or invalid
 // scenario, bad option) is a ConfigError that main() turns into exit 2. --seconds and --seed drive a soak
 // scenario's time mode and seed; TLSNIC_SOAK_SECONDS / TLSNIC_SOAK_SEED do the same when the flags are absent.
-import { dirname } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { ConfigError } from '../emulator/errors.ts';
 import { FAULT_KINDS } from '../driver-api/drivers/faulty.ts';
 import { VIOLATION_KINDS } from '../driver-api/stack/violations.ts';
 import { formatRecovery } from '../testbed/ava.ts';
 import { loadScenarioFile } from '../testbed/load.ts';
+import type { DriverProfile, Scenario } from '../testbed/schema.ts';
 import { loadScenarioDrivers, runScenarioObject, type ProfileRun, type RunOptions, type ScenarioResult } from '../testbed/runner.ts';
 import type { RunArgs } from './args.ts';
 
 export async function runRun(args: RunArgs, out: (s: string) => void = (s) => void process.stdout.write(s)): Promise<number> {
-  const scenario = loadScenarioFile(args.scenario);
+  const file = loadScenarioFile(args.scenario);
+  // --driver: one driver instead of the file's profiles (expectByProfile then keys on its profile alone).
+  const scenario: Scenario = args.driver === null ? file : { ...file, driver: driverFlag(args.driver) };
   const o: RunOptions = args.flows !== null ? { soakFlows: args.flows } : {};
-  // Driver modules named by the scenario, loaded from paths relative to its file.
+  // Driver modules named by the scenario, loaded from paths relative to its file (--driver's: absolute).
   const drivers = await loadScenarioDrivers(scenario, dirname(args.scenario));
   if (Object.keys(drivers).length) o.drivers = drivers;
   const seconds = args.seconds ?? envInt('TLSNIC_SOAK_SECONDS', 1, 1e7);
@@ -25,6 +28,13 @@ export async function runRun(args: RunArgs, out: (s: string) => void = (s) => vo
   const result = runScenarioObject(scenario, o);
   out(args.json ? JSON.stringify(result, jsonReplacer, 2) + '\n' : formatText(result));
   return result.ok ? 0 : 1;
+}
+
+/** --driver's value as a profile: a built-in driver by name (its default knobs), else a module path from the working directory. */
+function driverFlag(v: string): DriverProfile {
+  if (v === 'mlx5') return { name: 'mlx5' };
+  if (v === 'nfp') return { name: 'nfp', rxResyncType: 'driver_req' };
+  return { name: 'module', path: resolve(v) };
 }
 
 /** An integer environment knob, null when unset; out of range is a ConfigError (exit 2). */

@@ -92,3 +92,19 @@ test('a soak with faults runs a module profile too: the fault wrapper wraps it, 
   t.is(run.flowCount, 24);
   t.true(run.faultedWorlds > 0, `${run.faultedWorlds} worlds with faults`);
 });
+
+test('tlsnic run --driver runs any scenario file with one driver instead of its profiles', async (t) => {
+  const drv = join(tmp, 'flag-driver.ts');
+  writeFileSync(drv, `import { nfpDriver } from ${JSON.stringify(pathToFileURL(resolve('driver-api/drivers/index.ts')).href)};
+export default { name: 'flagged', probe: (nic, kernel, opts) => nfpDriver.probe(nic, kernel, { ...opts, rxResyncType: 'core_next_hint' }) };
+`);
+  const cli = (...args: string[]) => run(process.execPath, ['--import=tsx', 'cli/main.ts', 'run', 'fixtures/scenarios/loss-header.json', ...args], { encoding: 'utf8' });
+  const mine = await cli('--driver', drv);
+  t.regex(mine.stdout, /^scenario loss-header: expectations hold\n  module:flag-driver \(core_next_hint\), 1 flow: 1 resyncs/);
+  t.notRegex(mine.stdout, /mlx5|nfp\//, 'the file\'s three profiles are not run');
+  const nfp = await cli('--driver=nfp', '--json');
+  t.deepEqual((JSON.parse(nfp.stdout) as { runs: Array<{ profile: string }> }).runs.map((r) => r.profile), ['nfp/driver_req']);
+  const bad = await cli('--driver').catch((e: { code: number; stderr: string }) => e);
+  t.is((bad as { code: number }).code, 2);
+  t.regex((bad as { stderr: string }).stderr, /--driver needs a value/);
+});
