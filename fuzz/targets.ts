@@ -914,7 +914,7 @@ export function replayQueuesTarget(): FuzzTarget {
 /**
  * Random scenarios run by the two-host testbed: a driver profile (knobs included), a device scan policy, TCP
  * MSS, window and TSO, random writes both ways on up to three connections (sometimes across the 32-bit seq
- * wrap), 0-4 impairments of every kind and sometimes a driver fault. Expected: never a wrong byte; exact delivery
+ * wrap, sometimes TLS 1.3), 0-4 impairments of every kind and sometimes a driver fault. Expected: never a wrong byte; exact delivery
  * on every connection without a corrupted record or a driver fault (a fault may stall one: a prefix then);
  * no contract violation that was not injected and every injected one reported. Recovery is not asked for.
  * Rejected: a typed error (an impairment naming what the traffic lacks).
@@ -978,7 +978,7 @@ export function scenarioRunTarget(): FuzzTarget {
         } } : {}),
         ...(rng.chance(0.5) ? { tcp: { mss: 200 + rng.int(1300), rcvBuf: 4000 + rng.int(61_000), tso: rng.chance(0.5) } } : {}),
         traffic: {
-          keyBits: rng.chance(0.5) ? 128 : 256, writes, reverseBytes, flows,
+          keyBits: rng.chance(0.5) ? 128 : 256, writes, reverseBytes, flows, ...(rng.chance(0.25) ? { tls13: true } : {}),
           ...(rng.chance(0.2) ? { isnA: 0xffff_ffff - rng.int(60_000), isnB: 0xffff_ffff - rng.int(60_000) } : {}),
         },
         impairments,

@@ -3,6 +3,7 @@
 // it), bad TCP checksum, random netem-like loss. The link calls one ImpairFn per frame; it finds the flow by
 // port, the stream offset from the ISN learned off the SYN, and the record from the flow's record layout.
 import { ConfigError } from '../emulator/errors.ts';
+import { TLS_1_3_VERSION } from '../emulator/tls/crypto-info.ts';
 import { TLS_HEADER_SIZE, TLS_TAG_SIZE } from '../emulator/tls/record.ts';
 import { TcpSegmentView } from '../emulator/wire/packet.ts';
 import { seqAdd, seqDiff } from '../emulator/wire/seq.ts';
@@ -139,9 +140,11 @@ function compileSegment(imp: SegmentImpairment, index: number, tally: ImpairTall
   const base = { tally, flow: imp.flow, dir: imp.dir };
 
   if (imp.kind === 'corruptCiphertext') {
-    const target = start + TLS_HEADER_SIZE + EXPLICIT_NONCE + imp.byte;
+    // TLS 1.2 AES-GCM records carry an 8-byte explicit nonce before the ciphertext; TLS 1.3 records none.
+    const nonce = d.info.version === TLS_1_3_VERSION ? 0 : EXPLICIT_NONCE;
+    const target = start + TLS_HEADER_SIZE + nonce + imp.byte;
     if (target >= next - TLS_TAG_SIZE) {
-      throw new ConfigError(`byte ${imp.byte} is past record ${imp.record}'s ciphertext (${next - TLS_TAG_SIZE - start - 13} bytes)`, field('byte'));
+      throw new ConfigError(`byte ${imp.byte} is past record ${imp.record}'s ciphertext (${next - TLS_TAG_SIZE - start - TLS_HEADER_SIZE - nonce} bytes)`, field('byte'));
     }
     const v = new TcpSegmentView();
     return {

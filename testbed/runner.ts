@@ -148,6 +148,8 @@ type WorldSpec = {
   device: Scenario['device'];
   tcp: Scenario['tcp'];
   keyBits: 128 | 256;
+  /** TLS 1.3 records, offloaded by both hosts' NICs and stacks. */
+  tls13: boolean;
   writesA: number[];
   writesB: number[];
   handshakeA: number;
@@ -199,7 +201,7 @@ function runPlain(s: Scenario, d: DriverProfile, o: RunOptions): ProfileRun {
   const started = Date.now();
   const writesA = t.writes ?? Array.from({ length: t.records! }, () => t.recordSize!);
   const out = runWorld({
-    seed: s.seed, driver: d, device: s.device, tcp: s.tcp, keyBits: t.keyBits, writesA,
+    seed: s.seed, driver: d, device: s.device, tcp: s.tcp, keyBits: t.keyBits, tls13: t.tls13, writesA,
     writesB: t.reverseBytes > 0 ? [t.reverseBytes] : [], handshakeA: t.handshakeA, handshakeB: t.handshakeB,
     isnA: t.isnA, isnB: t.isnB, flows: t.flows, impairments: s.impairments, faults: s.faults,
   }, o);
@@ -259,7 +261,7 @@ function runSoak(s: Scenario, k: SoakSpec, d: DriverProfile, o: RunOptions, prof
     const faults = k.faultRate > 0 && wk.chance(k.faultRate) ? randomFaults(wk) : [];
     const n = Math.min(k.flowsPerWorld, total - flowCount);
     const out = runWorld({
-      seed, driver: d, device: s.device, tcp: s.tcp, keyBits: i % 2 ? 256 : 128, writesA, writesB: [], handshakeA: 517,
+      seed, driver: d, device: s.device, tcp: s.tcp, keyBits: i % 2 ? 256 : 128, tls13: k.tls13, writesA, writesB: [], handshakeA: 517,
       handshakeB: 4000, flows: n, impairments, faults,
     }, o);
     const chaos = flaps > 0 || faults.length > 0;
@@ -358,8 +360,10 @@ function runWorld(spec: WorldSpec, o: RunOptions): WorldOutcome {
     if (imp.kind === 'tableFull') nicProfile[imp.side] = { ...nicProfile[imp.side], maxContexts: imp.capacity };
   }
   const driverModule = spec.driver.name === 'module' ? o.drivers?.[spec.driver.path] : undefined;
+  if (spec.tls13) for (const side of ['a', 'b'] as const) nicProfile[side] = { ...nicProfile[side], tls13: true };
   const w = buildWorld({
     seed: spec.seed, driver: spec.driver, nicProfile, faults: faultPlans(spec.faults), ...(driverModule ? { driverModule } : {}),
+    ...(spec.tls13 ? { tls13: true } : {}),
     ...(spec.tcp ? { tcp: Object.fromEntries(Object.entries(spec.tcp).filter(([, v]) => v !== undefined)) } : {}),
   });
   const watches = new Map<string, RxWatch>();
@@ -369,7 +373,7 @@ function runWorld(spec: WorldSpec, o: RunOptions): WorldOutcome {
   const linkDowns = spec.impairments.filter((i): i is Extract<Impairment, { kind: 'linkDown' }> => i.kind === 'linkDown');
   for (let i = 0; i < spec.flows; i++) {
     flows.push(connectFlow(w, i, {
-      keyBits: spec.keyBits, writesA: spec.writesA, writesB: spec.writesB, handshakeA: spec.handshakeA, handshakeB: spec.handshakeB,
+      keyBits: spec.keyBits, tls13: spec.tls13, writesA: spec.writesA, writesB: spec.writesB, handshakeA: spec.handshakeA, handshakeB: spec.handshakeB,
       isnA: spec.isnA, isnB: spec.isnB,
     }, i === 0 ? () => scheduleLinkDowns(w, linkDowns) : undefined));
   }

@@ -81,6 +81,8 @@ export const deviceSchema = z.strictObject({
 
 export const trafficSchema = z.strictObject({
   keyBits: z.union([z.literal(128), z.literal(256)]).default(128),
+  /** TLS 1.3 records (an opt-in, as in the proposed kernel series): both hosts' NICs and stacks offload them. */
+  tls13: z.boolean().default(false),
   /** A->B application writes: `records` writes of `recordSize` bytes (each write <= 16384 is one record). */
   records: z.number().int().min(1).max(100_000).optional(),
   recordSize: z.number().int().min(1).max(16384).optional(),
@@ -194,6 +196,8 @@ export type Expectations = z.infer<typeof expectSchema>;
 
 export const soakSchema = z.strictObject({
   flows: z.number().int().min(1).max(1_000_000),
+  /** TLS 1.3 records in every world (see traffic.tls13). */
+  tls13: z.boolean().default(false),
   flowsPerWorld: z.number().int().min(1).max(64).default(4),
   /** Application bytes A->B per flow, in random writes. */
   bytesPerFlow: z.number().int().min(1).max(1 << 24).default(120_000),

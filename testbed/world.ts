@@ -7,7 +7,7 @@ import { ConfigError } from '../emulator/errors.ts';
 import { nodeBackend } from '../emulator/crypto/index.ts';
 import { Nic } from '../emulator/nic/nic.ts';
 import { DEFAULT_SCAN_POLICY, type NicProfile } from '../emulator/nic/types.ts';
-import { CIPHER_DESC, TLS_1_2_VERSION, TLS_CIPHER_AES_GCM_128, TLS_CIPHER_AES_GCM_256, bigIntToRecSeq, type CryptoInfo } from '../emulator/tls/crypto-info.ts';
+import { CIPHER_DESC, TLS_1_2_VERSION, TLS_1_3_VERSION, TLS_CIPHER_AES_GCM_128, TLS_CIPHER_AES_GCM_256, bigIntToRecSeq, type CryptoInfo, type TlsVersion } from '../emulator/tls/crypto-info.ts';
 import { TLS_MAX_PAYLOAD_SIZE } from '../emulator/tls/record.ts';
 import { faultyDriver, mlx5Driver, nfpDriver, type DriverModule, type FaultPlan, type FaultyDriver, type ProbeOptions } from '../driver-api/drivers/index.ts';
 import { Host } from '../driver-api/host/host.ts';
@@ -31,6 +31,8 @@ export type WorldOptions = {
   driver: DriverProfile;
   /** The module of a `{ name: 'module' }` profile (loaded by the caller: see RunOptions.drivers). */
   driverModule?: DriverModule;
+  /** The stacks offload TLS 1.3 too (tls13Offload; the NICs need profile.tls13 as well). */
+  tls13?: boolean;
   nicProfile?: Partial<Record<Side, Partial<NicProfile>>>;
   tcp?: Partial<TcpConfig>;
   impair?: ImpairFn;
@@ -70,7 +72,7 @@ export function buildWorld(o: WorldOptions): TbWorld {
     const host = new Host(sim, rng.fork(`host-${side}`), { name: side, ip, mac, peerMac, ...(o.tcp ? { tcp: o.tcp } : {}) });
     const p = o.nicProfile?.[side];
     const nic = new Nic({ backend: nodeBackend, ...(p ? { profile: p } : {}) });
-    const stack = new TlsStack({ backend: nodeBackend });
+    const stack = new TlsStack({ backend: nodeBackend, tls13Offload: o.tls13 ?? false });
     const plan = o.faults?.[side];
     const faulty = plan && plan.length ? faultyDriver(driver, plan) : null;
     const netdev = (faulty ?? driver).probe(nic, stack.kernelHelpers((skb) => host.netifReceiveSkb(skb)), {
@@ -98,18 +100,21 @@ export function nicProfileFrom(d: { maxContexts?: number | undefined; tso?: bool
   };
 }
 
-export function randomCryptoInfo(keyBits: 128 | 256, rng: Rng): CryptoInfo {
+export function randomCryptoInfo(keyBits: 128 | 256, rng: Rng, version: TlsVersion = TLS_1_2_VERSION): CryptoInfo {
   const cipherType = keyBits === 128 ? TLS_CIPHER_AES_GCM_128 : TLS_CIPHER_AES_GCM_256;
   const d = CIPHER_DESC[cipherType];
   // rec_seq after a handshake is small but not zero-only: start anywhere below 2^20 to exercise it.
   return {
-    version: TLS_1_2_VERSION, cipherType, key: rng.bytes(d.keySize), iv: rng.bytes(d.ivSize), salt: rng.bytes(d.saltSize),
+    version, cipherType, key: rng.bytes(d.keySize), iv: rng.bytes(d.ivSize), salt: rng.bytes(d.saltSize),
     recSeq: bigIntToRecSeq(BigInt(rng.int(1 << 20))),
   };
 }
 
+/** TLS 1.3 AES-GCM record overhead: header 5, inner content type 1, tag 16. */
+export const TLS13_GCM_OVERHEAD = 22;
+
 /** Stream offsets of the record headers a sequence of writes produces after `hsLen` handshake bytes. */
-export function recordStarts(hsLen: number, writeLens: readonly number[]): { starts: number[]; plainEnds: number[]; end: number } {
+export function recordStarts(hsLen: number, writeLens: readonly number[], overhead = TLS12_GCM_OVERHEAD): { starts: number[]; plainEnds: number[]; end: number } {
   const starts: number[] = [];
   const plainEnds: number[] = [];
   let off = hsLen;
@@ -120,7 +125,7 @@ export function recordStarts(hsLen: number, writeLens: readonly number[]): { sta
       // tls_push_data() cuts each write into records of at most TLS_MAX_PAYLOAD_SIZE; records never span writes.
       const n = Math.min(TLS_MAX_PAYLOAD_SIZE, len - o);
       starts.push(off);
-      off += n + TLS12_GCM_OVERHEAD;
+      off += n + overhead;
       plain += n;
       plainEnds.push(plain);
       o += n;
@@ -168,6 +173,8 @@ export type Flow = {
 
 export type FlowTraffic = {
   keyBits: 128 | 256;
+  /** TLS 1.3 records (the world must be built with tls13 and NICs with profile.tls13). */
+  tls13?: boolean | undefined;
   writesA: readonly number[];
   writesB: readonly number[];
   handshakeA: number;
@@ -179,7 +186,7 @@ export type FlowTraffic = {
 };
 
 function dirOf(dir: LinkDirection, info: CryptoInfo, handshake: Uint8Array, writeLens: readonly number[], rng: Rng): FlowDir {
-  const r = recordStarts(handshake.length, writeLens);
+  const r = recordStarts(handshake.length, writeLens, info.version === TLS_1_3_VERSION ? TLS13_GCM_OVERHEAD : TLS12_GCM_OVERHEAD);
   return {
     dir, info, handshake, writes: writeLens.map((n) => rng.bytes(n)), received: [], handshakeReceived: 0,
     starts: r.starts, plainEnds: r.plainEnds, end: r.end, txTcp: null, rxTls: null,
@@ -195,8 +202,9 @@ function dirOf(dir: LinkDirection, info: CryptoInfo, handshake: Uint8Array, writ
 export function connectFlow(w: TbWorld, index: number, t: FlowTraffic, onInstalled?: (f: Flow) => void): Flow {
   const port = BASE_PORT + index;
   const rng = w.rng.fork(`conn-${port}`);
-  const ab = dirOf('a>b', randomCryptoInfo(t.keyBits, rng), rng.bytes(t.handshakeA), t.writesA, rng);
-  const ba = dirOf('b>a', randomCryptoInfo(t.keyBits, rng), rng.bytes(t.handshakeB), t.writesB, rng);
+  const version = t.tls13 ? TLS_1_3_VERSION : TLS_1_2_VERSION;
+  const ab = dirOf('a>b', randomCryptoInfo(t.keyBits, rng, version), rng.bytes(t.handshakeA), t.writesA, rng);
+  const ba = dirOf('b>a', randomCryptoInfo(t.keyBits, rng, version), rng.bytes(t.handshakeB), t.writesB, rng);
   let installedA = false;
   let installedB = false;
   const flush = () => {
