@@ -8,6 +8,8 @@ import { ConfigError } from '../emulator/errors.ts';
 import { FAULT_KINDS } from '../driver-api/drivers/faulty.ts';
 import { VIOLATION_KINDS } from '../driver-api/stack/violations.ts';
 import { formatRecovery } from '../testbed/ava.ts';
+import { PcapngWriter } from '../emulator/capture/index.ts';
+import type { LinkLogEntry } from '../driver-api/host/link.ts';
 import { loadScenarioFile } from '../testbed/load.ts';
 import type { DriverProfile, Scenario } from '../testbed/schema.ts';
 import { loadScenarioDrivers, runScenarioObject, type ProfileRun, type RunOptions, type ScenarioResult } from '../testbed/runner.ts';
@@ -25,9 +27,32 @@ export async function runRun(args: RunArgs, out: (s: string) => void = (s) => vo
   const seed = args.seed ?? envInt('TLSNIC_SOAK_SEED', 0, 0xffff_ffff);
   if (seconds !== null) o.soakSeconds = seconds;
   if (seed !== null) o.soakSeed = seed;
+  let wire: readonly LinkLogEntry[] | null = null;
+  if (args.out !== null) {
+    const profiles = Array.isArray(scenario.driver) ? scenario.driver.length : 1;
+    if (scenario.soak) throw new ConfigError('--out writes the wire of one world: a soak runs many', { field: '--out' });
+    if (profiles !== 1) throw new ConfigError(`--out writes one world's wire, and this scenario runs ${profiles} driver profiles: pick one with --driver`, { field: '--out' });
+    o.onWire = (_profile, log) => (wire = log);
+  }
   const result = runScenarioObject(scenario, o);
+  if (args.out !== null && wire) writeWire(args.out, wire);
   out(args.json ? JSON.stringify(result, jsonReplacer, 2) + '\n' : formatText(result));
   return result.ok ? 0 : 1;
+}
+
+/**
+ * The link's log as a pcapng: every frame at the time it entered the link (virtual µs from the epoch), with a
+ * comment saying which way it went and what the link did to it. Ethernet frames between host A (10.4.0.1)
+ * and B (10.4.0.2); Wireshark shows TCP and the TLS records (not their plaintext: the testbed has no handshake).
+ */
+function writeWire(path: string, log: readonly LinkLogEntry[]): void {
+  const w = new PcapngWriter(path, { comment: 'tlsnic run: the two-host testbed link' });
+  for (const e of log) {
+    const what = e.action === 'pass' ? 'passed' : e.action === 'drop' ? 'dropped by the link'
+      : e.action === 'delay' ? `delayed, arrives at ${e.arriveAt} µs` : e.action === 'duplicate' ? 'duplicated (arrives twice)' : 'corrupted on the way';
+    w.write({ data: e.frame!, tsNs: BigInt(e.t) * 1000n, comment: `${e.dir} frame ${e.index}: ${what}` });
+  }
+  w.close();
 }
 
 /** --driver's value as a profile: a built-in driver by name (its default knobs), else a module path from the working directory. */

@@ -5,6 +5,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { readCaptureBytes } from '../emulator/capture/index.ts';
+import { TcpSegmentView } from '../emulator/wire/packet.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'tlsnic-run-'));
 
@@ -84,4 +86,39 @@ test('--seed replays a soak from the CLI; --seconds runs it by time; bad values 
     t.is(r.code, 2, `${flag} ${v}`);
     t.regex(r.err, new RegExp(flag));
   }
+});
+
+test('--out writes the world\'s wire as a pcapng: every frame with what the link did to it, the lost one and its retransmission', (t) => {
+  const file = join(tmp, 'world.pcapng');
+  const r = tlsnic('run', 'fixtures/scenarios/loss-header.json', '--driver', 'nfp', '--out', file);
+  t.is(r.code, 0, r.err + r.out);
+  const packets = [...readCaptureBytes(readFileSync(file))];
+  t.true(packets.length > 1000, `${packets.length} frames`);
+  const v = new TcpSegmentView();
+  let last = -1n;
+  const seen = new Map<string, number>(); // "dir seq" -> times sent (a retransmission may carry more bytes)
+  let dropped: string | null = null;
+  for (const p of packets) {
+    t.true(p.tsNs >= last, 'in the order the link carried them');
+    last = p.tsNs;
+    const m = /^(a>b|b>a) frame \d+: (.*)$/.exec(p.comment ?? '');
+    if (!m) return t.fail(`packet ${p.number}: comment ${p.comment}`);
+    if (v.parse(p.data) !== 'tcp') return t.fail(`packet ${p.number} is not TCP`);
+    t.is(v.srcIp(), m[1] === 'a>b' ? '10.4.0.1' : '10.4.0.2');
+    const k = `${m[1]} ${v.seq}`;
+    seen.set(k, (seen.get(k) ?? 0) + 1);
+    if (m[2] === 'dropped by the link') {
+      t.is(dropped, null, 'the scenario drops one segment');
+      dropped = k;
+    }
+  }
+  t.not(dropped, null);
+  t.true(seen.get(dropped!)! >= 2, 'the dropped segment is sent again');
+  // One profile only, and no soak: otherwise it says what to do.
+  const three = tlsnic('run', 'fixtures/scenarios/loss-header.json', '--out', file);
+  t.is(three.code, 2);
+  t.regex(three.err, /runs 3 driver profiles: pick one with --driver/);
+  const soak = tlsnic('run', 'fixtures/scenarios/soak.json', '--driver', 'mlx5', '--out', file);
+  t.is(soak.code, 2);
+  t.regex(soak.err, /a soak runs many/);
 });

@@ -7,7 +7,7 @@ import { EBADMSG } from '../emulator/errno.ts';
 import type { EthtoolCounters } from '../emulator/nic/counters.ts';
 import type { NicEvent, NicProfile } from '../emulator/nic/types.ts';
 import { seqAdd, seqDiff } from '../emulator/wire/seq.ts';
-import type { LinkDirection } from '../driver-api/host/link.ts';
+import type { LinkDirection, LinkLogEntry } from '../driver-api/host/link.ts';
 import { Rng } from '../driver-api/host/rng.ts';
 import type { TcpCounters } from '../driver-api/host/tcp.ts';
 import type { DriverCall } from '../driver-api/stack/stack.ts';
@@ -139,6 +139,11 @@ export type RunOptions = {
   maxEvents?: number;
   /** The modules of `{ name: 'module', path }` driver profiles, by path (tlsnic run loads them from the file). */
   drivers?: Readonly<Record<string, DriverModule>>;
+  /**
+   * Called after each plain (not soak) run with every frame the link carried: when it was sent, which way, what
+   * the link did with it (pass, drop, delay, duplicate, corrupt) and the frame as sent. tlsnic run --out.
+   */
+  onWire?: (profile: ProfileId, log: readonly LinkLogEntry[]) => void;
 };
 
 /** What one world needs: resolved traffic sizes and a profile. */
@@ -150,6 +155,8 @@ type WorldSpec = {
   keyBits: 128 | 256;
   /** TLS 1.3 records, offloaded by both hosts' NICs and stacks. */
   tls13: boolean;
+  /** Keep every frame the link carries (RunOptions.onWire). */
+  captureWire?: boolean;
   writesA: number[];
   writesB: number[];
   handshakeA: number;
@@ -169,6 +176,8 @@ type WorldOutcome = {
   errors: string[];
   /** The RX resync type the receiving driver set (tls_offload_rx_resync_set_type), null if no flow offloaded RX. */
   rxResyncType: ResyncType | null;
+  /** The link's log with frames (WorldSpec.captureWire), else null. */
+  wire: readonly LinkLogEntry[] | null;
 };
 
 /** The profile's resync type: what a built-in driver sets, or what a module's driver set in this world (default DRIVER_REQ, as the kernel's). */
@@ -201,11 +210,12 @@ function runPlain(s: Scenario, d: DriverProfile, o: RunOptions): ProfileRun {
   const started = Date.now();
   const writesA = t.writes ?? Array.from({ length: t.records! }, () => t.recordSize!);
   const out = runWorld({
-    seed: s.seed, driver: d, device: s.device, tcp: s.tcp, keyBits: t.keyBits, tls13: t.tls13, writesA,
+    seed: s.seed, driver: d, device: s.device, tcp: s.tcp, keyBits: t.keyBits, tls13: t.tls13, captureWire: o.onWire !== undefined, writesA,
     writesB: t.reverseBytes > 0 ? [t.reverseBytes] : [], handshakeA: t.handshakeA, handshakeB: t.handshakeB,
     isnA: t.isnA, isnB: t.isnB, flows: t.flows, impairments: s.impairments, faults: s.faults,
   }, o);
   const failures = [...out.errors, ...checkExpectations(expectFor(s, d), out, s.impairments, resyncOf(d, out))];
+  if (out.wire) o.onWire?.(profileId(d), out.wire);
   return {
     profile: profileId(d), resyncType: resyncOf(d, out), seed: s.seed, worlds: 1, flowCount: t.flows, hosts: out.hosts,
     flows: out.flows, impairments: out.impairments, recovery: distances(out.flows), unrecovered: unrecovered(out.flows),
@@ -285,7 +295,7 @@ function runSoak(s: Scenario, k: SoakSpec, d: DriverProfile, o: RunOptions, prof
     if (faults.length) faultedWorlds++;
   }
   // Counter expectations apply to the sums over every world.
-  const summed: WorldOutcome = { hosts: hosts!, flows: [], impairments: [], errors: [], rxResyncType: null };
+  const summed: WorldOutcome = { hosts: hosts!, flows: [], impairments: [], errors: [], rxResyncType: null, wire: null };
   failures.push(...checkExpectations({ delivery: 'exact', recovered: false, counters: exp.counters, tlsStat: exp.tlsStat, violations: exp.violations }, summed, []));
   return {
     profile: profileId(d), resyncType: resyncTypeOf(d) ?? resync ?? 'driver_req', seed: seed0, worlds: Math.max(1, Math.ceil(flowCount / k.flowsPerWorld)), flowCount,
@@ -363,7 +373,7 @@ function runWorld(spec: WorldSpec, o: RunOptions): WorldOutcome {
   if (spec.tls13) for (const side of ['a', 'b'] as const) nicProfile[side] = { ...nicProfile[side], tls13: true };
   const w = buildWorld({
     seed: spec.seed, driver: spec.driver, nicProfile, faults: faultPlans(spec.faults), ...(driverModule ? { driverModule } : {}),
-    ...(spec.tls13 ? { tls13: true } : {}),
+    ...(spec.tls13 ? { tls13: true } : {}), ...(spec.captureWire ? { captureWire: true } : {}),
     ...(spec.tcp ? { tcp: Object.fromEntries(Object.entries(spec.tcp).filter(([, v]) => v !== undefined)) } : {}),
   });
   const watches = new Map<string, RxWatch>();
@@ -414,7 +424,10 @@ function runWorld(spec: WorldSpec, o: RunOptions): WorldOutcome {
   for (const f of flows) {
     for (const d of [f.ab, f.ba]) if (rxResyncType === null && d.rxTls?.rx) rxResyncType = d.rxTls.rx.resync.type;
   }
-  return { hosts: { a: hostReport(w.a, tables.a), b: hostReport(w.b, tables.b) }, flows: reports, impairments: compiled.tallies, errors, rxResyncType };
+  return {
+    hosts: { a: hostReport(w.a, tables.a), b: hostReport(w.b, tables.b) }, flows: reports, impairments: compiled.tallies, errors, rxResyncType,
+    wire: spec.captureWire ? w.link.log : null,
+  };
 }
 
 /** Run to idle; a livelock hits the event cap and throws SimEventCapError (a ContractError), reported. */

@@ -33,6 +33,8 @@ export type WorldOptions = {
   driverModule?: DriverModule;
   /** The stacks offload TLS 1.3 too (tls13Offload; the NICs need profile.tls13 as well). */
   tls13?: boolean;
+  /** Keep a copy of every frame in the link's log (for a capture of the world: tlsnic run --out). */
+  captureWire?: boolean;
   nicProfile?: Partial<Record<Side, Partial<NicProfile>>>;
   tcp?: Partial<TcpConfig>;
   impair?: ImpairFn;
@@ -48,7 +50,7 @@ export type TbWorld = { sim: Sim; rng: Rng; link: Link; a: TbHost; b: TbHost };
 export function buildWorld(o: WorldOptions): TbWorld {
   const sim = new Sim();
   const rng = new Rng(o.seed);
-  const link = new Link(sim, { latencyUs: 40, rateBytesPerSec: 1_250_000_000, ...(o.impair ? { impair: o.impair } : {}) });
+  const link = new Link(sim, { latencyUs: 40, rateBytesPerSec: 1_250_000_000, ...(o.impair ? { impair: o.impair } : {}), ...(o.captureWire ? { capture: true } : {}) });
   const d = o.driver;
   let driver: DriverModule;
   let knobs: ProbeOptions;
