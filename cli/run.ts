@@ -28,14 +28,22 @@ export async function runRun(args: RunArgs, out: (s: string) => void = (s) => vo
   if (seconds !== null) o.soakSeconds = seconds;
   if (seed !== null) o.soakSeed = seed;
   let wire: readonly LinkLogEntry[] | null = null;
+  let writer: PcapngWriter | null = null;
   if (args.out !== null) {
     const profiles = Array.isArray(scenario.driver) ? scenario.driver.length : 1;
     if (scenario.soak) throw new ConfigError('--out writes the wire of one world: a soak runs many', { field: '--out' });
     if (profiles !== 1) throw new ConfigError(`--out writes one world's wire, and this scenario runs ${profiles} driver profiles: pick one with --driver`, { field: '--out' });
+    // Opened before the run: a path that cannot be written fails now (a ConfigError naming it).
+    writer = new PcapngWriter(args.out, { comment: 'tlsnic run: the two-host testbed link' });
     o.onWire = (_profile, log) => (wire = log);
   }
-  const result = runScenarioObject(scenario, o);
-  if (args.out !== null && wire) writeWire(args.out, wire);
+  let result: ScenarioResult;
+  try {
+    result = runScenarioObject(scenario, o);
+    if (writer && wire) writeWire(writer, wire);
+  } finally {
+    writer?.close();
+  }
   out(args.json ? JSON.stringify(result, jsonReplacer, 2) + '\n' : formatText(result));
   return result.ok ? 0 : 1;
 }
@@ -45,14 +53,12 @@ export async function runRun(args: RunArgs, out: (s: string) => void = (s) => vo
  * comment saying which way it went and what the link did to it. Ethernet frames between host A (10.4.0.1)
  * and B (10.4.0.2); Wireshark shows TCP and the TLS records (not their plaintext: the testbed has no handshake).
  */
-function writeWire(path: string, log: readonly LinkLogEntry[]): void {
-  const w = new PcapngWriter(path, { comment: 'tlsnic run: the two-host testbed link' });
+function writeWire(w: PcapngWriter, log: readonly LinkLogEntry[]): void {
   for (const e of log) {
     const what = e.action === 'pass' ? 'passed' : e.action === 'drop' ? 'dropped by the link'
       : e.action === 'delay' ? `delayed, arrives at ${e.arriveAt} µs` : e.action === 'duplicate' ? 'duplicated (arrives twice)' : 'corrupted on the way';
     w.write({ data: e.frame!, tsNs: BigInt(e.t) * 1000n, comment: `${e.dir} frame ${e.index}: ${what}` });
   }
-  w.close();
 }
 
 /** --driver's value as a profile: a built-in driver by name (its default knobs), else a module path from the working directory. */

@@ -59,3 +59,13 @@ export class ContractError extends TlsnicError {
 export class ConfigError extends TlsnicError {
   readonly code = 'ECONFIG';
 }
+
+/**
+ * An output file that cannot be opened or written (a missing directory, no permission, a full disk), as the
+ * ConfigError a bad path is: what failed, the file, and for a command-line option the flag that named it.
+ */
+export function outputFileError(e: unknown, path: string, field?: string): ConfigError {
+  const code = (e as NodeJS.ErrnoException)?.code;
+  const why = code ? `${code} (${(e as Error).message.replace(/^[A-Z]+: /, '').replace(/, \w+ '.*'$/, '')})` : String((e as Error)?.message ?? e);
+  return new ConfigError(`cannot write ${path}: ${why}`, { file: path, ...(field ? { field } : {}) });
+}

@@ -66,3 +66,18 @@ test('bad arguments and a missing key log: exit 2 with what is wrong', (t) => {
   t.is(r.code, 2);
   t.regex(r.err, /port 99999 out of range/);
 });
+
+test('an output that cannot be written is exit 2 naming the file, before the replay runs', (t) => {
+  // Under a regular file: ENOTDIR for every output, whoever runs the test (root may create missing directories).
+  const file = join(tmp, 'a-file');
+  writeFileSync(file, 'x');
+  for (const [flag, where] of [['--out', `${file}/x.pcapng`], ['--timeline', `${file}/t.html`], ['--plaintext-dir', `${file}/p`]] as const) {
+    const r = tlsnic('replay', `${FIX}.pcap`, '--keylog', `${FIX}.keylog`, flag, where);
+    t.is(r.code, 2, `${flag}: ${r.err}`);
+    t.regex(r.err, new RegExp(`^tlsnic: ConfigError: cannot write ${where.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: ENOTDIR`), flag);
+    t.is(r.out, '', `${flag}: no replay report: it failed before replaying`);
+  }
+  const run = tlsnic('run', 'fixtures/scenarios/loss-header.json', '--driver', 'nfp', '--out', `${file}/w.pcapng`);
+  t.is(run.code, 2);
+  t.regex(run.err, /cannot write .*w\.pcapng: ENOTDIR/);
+});

@@ -2,7 +2,7 @@
 // 1 when nothing could be replayed, 2 for bad input (not a capture, bad arguments).
 import { closeSync, mkdirSync, openSync, statSync, writeSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ConfigError } from '../../emulator/errors.ts';
+import { ConfigError, outputFileError } from '../../emulator/errors.ts';
 import { PcapngWriter } from '../../emulator/capture/index.ts';
 import { LINKTYPE_ETHERNET } from '../../emulator/capture/types.ts';
 import { loadDriver } from '../../driver-api/drivers/index.ts';
@@ -43,11 +43,15 @@ export function plaintextFiles(dir: string): { write: (flow: FlowReport, dir: 't
     write(flow, d, data) {
       const name = join(dir, flowFileName(flow, d));
       let fd = fds.get(name);
-      if (fd === undefined) {
-        fd = openSync(name, 'w');
-        fds.set(name, fd);
+      try {
+        if (fd === undefined) {
+          fd = openSync(name, 'w');
+          fds.set(name, fd);
+        }
+        writeSync(fd, data);
+      } catch (e) {
+        throw outputFileError(e, name, '--plaintext-dir');
       }
-      writeSync(fd, data);
     },
     close() {
       for (const fd of fds.values()) closeSync(fd);
@@ -254,8 +258,22 @@ export async function runReplay(args: ReplayArgs): Promise<number> {
   }
   const driver = await loadDriver(args.driver);
   const local = args.local ? parseLocal(args.local) : null;
+  // Output files are opened before the replay: a bad path fails now, not after a long capture.
   const out = args.out ? new OutCapture(args.out) : null;
-  if (args.plaintextDir) mkdirSync(args.plaintextDir, { recursive: true });
+  let timelineFd: number | null = null;
+  try {
+    if (args.timeline) timelineFd = openSync(args.timeline, 'w');
+  } catch (e) {
+    out?.close();
+    throw outputFileError(e, args.timeline!, '--timeline');
+  }
+  try {
+    if (args.plaintextDir) mkdirSync(args.plaintextDir, { recursive: true });
+  } catch (e) {
+    out?.close();
+    if (timelineFd !== null) closeSync(timelineFd);
+    throw outputFileError(e, args.plaintextDir!, '--plaintext-dir');
+  }
   const files = args.plaintextDir ? plaintextFiles(args.plaintextDir) : null;
   // stdout may be a pipe (--json | jq): the bar goes to stderr, and only to a terminal.
   const bar = process.stderr.isTTY ? progressBar(statSync(args.capture, { throwIfNoEntry: false })?.size ?? 0, (s) => process.stderr.write(s)) : null;
@@ -284,7 +302,13 @@ export async function runReplay(args: ReplayArgs): Promise<number> {
         onProgress: bar ? (bytes) => bar.update(bytes) : undefined,
       });
     bar?.clear();
-    if (args.timeline) writeFileSync(args.timeline, renderTimeline(result));
+    if (timelineFd !== null) {
+      try {
+        writeFileSync(timelineFd, renderTimeline(result));
+      } catch (e) {
+        throw outputFileError(e, args.timeline!, '--timeline');
+      }
+    }
     if (args.json) process.stdout.write(JSON.stringify(toJson(result), null, 2) + '\n');
     else process.stdout.write(toText(result, driver.name));
     const replayed = result.flows.some((f) => f.version !== null);
@@ -293,5 +317,6 @@ export async function runReplay(args: ReplayArgs): Promise<number> {
     bar?.clear();
     out?.close();
     files?.close();
+    if (timelineFd !== null) closeSync(timelineFd);
   }
 }
