@@ -81,3 +81,20 @@ test('an output that cannot be written is exit 2 naming the file, before the rep
   t.is(run.code, 2);
   t.regex(run.err, /cannot write .*w\.pcapng: ENOTDIR/);
 });
+
+test('--local: an address that is none is exit 2 naming --local; IPv6 in any spelling picks the same host', (t) => {
+  for (const bad of ['999.1.1.1', 'fd77::zz', '1.2.3', '10.77.0.2:70000']) {
+    const r = tlsnic('replay', `${FIX}.pcap`, '--keylog', `${FIX}.keylog`, '--local', bad);
+    t.is(r.code, 2, bad);
+    t.regex(r.err, /^tlsnic: ConfigError: .*\(at field --local\)$/m, bad);
+  }
+  const V6 = 'fixtures/captures/tls12-aes256-v6';
+  const spellings = ['fd77::2', 'FD77:0:0::2', '[fd77:0:0:0:0:0:0:2]', '[FD77::2]'];
+  const locals = spellings.map((l) => {
+    const r = tlsnic('replay', `${V6}.pcap`, '--keylog', `${V6}.keylog`, '--local', l, '--json');
+    t.is(r.code, 0, `${l}: ${r.err}`);
+    return (JSON.parse(r.out) as { flows: Array<{ local: string }> }).flows.map((f) => f.local);
+  });
+  for (const l of locals) t.deepEqual(l, locals[0]);
+  t.regex(locals[0]![0]!, /^\[fd77::2\]:\d+$/);
+});

@@ -3,6 +3,7 @@
 import { closeSync, mkdirSync, openSync, statSync, writeSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, outputFileError } from '../../emulator/errors.ts';
+import { formatIp, parseIp } from '../../emulator/wire/addr.ts';
 import { PcapngWriter } from '../../emulator/capture/index.ts';
 import { LINKTYPE_ETHERNET } from '../../emulator/capture/types.ts';
 import { loadDriver } from '../../driver-api/drivers/index.ts';
@@ -16,11 +17,22 @@ import { replayParallel } from './parallel.ts';
 export function parseLocal(s: string): { ip: string; port: number | null } {
   // 10.0.0.1, 10.0.0.1:443, [fd00::1]:443, fd00::1
   const v6 = /^\[([0-9a-fA-F:.]+)\](?::(\d+))?$/.exec(s);
-  if (v6) return { ip: v6[1]!.toLowerCase(), port: v6[2] ? portOf(v6[2]) : null };
-  if (s.includes(':') && s.split(':').length > 2) return { ip: s.toLowerCase(), port: null };
+  if (v6) return { ip: canonicalIp(v6[1]!, s), port: v6[2] ? portOf(v6[2]) : null };
+  if (s.includes(':') && s.split(':').length > 2) return { ip: canonicalIp(s, s), port: null };
   const [ip, port] = s.split(':');
   if (!ip || !/^\d+\.\d+\.\d+\.\d+$/.test(ip)) throw new ConfigError(`--local '${s}' is not <ip>[:port]`, { field: '--local' });
-  return { ip, port: port ? portOf(port) : null };
+  return { ip: canonicalIp(ip, s), port: port ? portOf(port) : null };
+}
+
+/** The address as the replay prints packets' addresses (an IPv6 address in its compressed form), or a ConfigError. */
+function canonicalIp(ip: string, given: string): string {
+  let bytes: Uint8Array;
+  try {
+    bytes = parseIp(ip);
+  } catch (e) {
+    throw new ConfigError(`--local '${given}': ${(e as Error).message.replace(/ \(at field address\)$/, '')}`, { field: '--local' });
+  }
+  return formatIp(bytes, 0, bytes.length);
 }
 
 function portOf(p: string): number {
