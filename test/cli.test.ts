@@ -98,3 +98,16 @@ test('--local: an address that is none is exit 2 naming --local; IPv6 in any spe
   for (const l of locals) t.deepEqual(l, locals[0]);
   t.regex(locals[0]![0]!, /^\[fd77::2\]:\d+$/);
 });
+
+test('a key log without the connection\'s key: exit 1, and the note says so (not that there was no handshake)', (t) => {
+  const empty = join(tmp, 'empty.keylog');
+  writeFileSync(empty, '');
+  const r = tlsnic('replay', `${FIX}.pcap`, '--keylog', empty);
+  t.is(r.code, 1, r.err);
+  t.regex(r.out, /#1 no key for client random [0-9a-f]{16}… in the key log/);
+  t.notRegex(r.out, /no TLS handshake found/);
+  const none = tlsnic('replay', `${FIX}.pcap`);
+  t.is(none.code, 1);
+  t.regex(none.out, /#1 no key log given/);
+  t.notRegex(none.out, /no TLS handshake found/);
+});

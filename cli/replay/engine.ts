@@ -862,7 +862,9 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     f.report.rx.plaintextSha256 = f.rxHash.digest('hex');
     f.report.tx.wireMatch = f.report.tx.mismatched === 0 && f.txInstalled;
     if (f.moreProblems) f.report.problems.push(`${f.moreProblems} more problems like the above not listed`);
-    if (!f.report.version) f.report.problems.push('no TLS handshake found in this connection');
+    // version stays null for a connection the replay could not run through TLS (what `replayed` counts). When
+    // the walker saw the handshake, its own note says why (no key log, no key for it, an unknown cipher).
+    if (!f.report.version && f.walker.version === null) f.report.problems.push('no TLS handshake found in this connection');
   }
   const replayed = flowList.filter((f) => !f.ignored && f.local);
   const reports = replayed.map((f) => f.report);
