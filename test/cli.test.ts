@@ -97,6 +97,12 @@ test('--local: an address that is none is exit 2 naming --local; IPv6 in any spe
   });
   for (const l of locals) t.deepEqual(l, locals[0]);
   t.regex(locals[0]![0]!, /^\[fd77::2\]:\d+$/);
+  // An address of neither end: nothing replayed (exit 1), and the note says why, with --workers too.
+  for (const workers of ['1', '2']) {
+    const none = tlsnic('replay', `${FIX}.pcap`, '--keylog', `${FIX}.keylog`, '--local', '10.9.9.9', '--workers', workers);
+    t.is(none.code, 1);
+    t.regex(none.out, /notes:\n {2}no TLS connection has an end at --local 10\.9\.9\.9\n/);
+  }
 });
 
 test('a key log without the connection\'s key: exit 1, and the note says so (not that there was no handshake)', (t) => {

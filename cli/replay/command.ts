@@ -314,6 +314,8 @@ export async function runReplay(args: ReplayArgs): Promise<number> {
         onProgress: bar ? (bytes) => bar.update(bytes) : undefined,
       });
     bar?.clear();
+    // Said here, after the queues' results are merged: one thread and --workers N say the same.
+    if (local && result.flows.length === 0) result.problems.push(`no TLS connection has an end at --local ${args.local}`);
     if (timelineFd !== null) {
       try {
         writeFileSync(timelineFd, renderTimeline(result));
