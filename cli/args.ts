@@ -47,7 +47,8 @@ export const USAGE = `usage:
   tlsnic --version
 
 run: runs a scenario (fixtures/scenarios/*.json) and checks its expectations; exit 0 when they hold, 1 when
-not, 2 on a bad scenario. --flows sets the flow count of a soak scenario. A driver profile
+not, 2 on a bad scenario. --flows and --seconds size a soak scenario (refused on a single run); --seed
+reseeds either. A driver profile
 { "name": "module", "path": "./my-driver.mjs" } runs your own driver (path relative to the scenario file);
 --driver runs any scenario with one driver instead of its profiles (a module path from the working directory).
 --out writes every frame the link carried, with what the link did to it, as a pcapng (one profile, no soak).

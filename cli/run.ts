@@ -17,8 +17,17 @@ import type { RunArgs } from './args.ts';
 
 export async function runRun(args: RunArgs, out: (s: string) => void = (s) => void process.stdout.write(s)): Promise<number> {
   const file = loadScenarioFile(args.scenario);
+  if (!file.soak) {
+    // Flags of a soak on a single run would be silently ignored: say so instead. --seed reseeds a single run.
+    if (args.flows !== null) throw new ConfigError('--flows sets a soak\'s flow count; this scenario is a single run (traffic.flows sets its connections)', { field: '--flows' });
+    if (args.seconds !== null) throw new ConfigError('--seconds runs a soak for a time; this scenario is a single run', { field: '--seconds' });
+  }
   // --driver: one driver instead of the file's profiles (expectByProfile then keys on its profile alone).
-  const scenario: Scenario = args.driver === null ? file : { ...file, driver: driverFlag(args.driver) };
+  const scenario: Scenario = {
+    ...file,
+    ...(args.driver === null ? {} : { driver: driverFlag(args.driver) }),
+    ...(!file.soak && args.seed !== null ? { seed: args.seed } : {}),
+  };
   const o: RunOptions = args.flows !== null ? { soakFlows: args.flows } : {};
   // Driver modules named by the scenario, loaded from paths relative to its file (--driver's: absolute).
   const drivers = await loadScenarioDrivers(scenario, dirname(args.scenario));

@@ -122,3 +122,15 @@ test('--out writes the world\'s wire as a pcapng: every frame with what the link
   t.is(soak.code, 2);
   t.regex(soak.err, /a soak runs many/);
 });
+
+test('--flows and --seconds on a single-run scenario are refused (they size soaks); --seed reseeds it', (t) => {
+  for (const [flag, v] of [['--flows', '5'], ['--seconds', '3']] as const) {
+    const r = tlsnic('run', 'fixtures/scenarios/loss-header.json', '--driver', 'nfp', flag, v);
+    t.is(r.code, 2, flag);
+    t.regex(r.err, new RegExp(`this scenario is a single run .*\\(at field ${flag}\\)`), flag);
+  }
+  const seeded = tlsnic('run', 'fixtures/scenarios/loss-header.json', '--driver', 'nfp', '--seed', '7', '--json');
+  t.is(seeded.code, 0, seeded.err);
+  t.is(JSON.parse(seeded.out).runs[0].seed, 7);
+  t.is(JSON.parse(tlsnic('run', 'fixtures/scenarios/loss-header.json', '--driver', 'nfp', '--json').out).runs[0].seed, 102, 'the file\'s seed otherwise');
+});
