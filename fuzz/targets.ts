@@ -29,6 +29,7 @@ import type { RxChunk, TcpSock, TcpUlp } from '../driver-api/tcp.ts';
 import { parseCryptoInfo } from '../driver-api/stack/crypto-info-schema.ts';
 import { TlsStack } from '../driver-api/stack/index.ts';
 import { parseScenario, validateScenario } from '../testbed/load.ts';
+import { CAPTURES_DIR, loadManifest } from '../fixtures/manifest.ts';
 import { runScenarioObject } from '../testbed/runner.ts';
 import { replay, type ReplayResult } from '../cli/replay/engine.ts';
 import { validateReplayScenario } from '../cli/replay/scenario.ts';
@@ -634,6 +635,14 @@ async function replayCollect(o: { capture: string; keylog: string; tls13: boolea
 }
 
 const cleanRuns = new Map<string, CleanRun>();
+const manifests = new Map<string, ReturnType<typeof loadManifest>>();
+
+/** A bundled capture's manifest, read once. */
+function manifestOf(name: string): ReturnType<typeof loadManifest> {
+  let m = manifests.get(name);
+  if (!m) manifests.set(name, (m = loadManifest(join(CAPTURES_DIR, `${name}.json`))));
+  return m;
+}
 
 /** The unimpaired replay of a bundled capture from `local` (cached): what every connection receives. */
 async function cleanReplay(name: string, tls13: boolean, local: string): Promise<CleanRun> {
@@ -641,7 +650,7 @@ async function cleanReplay(name: string, tls13: boolean, local: string): Promise
   let c = cleanRuns.get(key);
   if (!c) {
     const { r, rx } = await replayCollect({ ...captureFiles(name), tls13, local, driver: 'mlx5' });
-    const m = JSON.parse(readFileSync(join(ROOT, 'fixtures/captures', `${name}.json`), 'utf8')) as { connections: unknown[] };
+    const m = manifestOf(name);
     if (r.flows.length !== m.connections.length) throw new FuzzFailure(`the clean replay of ${name} found ${r.flows.length} connections, the manifest ${m.connections.length}`);
     // linkDown's atUs counts from the capture's first packet: pick times inside the capture and a little past it.
     let first: bigint | null = null;
@@ -659,7 +668,7 @@ async function cleanReplay(name: string, tls13: boolean, local: string): Promise
 
 /** The IP of one end of a bundled capture's first connection (the manifest says "10.77.0.2:45230", "[fd77::1]:4827"). */
 function endOf(name: string, rng: Rng): { local: string; connections: number } {
-  const m = JSON.parse(readFileSync(join(ROOT, 'fixtures/captures', `${name}.json`), 'utf8')) as { connections: Array<{ client: string; server: string }> };
+  const m = manifestOf(name);
   const endpoint = rng.chance(0.5) ? m.connections[0]!.client : m.connections[0]!.server;
   return { local: endpoint.replace(/^\[/, '').replace(/\]?:\d+$/, ''), connections: m.connections.length };
 }
