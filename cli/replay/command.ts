@@ -35,6 +35,15 @@ function canonicalIp(ip: string, given: string): string {
   return formatIp(bytes, 0, bytes.length);
 }
 
+/** `op` on output file `path` (named by option `field`): a failing fs call becomes the ConfigError naming it. */
+function onOutput<T>(path: string, field: string, op: () => T): T {
+  try {
+    return op();
+  } catch (e) {
+    throw outputFileError(e, path, field);
+  }
+}
+
 function portOf(p: string): number {
   const n = Number(p);
   if (!Number.isInteger(n) || n < 1 || n > 65535) throw new ConfigError(`port ${p} out of range`, { field: '--local' });
@@ -55,15 +64,11 @@ export function plaintextFiles(dir: string): { write: (flow: FlowReport, dir: 't
     write(flow, d, data) {
       const name = join(dir, flowFileName(flow, d));
       let fd = fds.get(name);
-      try {
-        if (fd === undefined) {
-          fd = openSync(name, 'w');
-          fds.set(name, fd);
-        }
-        writeSync(fd, data);
-      } catch (e) {
-        throw outputFileError(e, name, '--plaintext-dir');
+      if (fd === undefined) {
+        fd = onOutput(name, '--plaintext-dir', () => openSync(name, 'w'));
+        fds.set(name, fd);
       }
+      onOutput(name, '--plaintext-dir', () => writeSync(fd, data));
     },
     close() {
       for (const fd of fds.values()) closeSync(fd);
@@ -273,23 +278,16 @@ export async function runReplay(args: ReplayArgs): Promise<number> {
   // Output files are opened before the replay: a bad path fails now, not after a long capture.
   const out = args.out ? new OutCapture(args.out) : null;
   let timelineFd: number | null = null;
-  try {
-    if (args.timeline) timelineFd = openSync(args.timeline, 'w');
-  } catch (e) {
-    out?.close();
-    throw outputFileError(e, args.timeline!, '--timeline');
-  }
-  try {
-    if (args.plaintextDir) mkdirSync(args.plaintextDir, { recursive: true });
-  } catch (e) {
-    out?.close();
-    if (timelineFd !== null) closeSync(timelineFd);
-    throw outputFileError(e, args.plaintextDir!, '--plaintext-dir');
-  }
-  const files = args.plaintextDir ? plaintextFiles(args.plaintextDir) : null;
+  let files: ReturnType<typeof plaintextFiles> | null = null;
   // stdout may be a pipe (--json | jq): the bar goes to stderr, and only to a terminal.
   const bar = process.stderr.isTTY ? progressBar(statSync(args.capture, { throwIfNoEntry: false })?.size ?? 0, (s) => process.stderr.write(s)) : null;
   try {
+    const { timeline, plaintextDir } = args;
+    if (timeline) timelineFd = onOutput(timeline, '--timeline', () => openSync(timeline, 'w'));
+    if (plaintextDir) {
+      onOutput(plaintextDir, '--plaintext-dir', () => mkdirSync(plaintextDir, { recursive: true }));
+      files = plaintextFiles(plaintextDir);
+    }
     const result: ReplayResult = args.workers > 1
       ? await replayParallel({
         capture: args.capture,
@@ -316,13 +314,8 @@ export async function runReplay(args: ReplayArgs): Promise<number> {
     bar?.clear();
     // Said here, after the queues' results are merged: one thread and --workers N say the same.
     if (local && result.flows.length === 0) result.problems.push(`no TLS connection has an end at --local ${args.local}`);
-    if (timelineFd !== null) {
-      try {
-        writeFileSync(timelineFd, renderTimeline(result));
-      } catch (e) {
-        throw outputFileError(e, args.timeline!, '--timeline');
-      }
-    }
+    const fd = timelineFd;
+    if (fd !== null) onOutput(args.timeline!, '--timeline', () => writeFileSync(fd, renderTimeline(result)));
     if (args.json) process.stdout.write(JSON.stringify(toJson(result), null, 2) + '\n');
     else process.stdout.write(toText(result, driver.name));
     const replayed = result.flows.some((f) => f.version !== null);
