@@ -180,9 +180,9 @@ type WorldOutcome = {
   wire: readonly LinkLogEntry[] | null;
 };
 
-/** The profile's resync type: what a built-in driver sets, or what a module's driver set in this world (default DRIVER_REQ, as the kernel's). */
-function resyncOf(d: DriverProfile, out: WorldOutcome): ResyncType {
-  return resyncTypeOf(d) ?? out.rxResyncType ?? 'driver_req';
+/** The profile's resync type: what a built-in driver sets, or what a module's driver was seen to set (default DRIVER_REQ, as the kernel's). */
+function resyncOf(d: DriverProfile, seen: ResyncType | null): ResyncType {
+  return resyncTypeOf(d) ?? seen ?? 'driver_req';
 }
 
 /** The modules of a scenario's `{ name: 'module', path }` profiles, by path; paths are relative to `baseDir`. */
@@ -214,10 +214,10 @@ function runPlain(s: Scenario, d: DriverProfile, o: RunOptions): ProfileRun {
     writesB: t.reverseBytes > 0 ? [t.reverseBytes] : [], handshakeA: t.handshakeA, handshakeB: t.handshakeB,
     isnA: t.isnA, isnB: t.isnB, flows: t.flows, impairments: s.impairments, faults: s.faults,
   }, o);
-  const failures = [...out.errors, ...checkExpectations(expectFor(s, d), out, s.impairments, resyncOf(d, out))];
+  const failures = [...out.errors, ...checkExpectations(expectFor(s, d), out, s.impairments, resyncOf(d, out.rxResyncType))];
   if (out.wire) o.onWire?.(profileId(d), out.wire);
   return {
-    profile: profileId(d), resyncType: resyncOf(d, out), seed: s.seed, worlds: 1, flowCount: t.flows, hosts: out.hosts,
+    profile: profileId(d), resyncType: resyncOf(d, out.rxResyncType), seed: s.seed, worlds: 1, flowCount: t.flows, hosts: out.hosts,
     flows: out.flows, impairments: out.impairments, recovery: distances(out.flows), unrecovered: unrecovered(out.flows),
     bytes: out.flows.reduce((n, f) => n + f.bytesWritten, 0), linkFlaps: s.impairments.filter((i) => i.kind === 'linkDown').length,
     faultedWorlds: s.faults.length ? 1 : 0, elapsedMs: Date.now() - started, failures,
@@ -279,7 +279,7 @@ function runSoak(s: Scenario, k: SoakSpec, d: DriverProfile, o: RunOptions, prof
     const fails = [...out.errors.filter((e) => !e.includes('never matched')), ...checkExpectations({
       ...exp, recovered: exp.recovered && !chaos, counters: undefined, tlsStat: undefined, calls: undefined, resyncEpisodes: undefined,
       violations: undefined,
-    }, out, impairments, resyncOf(d, out))];
+    }, out, impairments, resyncOf(d, out.rxResyncType))];
     resync ??= out.rxResyncType;
     const ri = impairments[0] as Extract<Impairment, { kind: 'random' }>;
     const what = `loss ${ri.loss}, reorder ${ri.reorder}, dup ${ri.duplicate}${ri.ackLoss ? `, ack loss ${ri.ackLoss}` : ''}, ${flaps} link flap(s)`
@@ -298,7 +298,7 @@ function runSoak(s: Scenario, k: SoakSpec, d: DriverProfile, o: RunOptions, prof
   const summed: WorldOutcome = { hosts: hosts!, flows: [], impairments: [], errors: [], rxResyncType: null, wire: null };
   failures.push(...checkExpectations({ delivery: 'exact', recovered: false, counters: exp.counters, tlsStat: exp.tlsStat, violations: exp.violations }, summed, []));
   return {
-    profile: profileId(d), resyncType: resyncTypeOf(d) ?? resync ?? 'driver_req', seed: seed0, worlds: Math.max(1, Math.ceil(flowCount / k.flowsPerWorld)), flowCount,
+    profile: profileId(d), resyncType: resyncOf(d, resync), seed: seed0, worlds: Math.max(1, Math.ceil(flowCount / k.flowsPerWorld)), flowCount,
     hosts: hosts!, flows, impairments: [], recovery, unrecovered: open, bytes, linkFlaps, faultedWorlds, elapsedMs: Date.now() - started, failures,
   };
 }
