@@ -19,6 +19,14 @@ function describePlace(where: ErrorPlace): string {
   return parts.join(', ');
 }
 
+/**
+ * Marks a tlsnic error from any copy of this module. A driver module written in TypeScript that imports our
+ * sources, loaded by the bundled CLI (`node --import=tsx dist/tlsnic.mjs run --driver my-driver.ts`), has
+ * classes of its own: without this its ConfigError was not `instanceof ConfigError` in the CLI, and a typed
+ * error read as an internal one (exit 70 and a stack).
+ */
+const BRAND = Symbol.for('tlsnic.TlsnicError');
+
 export abstract class TlsnicError extends Error {
   abstract readonly code: string;
   readonly where: ErrorPlace;
@@ -28,7 +36,18 @@ export abstract class TlsnicError extends Error {
     this.where = where;
     this.name = new.target.name;
   }
+
+  /** `e instanceof ConfigError` holds for a ConfigError (or a subclass) of another copy too: by class name. */
+  static override [Symbol.hasInstance](x: unknown): boolean {
+    if (Function.prototype[Symbol.hasInstance].call(this, x)) return true;
+    if (typeof x !== 'object' || x === null || !(BRAND in x)) return false;
+    for (let p = Object.getPrototypeOf(x); p !== null; p = Object.getPrototypeOf(p)) {
+      if (Object.hasOwn(p, 'constructor') && (p.constructor as { name?: unknown }).name === this.name) return true;
+    }
+    return false;
+  }
 }
+Object.defineProperty(TlsnicError.prototype, BRAND, { value: true });
 
 /** Malformed packet bytes: an Ethernet/IP/TCP header that does not fit or does not parse. */
 export class WireError extends TlsnicError {

@@ -25,9 +25,10 @@ const bundled = build({
   banner: { js: "import { createRequire as __tlsnicCreateRequire } from 'node:module';\nconst require = __tlsnicCreateRequire(import.meta.url);" },
 });
 
-async function cli(entry: 'source' | 'bundle', ...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const argv = entry === 'source' ? ['--import=tsx', 'cli/main.ts', ...args] : [BUNDLE, ...args];
-  if (entry === 'bundle') await bundled;
+/** 'bundle+tsx': the bundle with a TypeScript loader, so a .ts driver loads and brings copies of our modules. */
+async function cli(entry: 'source' | 'bundle' | 'bundle+tsx', ...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const argv = entry === 'source' ? ['--import=tsx', 'cli/main.ts', ...args] : entry === 'bundle' ? [BUNDLE, ...args] : ['--import=tsx', BUNDLE, ...args];
+  if (entry !== 'source') await bundled;
   try {
     const r = await run(process.execPath, argv, { encoding: 'utf8', maxBuffer: 64 << 20 });
     return { code: 0, out: r.stdout, err: r.stderr };
@@ -103,4 +104,20 @@ test('bundle: a TypeScript driver node cannot import, or a module without a defa
   const missing = await cli('bundle', 'replay', `${FIX}.pcap`, '--keylog', `${FIX}.keylog`, '--driver', join(tmp, 'nope.mjs'));
   t.is(missing.code, 2);
   t.regex(missing.err, /ConfigError: cannot load driver module/);
+});
+
+test('bundle+tsx: a TypeScript driver throwing our ConfigError from its own copy of the sources is exit 2, not an internal error', async (t) => {
+  const args = ['replay', `${FIX}.pcap`, '--keylog', `${FIX}.keylog`, '--driver', 'test/fixtures-drivers/tls13-only.ts'];
+  for (const entry of ['source', 'bundle+tsx'] as const) {
+    const r = await cli(entry, ...args);
+    t.is(r.code, 2, `${entry}: ${r.err}`);
+    t.is(r.err, 'tlsnic: ConfigError: tls13-only: this device has no TLS 1.3 offload (run with --tls13) (at field nic.profile.tls13)\n', entry);
+  }
+  // Two copies of the driver API side by side: the TypeScript wrapper of mlx5 replays under the bundle as mlx5 does.
+  const [wrapped, plain] = await Promise.all([
+    cli('bundle+tsx', 'replay', `${FIX}.pcap`, '--keylog', `${FIX}.keylog`, '--driver', 'test/fixtures-drivers/counting-mlx5.ts', '--json'),
+    cli('bundle', 'replay', `${FIX}.pcap`, '--keylog', `${FIX}.keylog`, '--driver', 'mlx5', '--json'),
+  ]);
+  t.is(wrapped.code, 0, wrapped.err);
+  t.deepEqual(JSON.parse(wrapped.out), JSON.parse(plain.out));
 });
