@@ -620,10 +620,11 @@ type CleanRun = { rx: Map<string, Uint8Array>; durationUs: number; records: numb
 const captureFiles = (name: string) => ({ capture: join(ROOT, 'fixtures/captures', `${name}.pcap`), keylog: join(ROOT, 'fixtures/captures', `${name}.keylog`) });
 
 /** A replay of `capture` (path) from `local`, and the plaintext each connection received, by "local|remote". */
-async function replayCollect(o: { capture: string; keylog: string; tls13: boolean; local: string; driver: string; scenario?: unknown }) {
+async function replayCollect(o: { capture: string; keylog: string; tls13: boolean; local: string; driver: string; scenario?: unknown; readChunkBytes?: number }) {
   const rx = new Map<string, Uint8Array[]>();
   const r = await replay({
     capture: o.capture, keylog: o.keylog, local: { ip: o.local, port: null }, driver: BUILTIN_DRIVERS[o.driver]!, tls13: o.tls13,
+    ...(o.readChunkBytes ? { limits: { readChunkBytes: o.readChunkBytes } } : {}),
     ...(o.scenario === undefined ? {} : { scenario: validateReplayScenario(o.scenario, 'fuzz') }),
     onPlaintext: (f, dir, data) => {
       if (dir !== 'rx') return;
@@ -642,6 +643,15 @@ function manifestOf(name: string): ReturnType<typeof loadManifest> {
   let m = manifests.get(name);
   if (!m) manifests.set(name, (m = loadManifest(join(CAPTURES_DIR, `${name}.json`))));
   return m;
+}
+
+/**
+ * The capture reader's read size for a fuzzed replay: half the time a small one (its window then moves every
+ * packet or few, overwriting earlier packets' bytes), since a bundled capture fits the default 1 MiB whole
+ * and would never show a view kept past its packet's turn. 0: the default.
+ */
+function readChunk(rng: Rng): number {
+  return rng.chance(0.5) ? 0 : 512 + rng.int(16384);
 }
 
 /** The unimpaired replay of a bundled capture from `local` (cached): what every connection receives. */
@@ -747,9 +757,10 @@ export function replayScenarioTarget(): FuzzTarget {
         ...(rng.chance(0.2) ? { expect: { recovered: rng.chance(0.5) } } : {}),
       };
       const driver = rng.chance(0.5) ? 'mlx5' : 'nfp';
+      const readChunkBytes = readChunk(rng);
       let res: Awaited<ReturnType<typeof replayCollect>>;
       try {
-        res = await replayCollect({ ...captureFiles(cap.name), tls13: cap.tls13, local, driver, scenario });
+        res = await replayCollect({ ...captureFiles(cap.name), tls13: cap.tls13, local, driver, scenario, readChunkBytes });
       } catch (e) {
         // The scenario's own fault (a field the schema refuses, or a byte past the record it names): the field said.
         const out = typed(e, 'replay_scenario');
@@ -757,7 +768,7 @@ export function replayScenarioTarget(): FuzzTarget {
         return out;
       }
       if (!res.r.scenario) throw new FuzzFailure('replay_scenario: a replay with a scenario reported no scenario outcome');
-      const at = `${cap.name} from ${local}, ${driver}, scenario ${JSON.stringify(scenario)}`;
+      const at = `${cap.name} from ${local}, ${driver}, read chunk ${readChunkBytes || 'default'}, scenario ${JSON.stringify(scenario)}`;
       for (const f of res.r.flows) {
         // Impairments act on what the host receives; what it sends is still what the capture holds.
         if (!f.tx.wireMatch) throw new FuzzFailure(`replay_scenario: ${at}: the host's TX does not match the capture: ${f.problems.slice(0, 3).join(' / ')}`);
@@ -859,13 +870,15 @@ export function replayCaptureTarget(): FuzzTarget {
       const { cap, local, c } = await pickCapture(rng);
       const { path, edits, lossy } = damagedCapture(rng, cap.name, 'damaged.pcap');
       const driver = rng.chance(0.5) ? 'mlx5' : 'nfp';
+      const readChunkBytes = readChunk(rng);
       let res: Awaited<ReturnType<typeof replayCollect>>;
       try {
-        res = await replayCollect({ capture: path, keylog: captureFiles(cap.name).keylog, tls13: cap.tls13, local, driver });
+        res = await replayCollect({ capture: path, keylog: captureFiles(cap.name).keylog, tls13: cap.tls13, local, driver, readChunkBytes });
       } catch (e) {
         return typed(e, 'replay_capture');
       }
-      checkDelivered('replay_capture', `${cap.name} from ${local}, ${driver}, ${edits.join(', ')}`, res.rx, res.r, c, () => !lossy);
+      const at = `${cap.name} from ${local}, ${driver}, read chunk ${readChunkBytes || 'default'}, ${edits.join(', ')}`;
+      checkDelivered('replay_capture', at, res.rx, res.r, c, () => !lossy);
       return 'accepted';
     },
   };
@@ -888,7 +901,8 @@ export function replayQueuesTarget(): FuzzTarget {
       const { path, edits } = damagedCapture(rng, cap.name, 'queues.pcap');
       const keylog = captureFiles(cap.name).keylog;
       const queues = 2 + rng.int(2);
-      const at = `${cap.name}${local ? ` from ${local}` : ''}, ${queues} queues, ${edits.join(', ')}`;
+      const readChunkBytes = readChunk(rng);
+      const at = `${cap.name}${local ? ` from ${local}` : ''}, ${queues} queues, one thread's read chunk ${readChunkBytes || 'default'}, ${edits.join(', ')}`;
       const outcome = async (f: () => Promise<ReplayResult>): Promise<{ json: string } | { error: string }> => {
         try {
           return { json: JSON.stringify(toJson(await f())) };
@@ -898,7 +912,9 @@ export function replayQueuesTarget(): FuzzTarget {
         }
       };
       const loc = local === null ? null : { ip: local, port: null };
-      const one = await outcome(() => replay({ capture: path, keylog, local: loc, driver: BUILTIN_DRIVERS.mlx5!, tls13: cap.tls13 }));
+      const one = await outcome(() => replay({
+        capture: path, keylog, local: loc, driver: BUILTIN_DRIVERS.mlx5!, tls13: cap.tls13, ...(readChunkBytes ? { limits: { readChunkBytes } } : {}),
+      }));
       const many = await outcome(async () => {
         const parts: QueueResult[] = [];
         for (let q = 0; q < queues; q++) {

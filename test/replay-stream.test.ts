@@ -1,13 +1,15 @@
 // The replay streams: per-flow state stays bounded however long the capture, with a problem (not growing
 // memory) when a capture gives a flow no way to drain it: a hole in the TX stream, missing ACKs.
 import test from 'ava';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { generateCapture, type GenOptions, type GenResult } from '../bench/gen-capture.ts';
 import { replay, type ReplayOptions, type ReplayResult } from '../cli/replay/engine.ts';
+import { toJson } from '../cli/report.ts';
+import { loadManifest } from '../fixtures/manifest.ts';
 import { ReplaySock } from '../cli/replay/replay-sock.ts';
 import { mlx5Driver } from '../driver-api/drivers/index.ts';
 import type { NetDevice } from '../driver-api/ops.ts';
@@ -50,6 +52,19 @@ test('replaying the client end: received bytes held for an incomplete record sur
     t.is(f.rx.plaintextSha256, flow.serverToClient.sha256);
     t.is(f.tx.plaintextSha256, flow.clientToServer.sha256);
     t.true(r.ethtool.rx_tls_decrypted_packets! > 0);
+  }
+});
+
+test('every bundled capture replays the same when the reader reads 1 KiB at a time (its window moves under every packet)', async (t) => {
+  const dirOf = 'fixtures/captures';
+  const names = readdirSync(dirOf).filter((f) => /\.pcap(ng)?$/.test(f));
+  t.true(names.length >= 8);
+  for (const file of names) {
+    const stem = join(dirOf, file.replace(/\.pcap(ng)?$/, ''));
+    const o = { ...base(join(dirOf, file), `${stem}.keylog`), tls13: loadManifest(`${stem}.json`).connections.some((c) => c.version === '1.3') };
+    const [whole, small] = [await replay(o), await replay({ ...o, limits: { readChunkBytes: 1024 } })];
+    t.true(whole.flows.length > 0, file);
+    t.deepEqual(toJson(small), toJson(whole), file);
   }
 });
 

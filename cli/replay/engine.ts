@@ -119,8 +119,13 @@ export type ReplayOptions = {
    * connection. Multi-queue replay uses it to give each worker the flows its RSS queue owns.
    */
   flowFilter?: (v: TcpSegmentView) => boolean;
-  /** Memory bounds (defaults MAX_HELD_TX_BYTES, MAX_UNACKED_TX_BYTES per flow, scenario.ts MAX_HELD_BYTES); tests set small ones. */
-  limits?: { heldTxBytes?: number; unackedTxBytes?: number; scenarioHeldBytes?: number };
+  /**
+   * Memory bounds (defaults MAX_HELD_TX_BYTES, MAX_UNACKED_TX_BYTES per flow, scenario.ts MAX_HELD_BYTES); tests
+   * set small ones. readChunkBytes: the capture reader's read size (default 1 MiB): its window moves (and
+   * overwrites the bytes of earlier packets) every that many bytes, so tests and the fuzz set a small one to
+   * catch anything that keeps a view into a packet past its turn, which a bundled capture would not show.
+   */
+  limits?: { heldTxBytes?: number; unackedTxBytes?: number; scenarioHeldBytes?: number; readChunkBytes?: number };
   /** Scripted impairments on what the local host receives, and expectations (scenario.ts). */
   scenario?: ReplayScenario;
 };
@@ -754,7 +759,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     if (s) s.count++;
     else skips.set(reason, { count: 1, first: packet, example });
   }
-  const reader = openCapture(opts.capture, { truncated: 'stop' });
+  const reader = openCapture(opts.capture, { truncated: 'stop', ...(opts.limits?.readChunkBytes ? { chunkSize: opts.limits.readChunkBytes } : {}) });
   try {
     for (let pkt = reader.next(); pkt !== null; pkt = reader.next()) {
       packets++;
