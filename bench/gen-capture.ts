@@ -1,14 +1,15 @@
 // A large, real TLS 1.2 capture for the replay benchmark (issue 7): N interleaved AES-GCM connections,
 // each a TCP handshake, a TLS 1.2 RSA-style handshake (ClientHello, ServerHello + ServerHelloDone,
 // ClientKeyExchange, ChangeCipherSpec and an encrypted Finished with its RFC 5246 7.4.9 verify_data both
-// ways), application data both ways (mostly server to client, like a download), close_notify and FIN.
+// ways), application data both ways (mostly server to client, a download; --direction upload turns it
+// round), close_notify and FIN.
 // Records are sealed with the key block of a random master secret (RFC 5246 6.3, 5288); the key log holds
 // the CLIENT_RANDOM lines, so tshark and `tlsnic replay` both decrypt it. Written streaming: memory does
 // not grow with --mib.
 //
 // usage: node --import=tsx bench/gen-capture.ts --out C.pcap --keylog K.keylog [--flows 16] [--mib 1024]
 //          [--record 16384] [--mss 1448] [--seed 1] [--cipher aes128|aes256] [--tuples random|sequential]
-//          [--manifest M.json]
+//          [--direction download|upload] [--manifest M.json]
 import { createCipheriv, createHash, type Hash } from 'node:crypto';
 import { closeSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
@@ -45,6 +46,12 @@ export type GenOptions = {
    * against; the command line defaults to 'random'.
    */
   tuples?: 'random' | 'sequential';
+  /**
+   * Which way the bulk goes. 'download' (default): the server sends it, so a replay (local host: the server)
+   * mostly transmits (TX offload); 'upload': the clients send it and the replay mostly receives (RX offload).
+   * Of every CLIENT_EVERY writes of a flow one goes the other way (a request or a response).
+   */
+  direction?: 'download' | 'upload';
 };
 
 export type GenDir = { bytes: number; records: number; sha256: string };
@@ -62,7 +69,7 @@ export type GenResult = {
 };
 
 export const GEN_DEFAULTS: Required<Omit<GenOptions, 'out' | 'keylog'>> = {
-  flows: 16, mib: 1024, record: 16384, mss: 1448, seed: 1, cipher: 'aes128', tuples: 'random',
+  flows: 16, mib: 1024, record: 16384, mss: 1448, seed: 1, cipher: 'aes128', tuples: 'random', direction: 'download',
 };
 
 /**
@@ -73,7 +80,7 @@ export const GEN_VERSION = 2;
 
 /** TLS_RSA_WITH_AES_128_GCM_SHA256 / _256_GCM_SHA384 (RFC 5288): no key exchange tshark would need beyond the master secret. */
 const SUITE = { aes128: 0x009c, aes256: 0x009d } as const;
-/** Of every CLIENT_EVERY writes of a flow, the first goes client to server (a request), the rest are the download. */
+/** Of every CLIENT_EVERY writes of a flow, the first goes against the bulk (a request, or an upload's response). */
 const CLIENT_EVERY = 16;
 /** Records per send() call: TCP cuts the call's bytes into MSS segments across record boundaries. */
 const RECORDS_PER_WRITE = 4;
@@ -307,7 +314,7 @@ export function generateCapture(opts: GenOptions): GenResult {
   const parts: Uint8Array[] = [];
   for (let active = conns.filter((k) => k.left > 0); active.length; active = active.filter((k) => k.left > 0)) {
     for (const k of active) {
-      const toServer = k.writes++ % CLIENT_EVERY === 0;
+      const toServer = (k.writes++ % CLIENT_EVERY === 0) !== (o.direction === 'upload');
       const [from, to] = toServer ? [k.client, k.server] : [k.server, k.client];
       parts.length = 0;
       for (let r = 0; r < RECORDS_PER_WRITE && k.left > 0; r++) {
@@ -379,6 +386,9 @@ function checkOptions(o: GenOptions): void {
   if (o.tuples !== undefined && o.tuples !== 'random' && o.tuples !== 'sequential') {
     throw new ConfigError(`--tuples must be random or sequential, got ${o.tuples}`, { field: '--tuples' });
   }
+  if (o.direction !== undefined && o.direction !== 'download' && o.direction !== 'upload') {
+    throw new ConfigError(`--direction must be download or upload, got ${o.direction}`, { field: '--direction' });
+  }
 }
 
 /** Parses the command line above (also used by bench/run.ts to name cached captures). */
@@ -389,7 +399,7 @@ export function parseGenArgs(argv: readonly string[]): GenOptions & { manifest: 
     if (!a.startsWith('--') || i + 1 >= argv.length) throw new ConfigError(`unexpected argument '${a}' (options take a value: --name value)`, { field: a });
     values.set(a.slice(2), argv[++i]!);
   }
-  const known = new Set(['out', 'keylog', 'flows', 'mib', 'record', 'mss', 'seed', 'cipher', 'tuples', 'manifest']);
+  const known = new Set(['out', 'keylog', 'flows', 'mib', 'record', 'mss', 'seed', 'cipher', 'tuples', 'direction', 'manifest']);
   for (const k of values.keys()) if (!known.has(k)) throw new ConfigError(`unknown option --${k}`, { field: `--${k}` });
   const out = values.get('out');
   const keylog = values.get('keylog');
@@ -400,6 +410,7 @@ export function parseGenArgs(argv: readonly string[]): GenOptions & { manifest: 
     flows: num('flows'), mib: num('mib'), record: num('record'), mss: num('mss'), seed: num('seed'),
     cipher: (values.get('cipher') ?? GEN_DEFAULTS.cipher) as GenOptions['cipher'],
     tuples: (values.get('tuples') ?? GEN_DEFAULTS.tuples) as GenOptions['tuples'],
+    ...(values.has('direction') ? { direction: values.get('direction') as GenOptions['direction'] } : {}),
     manifest: values.get('manifest') ?? null,
   };
 }

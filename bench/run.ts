@@ -3,7 +3,8 @@
 // number from elsewhere.
 //   raw      node:crypto AES-128-GCM: one-shot records and streamed in MSS pieces (the limit here)
 //   device   emulated NIC TX and RX on MSS segments of records (B and 100 bytes), ratio to streamed raw GCM
-//   replay   `node dist/tlsnic.mjs replay` of a generated capture (cached), start-up included, peak RSS
+//   replay   `node dist/tlsnic.mjs replay` of generated captures (cached), start-up included, peak RSS: a
+//            download (the replayed server mostly sends: TX offload) and an upload (it mostly receives: RX)
 //   tshark   the same capture decrypted by tshark with the key log, when tshark is installed
 //   table    context table ns per lookup (one by one and in bursts), add and del at 1e3 .. 4e6 flows
 //   workers  `node dist/tlsnic.mjs replay --workers N` on a capture of --workers-flows connections (RSS queues)
@@ -55,6 +56,8 @@ export type BenchOptions = {
 };
 
 export type ReplayRow = {
+  /** download: the bulk is what the local host (the server) sends; upload: what it receives. */
+  direction: 'download' | 'upload';
   capture: string;
   captureBytes: number;
   flows: number;
@@ -85,7 +88,9 @@ export type BenchResult = {
   options: Omit<BenchOptions, 'json' | 'cacheDir' | 'cli'>;
   raw: RawRow[] | null;
   device: DeviceRow[] | null;
+  /** The download capture's replay (tshark decrypts the same capture). */
   replay: ReplayRow | null;
+  replayUpload: ReplayRow | null;
   tshark: TsharkRow | { skipped: string } | null;
   table: TableRow[] | null;
   workers: WorkersRow[] | null;
@@ -184,9 +189,9 @@ async function scenario<T>(name: string, o: BenchOptions): Promise<T> {
 }
 
 /** The generated capture for these parameters, generated once (in its own process) and cached. */
-async function capture(o: BenchOptions, flows = o.flows): Promise<{ pcap: string; keylog: string; manifest: GenResult }> {
+async function capture(o: BenchOptions, flows = o.flows, direction: 'download' | 'upload' = 'download'): Promise<{ pcap: string; keylog: string; manifest: GenResult }> {
   // GEN_VERSION in the name: a capture the generator would now make differently is not reused.
-  const dir = join(o.cacheDir, `tls12-aes128-f${flows}-m${o.mib}-r${o.recordSize}-s${o.mss}-seed1-tuples-random-g${GEN_VERSION}`);
+  const dir = join(o.cacheDir, `tls12-aes128-f${flows}-m${o.mib}-r${o.recordSize}-s${o.mss}-seed1-tuples-random-g${GEN_VERSION}${direction === 'upload' ? '-upload' : ''}`);
   const pcap = join(dir, 'capture.pcap');
   const keylog = join(dir, 'capture.keylog');
   const manifestPath = join(dir, 'manifest.json');
@@ -195,7 +200,7 @@ async function capture(o: BenchOptions, flows = o.flows): Promise<{ pcap: string
     const tmp = `${manifestPath}.part`;
     const r = await runTimed(process.execPath, ['--import=tsx', join(ROOT, 'bench/gen-capture.ts'), '--out', pcap, '--keylog', keylog,
       '--flows', String(flows), '--mib', String(o.mib), '--record', String(o.recordSize), '--mss', String(o.mss), '--seed', '1', '--tuples', 'random',
-      '--manifest', tmp]);
+      '--direction', direction, '--manifest', tmp]);
     if (r.code !== 0) throw new Error(`gen-capture failed: ${r.stderr.trim().slice(-2000)}`);
     renameSync(tmp, manifestPath); // the manifest last: a capture with a manifest is complete
   }
@@ -230,6 +235,7 @@ async function replayBench(c: Awaited<ReturnType<typeof capture>>, streamedRaw: 
   const verified = verifiedAgainst(m, j);
   const mbps = m.plaintextBytes / r.seconds / 1e6;
   return {
+    direction: m.options.direction ?? 'download',
     capture: c.pcap,
     captureBytes: statSize(c.pcap),
     flows: m.flows.length,
@@ -324,18 +330,20 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
   const res: BenchResult = {
     machine: { cores: availableParallelism(), node: process.version, cpu: cpuModel() },
     options: { only: o.only, records: o.records, seconds: o.seconds, recordSize: o.recordSize, mss: o.mss, mib: o.mib, flows: o.flows, workers: o.workers, workersFlows: o.workersFlows, repeat: o.repeat, tableSizes: o.tableSizes },
-    raw: null, device: null, replay: null, tshark: null, table: null, workers: null,
+    raw: null, device: null, replay: null, replayUpload: null, tshark: null, table: null, workers: null,
   };
   // The streamed raw reference: replay ratios need it, so it runs whenever replay does.
   if (want('raw') || want('replay')) res.raw = await scenario<RawRow[]>('raw', o);
   if (want('device')) res.device = await scenario<DeviceRow[]>('device', o);
   const needCapture = want('replay') || want('tshark');
   const c = needCapture ? await capture(o) : null;
+  const up = want('replay') ? await capture(o, o.flows, 'upload') : null;
   // Replay and tshark take turns, `repeat` times each, and each keeps its fastest run (peak RSS: the largest):
   // one run disturbed by another tenant of the machine moved the ratio between them from 3.6 to 2.2.
   if (c && (want('replay') || want('tshark'))) {
     const streamed = res.raw?.find((r) => r.recordSize === o.recordSize)?.streamedMBps ?? null;
     let allVerified = true;
+    let upVerified = true;
     for (let i = 0; i < o.repeat; i++) {
       if (want('replay')) {
         const r = await replayBench(c, streamed, o.cli);
@@ -346,7 +354,13 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
         const t = await tsharkBench(c);
         res.tshark = res.tshark === null || 'skipped' in res.tshark || 'skipped' in t ? t : fastest(res.tshark, t);
       }
+      if (up) {
+        const r = await replayBench(up, streamed, o.cli);
+        upVerified &&= r.verified;
+        res.replayUpload = fastest(res.replayUpload, r);
+      }
     }
+    if (res.replayUpload) res.replayUpload.verified = upVerified;
     if (res.replay) res.replay.verified = allVerified; // every run, not only the fastest
     if (res.tshark && !('skipped' in res.tshark) && res.replay) res.tshark.tsharkOverTlsnic = res.tshark.seconds / res.replay.seconds;
   }
@@ -382,8 +396,13 @@ export function formatBench(r: BenchResult): string {
   if (r.replay) {
     const x = r.replay;
     L.push('', `3. node dist/tlsnic.mjs replay, ${x.flows} TLS 1.2 flows, ${f(x.payloadBytes / 2 ** 20)} MiB of payload (${f(x.captureBytes / 1e6)} MB capture), start-up included, fastest of ${r.options.repeat} (taking turns with tshark)`);
-    L.push(`   ${f(x.seconds, 2)} s   ${f(x.payloadMBps, 1)} MB/s payload   ${f(x.packetsPerSec)} packets/s   ratio to streamed raw GCM ${x.ratioToStreamedRaw === null ? '-' : f(x.ratioToStreamedRaw, 2)} (target >= 0.50)`);
-    L.push(`   peak RSS ${f(x.peakRssMB)} MB (target < 300)   every flow wireMatch with the generator's plaintext hashes: ${x.verified ? 'yes' : 'NO'}`);
+    const row = (x: ReplayRow, what: string) => {
+      L.push(`   ${what}`);
+      L.push(`   ${f(x.seconds, 2)} s   ${f(x.payloadMBps, 1)} MB/s payload   ${f(x.packetsPerSec)} packets/s   ratio to streamed raw GCM ${x.ratioToStreamedRaw === null ? '-' : f(x.ratioToStreamedRaw, 2)} (target >= 0.50)`);
+      L.push(`   peak RSS ${f(x.peakRssMB)} MB (target < 300)   every flow wireMatch with the generator's plaintext hashes: ${x.verified ? 'yes' : 'NO'}`);
+    };
+    row(x, 'download: the replayed servers mostly send (TX offload: each record opened from the capture, sealed by the device)');
+    if (r.replayUpload) row(r.replayUpload, 'upload, the same sizes the other way: the servers mostly receive (RX offload: the device decrypts)');
   }
   if (r.tshark) {
     L.push('', `4. tshark -r C -o tls.keylog_file:K -Y tls -T fields -e data.len, fastest of ${r.options.repeat}`);

@@ -24,6 +24,7 @@ const cases: Array<[string, Partial<GenOptions>]> = [
   ['aes256-small-records', { cipher: 'aes256', record: 100, mib: 0.25, mss: 536, flows: 3 }],
   ['many-flows-odd-sizes', { flows: 40, mib: 1.3, record: 5000, mss: 1000, seed: 99 }],
   ['random-tuples', { tuples: 'random', flows: 6, mib: 1 }],
+  ['upload', { direction: 'upload', flows: 3, mib: 1 }],
 ];
 
 for (const [name, o] of cases) {
@@ -59,6 +60,16 @@ for (const [name, o] of cases) {
     });
   }
 }
+
+test('--direction upload: the bulk goes client to server, so the replayed server mostly receives', (t) => {
+  const down = gen('dir-download', { flows: 2, mib: 1 });
+  const up = gen('dir-upload', { flows: 2, mib: 1, direction: 'upload' });
+  t.is(up.plaintextBytes, down.plaintextBytes);
+  for (const [g, bulk, other] of [[down, 'serverToClient', 'clientToServer'], [up, 'clientToServer', 'serverToClient']] as const) {
+    for (const f of g.flows) t.true(f[bulk].bytes > 4 * f[other].bytes && f[other].bytes > 0, `${g.options.out}: ${f[bulk].bytes} vs ${f[other].bytes}`);
+  }
+  t.throws(() => gen('dir-bad', { direction: 'sideways' as 'upload' }), { instanceOf: ConfigError, message: /--direction must be download or upload/ });
+});
 
 test('the same seed makes the same capture; another seed another one', (t) => {
   const a = gen('seed-a', { mib: 0.5 });

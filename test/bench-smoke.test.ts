@@ -60,6 +60,15 @@ test('bench --json: every section present and sane', async (t) => {
   const streamed = r.raw!.find((x) => x.recordSize === 4000)!.streamedMBps;
   t.true(Math.abs(rp.ratioToStreamedRaw! - rp.payloadMBps / streamed) < 1e-9);
   t.true(Math.abs(rp.payloadMBps - rp.payloadBytes / rp.seconds / 1e6) < 1e-6);
+  // The upload: the same sizes the other way, its own capture, as checked against its generator.
+  const upl = r.replayUpload!;
+  t.is(rp.direction, 'download');
+  t.is(upl.direction, 'upload');
+  t.not(upl.capture, rp.capture);
+  t.true(upl.verified);
+  t.is(upl.flows, 3);
+  t.is(upl.payloadBytes, 2 ** 20);
+  t.true(Math.abs(upl.ratioToStreamedRaw! - upl.payloadMBps / streamed) < 1e-9);
   if (hasTshark) {
     const ts = r.tshark as TsharkRow;
     t.is(ts.decryptedBytes, 2 ** 20, 'tshark decrypted every application byte');
