@@ -111,6 +111,20 @@ export class TlsWalker {
         if (d.phase === 'app') this.ev.onRecordStart?.(dir, d.seq, Number(d.recSeq - d.startRecSeq), TLS_HEADER_SIZE + ((d.buf[3]! << 8) | d.buf[4]!));
       }
       const total = TLS_HEADER_SIZE + ((d.buf[3]! << 8) | d.buf[4]!);
+      if (d.phase === 'app' && !this.opened[dir]) {
+        // A record of a direction framed but not opened (the replay's RX): nothing reads its bytes, so they
+        // are counted, not copied into the buffer, which keeps the header alone.
+        const k = Math.min(total - d.fill, data.length - off);
+        d.fill += k;
+        off += k;
+        if (d.fill === total) {
+          const recSeqTcp = d.seq;
+          d.fill = 0;
+          d.seq = seqAdd(recSeqTcp, total);
+          this.appRecord(dir, recSeqTcp, d.buf.subarray(0, TLS_HEADER_SIZE));
+        }
+        continue;
+      }
       if (d.buf.length < total) {
         const bigger = new Uint8Array(Math.max(total, Math.min(2 * d.buf.length, TLS_HEADER_SIZE + MAX_RECORD_LENGTH_ANY)));
         bigger.set(d.buf.subarray(0, d.fill));
