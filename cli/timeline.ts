@@ -3,7 +3,37 @@
 // where the RX device was out of sync is shaded from the packet where it lost sync (a record header went by
 // unseen, tls-offload.rst "Resync handling") to the first packet it decrypted again; and every driver call
 // (tlsdev_ops from the stack, resync helpers from the driver) is a line on the chart and a row in a table.
+// `tlsnic replay` draws its capture (renderTimeline) and `tlsnic run` a two-host world (testbed/timeline.ts):
+// both as a TimelinePage.
 import type { FlowReport, ReplayResult, TimelineMark } from './replay/engine.ts';
+
+/** What one flow section shows: its two charts' marks in time order, and the words around them. */
+export type TimelineSection = {
+  local: string;
+  remote: string;
+  /** After "#n " in the section's heading. */
+  heading: string;
+  /** The summary paragraph's HTML, given what the RX chart found (its losses of sync and recoveries). */
+  summary: (rx: { lost: number; regained: number; sync: string; drops: number }) => string;
+  problems: readonly string[];
+  rxTitle: string;
+  txTitle: string;
+  marks: TimelineMark[];
+};
+
+export type TimelinePage = {
+  title: string;
+  heading: string;
+  /** The line under the heading (text). */
+  about: string;
+  /** Legend entries for packet marks, in order: [kind, text]. */
+  packetKeys: ReadonlyArray<readonly [Kind, string]>;
+  /** The legend entry for impairment lines, when the page has any. */
+  impairKey: string | null;
+  sections: TimelineSection[];
+  /** Counter dumps at the end of the page: [class, text]. */
+  counters: ReadonlyArray<readonly [string, string]>;
+};
 
 type Kind = TimelineMark['mark'];
 
@@ -163,7 +193,8 @@ ${labels.join('\n')}
   return { svg, spans, packets: n };
 }
 
-function flowSection(f: FlowReport, idx: number, marks: TimelineMark[]): string {
+function flowSection(sec: TimelineSection, idx: number): string {
+  const marks = sec.marks;
   const count = (k: Kind) => marks.filter((m) => m.mark === k).length;
   const rx = chart(marks.filter((m) => m.dir === 'rx'), 'rx');
   const tx = chart(marks.filter((m) => m.dir === 'tx'), 'tx');
@@ -172,14 +203,13 @@ function flowSection(f: FlowReport, idx: number, marks: TimelineMark[]): string 
   const calls = marks.filter((m) => m.mark === 'call');
   const rows = calls.map((m) => `<tr class="call" data-op="${esc(m.op ?? '')}" data-dir="${m.dir}"><td>${m.t.toFixed(6)}</td><td>${m.dir.toUpperCase()}</td><td><code>${esc(m.note ?? m.op ?? '')}</code></td></tr>`);
   const sync = lost === 0 ? 'RX stayed in sync' : `RX lost sync ${lost}× and regained it ${regained}×`;
-  return `<section class="flow" data-flow="${idx}" data-local="${esc(f.local)}" data-remote="${esc(f.remote)}">
-<h2>#${idx} ${esc(f.local)} ⇄ ${esc(f.remote)} — TLS ${esc(f.version ?? '?')} ${esc(f.cipher ?? '?')}</h2>
-<p class="summary">RX ${esc(f.rx.mode)}${f.rx.reason ? ` (${esc(f.rx.reason)})` : ''}: <b>${f.rx.decrypted}</b> of ${f.rx.segments} packets decrypted by the device; <b class="${lost ? 'bad' : 'ok'}">${sync}</b>.
-TX ${esc(f.tx.mode)}${f.tx.reason ? ` (${esc(f.tx.reason)})` : ''}: wire ${f.tx.wireMatch ? 'matches the capture' : '<b class="bad">DIFFERS from the capture</b>'}, ${count('drop')} dropped.</p>
-${f.problems.length ? `<ul class="problems">${f.problems.map((p) => `<li>${esc(p)}</li>`).join('')}</ul>` : ''}
-<h3>received (${esc(f.remote)} → ${esc(f.local)})</h3>
+  return `<section class="flow" data-flow="${idx}" data-local="${esc(sec.local)}" data-remote="${esc(sec.remote)}">
+<h2>#${idx} ${esc(sec.heading)}</h2>
+<p class="summary">${sec.summary({ lost, regained, sync, drops: count('drop') })}</p>
+${sec.problems.length ? `<ul class="problems">${sec.problems.map((p) => `<li>${esc(p)}</li>`).join('')}</ul>` : ''}
+<h3>${esc(sec.rxTitle)}</h3>
 ${rx.svg}
-<h3>transmitted (${esc(f.local)} → ${esc(f.remote)})</h3>
+<h3>${esc(sec.txTitle)}</h3>
 ${tx.svg}
 <details${lost ? ' open' : ''}><summary>${calls.length} driver calls</summary>
 <table class="calls"><tr><th>time (s)</th><th>dir</th><th>call</th></tr>
@@ -188,6 +218,7 @@ ${rows.join('\n')}
 </section>`;
 }
 
+/** The replay's page: one section per connection, from the local host's side. */
 export function renderTimeline(r: ReplayResult): string {
   const byFlow = new Map<number, TimelineMark[]>();
   for (const m of r.timeline) {
@@ -195,18 +226,44 @@ export function renderTimeline(r: ReplayResult): string {
     if (!a) byFlow.set(m.flow, (a = []));
     a.push(m);
   }
-  const sections = r.flows.map((f, i) => flowSection(f, i + 1, byFlow.get(i + 1) ?? []));
+  return renderPage({
+    title: `tlsnic timeline — ${r.capture}`,
+    heading: 'tlsnic replay timeline',
+    about: `${r.capture} — ${r.packets} packets, ${r.flows.length} connection(s), device ${r.netdev}`,
+    packetKeys: (['decrypted', 'not-decrypted', 'plain', 'drop', 'mismatch'] as const).map((k) => [k, LABELS[k]] as const),
+    impairKey: r.scenario ? `scenario ${r.scenario.name}: impairment (drop, reorder, ...; TCP drop: bad checksum)` : null,
+    sections: r.flows.map((f, i) => replaySection(f, byFlow.get(i + 1) ?? [])),
+    counters: [['ethtool', r.ethtoolText], ['tls-stat', r.tlsStatText]],
+  });
+}
+
+function replaySection(f: FlowReport, marks: TimelineMark[]): TimelineSection {
+  return {
+    local: f.local,
+    remote: f.remote,
+    heading: `${f.local} ⇄ ${f.remote} — TLS ${f.version ?? '?'} ${f.cipher ?? '?'}`,
+    summary: ({ lost, sync, drops }) => `RX ${esc(f.rx.mode)}${f.rx.reason ? ` (${esc(f.rx.reason)})` : ''}: <b>${f.rx.decrypted}</b> of ${f.rx.segments} packets decrypted by the device; <b class="${lost ? 'bad' : 'ok'}">${sync}</b>.
+TX ${esc(f.tx.mode)}${f.tx.reason ? ` (${esc(f.tx.reason)})` : ''}: wire ${f.tx.wireMatch ? 'matches the capture' : '<b class="bad">DIFFERS from the capture</b>'}, ${drops} dropped.`,
+    problems: f.problems,
+    rxTitle: `received (${f.remote} → ${f.local})`,
+    txTitle: `transmitted (${f.local} → ${f.remote})`,
+    marks,
+  };
+}
+
+export function renderPage(p: TimelinePage): string {
+  const sections = p.sections.map((s, i) => flowSection(s, i + 1));
   const key = (color: string, text: string, cls = '') => `<span class="key ${cls}"><i style="background:${color}"></i>${esc(text)}</span>`;
   const legend = [
-    ...(['decrypted', 'not-decrypted', 'plain', 'drop', 'mismatch'] as const).map((k) => key(COLORS[k], LABELS[k])),
+    ...p.packetKeys.map(([k, text]) => key(COLORS[k], text)),
     key('#ffd9d9', 'device out of sync (from "sync lost" to the first packet decrypted again)'),
     key(COLORS.lost, 'sync lost', 'line'),
     key(COLORS.resync, 'device resync request / applied', 'line'),
     key(COLORS.call, 'driver call (tls_dev_add/del/resync, resync helpers)', 'line'),
-    ...(r.scenario ? [key(COLORS.impair, `scenario ${r.scenario.name}: impairment (drop, reorder, ...; TCP drop: bad checksum)`, 'line')] : []),
+    ...(p.impairKey ? [key(COLORS.impair, p.impairKey, 'line')] : []),
   ].join('\n');
   return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>tlsnic timeline — ${esc(r.capture)}</title>
+<html lang="en"><head><meta charset="utf-8"><title>${esc(p.title)}</title>
 <style>
 body{font:14px system-ui,sans-serif;margin:20px;color:#222;max-width:${W + 20}px}
 h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:26px 0 4px;border-top:1px solid #ddd;padding-top:12px}
@@ -217,13 +274,12 @@ h3{font-size:13px;margin:10px 0 0;color:#444}
 table.calls{border-collapse:collapse;font-size:12px;margin:6px 0}table.calls td,table.calls th{border-bottom:1px solid #eee;padding:2px 10px 2px 0;text-align:left}
 pre{background:#f4f4f4;padding:8px;font-size:12px;max-height:300px;overflow:auto}
 </style></head><body>
-<h1>tlsnic replay timeline</h1>
-<p>${esc(r.capture)} — ${r.packets} packets, ${r.flows.length} connection(s), device ${esc(r.netdev)}</p>
+<h1>${esc(p.heading)}</h1>
+<p>${esc(p.about)}</p>
 <div class="legend">${legend}</div>
 ${sections.join('\n')}
 <h2>Counters</h2>
-<pre class="ethtool">${esc(r.ethtoolText)}</pre>
-<pre class="tls-stat">${esc(r.tlsStatText)}</pre>
+${p.counters.map(([cls, text]) => `<pre class="${cls}">${esc(text)}</pre>`).join('\n')}
 </body></html>
 `;
 }
