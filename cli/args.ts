@@ -31,6 +31,8 @@ export type RunArgs = {
   driver: string | null;
   /** --out: write what the link carried as a pcapng (a scenario of one profile, not a soak). */
   out: string | null;
+  /** --timeline: draw the world as an HTML page (a scenario of one profile, not a soak). */
+  timeline: string | null;
 };
 
 export type HelpArgs = { command: 'help'; topic?: string };
@@ -42,7 +44,7 @@ export const USAGE = `usage:
                 [--scenario <file>] [--tls13] [--plaintext-dir <dir>] [--out <pcap>] [--timeline <html>] [--json]
                 [--workers <n>]
   tlsnic run <scenario.json> [--json] [--flows <n>] [--seconds <s>] [--seed <n>] [--driver mlx5|nfp|<module path>]
-             [--out <world.pcapng>]
+             [--out <world.pcapng>] [--timeline <html>]
   tlsnic help
   tlsnic --version
 
@@ -52,6 +54,9 @@ reseeds either. A driver profile
 { "name": "module", "path": "./my-driver.mjs" } runs your own driver (path relative to the scenario file);
 --driver runs any scenario with one driver instead of its profiles (a module path from the working directory).
 --out writes every frame the link carried, with what the link did to it, as a pcapng (one profile, no soak).
+--timeline draws each direction of each connection as --timeline does for a replay: what the sender's device
+sent, what the link did, what the receiver's device decrypted, its losses of sync and resyncs, and the driver
+calls (one profile, no soak).
 
 Replays the TLS connections of a capture through the emulated NIC of one host (by default, for each
 connection, the side that accepted it) and prints what the offload did.`;
@@ -122,6 +127,7 @@ function parseRun(rest: readonly string[]): RunArgs {
   let json = false;
   let driver: string | null = null;
   let out: string | null = null;
+  let timeline: string | null = null;
   const ints = new Map<string, number>();
   const positional: string[] = [];
   for (let i = 0; i < rest.length; i++) {
@@ -129,13 +135,14 @@ function parseRun(rest: readonly string[]): RunArgs {
     const name = a.includes('=') ? a.slice(0, a.indexOf('=')) : a;
     const spec = RUN_INT_FLAGS[name];
     if (a === '--json') json = true;
-    else if (name === '--driver' || name === '--out') {
+    else if (name === '--driver' || name === '--out' || name === '--timeline') {
       const v = a.includes('=') ? a.slice(a.indexOf('=') + 1) : rest[++i];
       if (!v || (!a.includes('=') && v.startsWith('--'))) {
-        throw new ConfigError(name === '--driver' ? '--driver needs a value: mlx5, nfp or a module path' : '--out needs a file name', { field: name });
+        throw new ConfigError(name === '--driver' ? '--driver needs a value: mlx5, nfp or a module path' : `${name} needs a file name`, { field: name });
       }
       if (name === '--driver') driver = v;
-      else out = v;
+      else if (name === '--out') out = v;
+      else timeline = v;
     } else if (spec) {
       const v = a.includes('=') ? a.slice(a.indexOf('=') + 1) : rest[++i];
       if (v === undefined || !/^\d{1,10}$/.test(v) || Number(v) < spec.min || Number(v) > spec.max) {
@@ -148,7 +155,7 @@ function parseRun(rest: readonly string[]): RunArgs {
   if (positional.length !== 1) throw new ConfigError(`run takes exactly one scenario file, got ${positional.length}`);
   return {
     command: 'run', scenario: positional[0]!, json, flows: ints.get('--flows') ?? null, seconds: ints.get('--seconds') ?? null, seed: ints.get('--seed') ?? null,
-    driver, out,
+    driver, out, timeline,
   };
 }
 

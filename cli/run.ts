@@ -1,10 +1,11 @@
-// `tlsnic run <scenario.json> [--json] [--flows N] [--seconds S] [--seed N]`: run a scenario (issue 5) and
+// `tlsnic run <scenario.json> [--json] [--flows N] [--seconds S] [--seed N] [--driver D] [--out F] [--timeline F]`: run a scenario (issue 5) and
 // say whether its expectations hold. A `{ "name": "module", "path" }` driver is loaded from the path,
 // relative to the scenario file. Exit 0 when they hold, 1 when not; bad input (unreadable or invalid
 // scenario, bad option) is a ConfigError that main() turns into exit 2. --seconds and --seed drive a soak
 // scenario's time mode and seed; TLSNIC_SOAK_SECONDS / TLSNIC_SOAK_SEED do the same when the flags are absent.
+import { closeSync, openSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { ConfigError } from '../emulator/errors.ts';
+import { ConfigError, onOutput } from '../emulator/errors.ts';
 import { FAULT_KINDS } from '../driver-api/drivers/faulty.ts';
 import { VIOLATION_KINDS } from '../driver-api/stack/violations.ts';
 import { formatRecovery } from '../testbed/ava.ts';
@@ -12,7 +13,10 @@ import { PcapngWriter } from '../emulator/capture/index.ts';
 import type { LinkLogEntry } from '../driver-api/host/link.ts';
 import { loadScenarioFile } from '../testbed/load.ts';
 import type { DriverProfile, Scenario } from '../testbed/schema.ts';
-import { loadScenarioDrivers, runScenarioObject, type ProfileRun, type RunOptions, type ScenarioResult } from '../testbed/runner.ts';
+import { loadScenarioDrivers, runScenarioObject, type ProfileRun, type RunOptions, type ScenarioResult, type WorldTimeline } from '../testbed/runner.ts';
+import type { TimelineMark } from '../testbed/timeline.ts';
+import { BASE_PORT, HOST_IP } from '../testbed/world.ts';
+import { esc, renderPage, type TimelinePage, type TimelineSection } from './timeline.ts';
 import type { RunArgs } from './args.ts';
 
 export async function runRun(args: RunArgs, out: (s: string) => void = (s) => void process.stdout.write(s)): Promise<number> {
@@ -36,25 +40,86 @@ export async function runRun(args: RunArgs, out: (s: string) => void = (s) => vo
   const seed = args.seed ?? envInt('TLSNIC_SOAK_SEED', 0, 0xffff_ffff);
   if (seconds !== null) o.soakSeconds = seconds;
   if (seed !== null) o.soakSeed = seed;
+  const profiles = Array.isArray(scenario.driver) ? scenario.driver.length : 1;
+  const oneWorld = (flag: '--out' | '--timeline', what: string) => {
+    if (scenario.soak) throw new ConfigError(`${flag} ${what} of one world: a soak runs many`, { field: flag });
+    if (profiles !== 1) throw new ConfigError(`${flag} ${what} of one world, and this scenario runs ${profiles} driver profiles: pick one with --driver`, { field: flag });
+  };
   let wire: readonly LinkLogEntry[] | null = null;
   let writer: PcapngWriter | null = null;
-  if (args.out !== null) {
-    const profiles = Array.isArray(scenario.driver) ? scenario.driver.length : 1;
-    if (scenario.soak) throw new ConfigError('--out writes the wire of one world: a soak runs many', { field: '--out' });
-    if (profiles !== 1) throw new ConfigError(`--out writes one world's wire, and this scenario runs ${profiles} driver profiles: pick one with --driver`, { field: '--out' });
-    // Opened before the run: a path that cannot be written fails now (a ConfigError naming it).
-    writer = new PcapngWriter(args.out, { comment: 'tlsnic run: the two-host testbed link' });
-    o.onWire = (_profile, log) => (wire = log);
-  }
+  let drawn: { profile: string; timeline: WorldTimeline } | null = null;
+  let timelineFd: number | null = null;
   let result: ScenarioResult;
   try {
+    // Outputs are opened before the run: a path that cannot be written fails now (a ConfigError naming it).
+    if (args.out !== null) {
+      oneWorld('--out', 'writes the wire');
+      writer = new PcapngWriter(args.out, { comment: 'tlsnic run: the two-host testbed link' });
+      o.onWire = (_profile, log) => (wire = log);
+    }
+    if (args.timeline !== null) {
+      const path = args.timeline;
+      oneWorld('--timeline', 'draws the timeline');
+      timelineFd = onOutput(path, '--timeline', () => openSync(path, 'w'));
+      o.onTimeline = (profile, timeline) => (drawn = { profile, timeline });
+    }
     result = runScenarioObject(scenario, o);
     if (writer && wire) writeWire(writer, wire);
+    const fd = timelineFd;
+    if (fd !== null && drawn) {
+      const page = renderPage(worldPage(args.scenario, scenario, drawn));
+      onOutput(args.timeline!, '--timeline', () => writeFileSync(fd, page));
+    }
   } finally {
     writer?.close();
+    if (timelineFd !== null) closeSync(timelineFd);
   }
   out(args.json ? JSON.stringify(result, jsonReplacer, 2) + '\n' : formatText(result));
   return result.ok ? 0 : 1;
+}
+
+/** The world's timeline as a page: one section per direction of each connection that carried data. */
+function worldPage(file: string, s: Scenario, w: { profile: string; timeline: WorldTimeline }): TimelinePage {
+  const t = w.timeline;
+  const end = (side: 'a' | 'b', port: number | null) => `${side.toUpperCase()} ${side === 'a' ? HOST_IP.a : HOST_IP.b}${port === null ? '' : `:${port}`}`;
+  // A direction that carried no data (only its contexts' add and del) has nothing to draw.
+  const sections = t.dirs.filter((d) => d.marks.some((m) => m.mark !== 'call')).map((d): TimelineSection => {
+    const [from, to] = d.dir === 'a>b' ? (['a', 'b'] as const) : (['b', 'a'] as const);
+    const port = BASE_PORT + d.flow;
+    const sender = end(from, from === 'b' ? port : null);
+    const receiver = end(to, to === 'b' ? port : null);
+    const n = (dir: 'rx' | 'tx', mark: TimelineMark['mark']) => d.marks.filter((m) => m.dir === dir && m.mark === mark).length;
+    const rxPackets = n('rx', 'decrypted') + n('rx', 'not-decrypted');
+    return {
+      local: receiver, remote: sender,
+      heading: `connection ${d.flow}, ${sender} → ${receiver}`,
+      summary: ({ lost, sync, drops }) => `RX at ${esc(to.toUpperCase())}: <b>${n('rx', 'decrypted')}</b> of ${rxPackets} packets decrypted by the device; <b class="${lost ? 'bad' : 'ok'}">${sync}</b>.
+TX at ${esc(from.toUpperCase())}: ${n('tx', 'encrypted')} packets encrypted by the device, ${n('tx', 'plain')} sent as they were, ${drops} dropped.`,
+      problems: [],
+      rxTitle: `received by ${to.toUpperCase()}'s device (${d.dir})`,
+      txTitle: `sent by ${from.toUpperCase()}'s device (${d.dir})`,
+      marks: d.marks,
+    };
+  });
+  const impaired = t.dirs.some((d) => d.marks.some((m) => m.mark === 'impair'));
+  return {
+    title: `tlsnic run timeline — ${s.name}`,
+    heading: 'tlsnic run timeline',
+    about: `${file} — scenario ${s.name}, driver ${w.profile}, ${sections.length} direction(s) with data, two hosts on a link (virtual time)`,
+    packetKeys: [
+      ['decrypted', 'RX decrypted by the receiving device (skb->decrypted)'],
+      ['not-decrypted', 'RX passed up encrypted: the stack decrypts in software'],
+      ['encrypted', 'TX encrypted by the sending device'],
+      ['plain', 'TX sent as it was (bytes before the offload start)'],
+      ['drop', 'TX dropped by the sending device'],
+    ],
+    impairKey: impaired ? 'link impairment (drop, delay, duplicate, corrupt) of a segment of this direction' : null,
+    sections,
+    counters: [
+      ['ethtool', `host A (${t.hosts.a.netdev}): ethtool -S\n${t.hosts.a.ethtool}`], ['tls-stat', `host A: /proc/net/tls_stat\n${t.hosts.a.tlsStat}`],
+      ['ethtool', `host B (${t.hosts.b.netdev}): ethtool -S\n${t.hosts.b.ethtool}`], ['tls-stat', `host B: /proc/net/tls_stat\n${t.hosts.b.tlsStat}`],
+    ],
+  };
 }
 
 /**

@@ -66,7 +66,7 @@ const LABELS: Record<Kind, string> = {
 /** Marks that are packets (a bar); the rest are events at a point between packets (a line). */
 const PACKET: ReadonlySet<Kind> = new Set(['decrypted', 'encrypted', 'plain', 'not-decrypted', 'drop', 'mismatch']);
 
-function esc(s: string): string {
+export function esc(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 

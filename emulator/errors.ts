@@ -88,3 +88,12 @@ export function outputFileError(e: unknown, path: string, field?: string): Confi
   const why = code ? `${code} (${(e as Error).message.replace(/^[A-Z]+: /, '').replace(/, \w+ '.*'$/, '')})` : String((e as Error)?.message ?? e);
   return new ConfigError(`cannot write ${path}: ${why}`, { file: path, ...(field ? { field } : {}) });
 }
+
+/** `op` on output file `path` (named by option `field`): a failing fs call becomes the ConfigError naming it. */
+export function onOutput<T>(path: string, field: string, op: () => T): T {
+  try {
+    return op();
+  } catch (e) {
+    throw outputFileError(e, path, field);
+  }
+}

@@ -123,6 +123,61 @@ test('--out writes the world\'s wire as a pcapng: every frame with what the link
   t.regex(soak.err, /a soak runs many/);
 });
 
+test('--timeline draws the world: the dropped header, the loss of sync, the resync call and the recovery, in that order', (t) => {
+  const file = join(tmp, 'world.html');
+  const r = tlsnic('run', 'fixtures/scenarios/loss-header.json', '--driver', 'mlx5', '--timeline', file);
+  t.is(r.code, 0, r.err + r.out);
+  const html = readFileSync(file, 'utf8');
+  t.false(/<script|(src|href)="https?:/.test(html), 'self-contained: no script, nothing fetched');
+  // The scenario sends A to B only: one section, the other direction carried no data.
+  const sections = [...html.matchAll(/<section class="flow"[\s\S]*?<\/section>/g)].map((m) => m[0]);
+  t.is(sections.length, 1);
+  const sec = sections[0]!;
+  t.regex(sec, /<h2>#1 connection 0, A 10\.4\.0\.1 → B 10\.4\.0\.2:4433<\/h2>/);
+  const [rx, tx] = [...sec.matchAll(/<svg class="timeline" data-dir="(rx|tx)"[\s\S]*?<\/svg>/g)].map((m) => m[0]);
+  t.regex(rx!, /data-dir="rx"/);
+  t.regex(tx!, /data-dir="tx"/);
+  // The receiving chart tells the story in document (= time) order: the link drops a segment, the device
+  // loses sync, asks for a resync, the stack calls tls_dev_resync, the device decrypts again.
+  const at = (re: RegExp) => rx!.search(re);
+  const order = [/class="mark impair" data-op="drop"/, /class="mark lost"/, /class="mark resync"/, /class="mark call" data-op="tls_dev_resync"/, /class="regained"/].map(at);
+  t.false(order.includes(-1), `every step drawn: ${order}`);
+  t.deepEqual([...order].sort((a, b) => a - b), order);
+  // Its packets are the receiving device's: as many decrypted as ethtool on B says, the rest passed up encrypted.
+  const j = JSON.parse(tlsnic('run', 'fixtures/scenarios/loss-header.json', '--driver', 'mlx5', '--json').out);
+  const decrypted = (rx!.match(/<rect class="mark decrypted"/g) ?? []).length;
+  t.is(decrypted, j.runs[0].hosts.b.ethtool.rx_tls_decrypted_packets);
+  t.true((rx!.match(/<rect class="mark not-decrypted"/g) ?? []).length > 0);
+  t.regex(sec, new RegExp(`RX at B: <b>${decrypted}</b> of \\d+ packets decrypted by the device; <b class="bad">RX lost sync 1× and regained it 1×</b>`));
+  // The sending chart: A's device encrypted every data segment, the retransmission included.
+  t.is((tx!.match(/<rect class="mark encrypted"/g) ?? []).length, j.runs[0].hosts.a.ethtool.tx_tls_encrypted_packets);
+  t.regex(sec, /<td>RX<\/td><td><code>B: tls_dev_resync\(rx, seq \d+, rec \d+\) = 0<\/code>/);
+  t.regex(html, /host B \(mlx5_\w+\): ethtool -S\nNIC statistics:\n[\s\S]*rx_tls_resync_res_ok: 1\n/);
+  // Without the impairment the device stays in sync: every received packet decrypted, nothing else drawn.
+  const s = JSON.parse(readFileSync('fixtures/scenarios/loss-header.json', 'utf8'));
+  Object.assign(s, { driver: { name: 'nfp' }, impairments: [], expect: {}, expectByProfile: undefined });
+  const clean = join(tmp, 'clean.json');
+  writeFileSync(clean, JSON.stringify(s));
+  const quiet = tlsnic('run', clean, '--timeline', file);
+  t.is(quiet.code, 0, quiet.err + quiet.out);
+  const page = readFileSync(file, 'utf8');
+  t.regex(page, /RX at B: <b>\d+<\/b> of \d+ packets decrypted by the device; <b class="ok">RX stayed in sync<\/b>/);
+  t.false(/class="mark (impair|lost|not-decrypted)"|class="regained"/.test(page));
+  const [m] = [...page.matchAll(/RX at B: <b>(\d+)<\/b> of (\d+) packets/g)];
+  t.is(m![1], m![2]);
+  // One world only, and a path it can write: otherwise exit 2 before anything runs.
+  const three = tlsnic('run', 'fixtures/scenarios/loss-header.json', '--timeline', file);
+  t.is(three.code, 2);
+  t.regex(three.err, /--timeline draws the timeline of one world, and this scenario runs 3 driver profiles: pick one with --driver/);
+  const soak = tlsnic('run', 'fixtures/scenarios/soak.json', '--driver', 'mlx5', '--timeline', file);
+  t.is(soak.code, 2);
+  t.regex(soak.err, /a soak runs many/);
+  const nowhere = tlsnic('run', 'fixtures/scenarios/loss-header.json', '--driver', 'mlx5', '--timeline', join(tmp, 'no/such/dir/x.html'));
+  t.is(nowhere.code, 2);
+  t.regex(nowhere.err, /ConfigError: cannot write .*no\/such\/dir\/x\.html: ENOENT/);
+  t.is(nowhere.out, '', 'refused before the run');
+});
+
 test('--flows and --seconds on a single-run scenario are refused (they size soaks); --seed reseeds it', (t) => {
   for (const [flag, v] of [['--flows', '5'], ['--seconds', '3']] as const) {
     const r = tlsnic('run', 'fixtures/scenarios/loss-header.json', '--driver', 'nfp', flag, v);

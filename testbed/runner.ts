@@ -4,13 +4,13 @@
 // every loss of RX sync (records from the loss until the device decrypts again). Then checks expectations.
 import { TlsnicError } from '../emulator/errors.ts';
 import { EBADMSG } from '../emulator/errno.ts';
-import type { EthtoolCounters } from '../emulator/nic/counters.ts';
+import { formatEthtool, type EthtoolCounters } from '../emulator/nic/counters.ts';
 import type { NicEvent, NicProfile } from '../emulator/nic/types.ts';
 import { seqAdd, seqDiff } from '../emulator/wire/seq.ts';
 import type { LinkDirection, LinkLogEntry } from '../driver-api/host/link.ts';
 import { Rng } from '../driver-api/host/rng.ts';
 import type { TcpCounters } from '../driver-api/host/tcp.ts';
-import type { DriverCall } from '../driver-api/stack/stack.ts';
+import type { DriverCall, TlsStackEvent } from '../driver-api/stack/stack.ts';
 import { FAULT_KINDS, type FaultKind, type FaultPlan, type FaultSpec, type FaultTally } from '../driver-api/drivers/faulty.ts';
 import type { DriverModule } from '../driver-api/drivers/common.ts';
 import { loadDriver } from '../driver-api/drivers/index.ts';
@@ -24,6 +24,7 @@ import {
   type SoakSpec,
 } from './schema.ts';
 import { hintsTakenTooLate, owesRecovery, RxSyncWatch } from './recovery.ts';
+import { WorldTimelineRecorder, type WorldTimelineDir } from './timeline.ts';
 import { buildWorld, connectFlow, nicProfileFrom, type Flow, type FlowDir, type Side, type TbHost, type TbWorld } from './world.ts';
 
 export type ResyncType = 'driver_req_async' | 'driver_req' | 'core_next_hint';
@@ -144,7 +145,15 @@ export type RunOptions = {
    * the link did with it (pass, drop, delay, duplicate, corrupt) and the frame as sent. tlsnic run --out.
    */
   onWire?: (profile: ProfileId, log: readonly LinkLogEntry[]) => void;
+  /**
+   * Called after each plain (not soak) run with what each direction of each connection went through (device
+   * events of both hosts, link impairments, tlsdev_ops calls) and both hosts' counters. tlsnic run --timeline.
+   */
+  onTimeline?: (profile: ProfileId, timeline: WorldTimeline) => void;
 };
+
+/** One world's timeline (RunOptions.onTimeline): marks per connection direction, counters per host. */
+export type WorldTimeline = { dirs: WorldTimelineDir[]; hosts: Record<Side, { ethtool: string; tlsStat: string; netdev: string }> };
 
 /** What one world needs: resolved traffic sizes and a profile. */
 type WorldSpec = {
@@ -157,6 +166,8 @@ type WorldSpec = {
   tls13: boolean;
   /** Keep every frame the link carries (RunOptions.onWire). */
   captureWire?: boolean;
+  /** Record the world's timeline (RunOptions.onTimeline). */
+  timeline?: boolean;
   writesA: number[];
   writesB: number[];
   handshakeA: number;
@@ -178,6 +189,8 @@ type WorldOutcome = {
   rxResyncType: ResyncType | null;
   /** The link's log with frames (WorldSpec.captureWire), else null. */
   wire: readonly LinkLogEntry[] | null;
+  /** WorldSpec.timeline: the world's timeline, else null. */
+  timeline: WorldTimeline | null;
 };
 
 /** The profile's resync type: what a built-in driver sets, or what a module's driver was seen to set (default DRIVER_REQ, as the kernel's). */
@@ -210,12 +223,13 @@ function runPlain(s: Scenario, d: DriverProfile, o: RunOptions): ProfileRun {
   const started = Date.now();
   const writesA = t.writes ?? Array.from({ length: t.records! }, () => t.recordSize!);
   const out = runWorld({
-    seed: s.seed, driver: d, device: s.device, tcp: s.tcp, keyBits: t.keyBits, tls13: t.tls13, captureWire: o.onWire !== undefined, writesA,
+    seed: s.seed, driver: d, device: s.device, tcp: s.tcp, keyBits: t.keyBits, tls13: t.tls13, captureWire: o.onWire !== undefined, timeline: o.onTimeline !== undefined, writesA,
     writesB: t.reverseBytes > 0 ? [t.reverseBytes] : [], handshakeA: t.handshakeA, handshakeB: t.handshakeB,
     isnA: t.isnA, isnB: t.isnB, flows: t.flows, impairments: s.impairments, faults: s.faults,
   }, o);
   const failures = [...out.errors, ...checkExpectations(expectFor(s, d), out, s.impairments, resyncOf(d, out.rxResyncType))];
   if (out.wire) o.onWire?.(profileId(d), out.wire);
+  if (out.timeline) o.onTimeline?.(profileId(d), out.timeline);
   return {
     profile: profileId(d), resyncType: resyncOf(d, out.rxResyncType), seed: s.seed, worlds: 1, flowCount: t.flows, hosts: out.hosts,
     flows: out.flows, impairments: out.impairments, recovery: distances(out.flows), unrecovered: unrecovered(out.flows),
@@ -295,7 +309,7 @@ function runSoak(s: Scenario, k: SoakSpec, d: DriverProfile, o: RunOptions, prof
     if (faults.length) faultedWorlds++;
   }
   // Counter expectations apply to the sums over every world.
-  const summed: WorldOutcome = { hosts: hosts!, flows: [], impairments: [], errors: [], rxResyncType: null, wire: null };
+  const summed: WorldOutcome = { hosts: hosts!, flows: [], impairments: [], errors: [], rxResyncType: null, wire: null, timeline: null };
   failures.push(...checkExpectations({ delivery: 'exact', recovered: false, counters: exp.counters, tlsStat: exp.tlsStat, violations: exp.violations }, summed, []));
   return {
     profile: profileId(d), resyncType: resyncOf(d, resync), seed: seed0, worlds: Math.max(1, Math.ceil(flowCount / k.flowsPerWorld)), flowCount,
@@ -371,15 +385,25 @@ function runWorld(spec: WorldSpec, o: RunOptions): WorldOutcome {
   }
   const driverModule = spec.driver.name === 'module' ? o.drivers?.[spec.driver.path] : undefined;
   if (spec.tls13) for (const side of ['a', 'b'] as const) nicProfile[side] = { ...nicProfile[side], tls13: true };
+  const flows: Flow[] = [];
+  // The world's clock, once there is a world (the recorder is made first: the stacks log to it from the start).
+  let clock = () => 0;
+  const recorder = spec.timeline ? new WorldTimelineRecorder(() => clock(), (port) => flows.find((f) => f.port === port)?.index ?? null) : null;
   const w = buildWorld({
     seed: spec.seed, driver: spec.driver, nicProfile, faults: faultPlans(spec.faults), ...(driverModule ? { driverModule } : {}),
     ...(spec.tls13 ? { tls13: true } : {}), ...(spec.captureWire ? { captureWire: true } : {}),
+    ...(recorder ? { stackLog: (side: Side, ev: TlsStackEvent) => recorder.stackEvent(side, ev) } : {}),
     ...(spec.tcp ? { tcp: Object.fromEntries(Object.entries(spec.tcp).filter(([, v]) => v !== undefined)) } : {}),
   });
+  clock = () => w.sim.now;
   const watches = new Map<string, RxWatch>();
-  const flows: Flow[] = [];
   const errors: string[] = [];
-  for (const h of [w.a, w.b]) h.nic.onEvent((ev) => onNicEvent(w, h, ev, flows, watches));
+  for (const h of [w.a, w.b]) {
+    h.nic.onEvent((ev) => {
+      recorder?.nicEvent(h.side, ev);
+      onNicEvent(w, h, ev, flows, watches);
+    });
+  }
   const linkDowns = spec.impairments.filter((i): i is Extract<Impairment, { kind: 'linkDown' }> => i.kind === 'linkDown');
   for (let i = 0; i < spec.flows; i++) {
     flows.push(connectFlow(w, i, {
@@ -388,7 +412,13 @@ function runWorld(spec: WorldSpec, o: RunOptions): WorldOutcome {
     }, i === 0 ? () => scheduleLinkDowns(w, linkDowns) : undefined));
   }
   const compiled = compileImpairments(spec.impairments, flows, w.sim, w.rng.fork('impair'));
-  w.link.impair = compiled.fn;
+  w.link.impair = recorder
+    ? (frame, dir, index) => {
+      const fate = compiled.fn(frame, dir, index);
+      recorder.linkFate(frame, dir, fate);
+      return fate;
+    }
+    : compiled.fn;
   const tables: Record<Side, string> = { a: '', b: '' };
   try {
     runIdle(w, o.maxEvents);
@@ -427,7 +457,14 @@ function runWorld(spec: WorldSpec, o: RunOptions): WorldOutcome {
   return {
     hosts: { a: hostReport(w.a, tables.a), b: hostReport(w.b, tables.b) }, flows: reports, impairments: compiled.tallies, errors, rxResyncType,
     wire: spec.captureWire ? w.link.log : null,
+    timeline: recorder ? worldTimeline(w, flows, recorder) : null,
   };
+}
+
+function worldTimeline(w: TbWorld, flows: readonly Flow[], recorder: WorldTimelineRecorder): WorldTimeline {
+  const dirs = recorder.finish((side, sk) => flows.find((f) => (side === 'a' ? f.client : f.server)?.sk.id === sk)?.port ?? null);
+  const host = (h: TbHost) => ({ ethtool: formatEthtool(h.nic.counters), tlsStat: h.stack.formatTlsStat(), netdev: h.netdev.name });
+  return { dirs, hosts: { a: host(w.a), b: host(w.b) } };
 }
 
 /** Run to idle; a livelock hits the event cap and throws SimEventCapError (a ContractError), reported. */

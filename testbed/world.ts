@@ -17,7 +17,7 @@ import { Rng } from '../driver-api/host/rng.ts';
 import { Sim } from '../driver-api/host/sim.ts';
 import type { TcpConfig, TcpSocket } from '../driver-api/host/tcp.ts';
 import type { NetDevice } from '../driver-api/ops.ts';
-import { TlsStack, type TlsSocket } from '../driver-api/stack/index.ts';
+import { TlsStack, type TlsSocket, type TlsStackEvent } from '../driver-api/stack/index.ts';
 import type { DriverProfile } from './schema.ts';
 
 export type Side = 'a' | 'b';
@@ -25,6 +25,8 @@ export type Side = 'a' | 'b';
 /** TLS 1.2 AES-GCM record overhead: header 5, explicit nonce 8, tag 16. */
 export const TLS12_GCM_OVERHEAD = 29;
 export const BASE_PORT = 4433;
+/** Host A's and host B's addresses on the link. */
+export const HOST_IP = { a: '10.4.0.1', b: '10.4.0.2' } as const;
 
 export type WorldOptions = {
   seed: number;
@@ -40,6 +42,8 @@ export type WorldOptions = {
   impair?: ImpairFn;
   /** Driver faults per side (driver-api/drivers/faulty.ts); a side without a plan runs the plain driver. */
   faults?: Partial<Record<Side, FaultPlan>>;
+  /** Each side's TLS stack events (its tlsdev_ops calls among them): tlsnic run --timeline. */
+  stackLog?: (side: Side, ev: TlsStackEvent) => void;
 };
 
 /** `faulty` is the fault-injecting wrapper when the side has a fault plan (its tallies), else null. */
@@ -74,7 +78,8 @@ export function buildWorld(o: WorldOptions): TbWorld {
     const host = new Host(sim, rng.fork(`host-${side}`), { name: side, ip, mac, peerMac, ...(o.tcp ? { tcp: o.tcp } : {}) });
     const p = o.nicProfile?.[side];
     const nic = new Nic({ backend: nodeBackend, ...(p ? { profile: p } : {}) });
-    const stack = new TlsStack({ backend: nodeBackend, tls13Offload: o.tls13 ?? false });
+    const log = o.stackLog;
+    const stack = new TlsStack({ backend: nodeBackend, tls13Offload: o.tls13 ?? false, ...(log ? { log: (ev: TlsStackEvent) => log(side, ev) } : {}) });
     const plan = o.faults?.[side];
     const faulty = plan && plan.length ? faultyDriver(driver, plan) : null;
     const netdev = (faulty ?? driver).probe(nic, stack.kernelHelpers((skb) => host.netifReceiveSkb(skb)), {
@@ -83,8 +88,8 @@ export function buildWorld(o: WorldOptions): TbWorld {
     host.attachNetdev(netdev);
     return { side, host, nic, netdev, stack, faulty };
   };
-  const a = mk('a', '10.4.0.1', MAC_A, MAC_B);
-  const b = mk('b', '10.4.0.2', MAC_B, MAC_A);
+  const a = mk('a', HOST_IP.a, MAC_A, MAC_B);
+  const b = mk('b', HOST_IP.b, MAC_B, MAC_A);
   link.attach(a.nic, b.nic);
   a.nic.attachWire(link.sender('a'));
   b.nic.attachWire(link.sender('b'));

@@ -2,7 +2,7 @@
 // 1 when nothing could be replayed, 2 for bad input (not a capture, bad arguments).
 import { closeSync, mkdirSync, openSync, statSync, writeSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ConfigError, outputFileError } from '../../emulator/errors.ts';
+import { ConfigError, onOutput } from '../../emulator/errors.ts';
 import { formatIp, parseIp } from '../../emulator/wire/addr.ts';
 import { PcapngWriter } from '../../emulator/capture/index.ts';
 import { LINKTYPE_ETHERNET } from '../../emulator/capture/types.ts';
@@ -35,14 +35,6 @@ function canonicalIp(ip: string, given: string): string {
   return formatIp(bytes, 0, bytes.length);
 }
 
-/** `op` on output file `path` (named by option `field`): a failing fs call becomes the ConfigError naming it. */
-function onOutput<T>(path: string, field: string, op: () => T): T {
-  try {
-    return op();
-  } catch (e) {
-    throw outputFileError(e, path, field);
-  }
-}
 
 function portOf(p: string): number {
   const n = Number(p);

@@ -29,6 +29,7 @@ import { StreamReassembler } from './reassembly.ts';
 import { TlsWalker, type Dir, type WalkRecord, type WalkStart } from './tls-walker.ts';
 import { checkScenario, Impairer, type DeliveredRx, type ImpairFlow, type ReplayScenario, type ScenarioFlow, type ScenarioOutcome } from './scenario.ts';
 import { RxSyncWatch } from '../../testbed/recovery.ts';
+import type { TimelineMark } from '../../testbed/timeline.ts';
 
 export type Endpoint = { family: 4 | 6; ip: string; port: number };
 
@@ -49,17 +50,8 @@ export type FlowReport = {
   problems: string[];
 };
 
-export type TimelineMark = {
-  t: number;
-  flow: number;
-  dir: 'tx' | 'rx';
-  seq: number;
-  len: number;
-  mark: 'decrypted' | 'encrypted' | 'plain' | 'not-decrypted' | 'drop' | 'mismatch' | 'resync' | 'lost' | 'call' | 'impair';
-  note?: string;
-  /** 'call' marks: the tlsdev_ops op the stack called or the kernel helper the driver called. */
-  op?: string;
-};
+/** The timeline's marks, shared with tlsnic run's (testbed/timeline.ts). */
+export type { TimelineMark };
 
 export type ReplayResult = {
   capture: string;

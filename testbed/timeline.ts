@@ -1,0 +1,135 @@
+// `tlsnic run --timeline`: what each direction of each connection of one world went through, as marks for the
+// page cli/timeline.ts draws (the replay's marks are the same). For the direction A>B of a connection: the
+// frames A's device sent (encrypted, sent as is, dropped), what the link did to some of them (the scenario's
+// impairments), the frames B's device received (decrypted or passed up encrypted), where B's device lost RX
+// sync and resynced, and the tlsdev_ops calls both stacks made for it. Times are the world's virtual time.
+import type { TlsStackEvent } from '../driver-api/stack/index.ts';
+import type { Impairment, LinkDirection } from '../driver-api/host/link.ts';
+import type { NicEvent } from '../emulator/nic/types.ts';
+import { TcpSegmentView } from '../emulator/wire/packet.ts';
+import type { Side } from './world.ts';
+
+/** One mark on a timeline chart: a packet (a bar) or an event between packets (a line). */
+export type TimelineMark = {
+  /** Seconds (capture time from the first packet in a replay, virtual time in a world). */
+  t: number;
+  flow: number;
+  dir: 'tx' | 'rx';
+  seq: number;
+  len: number;
+  mark: 'decrypted' | 'encrypted' | 'plain' | 'not-decrypted' | 'drop' | 'mismatch' | 'resync' | 'lost' | 'call' | 'impair';
+  note?: string;
+  /** 'call' marks: the tlsdev_ops op the stack called or the kernel helper the driver called. */
+  op?: string;
+};
+
+/** One direction of one connection: its marks in time order, sender's TX and receiver's RX together. */
+export type WorldTimelineDir = { flow: number; dir: LinkDirection; marks: TimelineMark[] };
+
+/**
+ * Collects marks while a world runs. Contexts and sockets are mapped to a connection by its server port (the
+ * port of B's listening socket, each connection its own); `portOf(side, sk)` names a socket's connection.
+ */
+export class WorldTimelineRecorder {
+  private readonly dirs = new Map<string, WorldTimelineDir>();
+  /** Device context (side + handle) to its connection's server port and direction. */
+  private readonly ctxs = new Map<string, { port: number; dir: LinkDirection }>();
+  /** Calls wait for the end: a socket is named by its connection only once the world has made them all. */
+  private readonly calls: Array<{ side: Side; sk: number; mark: TimelineMark }> = [];
+  private readonly view = new TcpSegmentView();
+
+  constructor(
+    private readonly nowUs: () => number,
+    private readonly flowOfPort: (port: number) => number | null,
+  ) {}
+
+  /** A device event on `side`'s NIC. */
+  nicEvent(side: Side, ev: NicEvent): void {
+    if (ev.kind === 'ctx-add') {
+      // A context's tuple is its socket's (local first): B's local port, or A's remote one, is the server's.
+      const port = side === 'b' ? ev.tuple.sport : ev.tuple.dport;
+      const sending = ev.dir === 'tx';
+      this.ctxs.set(`${side}${ev.ctx}`, { port, dir: (side === 'a') === sending ? 'a>b' : 'b>a' });
+      return;
+    }
+    const at = this.ctxs.get(`${side}${'ctx' in ev ? ev.ctx : -1}`);
+    if (!at) return;
+    const add = (m: Omit<TimelineMark, 't' | 'flow'>) => this.add(at.port, at.dir, m);
+    switch (ev.kind) {
+      case 'ctx-del':
+        this.ctxs.delete(`${side}${ev.ctx}`); // handles are reused by later adds
+        return;
+      case 'rx':
+        return add({ dir: 'rx', seq: ev.seq, len: ev.len, mark: ev.decrypted ? 'decrypted' : 'not-decrypted', ...(ev.note ? { note: ev.note } : {}) });
+      case 'rx-lost':
+        return add({ dir: 'rx', seq: ev.seq, len: 0, mark: 'lost', note: ev.reason });
+      case 'rx-resync-request':
+        return add({ dir: 'rx', seq: ev.recordSeq, len: 0, mark: 'resync', note: 'device asks for resync' });
+      case 'rx-resync':
+        return add({ dir: 'rx', seq: ev.seq, len: 0, mark: 'resync', note: `tls_dev_resync rec ${ev.recSeq}: ${ev.result}` });
+      case 'tx':
+        return add({ dir: 'tx', seq: ev.seq, len: ev.len, mark: ev.encrypted ? 'encrypted' : 'plain' });
+      case 'tx-drop':
+        return add({ dir: 'tx', seq: ev.seq, len: ev.len, mark: 'drop', note: ev.reason });
+      case 'tx-resync':
+        return add({ dir: 'tx', seq: ev.seq, len: 0, mark: 'resync', note: `TX resync to record ${ev.recSeq} at seq ${ev.seq}` });
+      default:
+        return;
+    }
+  }
+
+  /** An event of `side`'s TLS stack: its tlsdev_ops calls become marks. */
+  stackEvent(side: Side, ev: TlsStackEvent): void {
+    if (ev.kind !== 'driver-call') return;
+    const c = ev.call;
+    const args = c.op === 'tls_dev_del' ? c.dir : `${c.dir}, seq ${c.seq}, rec ${c.rcdSn}`;
+    const res = c.threw !== undefined ? `threw ${c.threw}` : c.result === null ? '' : ` = ${c.result}`;
+    const mark: TimelineMark = { t: this.nowUs() / 1e6, flow: 0, dir: c.dir, seq: c.seq ?? 0, len: 0, mark: 'call', op: c.op, note: `${side.toUpperCase()}: ${c.op}(${args})${res}` };
+    this.calls.push({ side, sk: c.sk, mark });
+  }
+
+  /** What the link did to a frame going `dir`, when it did more than pass it. */
+  linkFate(frame: Uint8Array, dir: LinkDirection, fate: Impairment): void {
+    if (fate === 'pass') return;
+    const v = this.view;
+    try {
+      if (v.parse(frame) !== 'tcp') return;
+    } catch {
+      return; // not a frame of ours to draw
+    }
+    const port = dir === 'a>b' ? v.dstPort : v.srcPort;
+    const what = fate === 'drop' ? 'drop' : 'delayUs' in fate ? `delay ${fate.delayUs} µs` : 'duplicate' in fate ? 'duplicate' : 'corrupt';
+    this.add(port, dir, { dir: 'rx', seq: v.seq, len: 0, mark: 'impair', op: what, note: `link: ${what} of the segment at seq ${v.seq} (${v.payloadLength} bytes)` });
+  }
+
+  /** The marks per connection direction, calls placed by time; `portOfSocket(side, sk)` names a socket's connection. */
+  finish(portOfSocket: (side: Side, sk: number) => number | null): WorldTimelineDir[] {
+    for (const { side, sk, mark } of this.calls) {
+      const port = portOfSocket(side, sk);
+      if (port === null) continue;
+      // A's TX and B's RX serve A>B.
+      const dir: LinkDirection = (side === 'a') === (mark.dir === 'tx') ? 'a>b' : 'b>a';
+      const d = this.dirOf(port, dir);
+      if (d) d.marks.push({ ...mark, flow: d.flow });
+    }
+    const out = [...this.dirs.values()].sort((x, y) => x.flow - y.flow || (x.dir === 'a>b' ? -1 : 1) - (y.dir === 'a>b' ? -1 : 1));
+    for (const d of out) d.marks.sort((x, y) => x.t - y.t); // stable: events of one instant keep their order
+    return out;
+  }
+
+  private add(port: number, dir: LinkDirection, m: Omit<TimelineMark, 't' | 'flow'>): void {
+    const d = this.dirOf(port, dir);
+    if (d) d.marks.push({ t: this.nowUs() / 1e6, flow: d.flow, ...m });
+  }
+
+  private dirOf(port: number, dir: LinkDirection): WorldTimelineDir | null {
+    const key = `${port}${dir}`;
+    let d = this.dirs.get(key);
+    if (!d) {
+      const flow = this.flowOfPort(port);
+      if (flow === null) return null;
+      this.dirs.set(key, (d = { flow, dir, marks: [] }));
+    }
+    return d;
+  }
+}
