@@ -30,7 +30,8 @@ import { parseCryptoInfo } from '../driver-api/stack/crypto-info-schema.ts';
 import { TlsStack } from '../driver-api/stack/index.ts';
 import { parseScenario, validateScenario } from '../testbed/load.ts';
 import { CAPTURES_DIR, loadManifest } from '../fixtures/manifest.ts';
-import { runScenarioObject } from '../testbed/runner.ts';
+import { runScenarioObject, type WorldTimeline } from '../testbed/runner.ts';
+import type { TimelineMark, WorldTimelineDir } from '../testbed/timeline.ts';
 import { replay, type ReplayResult } from '../cli/replay/engine.ts';
 import { validateReplayScenario } from '../cli/replay/scenario.ts';
 import { mergeQueueResults } from '../cli/replay/parallel.ts';
@@ -1011,10 +1012,35 @@ export function scenarioRunTarget(): FuzzTarget {
         expect: { delivery: corrupted.size ? 'badTagRejected' : 'exact', recovered: false },
       };
       let result: ReturnType<typeof runScenarioObject>;
+      const timelines = new Map<string, WorldTimeline>();
       try {
-        result = runScenarioObject(validateScenario(input), { drivers: { 'fuzz-nfp': { name: 'fuzz-nfp', probe: nfpDriver.probe } } });
+        result = runScenarioObject(validateScenario(input), {
+          drivers: { 'fuzz-nfp': { name: 'fuzz-nfp', probe: nfpDriver.probe } },
+          onTimeline: (profile, tl) => timelines.set(profile, tl),
+        });
       } catch (e) {
         return typed(e, 'scenario_run');
+      }
+      // tlsnic run --timeline draws every packet the devices counted: as many decrypted RX bars on a side as its
+      // rx_tls_decrypted_packets, encrypted TX bars as its tx_tls_encrypted_packets, and marks in time order.
+      for (const run of result.runs) {
+        const tl = timelines.get(run.profile);
+        if (!tl) throw new FuzzFailure(`scenario_run: ${run.profile}: no timeline recorded; ${JSON.stringify(input)}`);
+        for (const side of ['a', 'b'] as const) {
+          // A direction's TX marks are its sender's device, its RX marks its receiver's.
+          const sideOf = (d: WorldTimelineDir, m: TimelineMark) => ((m.dir === 'tx') === (d.dir === 'a>b') ? 'a' : 'b');
+          const marks = tl.dirs.flatMap((d) => d.marks.filter((m) => sideOf(d, m) === side));
+          const bars = (dir: 'rx' | 'tx', mark: string) => marks.filter((m) => m.dir === dir && m.mark === mark).length;
+          const e = run.hosts[side].ethtool;
+          if (bars('rx', 'decrypted') !== e.rx_tls_decrypted_packets || bars('tx', 'encrypted') !== e.tx_tls_encrypted_packets) {
+            throw new FuzzFailure(`scenario_run: ${run.profile}: timeline of ${side} draws ${bars('rx', 'decrypted')} decrypted / ${bars('tx', 'encrypted')} encrypted packets, ethtool counts ${e.rx_tls_decrypted_packets} / ${e.tx_tls_encrypted_packets}; ${JSON.stringify(input)}`);
+          }
+        }
+        for (const d of tl.dirs) {
+          for (let i = 1; i < d.marks.length; i++) {
+            if (d.marks[i]!.t < d.marks[i - 1]!.t) throw new FuzzFailure(`scenario_run: ${run.profile}: timeline marks of ${d.flow} ${d.dir} out of time order; ${JSON.stringify(input)}`);
+          }
+        }
       }
       // The runner checks one delivery rule for every flow: with a corruption, badTagRejected; the flows without
       // one are checked here. A driver fault may stall a connection for good (a tls_get_record that always
