@@ -78,8 +78,13 @@ export class WorldTimelineRecorder {
     }
   }
 
-  /** An event of `side`'s TLS stack: its tlsdev_ops calls become marks. */
+  /** An event of `side`'s TLS stack: its tlsdev_ops calls and the resync helpers its driver called become marks. */
   stackEvent(side: Side, ev: TlsStackEvent): void {
+    if (ev.kind === 'helper-call') {
+      const mark: TimelineMark = { t: this.nowUs() / 1e6, flow: 0, dir: ev.dir, seq: ev.seq ?? 0, len: 0, mark: 'call', op: ev.op, note: `${side.toUpperCase()}: ${ev.note}` };
+      this.calls.push({ side, sk: ev.sk, mark });
+      return;
+    }
     if (ev.kind !== 'driver-call') return;
     const c = ev.call;
     const args = c.op === 'tls_dev_del' ? c.dir : `${c.dir}, seq ${c.seq}, rec ${c.rcdSn}`;

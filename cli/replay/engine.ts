@@ -328,6 +328,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     tls13Offload: opts.tls13,
     log: opts.timeline
       ? (ev) => {
+        if (ev.kind === 'helper-call') return callMark(ev.sk, ev.dir, ev.op, ev.seq, ev.note);
         if (ev.kind !== 'driver-call') return;
         const c = ev.call;
         const args = c.op === 'tls_dev_del' ? c.dir : `${c.dir}, seq ${c.seq}, rec ${c.rcdSn}`;
@@ -373,36 +374,16 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   };
 
   // The local host: netif_receive_skb hands RX skbs to the socket of their flow.
+  // The stack's helpers (their calls reach the timeline as stack events); the resync type the driver sets is
+  // noted for a scenario's recovery check.
+  const stackHelpers = stack.kernelHelpers((skb) => hostReceive(skb));
   const helpers: TlsKernelHelpers = {
-    tlsOffloadRxResyncRequest: (sk, seq) => {
-      callMark(sk.id, 'rx', 'tls_offload_rx_resync_request', seq, `tls_offload_rx_resync_request(seq ${seq})`);
-      stack.tlsOffloadRxResyncRequest(sk, seq);
-    },
-    tlsOffloadRxResyncAsyncRequestStart: (sk, seq, len) => {
-      callMark(sk.id, 'rx', 'tls_offload_rx_resync_async_request_start', seq, `tls_offload_rx_resync_async_request_start(seq ${seq}, len ${len})`);
-      stack.tlsOffloadRxResyncAsyncRequestStart(sk, seq, len);
-    },
-    tlsOffloadRxResyncAsyncRequestEnd: (sk, seq) => {
-      callMark(sk.id, 'rx', 'tls_offload_rx_resync_async_request_end', seq, `tls_offload_rx_resync_async_request_end(seq ${seq})`);
-      stack.tlsOffloadRxResyncAsyncRequestEnd(sk, seq);
-    },
-    tlsOffloadRxResyncAsyncRequestCancel: (sk) => {
-      callMark(sk.id, 'rx', 'tls_offload_rx_resync_async_request_cancel', null, 'tls_offload_rx_resync_async_request_cancel()');
-      stack.tlsOffloadRxResyncAsyncRequestCancel(sk);
-    },
+    ...stackHelpers,
     tlsOffloadRxResyncSetType: (sk, type) => {
       const sc = skFlows.get(sk.id)?.scen;
       if (sc) sc.resyncType = type;
-      stack.tlsOffloadRxResyncSetType(sk, type);
+      stackHelpers.tlsOffloadRxResyncSetType(sk, type);
     },
-    tlsOffloadTxResyncRequest: (sk, got, exp) => {
-      callMark(sk.id, 'tx', 'tls_offload_tx_resync_request', got, `tls_offload_tx_resync_request(got ${got}, exp ${exp})`);
-      stack.tlsOffloadTxResyncRequest(sk, got, exp);
-    },
-    tlsOffloadTxResyncPending: (sk) => stack.tlsOffloadTxResyncPending(sk),
-    tlsGetRecord: (sk, seq) => stack.tlsGetRecord(sk, seq),
-    tlsEncryptSkb: (skb) => stack.tlsEncryptSkb(skb),
-    netifReceiveSkb: (skb) => hostReceive(skb),
   };
   const netdev: NetDevice = opts.driver.probe(nic, helpers, {});
 

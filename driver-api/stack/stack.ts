@@ -50,6 +50,8 @@ export type DriverCall = {
 
 export type TlsStackEvent =
   | { kind: 'driver-call'; call: DriverCall }
+  /** A resync helper the driver called (through kernelHelpers()), as `note` shows it, before the stack acts on it. */
+  | { kind: 'helper-call'; sk: number; dir: TlsOffloadCtxDir; op: string; seq: number | null; note: string }
   | { kind: 'offload'; sk: number; dir: TlsOffloadCtxDir; mode: 'hw' | 'sw'; reason: string | null }
   | { kind: 'rx-error'; sk: number; errno: number; detail: string }
   /**
@@ -577,13 +579,32 @@ export class TlsStack implements Omit<TlsKernelHelpers, 'netifReceiveSkb'> {
    * what a driver's probe() takes.
    */
   kernelHelpers(netifReceiveSkb: (skb: SkBuff) => void): TlsKernelHelpers {
+    // The resync helpers are events too (a timeline draws them next to tlsdev_ops calls).
+    const said = (sk: Sock, dir: TlsOffloadCtxDir, op: string, seq: number | null, args: string) => {
+      if (this.logFn) this.emit({ kind: 'helper-call', sk: sk.id, dir, op, seq, note: `${op}(${args})` });
+    };
     return {
-      tlsOffloadRxResyncRequest: (sk, seq) => this.tlsOffloadRxResyncRequest(sk, seq),
-      tlsOffloadRxResyncAsyncRequestStart: (sk, seq, len) => this.tlsOffloadRxResyncAsyncRequestStart(sk, seq, len),
-      tlsOffloadRxResyncAsyncRequestEnd: (sk, seq) => this.tlsOffloadRxResyncAsyncRequestEnd(sk, seq),
-      tlsOffloadRxResyncAsyncRequestCancel: (sk) => this.tlsOffloadRxResyncAsyncRequestCancel(sk),
+      tlsOffloadRxResyncRequest: (sk, seq) => {
+        said(sk, 'rx', 'tls_offload_rx_resync_request', seq, `seq ${seq}`);
+        this.tlsOffloadRxResyncRequest(sk, seq);
+      },
+      tlsOffloadRxResyncAsyncRequestStart: (sk, seq, len) => {
+        said(sk, 'rx', 'tls_offload_rx_resync_async_request_start', seq, `seq ${seq}, len ${len}`);
+        this.tlsOffloadRxResyncAsyncRequestStart(sk, seq, len);
+      },
+      tlsOffloadRxResyncAsyncRequestEnd: (sk, seq) => {
+        said(sk, 'rx', 'tls_offload_rx_resync_async_request_end', seq, `seq ${seq}`);
+        this.tlsOffloadRxResyncAsyncRequestEnd(sk, seq);
+      },
+      tlsOffloadRxResyncAsyncRequestCancel: (sk) => {
+        said(sk, 'rx', 'tls_offload_rx_resync_async_request_cancel', null, '');
+        this.tlsOffloadRxResyncAsyncRequestCancel(sk);
+      },
       tlsOffloadRxResyncSetType: (sk, type) => this.tlsOffloadRxResyncSetType(sk, type),
-      tlsOffloadTxResyncRequest: (sk, got, exp) => this.tlsOffloadTxResyncRequest(sk, got, exp),
+      tlsOffloadTxResyncRequest: (sk, got, exp) => {
+        said(sk, 'tx', 'tls_offload_tx_resync_request', got, `got ${got}, exp ${exp}`);
+        this.tlsOffloadTxResyncRequest(sk, got, exp);
+      },
       tlsOffloadTxResyncPending: (sk) => this.tlsOffloadTxResyncPending(sk),
       tlsGetRecord: (sk, seq) => this.tlsGetRecord(sk, seq),
       tlsEncryptSkb: (skb) => this.tlsEncryptSkb(skb),
