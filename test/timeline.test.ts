@@ -13,6 +13,7 @@ import { openCapture, PcapWriter } from '../emulator/capture/index.ts';
 import { mlx5Driver, nfpDriver, type DriverModule } from '../driver-api/drivers/index.ts';
 import { replay, type ReplayResult } from '../cli/replay/engine.ts';
 import { renderTimeline } from '../cli/timeline.ts';
+import { WorldTimelineRecorder } from '../testbed/timeline.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'tlsnic-timeline-'));
 const FIX = 'fixtures/captures/tls12-aes128-v4';
@@ -131,4 +132,39 @@ test('tlsnic replay --timeline writes the page', async (t) => {
   t.regex(html, /^<!doctype html>/);
   t.is(sections(html).length, 1);
   t.regex(html, /sync lost/);
+});
+
+test('a connection with more events than the page draws: the first ones drawn, the rest counted and said', async (t) => {
+  const o = { capture: `${FIX}.pcap`, keylog: `${FIX}.keylog`, local: null, driver: mlx5Driver, tls13: false, timeline: true } as const;
+  const whole = await replay(o);
+  const all = whole.timeline.filter((m) => m.flow === 1).length;
+  t.true(all > 40, `${all} marks`);
+  const cut = await replay({ ...o, limits: { timelineMarks: 40 } });
+  t.deepEqual(cut.timeline.filter((m) => m.flow === 1), whole.timeline.filter((m) => m.flow === 1).slice(0, 40));
+  t.true(cut.flows[0]!.problems.includes(`timeline: the charts draw the first 40 events of this connection; ${all - 40} more are left out`), cut.flows[0]!.problems.join(' / '));
+  t.regex(renderTimeline(cut), new RegExp(`<li>timeline: the charts draw the first 40 events of this connection; ${all - 40} more are left out</li>`));
+  t.false(whole.flows[0]!.problems.some((p) => p.startsWith('timeline:')));
+});
+
+test('tlsnic run: the recorder keeps the first marks of a direction and counts the rest; contexts of no connection are not drawn', (t) => {
+  let now = 0;
+  const rec = new WorldTimelineRecorder(() => now, (port) => (port === 4433 ? 0 : null), 5);
+  const tuple = (sport: number, dport: number) => ({ family: 4 as const, saddr: '10.4.0.2', daddr: '10.4.0.1', sport, dport });
+  rec.nicEvent('b', { kind: 'ctx-add', ctx: 7, dir: 'rx', tuple: tuple(4433, 40000), startSeq: 1 });
+  rec.nicEvent('b', { kind: 'ctx-add', ctx: 8, dir: 'rx', tuple: tuple(5555, 40001), startSeq: 1 }); // no such connection
+  rec.nicEvent('a', { kind: 'ctx-add', ctx: 7, dir: 'tx', tuple: { ...tuple(40000, 4433), saddr: '10.4.0.1', daddr: '10.4.0.2' }, startSeq: 1 });
+  for (let i = 0; i < 8; i++) {
+    now += 10;
+    rec.nicEvent('a', { kind: 'tx', ctx: 7, seq: 1 + i * 100, len: 100, encrypted: true });
+    rec.nicEvent('b', { kind: 'rx', ctx: 7, seq: 1 + i * 100, len: 100, decrypted: i !== 3 });
+    rec.nicEvent('b', { kind: 'rx', ctx: 8, seq: 1 + i * 100, len: 100, decrypted: true });
+  }
+  rec.nicEvent('b', { kind: 'ctx-del', ctx: 7, dir: 'rx' });
+  rec.nicEvent('b', { kind: 'rx', ctx: 7, seq: 9999, len: 1, decrypted: true }); // the handle is free now: nobody's
+  const dirs = rec.finish(() => null);
+  t.is(dirs.length, 1);
+  const d = dirs[0]!;
+  t.deepEqual([d.flow, d.dir, d.marks.length, d.leftOut], [0, 'a>b', 5, 11]);
+  t.deepEqual(d.marks.map((m) => `${m.dir} ${m.mark} ${m.seq}`), ['tx encrypted 1', 'rx decrypted 1', 'tx encrypted 101', 'rx decrypted 101', 'tx encrypted 201']);
+  t.deepEqual(d.marks.map((m) => m.t), [10e-6, 10e-6, 20e-6, 20e-6, 30e-6]);
 });

@@ -23,8 +23,14 @@ export type TimelineMark = {
   op?: string;
 };
 
-/** One direction of one connection: its marks in time order, sender's TX and receiver's RX together. */
-export type WorldTimelineDir = { flow: number; dir: LinkDirection; marks: TimelineMark[] };
+/**
+ * Marks drawn per connection (replay) or connection direction (run): a chart of more is unreadable and the page
+ * grows by ~150 bytes a mark. What comes after is counted, and the page says how much was left out.
+ */
+export const TIMELINE_MARKS_CAP = 20_000;
+
+/** One direction of one connection: its marks in time order (sender's TX and receiver's RX), and how many past the cap were left out. */
+export type WorldTimelineDir = { flow: number; dir: LinkDirection; marks: TimelineMark[]; leftOut: number };
 
 /**
  * Collects marks while a world runs. Contexts and sockets are mapped to a connection by its server port (the
@@ -41,6 +47,7 @@ export class WorldTimelineRecorder {
   constructor(
     private readonly nowUs: () => number,
     private readonly flowOfPort: (port: number) => number | null,
+    private readonly cap = TIMELINE_MARKS_CAP,
   ) {}
 
   /** A device event on `side`'s NIC. */
@@ -115,7 +122,7 @@ export class WorldTimelineRecorder {
       // A's TX and B's RX serve A>B.
       const dir: LinkDirection = (side === 'a') === (mark.dir === 'tx') ? 'a>b' : 'b>a';
       const d = this.dirOf(port, dir);
-      if (d) d.marks.push({ ...mark, flow: d.flow });
+      if (d) this.push(d, { ...mark, flow: d.flow });
     }
     const out = [...this.dirs.values()].sort((x, y) => x.flow - y.flow || (x.dir === 'a>b' ? -1 : 1) - (y.dir === 'a>b' ? -1 : 1));
     for (const d of out) d.marks.sort((x, y) => x.t - y.t); // stable: events of one instant keep their order
@@ -124,7 +131,12 @@ export class WorldTimelineRecorder {
 
   private add(port: number, dir: LinkDirection, m: Omit<TimelineMark, 't' | 'flow'>): void {
     const d = this.dirOf(port, dir);
-    if (d) d.marks.push({ t: this.nowUs() / 1e6, flow: d.flow, ...m });
+    if (d) this.push(d, { t: this.nowUs() / 1e6, flow: d.flow, ...m });
+  }
+
+  private push(d: WorldTimelineDir, m: TimelineMark): void {
+    if (d.marks.length < this.cap) d.marks.push(m);
+    else d.leftOut++;
   }
 
   private dirOf(port: number, dir: LinkDirection): WorldTimelineDir | null {
@@ -133,7 +145,7 @@ export class WorldTimelineRecorder {
     if (!d) {
       const flow = this.flowOfPort(port);
       if (flow === null) return null;
-      this.dirs.set(key, (d = { flow, dir, marks: [] }));
+      this.dirs.set(key, (d = { flow, dir, marks: [], leftOut: 0 }));
     }
     return d;
   }

@@ -29,7 +29,7 @@ import { StreamReassembler } from './reassembly.ts';
 import { TlsWalker, type Dir, type WalkRecord, type WalkStart } from './tls-walker.ts';
 import { checkScenario, Impairer, type DeliveredRx, type ImpairFlow, type ReplayScenario, type ScenarioFlow, type ScenarioOutcome } from './scenario.ts';
 import { RxSyncWatch } from '../../testbed/recovery.ts';
-import type { TimelineMark } from '../../testbed/timeline.ts';
+import { TIMELINE_MARKS_CAP, type TimelineMark } from '../../testbed/timeline.ts';
 
 export type Endpoint = { family: 4 | 6; ip: string; port: number };
 
@@ -117,12 +117,11 @@ export type ReplayOptions = {
    * overwrites the bytes of earlier packets) every that many bytes, so tests and the fuzz set a small one to
    * catch anything that keeps a view into a packet past its turn, which a bundled capture would not show.
    */
-  limits?: { heldTxBytes?: number; unackedTxBytes?: number; scenarioHeldBytes?: number; readChunkBytes?: number };
+  limits?: { heldTxBytes?: number; unackedTxBytes?: number; scenarioHeldBytes?: number; readChunkBytes?: number; timelineMarks?: number };
   /** Scripted impairments on what the local host receives, and expectations (scenario.ts). */
   scenario?: ReplayScenario;
 };
 
-const TIMELINE_CAP_PER_FLOW = 20000;
 
 /**
  * Captured TX bytes one flow may hold back waiting for their records to complete. A record is at most
@@ -181,6 +180,8 @@ type Flow = {
   rxHash: Hash;
   report: FlowReport;
   marks: number;
+  /** Timeline marks past TIMELINE_MARKS_CAP, not drawn (a flow problem says how many). */
+  marksLeftOut: number;
   ignored: boolean;
   /** Under a scenario: the impairer's state for this flow, and what the replay observed of its RX. */
   imp: ImpairFlow | null;
@@ -297,6 +298,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   const backend = opts.backend ?? nodeBackend;
   const maxHeldTx = opts.limits?.heldTxBytes ?? MAX_HELD_TX_BYTES;
   const maxUnackedTx = opts.limits?.unackedTxBytes ?? MAX_UNACKED_TX_BYTES;
+  const marksCap = opts.limits?.timelineMarks ?? TIMELINE_MARKS_CAP;
   let keylog: KeyLog | null = null;
   if (opts.keylog !== null) {
     const { readFileSync } = await import('node:fs');
@@ -368,7 +370,11 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   let txTs = 0n;
 
   const mark = (flow: Flow, m: Omit<TimelineMark, 't' | 'flow'>) => {
-    if (!opts.timeline || flow.marks >= TIMELINE_CAP_PER_FLOW) return;
+    if (!opts.timeline) return;
+    if (flow.marks >= marksCap) {
+      flow.marksLeftOut++;
+      return;
+    }
     flow.marks++;
     timeline.push({ t: Number(now - (tsBase ?? now)) / 1e9, flow: flow.index, ...m });
   };
@@ -492,7 +498,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
         rx: { ...emptyDir(), segments: 0, decrypted: 0 },
         problems: [],
       },
-      marks: 0, ignored: false, imp: null, scen: null,
+      marks: 0, marksLeftOut: 0, ignored: false, imp: null, scen: null,
     };
     flow.walker = new TlsWalker(keylog, backend, {
       onStart: (s) => onStart(flow, s),
@@ -840,6 +846,8 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     f.report.rx.plaintextSha256 = f.rxHash.digest('hex');
     f.report.tx.wireMatch = f.report.tx.mismatched === 0 && f.txInstalled;
     if (f.moreProblems) f.report.problems.push(`${f.moreProblems} more problems like the above not listed`);
+    // After the close: its tls_dev_del calls are the connection's last events.
+    if (f.marksLeftOut) f.report.problems.push(`timeline: the charts draw the first ${marksCap} events of this connection; ${f.marksLeftOut} more are left out`);
     // version stays null for a connection the replay could not run through TLS (what `replayed` counts). When
     // the walker saw the handshake, its own note says why (no key log, no key for it, an unknown cipher).
     if (!f.report.version && f.walker.version === null) f.report.problems.push('no TLS handshake found in this connection');
