@@ -1,5 +1,5 @@
-// `tlsnic run <scenario.json> [--json] [--flows N] [--seconds S] [--seed N] [--driver D] [--out F] [--timeline F]`: run a scenario (issue 5) and
-// say whether its expectations hold. A `{ "name": "module", "path" }` driver is loaded from the path,
+// `tlsnic run <scenario.json> [--json] [--flows N] [--seconds S] [--seed N] [--driver D] [--out F] [--timeline F]`:
+// run a scenario (issue 5) and say whether its expectations hold. A `{ "name": "module", "path" }` driver is loaded from the path,
 // relative to the scenario file. Exit 0 when they hold, 1 when not; bad input (unreadable or invalid
 // scenario, bad option) is a ConfigError that main() turns into exit 2. --seconds and --seed drive a soak
 // scenario's time mode and seed; TLSNIC_SOAK_SECONDS / TLSNIC_SOAK_SEED do the same when the flags are absent.
@@ -81,7 +81,7 @@ export async function runRun(args: RunArgs, out: (s: string) => void = (s) => vo
 /** The world's timeline as a page: one section per direction of each connection that carried data. */
 function worldPage(file: string, s: Scenario, w: { profile: string; timeline: WorldTimeline }): TimelinePage {
   const t = w.timeline;
-  const end = (side: 'a' | 'b', port: number | null) => `${side.toUpperCase()} ${side === 'a' ? HOST_IP.a : HOST_IP.b}${port === null ? '' : `:${port}`}`;
+  const end = (side: 'a' | 'b', port: number | null) => `${side.toUpperCase()} ${HOST_IP[side]}${port === null ? '' : `:${port}`}`;
   // A direction that carried no data (only its contexts' add and del) has nothing to draw.
   const sections = t.dirs.filter((d) => d.marks.some((m) => m.mark !== 'call')).map((d): TimelineSection => {
     const [from, to] = d.dir === 'a>b' ? (['a', 'b'] as const) : (['b', 'a'] as const);

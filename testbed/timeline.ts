@@ -3,7 +3,8 @@
 // frames A's device sent (encrypted, sent as is, dropped), what the link did to some of them (the scenario's
 // impairments), the frames B's device received (decrypted or passed up encrypted), where B's device lost RX
 // sync and resynced, and the tlsdev_ops calls both stacks made for it. Times are the world's virtual time.
-import type { TlsStackEvent } from '../driver-api/stack/index.ts';
+import { formatDriverCall, type TlsStackEvent } from '../driver-api/stack/index.ts';
+import { WireError } from '../emulator/errors.ts';
 import type { Impairment, LinkDirection } from '../driver-api/host/link.ts';
 import type { NicEvent } from '../emulator/nic/types.ts';
 import { TcpSegmentView } from '../emulator/wire/packet.ts';
@@ -34,7 +35,7 @@ export type WorldTimelineDir = { flow: number; dir: LinkDirection; marks: Timeli
 
 /**
  * Collects marks while a world runs. Contexts and sockets are mapped to a connection by its server port (the
- * port of B's listening socket, each connection its own); `portOf(side, sk)` names a socket's connection.
+ * port of B's listening socket, each connection its own); finish() names the sockets of the calls.
  */
 export class WorldTimelineRecorder {
   private readonly dirs = new Map<string, WorldTimelineDir>();
@@ -94,9 +95,7 @@ export class WorldTimelineRecorder {
     }
     if (ev.kind !== 'driver-call') return;
     const c = ev.call;
-    const args = c.op === 'tls_dev_del' ? c.dir : `${c.dir}, seq ${c.seq}, rec ${c.rcdSn}`;
-    const res = c.threw !== undefined ? `threw ${c.threw}` : c.result === null ? '' : ` = ${c.result}`;
-    const mark: TimelineMark = { t: this.nowUs() / 1e6, flow: 0, dir: c.dir, seq: c.seq ?? 0, len: 0, mark: 'call', op: c.op, note: `${side.toUpperCase()}: ${c.op}(${args})${res}` };
+    const mark: TimelineMark = { t: this.nowUs() / 1e6, flow: 0, dir: c.dir, seq: c.seq ?? 0, len: 0, mark: 'call', op: c.op, note: `${side.toUpperCase()}: ${formatDriverCall(c)}` };
     this.calls.push({ side, sk: c.sk, mark });
   }
 
@@ -106,7 +105,8 @@ export class WorldTimelineRecorder {
     const v = this.view;
     try {
       if (v.parse(frame) !== 'tcp') return;
-    } catch {
+    } catch (e) {
+      if (!(e instanceof WireError)) throw e;
       return; // not a frame of ours to draw
     }
     const port = dir === 'a>b' ? v.dstPort : v.srcPort;

@@ -21,7 +21,7 @@ import { withPayload } from '../../emulator/wire/builder.ts';
 import { seqAdd, seqDiff, seqGeq, seqGt, seqLeq } from '../../emulator/wire/seq.ts';
 import type { DriverModule } from '../../driver-api/drivers/index.ts';
 import type { FourTuple, NetDevice, SkBuff, TlsKernelHelpers } from '../../driver-api/ops.ts';
-import { TlsStack, type TlsSocket } from '../../driver-api/stack/index.ts';
+import { TlsStack, formatDriverCall, type TlsSocket } from '../../driver-api/stack/index.ts';
 import { FramePool } from './frame-pool.ts';
 import { ethernetFrame, fixSegmentHeaders } from './frames.ts';
 import { ReplaySock } from './replay-sock.ts';
@@ -331,11 +331,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     log: opts.timeline
       ? (ev) => {
         if (ev.kind === 'helper-call') return callMark(ev.sk, ev.dir, ev.op, ev.seq, ev.note);
-        if (ev.kind !== 'driver-call') return;
-        const c = ev.call;
-        const args = c.op === 'tls_dev_del' ? c.dir : `${c.dir}, seq ${c.seq}, rec ${c.rcdSn}`;
-        const res = c.threw !== undefined ? `threw ${c.threw}` : c.result === null ? '' : ` = ${c.result}`;
-        callMark(c.sk, c.dir, c.op, c.seq, `${c.op}(${args})${res}`);
+        if (ev.kind === 'driver-call') callMark(ev.call.sk, ev.call.dir, ev.call.op, ev.call.seq, formatDriverCall(ev.call));
       }
       : undefined,
   });

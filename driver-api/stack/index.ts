@@ -1,5 +1,5 @@
 // The kernel TLS stack model (net/tls/): see stack.ts.
-export { TlsStack, TlsSocket, type DevState, type DriverCall, type TlsMode, type TlsStackEvent, type TlsStackOptions } from './stack.ts';
+export { TlsStack, TlsSocket, formatDriverCall, type DevState, type DriverCall, type TlsMode, type TlsStackEvent, type TlsStackOptions } from './stack.ts';
 export { TLS_STAT_NAMES, emptyTlsStat, formatTlsStat, type TlsStat, type TlsStatName } from './tls-stat.ts';
 export { cryptoInfoSchema, parseCryptoInfo } from './crypto-info-schema.ts';
 export { TAG_PLACEHOLDER, encryptFramedRecord, frameOffloadRecord } from './record-ops.ts';

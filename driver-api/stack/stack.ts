@@ -48,6 +48,13 @@ export type DriverCall = {
   threw?: string;
 };
 
+/** A tlsdev_ops call as a timeline shows it: `tls_dev_resync(rx, seq 1000, rec 7) = 0`. */
+export function formatDriverCall(c: DriverCall): string {
+  const args = c.op === 'tls_dev_del' ? c.dir : `${c.dir}, seq ${c.seq}, rec ${c.rcdSn}`;
+  const res = c.threw !== undefined ? `threw ${c.threw}` : c.result === null ? '' : ` = ${c.result}`;
+  return `${c.op}(${args})${res}`;
+}
+
 export type TlsStackEvent =
   | { kind: 'driver-call'; call: DriverCall }
   /** A resync helper the driver called (through kernelHelpers()), as `note` shows it, before the stack acts on it. */
