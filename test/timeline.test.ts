@@ -14,6 +14,7 @@ import { mlx5Driver, nfpDriver, type DriverModule } from '../driver-api/drivers/
 import { replay, type ReplayResult } from '../cli/replay/engine.ts';
 import { renderTimeline } from '../cli/timeline.ts';
 import { WorldTimelineRecorder } from '../testbed/timeline.ts';
+import { generateCapture } from '../bench/gen-capture.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'tlsnic-timeline-'));
 const FIX = 'fixtures/captures/tls12-aes128-v4';
@@ -167,4 +168,15 @@ test('tlsnic run: the recorder keeps the first marks of a direction and counts t
   t.deepEqual([d.flow, d.dir, d.marks.length, d.leftOut], [0, 'a>b', 5, 11]);
   t.deepEqual(d.marks.map((m) => `${m.dir} ${m.mark} ${m.seq}`), ['tx encrypted 1', 'rx decrypted 1', 'tx encrypted 101', 'rx decrypted 101', 'tx encrypted 201']);
   t.deepEqual(d.marks.map((m) => m.t), [10e-6, 10e-6, 20e-6, 20e-6, 30e-6]);
+});
+
+test('--local naming a later connection\'s client: its section draws its own packets (marks are numbered as reported)', async (t) => {
+  const g = generateCapture({ out: join(tmp, 'three.pcap'), keylog: join(tmp, 'three.keylog'), flows: 3, mib: 0.5, record: 16384, mss: 1448, seed: 4, cipher: 'aes128', tuples: 'random' });
+  for (const [i, flow] of g.flows.entries()) {
+    const ip = flow.client.slice(0, flow.client.lastIndexOf(':'));
+    const r = await replay({ capture: g.options.out, keylog: g.options.keylog, local: { ip, port: null }, driver: mlx5Driver, tls13: false, timeline: true });
+    t.is(r.flows.length, 1, `connection ${i}`);
+    t.true(r.flows[0]!.rx.decrypted > 0);
+    checkCounts(t, r, renderTimeline(r));
+  }
 });

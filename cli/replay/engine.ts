@@ -850,6 +850,9 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   }
   const replayed = flowList.filter((f) => !f.ignored && f.local);
   const reports = replayed.map((f) => f.report);
+  // Marks were numbered by connection as seen; the page (and a merge of queues) numbers the reported ones.
+  const position = new Map(replayed.map((f, i) => [f.index, i + 1]));
+  const marks = timeline.filter((m) => position.has(m.flow)).map((m) => ({ ...m, flow: position.get(m.flow)! }));
   let scenario: ScenarioOutcome | undefined;
   if (impairer) {
     const withScen = replayed.filter((f) => f.scen && f.imp);
@@ -882,7 +885,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     tlsStatText: stack.formatTlsStat(),
     netdev: netdev.name,
     problems,
-    timeline,
+    timeline: marks,
     flowFirstPackets: replayed.map((f) => f.firstPacket),
     ...(scenario ? { scenario } : {}),
   };
