@@ -36,6 +36,7 @@ import { replay, type ReplayResult } from '../cli/replay/engine.ts';
 import { validateReplayScenario } from '../cli/replay/scenario.ts';
 import { mergeQueueResults } from '../cli/replay/parallel.ts';
 import { replayQueue, type QueueResult } from '../cli/replay/worker.ts';
+import { renderTimeline } from '../cli/timeline.ts';
 import { toJson } from '../cli/report.ts';
 import { BUILTIN_DRIVERS, FAULT_KINDS, nfpDriver } from '../driver-api/drivers/index.ts';
 
@@ -887,14 +888,14 @@ export function replayCaptureTarget(): FuzzTarget {
 
 /**
  * A damaged bundled capture replayed in one thread and as 2 or 3 RSS queues (each queue's replay run here in
- * turn, as a worker runs it, then merged): the --json report must be the same, or both fail with the same
+ * turn, as a worker runs it, then merged): the --json report and the --timeline page must be the same, or both fail with the same
  * typed error. Workers read the whole capture each and keep only their connections, so a damaged packet that
  * moves a connection's frames between queues, or a merge that orders or sums wrong, shows here.
  */
 export function replayQueuesTarget(): FuzzTarget {
   return {
     name: 'replay_queues',
-    input: 'a damaged bundled capture replayed in one thread and as 2-3 RSS queues merged: the same report',
+    input: 'a damaged bundled capture replayed in one thread and as 2-3 RSS queues merged: the same report and timeline page',
     perCount: 0.005,
     async one(rng) {
       const cap = REPLAY_CAPTURES[rng.int(REPLAY_CAPTURES.length)]!;
@@ -904,9 +905,10 @@ export function replayQueuesTarget(): FuzzTarget {
       const queues = 2 + rng.int(2);
       const readChunkBytes = readChunk(rng);
       const at = `${cap.name}${local ? ` from ${local}` : ''}, ${queues} queues, one thread's read chunk ${readChunkBytes || 'default'}, ${edits.join(', ')}`;
-      const outcome = async (f: () => Promise<ReplayResult>): Promise<{ json: string } | { error: string }> => {
+      const outcome = async (f: () => Promise<ReplayResult>): Promise<{ json: string; page: string } | { error: string }> => {
         try {
-          return { json: JSON.stringify(toJson(await f())) };
+          const r = await f();
+          return { json: JSON.stringify(toJson(r)), page: renderTimeline(r) };
         } catch (e) {
           typed(e, 'replay_queues');
           return { error: `${(e as Error).name}: ${(e as Error).message}` };
@@ -914,12 +916,12 @@ export function replayQueuesTarget(): FuzzTarget {
       };
       const loc = local === null ? null : { ip: local, port: null };
       const one = await outcome(() => replay({
-        capture: path, keylog, local: loc, driver: BUILTIN_DRIVERS.mlx5!, tls13: cap.tls13, ...(readChunkBytes ? { limits: { readChunkBytes } } : {}),
+        capture: path, keylog, local: loc, driver: BUILTIN_DRIVERS.mlx5!, tls13: cap.tls13, timeline: true, ...(readChunkBytes ? { limits: { readChunkBytes } } : {}),
       }));
       const many = await outcome(async () => {
         const parts: QueueResult[] = [];
         for (let q = 0; q < queues; q++) {
-          parts.push(await replayQueue({ capture: path, keylog, local: loc, driver: 'mlx5', tls13: cap.tls13, queue: q, queues, plaintextDir: null, progress: false }));
+          parts.push(await replayQueue({ capture: path, keylog, local: loc, driver: 'mlx5', tls13: cap.tls13, queue: q, queues, plaintextDir: null, progress: false, timeline: true }));
         }
         return mergeQueueResults(path, parts);
       });
@@ -930,6 +932,7 @@ export function replayQueuesTarget(): FuzzTarget {
         return 'rejected';
       }
       if (one.json !== many.json) throw new FuzzFailure(`replay_queues: ${at}: the merged report differs from one thread's`);
+      if (one.page !== many.page) throw new FuzzFailure(`replay_queues: ${at}: the merged timeline page differs from one thread's`);
       return 'accepted';
     },
   };

@@ -150,15 +150,25 @@ test('--plaintext-dir with --workers 3: each worker writes its flows, the files 
   for (const n of names) t.true(readFileSync(join(d3, n)).equals(readFileSync(join(d1, n))), n);
 });
 
-test('--out and --timeline with --workers 2 are refused: ConfigError naming the option, exit 2', async (t) => {
+test('--out with --workers 2 is refused: ConfigError naming the option, exit 2', async (t) => {
   const base = ['replay', `${MANY}.pcap`, '--keylog', `${MANY}.keylog`, '--workers', '2'];
   const out = await cli('source', ...base, '--out', join(tmp, 'o.pcapng'));
   t.is(out.code, 2);
   t.regex(out.err, /ConfigError: --out .*--workers 1.*field --out/);
-  const tl = await cli('source', ...base, '--timeline', join(tmp, 't.html'));
-  t.is(tl.code, 2);
-  t.regex(tl.err, /ConfigError: --timeline .*field --timeline/);
 });
+
+for (const entry of ['source', 'bundle'] as const) {
+  test(`${entry}: --timeline with --workers 3 draws the page one thread draws`, async (t) => {
+    const base = ['replay', `${MANY}.pcap`, '--keylog', `${MANY}.keylog`];
+    const [one, three] = [join(tmp, `t1-${entry}.html`), join(tmp, `t3-${entry}.html`)];
+    const [a, b] = await Promise.all([cli(entry, ...base, '--timeline', one), cli(entry, ...base, '--timeline', three, '--workers', '3')]);
+    t.is(a.code, 0, a.err);
+    t.is(b.code, 0, b.err);
+    const page = readFileSync(one, 'utf8');
+    t.is((page.match(/<section class="flow"/g) ?? []).length, 14);
+    t.is(readFileSync(three, 'utf8'), page);
+  });
+}
 
 test('--workers needs an integer from 1 to 256: ConfigError naming --workers (exit 2 from the CLI)', async (t) => {
   const base = ['replay', 'c.pcap'];

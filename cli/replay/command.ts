@@ -94,7 +94,7 @@ export const REPLAY_HELP = `${OUT_LAYOUT}
   import TypeScript) whose default export is { name, probe(nic, kernel, opts) }.
 --workers <n> spreads the connections over n receive queues, one worker thread each, as a NIC's RSS
   does (Toeplitz hash of the 4-tuple, both directions of a connection on one queue, then a 128-entry
-  indirection table filled round robin). Same output as one thread; --out and --timeline need one thread.
+  indirection table filled round robin). Same output as one thread (--timeline too); --out needs one thread.
 --scenario <file> impairs what the local host receives, between the wire and its NIC, and checks
   expectations (fixtures/replay-scenarios/*.json; schema in cli/replay/scenario.ts): drop, reorder,
   duplicate or badChecksum the segment holding record N's header or its nth body segment of connection F
@@ -261,9 +261,8 @@ export async function runReplay(args: ReplayArgs): Promise<number> {
   const scenario = args.scenario ? loadReplayScenario(args.scenario) : undefined;
   if (args.workers > 1) {
     if (scenario) throw new ConfigError('--scenario numbers connections across the whole capture and needs --workers 1', { field: '--scenario' });
-    // Their frames and marks interleave across flows in capture order, which separate queues do not keep.
+    // Its frames interleave across flows in capture order, which separate queues do not keep.
     if (args.out) throw new ConfigError('--out writes one capture-ordered file and needs --workers 1', { field: '--out' });
-    if (args.timeline) throw new ConfigError('--timeline draws one capture-ordered page and needs --workers 1', { field: '--timeline' });
   }
   const driver = await loadDriver(args.driver);
   const local = args.local ? parseLocal(args.local) : null;
@@ -288,6 +287,7 @@ export async function runReplay(args: ReplayArgs): Promise<number> {
         driver: args.driver,
         tls13: args.tls13,
         plaintextDir: args.plaintextDir,
+        timeline: args.timeline !== null,
         workers: args.workers,
         onProgress: bar ? (bytes) => bar.update(bytes) : undefined,
       })

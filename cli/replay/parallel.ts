@@ -149,8 +149,11 @@ export function mergeQueueResults(capture: string, parts: QueueResult[]): Replay
   // Capture-wide notes (skipped packets, truncation) come before any flow filter: every queue has the
   // same ones. Keep each once, in order.
   const problems = [...new Set(parts.flatMap((p) => p.problems))];
-  const ordered = parts.flatMap((p) => p.flows).sort((a, b) => a.first - b.first);
+  const ordered = parts.flatMap((p, q) => p.flows.map((f, i) => ({ ...f, key: `${q}:${i + 1}` }))).sort((a, b) => a.first - b.first);
   const flows = ordered.map((f) => f.report);
+  // Each queue numbered its marks by its own flows: renumber them by the merged order.
+  const position = new Map(ordered.map((f, i) => [f.key, i + 1]));
+  const timeline = parts.flatMap((p, q) => p.timeline.map((m) => ({ ...m, flow: position.get(`${q}:${m.flow}`)! })));
   return {
     capture,
     packets: first.packets,
@@ -161,7 +164,7 @@ export function mergeQueueResults(capture: string, parts: QueueResult[]): Replay
     tlsStatText: formatTlsStat(tlsStat as TlsStat),
     netdev: first.netdev,
     problems,
-    timeline: [],
+    timeline,
     flowFirstPackets: ordered.map((f) => f.first),
   };
 }

@@ -9,7 +9,7 @@ import { TlsnicError, type ErrorPlace } from '../../emulator/errors.ts';
 import { Rss } from '../../emulator/nic/rss.ts';
 import { loadDriver } from '../../driver-api/drivers/index.ts';
 import { plaintextFiles } from './command.ts';
-import { replay, type FlowReport } from './engine.ts';
+import { replay, type FlowReport, type TimelineMark } from './engine.ts';
 
 export type QueueJob = {
   capture: string;
@@ -21,6 +21,8 @@ export type QueueJob = {
   queue: number;
   queues: number;
   plaintextDir: string | null;
+  /** Record the timeline's marks (--timeline): the merge renumbers them by the merged connections. */
+  timeline?: boolean;
   /** Post progress messages (only one worker does: they all read the same file at about the same pace). */
   progress: boolean;
 };
@@ -31,6 +33,8 @@ export type QueueFlow = { first: number; report: FlowReport };
 export type QueueResult = {
   packets: number;
   flows: QueueFlow[];
+  /** Timeline marks (QueueJob.timeline), numbered by this queue's flows (1 = flows[0]). */
+  timeline: TimelineMark[];
   ethtool: Record<string, number>;
   tlsStat: Record<string, number>;
   netdev: string;
@@ -83,6 +87,7 @@ export async function replayQueue(job: QueueJob, onProgress?: (bytes: number) =>
       local: job.local,
       driver,
       tls13: job.tls13,
+      timeline: job.timeline ?? false,
       // Every worker reads the whole capture, so capture packet numbers (flowFirstPackets) are global.
       flowFilter: (v) => rss.queueOfSegment(v, true) === job.queue,
       onProgress,
@@ -91,7 +96,7 @@ export async function replayQueue(job: QueueJob, onProgress?: (bytes: number) =>
     const flows = r.flows.map((report, i) => ({ first: r.flowFirstPackets[i]!, report }));
     const cpu1 = threadCpuSeconds();
     const cpu = { replay: cpu0 !== null && cpu1 !== null ? Math.round((cpu1 - cpu0) * 100) / 100 : null, thread: isMainThread ? null : cpu1 };
-    return { packets: r.packets, flows, ethtool: r.ethtool, tlsStat: r.tlsStat, netdev: r.netdev, problems: r.problems, cpu };
+    return { packets: r.packets, flows, timeline: r.timeline, ethtool: r.ethtool, tlsStat: r.tlsStat, netdev: r.netdev, problems: r.problems, cpu };
   } finally {
     files?.close();
   }
