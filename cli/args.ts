@@ -56,7 +56,8 @@ reseeds either. A driver profile
 --out writes every frame the link carried, with what the link did to it, as a pcapng (one profile, no soak).
 --timeline draws each direction of each connection as --timeline does for a replay: what the sender's device
 sent, what the link did, what the receiver's device decrypted, its losses of sync and resyncs, and the driver
-calls (one profile, no soak).
+calls (one profile; of a soak, one world: the first that failed, else the first with a loss of sync never
+recovered, else the one with the longest recovery).
 
 Replays the TLS connections of a capture through the emulated NIC of one host (by default, for each
 connection, the side that accepted it) and prints what the offload did.`;

@@ -41,27 +41,27 @@ export async function runRun(args: RunArgs, out: (s: string) => void = (s) => vo
   if (seconds !== null) o.soakSeconds = seconds;
   if (seed !== null) o.soakSeed = seed;
   const profiles = Array.isArray(scenario.driver) ? scenario.driver.length : 1;
-  const oneWorld = (flag: '--out' | '--timeline', what: string) => {
-    if (scenario.soak) throw new ConfigError(`${flag} ${what} of one world: a soak runs many`, { field: flag });
+  const oneProfile = (flag: '--out' | '--timeline', what: string) => {
     if (profiles !== 1) throw new ConfigError(`${flag} ${what} of one world, and this scenario runs ${profiles} driver profiles: pick one with --driver`, { field: flag });
   };
   let wire: readonly LinkLogEntry[] | null = null;
   let writer: PcapngWriter | null = null;
-  let drawn: { profile: string; timeline: WorldTimeline } | null = null;
+  let drawn: { profile: string; timeline: WorldTimeline; why: string | null } | null = null;
   let timelineFd: number | null = null;
   let result: ScenarioResult;
   try {
     // Outputs are opened before the run: a path that cannot be written fails now (a ConfigError naming it).
     if (args.out !== null) {
-      oneWorld('--out', 'writes the wire');
+      if (scenario.soak) throw new ConfigError('--out writes the wire of one world: a soak runs many', { field: '--out' });
+      oneProfile('--out', 'writes the wire');
       writer = new PcapngWriter(args.out, { comment: 'tlsnic run: the two-host testbed link' });
       o.onWire = (_profile, log) => (wire = log);
     }
     if (args.timeline !== null) {
       const path = args.timeline;
-      oneWorld('--timeline', 'draws the timeline');
+      oneProfile('--timeline', 'draws the timeline');
       timelineFd = onOutput(path, '--timeline', () => openSync(path, 'w'));
-      o.onTimeline = (profile, timeline) => (drawn = { profile, timeline });
+      o.onTimeline = (profile, timeline, why) => (drawn = { profile, timeline, why: why ?? null });
     }
     result = runScenarioObject(scenario, o);
     if (writer && wire) writeWire(writer, wire);
@@ -79,7 +79,7 @@ export async function runRun(args: RunArgs, out: (s: string) => void = (s) => vo
 }
 
 /** The world's timeline as a page: one section per direction of each connection that carried data. */
-function worldPage(file: string, s: Scenario, w: { profile: string; timeline: WorldTimeline }): TimelinePage {
+function worldPage(file: string, s: Scenario, w: { profile: string; timeline: WorldTimeline; why: string | null }): TimelinePage {
   const t = w.timeline;
   const end = (side: 'a' | 'b', port: number | null) => `${side.toUpperCase()} ${HOST_IP[side]}${port === null ? '' : `:${port}`}`;
   // A direction that carried no data (only its contexts' add and del) has nothing to draw.
@@ -105,7 +105,7 @@ TX at ${esc(from.toUpperCase())}: ${n('tx', 'encrypted')} packets encrypted by t
   return {
     title: `tlsnic run timeline — ${s.name}`,
     heading: 'tlsnic run timeline',
-    about: `${file} — scenario ${s.name}, driver ${w.profile}, ${sections.length} direction(s) with data, two hosts on a link (virtual time)`,
+    about: `${file} — scenario ${s.name}, driver ${w.profile}, ${w.why ? `${w.why}; ` : ''}${sections.length} direction(s) with data, two hosts on a link (virtual time)`,
     packetKeys: [
       ['decrypted', 'RX decrypted by the receiving device (skb->decrypted)'],
       ['not-decrypted', 'RX passed up encrypted: the stack decrypts in software'],

@@ -174,13 +174,34 @@ test('--timeline draws the world: the dropped header, the loss of sync, the resy
   const three = tlsnic('run', 'fixtures/scenarios/loss-header.json', '--timeline', file);
   t.is(three.code, 2);
   t.regex(three.err, /--timeline draws the timeline of one world, and this scenario runs 3 driver profiles: pick one with --driver/);
-  const soak = tlsnic('run', 'fixtures/scenarios/soak.json', '--driver', 'mlx5', '--timeline', file);
-  t.is(soak.code, 2);
-  t.regex(soak.err, /a soak runs many/);
   const nowhere = tlsnic('run', 'fixtures/scenarios/loss-header.json', '--driver', 'mlx5', '--timeline', join(tmp, 'no/such/dir/x.html'));
   t.is(nowhere.code, 2);
   t.regex(nowhere.err, /ConfigError: cannot write .*no\/such\/dir\/x\.html: ENOENT/);
   t.is(nowhere.out, '', 'refused before the run');
+});
+
+test('--timeline of a soak draws one world, run again from its seed: a loss never recovered first, else the longest recovery', (t) => {
+  const file = join(tmp, 'soak.html');
+  const faults = tlsnic('run', 'fixtures/scenarios/soak-faults.json', '--driver', 'mlx5', '--flows', '40', '--timeline', file);
+  t.is(faults.code, 0, faults.err + faults.out);
+  t.regex(faults.out, /40 flows: \d+ resyncs, .*, [1-9]\d* loss\(es\) of sync never recovered/);
+  let page = readFileSync(file, 'utf8');
+  const why = /world (\d+) of the soak \(seed (\d+), .*?\), the first with a loss of sync never recovered/.exec(page);
+  t.truthy(why, page.slice(0, 2000));
+  t.regex(page, /out of sync, not regained/);
+  // No loss left unrecovered in this soak: the world with the longest recovery, as long as the report's max.
+  const plain = tlsnic('run', 'fixtures/scenarios/soak.json', '--driver', 'nfp', '--flows', '40', '--timeline', file);
+  t.is(plain.code, 0, plain.err + plain.out);
+  const max = /recovery records min \d+ median \d+ p95 \d+ max (\d+)/.exec(plain.out);
+  t.truthy(max, plain.out);
+  page = readFileSync(file, 'utf8');
+  t.regex(page, new RegExp(`world \\d+ of the soak \\(seed \\d+, .*?\\), the longest recovery: ${max![1]} records`));
+  t.regex(page, /class="regained"/);
+  t.notRegex(page, /not regained/);
+  // --out still writes one world only.
+  const out = tlsnic('run', 'fixtures/scenarios/soak.json', '--driver', 'mlx5', '--out', join(tmp, 'soak.pcapng'));
+  t.is(out.code, 2);
+  t.regex(out.err, /a soak runs many/);
 });
 
 test('--flows and --seconds on a single-run scenario are refused (they size soaks); --seed reseeds it', (t) => {

@@ -146,10 +146,12 @@ export type RunOptions = {
    */
   onWire?: (profile: ProfileId, log: readonly LinkLogEntry[]) => void;
   /**
-   * Called after each plain (not soak) run with what each direction of each connection went through (device
-   * events of both hosts, link impairments, tlsdev_ops calls) and both hosts' counters. tlsnic run --timeline.
+   * Called after each run with what each direction of each connection went through (device events of both
+   * hosts, link impairments, tlsdev_ops calls and resync helpers) and both hosts' counters. tlsnic run
+   * --timeline. A soak draws one of its worlds, run again from its seed (`why` says which and why): the first
+   * that failed, else the first with a loss of sync never recovered, else the one with the longest recovery.
    */
-  onTimeline?: (profile: ProfileId, timeline: WorldTimeline) => void;
+  onTimeline?: (profile: ProfileId, timeline: WorldTimeline, why?: string) => void;
 };
 
 /** One world's timeline (RunOptions.onTimeline): marks per connection direction, counters per host. */
@@ -263,6 +265,9 @@ function runSoak(s: Scenario, k: SoakSpec, d: DriverProfile, o: RunOptions, prof
   let linkFlaps = 0;
   let faultedWorlds = 0;
   let resync: ResyncType | null = null;
+  // The world --timeline draws (RunOptions.onTimeline): rank 3 failed, 2 left a loss unrecovered, 1 recovered
+  // from one (the longest recovery wins), 0 nothing happened.
+  let drawn: { spec: WorldSpec; rank: number; distance: number; why: string } | null = null;
   for (let i = 0; flowCount < total && (deadline === null || i === 0 || Date.now() < deadline); i++) {
     const seed = rng.next();
     const wr = new Rng(seed).fork('writes');
@@ -284,10 +289,11 @@ function runSoak(s: Scenario, k: SoakSpec, d: DriverProfile, o: RunOptions, prof
     }
     const faults = k.faultRate > 0 && wk.chance(k.faultRate) ? randomFaults(wk) : [];
     const n = Math.min(k.flowsPerWorld, total - flowCount);
-    const out = runWorld({
+    const spec: WorldSpec = {
       seed, driver: d, device: s.device, tcp: s.tcp, keyBits: i % 2 ? 256 : 128, tls13: k.tls13, writesA, writesB: [], handshakeA: 517,
       handshakeB: 4000, flows: n, impairments, faults,
-    }, o);
+    };
+    const out = runWorld(spec, o);
     const chaos = flaps > 0 || faults.length > 0;
     // A random impairment that never fired is fine in a soak (rates may be 0).
     const fails = [...out.errors.filter((e) => !e.includes('never matched')), ...checkExpectations({
@@ -299,6 +305,16 @@ function runSoak(s: Scenario, k: SoakSpec, d: DriverProfile, o: RunOptions, prof
     const what = `loss ${ri.loss}, reorder ${ri.reorder}, dup ${ri.duplicate}${ri.ackLoss ? `, ack loss ${ri.ackLoss}` : ''}, ${flaps} link flap(s)`
       + `${faults.length ? `, faults ${faults.map((f) => `${f.kind}@${f.side}/${f.dir}/every ${f.every}`).join(' ')}` : ''}`;
     for (const f of fails) failures.push(`world ${i} (seed ${seed}, ${what}): ${f}`);
+    if (o.onTimeline) {
+      const longest = Math.max(-1, ...distances(out.flows));
+      const lost = unrecovered(out.flows);
+      const rank = fails.length ? 3 : lost ? 2 : longest >= 0 ? 1 : 0;
+      if (!drawn || rank > drawn.rank || (rank === 1 && drawn.rank === 1 && longest > drawn.distance)) {
+        const why = rank === 3 ? `the first that failed: ${fails[0]}` : rank === 2 ? `the first with a loss of sync never recovered${chaos ? ' (it had link flaps or driver faults)' : ''}`
+          : rank === 1 ? `the longest recovery: ${longest} records` : 'no loss of sync in any world: the first';
+        drawn = { spec, rank, distance: longest, why: `world ${i} of the soak (seed ${seed}, ${what}), ${why}` };
+      }
+    }
     recovery.push(...distances(out.flows));
     open += unrecovered(out.flows);
     if (fails.length) flows.push(...out.flows.filter((f) => !f.exact || f.episodes.some((e) => e.distance === null)));
@@ -307,6 +323,11 @@ function runSoak(s: Scenario, k: SoakSpec, d: DriverProfile, o: RunOptions, prof
     bytes += out.flows.reduce((x, f) => x + f.bytesWritten, 0);
     linkFlaps += flaps;
     if (faults.length) faultedWorlds++;
+  }
+  // Drawn from its seed again, with the recorder on (a world replays bit for bit).
+  if (drawn && o.onTimeline) {
+    const again = runWorld({ ...drawn.spec, timeline: true }, o);
+    if (again.timeline) o.onTimeline(profileId(d), again.timeline, drawn.why);
   }
   // Counter expectations apply to the sums over every world.
   const summed: WorldOutcome = { hosts: hosts!, flows: [], impairments: [], errors: [], rxResyncType: null, wire: null, timeline: null };
