@@ -625,7 +625,7 @@ const captureFiles = (name: string) => ({ capture: join(ROOT, 'fixtures/captures
 async function replayCollect(o: { capture: string; keylog: string; tls13: boolean; local: string; driver: string; scenario?: unknown; readChunkBytes?: number }) {
   const rx = new Map<string, Uint8Array[]>();
   const r = await replay({
-    capture: o.capture, keylog: o.keylog, local: { ip: o.local, port: null }, driver: BUILTIN_DRIVERS[o.driver]!, tls13: o.tls13,
+    capture: o.capture, keylog: o.keylog, local: { ip: o.local, port: null }, driver: BUILTIN_DRIVERS[o.driver]!, tls13: o.tls13, timeline: true,
     ...(o.readChunkBytes ? { limits: { readChunkBytes: o.readChunkBytes } } : {}),
     ...(o.scenario === undefined ? {} : { scenario: validateReplayScenario(o.scenario, 'fuzz') }),
     onPlaintext: (f, dir, data) => {
@@ -709,6 +709,12 @@ function checkDelivered(what: string, at: string, got: Map<string, Uint8Array>, 
       throw new FuzzFailure(`${what}: ${at}, connection ${index}: ${have.length} bytes delivered are not a prefix of the ${want.length} the clean replay delivers`);
     }
     if (complete(index) && have.length !== want.length) throw new FuzzFailure(`${what}: ${at}, connection ${index}: ${have.length} of ${want.length} bytes delivered`);
+    // The timeline draws this connection's received packets after the TLS RX install, as many decrypted as it
+    // counted (the handshake's are drawn 'plain' and not counted).
+    const bars = (mark: string) => r.timeline.filter((m) => m.flow === index + 1 && m.dir === 'rx' && m.mark === mark).length;
+    if (bars('decrypted') !== f.rx.decrypted || bars('decrypted') + bars('not-decrypted') !== f.rx.segments) {
+      throw new FuzzFailure(`${what}: ${at}, connection ${index}: the timeline draws ${bars('decrypted')} decrypted of ${bars('decrypted') + bars('not-decrypted')} received packets, the report counts ${f.rx.decrypted} of ${f.rx.segments}`);
+    }
   });
 }
 
