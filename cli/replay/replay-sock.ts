@@ -4,7 +4,6 @@
 // never merging across flags) and feeds the ULP once TLS RX is installed.
 import type { FourTuple, NetDevice, SkBuff } from '../../driver-api/ops.ts';
 import type { RxChunk, TcpSock, TcpUlp } from '../../driver-api/tcp.ts';
-import { copyBytes } from '../../emulator/bytes.ts';
 import { seqAdd, seqDiff, seqGt } from '../../emulator/wire/seq.ts';
 
 type TxChunk = { seq: number; data: Uint8Array; offloaded: boolean };
@@ -191,10 +190,10 @@ export class ReplaySock implements TcpSock {
     }
     const chunks: RxChunk[] = [];
     this.take(seq, data, decrypted, chunks);
-    // `data` is the caller's buffer, reused after this call: its piece gets bytes of its own. With offload
-    // live the stack takes it into a record right away, so a slab copy (copyBytes) does; bytes held until
-    // then may stay for long and get memory of their own. (Pieces from the ofo queue are private copies.)
-    if (chunks.length) chunks[0]!.data = this.rxLive ? copyBytes(chunks[0]!.data) : chunks[0]!.data.slice();
+    // `data` is the caller's buffer, reused after this call. With offload live the stack copies what it
+    // queues before onReceive returns; bytes held until then get memory of their own. (Pieces from the ofo
+    // queue are private copies.)
+    if (chunks.length && !this.rxLive) chunks[0]!.data = chunks[0]!.data.slice();
     for (let progressed = true; progressed && this.ofo.length; ) {
       progressed = false;
       this.ofo.sort((a, b) => seqDiff(a.seq, b.seq));

@@ -34,6 +34,9 @@ const CLOSED_SOCKS_REMEMBERED = 4096;
 export type { ContractViolation, ViolationCounts, ViolationKind } from './violations.ts';
 
 /** One tlsdev_ops call the stack made, in order (tests assert sequences of these). */
+/** A socket's receive buffer (TlsSocket.rxq) is kept between records up to this size. */
+const RXQ_KEEP_BYTES = 256 << 10;
+
 export type DriverCall = {
   op: 'tls_dev_add' | 'tls_dev_del' | 'tls_dev_resync';
   /** Sock id. */
@@ -120,7 +123,6 @@ type TxOffload = {
 /** tls_offload_context_rx, reduced. */
 type RxOffload = { resync: RxResync; dev: DevState };
 
-type RxBufChunk = { seq: number; data: Uint8Array; decrypted: boolean };
 
 /**
  * A socket with the "tls" ULP installed: setsockopt(SOL_TLS, TLS_TX/TLS_RX), sendmsg, the receive path
@@ -148,13 +150,16 @@ export class TlsSocket implements TcpUlp {
   /** A context the stack never added was reported already (at tls_dev_add, or when its bytes came up). */
   leakedRxContextSeen = false;
   private dataCbs: Array<(data: Uint8Array, type?: number) => void> = [];
-  // Receive queue as the strparser sees it: chunks from rxSeq on, each with its decrypted flag.
-  private rxq: RxBufChunk[] = [];
-  private rxqHead = 0;
-  /** Offset into rxq[rxqHead].data already consumed. */
+  // Receive queue as the strparser sees it: the bytes from rxSeq on, copied in as they come (TCP's chunks are
+  // the caller's until onReceive returns) into one buffer reused record after record, at rxq[rxqOff, +rxqBytes).
+  private rxq: Uint8Array = new Uint8Array(0);
   private rxqOff = 0;
   /** Bytes queued from rxSeq on (tcp_inq() counted from copied_seq). */
   private rxqBytes = 0;
+  /** The queued bytes' skb->decrypted flags: one run per chunk as it came, lengths and flags, from runHead on. */
+  private runLen: number[] = [];
+  private runDecrypted: boolean[] = [];
+  private runHead = 0;
   /** tcp copied_seq as the TLS layer consumes: start of the record being parsed. */
   private rxSeq = 0;
   /** Seq just past the last received byte, null before anything arrived. */
@@ -346,24 +351,26 @@ export class TlsSocket implements TcpUlp {
       seq = expect;
     }
     if (data.length === 0) return;
-    this.rxq.push({ seq, data, decrypted: c.decrypted });
-    this.rxqBytes += data.length;
+    const need = this.rxqBytes + data.length;
+    if (this.rxqOff + need > this.rxq.length) {
+      if (need <= this.rxq.length) this.rxq.copyWithin(0, this.rxqOff, this.rxqOff + this.rxqBytes);
+      else {
+        const bigger = new Uint8Array(Math.max(need, 2 * this.rxq.length, 1 << 15));
+        bigger.set(this.rxq.subarray(this.rxqOff, this.rxqOff + this.rxqBytes));
+        this.rxq = bigger;
+      }
+      this.rxqOff = 0;
+    }
+    this.rxq.set(data, this.rxqOff + this.rxqBytes);
+    this.runLen.push(data.length);
+    this.runDecrypted.push(c.decrypted);
+    this.rxqBytes = need;
     this.rxEnd = seqAdd(seq, data.length);
   }
 
   /** Copy `n` queued bytes from the parse point into `out` (no consumption). */
   private peek(out: Uint8Array, n: number): void {
-    let i = this.rxqHead;
-    let off = this.rxqOff;
-    let w = 0;
-    while (w < n) {
-      const c = this.rxq[i]!;
-      const take = Math.min(n - w, c.data.length - off);
-      out.set(c.data.subarray(off, off + take), w);
-      w += take;
-      i++;
-      off = 0;
-    }
+    for (let i = 0; i < n; i++) out[i] = this.rxq[this.rxqOff + i]!;
   }
 
   /**
@@ -371,30 +378,33 @@ export class TlsSocket implements TcpUlp {
    * Returns [record, decrypted ranges as flat [from, to, from, to...], all decrypted?, none decrypted?].
    */
   private takeRecord(n: number): { rec: Uint8Array; ranges: number[]; all: boolean; none: boolean } {
-    const rec = new Uint8Array(n);
+    // The record's own memory: its plaintext is what the application is handed.
+    const rec = this.rxq.slice(this.rxqOff, this.rxqOff + n);
     const ranges: number[] = [];
     let all = true;
     let none = true;
-    let w = 0;
-    while (w < n) {
-      const c = this.rxq[this.rxqHead]!;
-      const take = Math.min(n - w, c.data.length - this.rxqOff);
-      rec.set(c.data.subarray(this.rxqOff, this.rxqOff + take), w);
-      if (c.decrypted) {
+    for (let w = 0; w < n;) {
+      const h = this.runHead;
+      const take = Math.min(n - w, this.runLen[h]!);
+      if (this.runDecrypted[h]) {
         none = false;
         ranges.push(w, w + take);
       } else all = false;
       w += take;
-      this.rxqOff += take;
-      if (this.rxqOff === c.data.length) {
-        this.rxqHead++;
-        this.rxqOff = 0;
-      }
+      this.runLen[h] = this.runLen[h]! - take;
+      if (this.runLen[h] === 0) this.runHead++;
     }
+    this.rxqOff += n;
     this.rxqBytes -= n;
-    if (this.rxqHead > 256 && this.rxqHead * 2 > this.rxq.length) {
-      this.rxq = this.rxq.slice(this.rxqHead);
-      this.rxqHead = 0;
+    if (this.rxqBytes === 0) {
+      this.rxqOff = 0;
+      // A burst (a hole filled, held bytes let go) grew it: do not keep that much per socket for good.
+      if (this.rxq.length > RXQ_KEEP_BYTES) this.rxq = new Uint8Array(0);
+    }
+    if (this.runHead > 256 && this.runHead * 2 > this.runLen.length) {
+      this.runLen = this.runLen.slice(this.runHead);
+      this.runDecrypted = this.runDecrypted.slice(this.runHead);
+      this.runHead = 0;
     }
     return { rec, ranges, all, none };
   }
