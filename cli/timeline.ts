@@ -218,8 +218,8 @@ ${rows.join('\n')}
 </section>`;
 }
 
-/** The replay's page: one section per connection, from the local host's side. */
-export function renderTimeline(r: ReplayResult): string {
+/** The replay's page: one section per connection, from the local host's side (`maxMarks`: PAGE_MARKS_CAP). */
+export function renderTimeline(r: ReplayResult, maxMarks?: number): string {
   const byFlow = new Map<number, TimelineMark[]>();
   for (const m of r.timeline) {
     let a = byFlow.get(m.flow);
@@ -234,7 +234,7 @@ export function renderTimeline(r: ReplayResult): string {
     impairKey: r.scenario ? `scenario ${r.scenario.name}: impairment (drop, reorder, ...; TCP drop: bad checksum)` : null,
     sections: r.flows.map((f, i) => replaySection(f, byFlow.get(i + 1) ?? [])),
     counters: [['ethtool', r.ethtoolText], ['tls-stat', r.tlsStatText]],
-  });
+  }, maxMarks);
 }
 
 function replaySection(f: FlowReport, marks: TimelineMark[]): TimelineSection {
@@ -251,8 +251,21 @@ TX ${esc(f.tx.mode)}${f.tx.reason ? ` (${esc(f.tx.reason)})` : ''}: wire ${f.tx.
   };
 }
 
-export function renderPage(p: TimelinePage): string {
-  const sections = p.sections.map((s, i) => flowSection(s, i + 1));
+/**
+ * Marks one page draws at most, over all its sections (~200 bytes of HTML each): a capture of many connections,
+ * each at its own cap, would otherwise make a page past what a browser opens, or past the longest string
+ * node can build. Past it every section draws an equal share of its first marks and says what it left out.
+ */
+export const PAGE_MARKS_CAP = 400_000;
+
+export function renderPage(p: TimelinePage, maxMarks = PAGE_MARKS_CAP): string {
+  const total = p.sections.reduce((n, s) => n + s.marks.length, 0);
+  const share = total > maxMarks ? Math.max(1, Math.floor(maxMarks / Math.max(1, p.sections.length))) : Infinity;
+  const sections = p.sections.map((s, i) => {
+    if (s.marks.length <= share) return flowSection(s, i + 1);
+    const note = `this page draws ${maxMarks} events over its ${p.sections.length} sections: here the first ${share}; ${s.marks.length - share} more are left out`;
+    return flowSection({ ...s, marks: s.marks.slice(0, share), problems: [...s.problems, note] }, i + 1);
+  });
   const key = (color: string, text: string, cls = '') => `<span class="key ${cls}"><i style="background:${color}"></i>${esc(text)}</span>`;
   const legend = [
     ...p.packetKeys.map(([k, text]) => key(COLORS[k], text)),

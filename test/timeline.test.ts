@@ -180,3 +180,21 @@ test('--local naming a later connection\'s client: its section draws its own pac
     checkCounts(t, r, renderTimeline(r));
   }
 });
+
+test('a page of many connections draws at most its page-wide number of events, an equal share each, and says so', async (t) => {
+  const { r } = await run('fixtures/captures/tls12-many-v4.pcap', 'fixtures/captures/tls12-many-v4.keylog', mlx5Driver);
+  t.is(r.flows.length, 14);
+  const html = renderTimeline(r, 140);
+  const secs = sections(html);
+  t.is(secs.length, 14);
+  secs.forEach((s, i) => {
+    const all = r.timeline.filter((m) => m.flow === i + 1).length;
+    t.true(all > 10, `connection ${i + 1}: ${all} marks`);
+    // Packets are bars, events are lines (and calls rows): ten of them in all.
+    const drawn = count(s.html, /<rect class="mark /g) + count(s.html, /<line class="mark /g);
+    t.is(drawn, 10, `connection ${i + 1}`);
+    t.regex(s.html, new RegExp(`<li>this page draws 140 events over its 14 sections: here the first 10; ${all - 10} more are left out</li>`));
+  });
+  // Under the cap nothing is left out.
+  t.false(renderTimeline(r).includes('more are left out'));
+});
