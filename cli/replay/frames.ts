@@ -8,12 +8,6 @@ import type { TcpSegmentView } from '../../emulator/wire/packet.ts';
 const SYNTH_MAC_A = [0x02, 0x74, 0x6c, 0x73, 0x00, 0x01];
 const SYNTH_MAC_B = [0x02, 0x74, 0x6c, 0x73, 0x00, 0x02];
 
-/** A copy of the packet as an Ethernet frame (the NIC writes RX plaintext into it), or null if not IP. */
-export function toEthernet(linkType: number, data: Uint8Array): Uint8Array | null {
-  if (linkType === LINKTYPE_ETHERNET) return Uint8Array.from(data);
-  return ethernetFrame(linkType, data);
-}
-
 /**
  * The packet as an Ethernet frame: `data` itself when it is one (no copy: the caller owns the bytes and
  * lets the NIC write into them), else a new frame with a synthetic Ethernet header; null if not IP.
