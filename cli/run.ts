@@ -14,7 +14,7 @@ import type { LinkLogEntry } from '../driver-api/host/link.ts';
 import { loadScenarioFile } from '../testbed/load.ts';
 import type { DriverProfile, Scenario } from '../testbed/schema.ts';
 import { loadScenarioDrivers, runScenarioObject, type ProfileRun, type RunOptions, type ScenarioResult, type WorldTimeline } from '../testbed/runner.ts';
-import { TIMELINE_MARKS_CAP, type TimelineMark } from '../testbed/timeline.ts';
+import { leftOutNote, type TimelineMark } from '../testbed/timeline.ts';
 import { BASE_PORT, HOST_IP } from '../testbed/world.ts';
 import { esc, renderPage, type TimelinePage, type TimelineSection } from './timeline.ts';
 import type { RunArgs } from './args.ts';
@@ -95,7 +95,7 @@ function worldPage(file: string, s: Scenario, w: { profile: string; timeline: Wo
       heading: `connection ${d.flow}, ${sender} → ${receiver}`,
       summary: ({ lost, sync, drops }) => `RX at ${esc(to.toUpperCase())}: <b>${n('rx', 'decrypted')}</b> of ${rxPackets} packets decrypted by the device; <b class="${lost ? 'bad' : 'ok'}">${sync}</b>.
 TX at ${esc(from.toUpperCase())}: ${n('tx', 'encrypted')} packets encrypted by the device, ${n('tx', 'plain')} sent as they were, ${drops} dropped.`,
-      problems: d.leftOut ? [`the charts draw the first ${TIMELINE_MARKS_CAP} events of this direction; ${d.leftOut} more are left out`] : [],
+      problems: d.leftOut ? [leftOutNote('direction', d.marks.length, d.leftOut)] : [],
       rxTitle: `received by ${to.toUpperCase()}'s device (${d.dir})`,
       txTitle: `sent by ${from.toUpperCase()}'s device (${d.dir})`,
       marks: d.marks,

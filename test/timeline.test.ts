@@ -142,9 +142,31 @@ test('a connection with more events than the page draws: the first ones drawn, t
   t.true(all > 40, `${all} marks`);
   const cut = await replay({ ...o, limits: { timelineMarks: 40 } });
   t.deepEqual(cut.timeline.filter((m) => m.flow === 1), whole.timeline.filter((m) => m.flow === 1).slice(0, 40));
-  t.true(cut.flows[0]!.problems.includes(`timeline: the charts draw the first 40 events of this connection; ${all - 40} more are left out`), cut.flows[0]!.problems.join(' / '));
-  t.regex(renderTimeline(cut), new RegExp(`<li>timeline: the charts draw the first 40 events of this connection; ${all - 40} more are left out</li>`));
+  const note = `timeline: the charts draw the first 40 events of this connection; ${all - 40} more are left out (at most 40 a connection and 1000000 in all are kept)`;
+  t.true(cut.flows[0]!.problems.includes(note), cut.flows[0]!.problems.join(' / '));
+  t.true(renderTimeline(cut).includes(`<li>${note}</li>`));
   t.false(whole.flows[0]!.problems.some((p) => p.startsWith('timeline:')));
+});
+
+test('a replay keeps at most its number of events in all: the rest are counted per connection and said', async (t) => {
+  const o = { capture: 'fixtures/captures/tls12-many-v4.pcap', keylog: 'fixtures/captures/tls12-many-v4.keylog', local: null, driver: mlx5Driver, tls13: false, timeline: true } as const;
+  const whole = await replay(o);
+  const cut = await replay({ ...o, limits: { timelineKept: 300 } });
+  t.is(cut.timeline.length, 300);
+  // The first 300 events of the replay, whichever connection they were.
+  t.deepEqual(cut.timeline.map((m) => `${m.flow} ${m.mark} ${m.seq}`), whole.timeline.slice(0, 300).map((m) => `${m.flow} ${m.mark} ${m.seq}`));
+  let left = 0;
+  cut.flows.forEach((f, i) => {
+    const kept = cut.timeline.filter((m) => m.flow === i + 1).length;
+    const all = whole.timeline.filter((m) => m.flow === i + 1).length;
+    if (kept === all) {
+      t.false(f.problems.some((p) => p.startsWith('timeline:')));
+      return;
+    }
+    left += all - kept;
+    t.true(f.problems.includes(`timeline: the charts draw the first ${kept} events of this connection; ${all - kept} more are left out (at most 20000 a connection and 300 in all are kept)`), f.problems.join(' / '));
+  });
+  t.is(left, whole.timeline.length - 300);
 });
 
 test('tlsnic run: the recorder keeps the first marks of a direction and counts the rest; contexts of no connection are not drawn', (t) => {

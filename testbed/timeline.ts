@@ -30,6 +30,17 @@ export type TimelineMark = {
  */
 export const TIMELINE_MARKS_CAP = 20_000;
 
+/**
+ * Marks a replay or a world keeps in memory in all (~100 bytes each): past it they are counted as left out as
+ * past a connection's cap, so a long capture's --timeline does not grow the heap with its packets.
+ */
+export const TIMELINE_RECORD_CAP = 1_000_000;
+
+/** The note a connection (or direction) whose marks were not all kept carries on its page. */
+export function leftOutNote(what: 'connection' | 'direction', drawn: number, leftOut: number, cap = TIMELINE_MARKS_CAP, kept = TIMELINE_RECORD_CAP): string {
+  return `the charts draw the first ${drawn} events of this ${what}; ${leftOut} more are left out (at most ${cap} a ${what} and ${kept} in all are kept)`;
+}
+
 /** One direction of one connection: its marks in time order (sender's TX and receiver's RX), and how many past the cap were left out. */
 export type WorldTimelineDir = { flow: number; dir: LinkDirection; marks: TimelineMark[]; leftOut: number };
 
@@ -44,6 +55,7 @@ export class WorldTimelineRecorder {
   /** Calls wait for the end: a socket is named by its connection only once the world has made them all. */
   private readonly calls: Array<{ side: Side; sk: number; mark: TimelineMark }> = [];
   private readonly view = new TcpSegmentView();
+  private kept = 0;
 
   constructor(
     private readonly nowUs: () => number,
@@ -135,8 +147,10 @@ export class WorldTimelineRecorder {
   }
 
   private push(d: WorldTimelineDir, m: TimelineMark): void {
-    if (d.marks.length < this.cap) d.marks.push(m);
-    else d.leftOut++;
+    if (d.marks.length < this.cap && this.kept < TIMELINE_RECORD_CAP) {
+      d.marks.push(m);
+      this.kept++;
+    } else d.leftOut++;
   }
 
   private dirOf(port: number, dir: LinkDirection): WorldTimelineDir | null {

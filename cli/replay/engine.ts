@@ -29,7 +29,7 @@ import { StreamReassembler } from './reassembly.ts';
 import { TlsWalker, type Dir, type WalkRecord, type WalkStart } from './tls-walker.ts';
 import { checkScenario, Impairer, type DeliveredRx, type ImpairFlow, type ReplayScenario, type ScenarioFlow, type ScenarioOutcome } from './scenario.ts';
 import { RxSyncWatch } from '../../testbed/recovery.ts';
-import { TIMELINE_MARKS_CAP, type TimelineMark } from '../../testbed/timeline.ts';
+import { leftOutNote, TIMELINE_MARKS_CAP, TIMELINE_RECORD_CAP, type TimelineMark } from '../../testbed/timeline.ts';
 
 export type Endpoint = { family: 4 | 6; ip: string; port: number };
 
@@ -117,7 +117,7 @@ export type ReplayOptions = {
    * overwrites the bytes of earlier packets) every that many bytes, so tests and the fuzz set a small one to
    * catch anything that keeps a view into a packet past its turn, which a bundled capture would not show.
    */
-  limits?: { heldTxBytes?: number; unackedTxBytes?: number; scenarioHeldBytes?: number; readChunkBytes?: number; timelineMarks?: number };
+  limits?: { heldTxBytes?: number; unackedTxBytes?: number; scenarioHeldBytes?: number; readChunkBytes?: number; timelineMarks?: number; timelineKept?: number };
   /** Scripted impairments on what the local host receives, and expectations (scenario.ts). */
   scenario?: ReplayScenario;
 };
@@ -180,7 +180,7 @@ type Flow = {
   rxHash: Hash;
   report: FlowReport;
   marks: number;
-  /** Timeline marks past TIMELINE_MARKS_CAP, not drawn (a flow problem says how many). */
+  /** Timeline marks past TIMELINE_MARKS_CAP (or TIMELINE_RECORD_CAP in all), not kept (a flow problem says how many). */
   marksLeftOut: number;
   ignored: boolean;
   /** Under a scenario: the impairer's state for this flow, and what the replay observed of its RX. */
@@ -299,6 +299,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   const maxHeldTx = opts.limits?.heldTxBytes ?? MAX_HELD_TX_BYTES;
   const maxUnackedTx = opts.limits?.unackedTxBytes ?? MAX_UNACKED_TX_BYTES;
   const marksCap = opts.limits?.timelineMarks ?? TIMELINE_MARKS_CAP;
+  const keptCap = opts.limits?.timelineKept ?? TIMELINE_RECORD_CAP;
   let keylog: KeyLog | null = null;
   if (opts.keylog !== null) {
     const { readFileSync } = await import('node:fs');
@@ -367,7 +368,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
 
   const mark = (flow: Flow, m: Omit<TimelineMark, 't' | 'flow'>) => {
     if (!opts.timeline) return;
-    if (flow.marks >= marksCap) {
+    if (flow.marks >= marksCap || timeline.length >= keptCap) {
       flow.marksLeftOut++;
       return;
     }
@@ -843,7 +844,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     f.report.tx.wireMatch = f.report.tx.mismatched === 0 && f.txInstalled;
     if (f.moreProblems) f.report.problems.push(`${f.moreProblems} more problems like the above not listed`);
     // After the close: its tls_dev_del calls are the connection's last events.
-    if (f.marksLeftOut) f.report.problems.push(`timeline: the charts draw the first ${marksCap} events of this connection; ${f.marksLeftOut} more are left out`);
+    if (f.marksLeftOut) f.report.problems.push(`timeline: ${leftOutNote('connection', f.marks, f.marksLeftOut, marksCap, keptCap)}`);
     // version stays null for a connection the replay could not run through TLS (what `replayed` counts). When
     // the walker saw the handshake, its own note says why (no key log, no key for it, an unknown cipher).
     if (!f.report.version && f.walker.version === null) f.report.problems.push('no TLS handshake found in this connection');
