@@ -4,9 +4,9 @@
 // error with a message and a place); anything else — another exception, a wrong byte delivered, a packet
 // flagged decrypted with wrong plaintext — throws FuzzFailure. The same targets back the seeded property
 // tests in test/fuzz.test.ts and the long runs of `make fuzz` (fuzz/run.ts).
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { PcapWriter, readCaptureBytes } from '../emulator/capture/index.ts';
 import { nodeBackend } from '../emulator/crypto/index.ts';
 import { ConfigError, TlsnicError } from '../emulator/errors.ts';
@@ -37,6 +37,7 @@ import { validateReplayScenario } from '../cli/replay/scenario.ts';
 import { mergeQueueResults } from '../cli/replay/parallel.ts';
 import { replayQueue, type QueueResult } from '../cli/replay/worker.ts';
 import { renderTimeline } from '../cli/timeline.ts';
+import { mergeOutCaptures, OutCapture } from '../cli/replay/command.ts';
 import { toJson } from '../cli/report.ts';
 import { BUILTIN_DRIVERS, FAULT_KINDS, nfpDriver } from '../driver-api/drivers/index.ts';
 
@@ -894,14 +895,14 @@ export function replayCaptureTarget(): FuzzTarget {
 
 /**
  * A damaged bundled capture replayed in one thread and as 2 or 3 RSS queues (each queue's replay run here in
- * turn, as a worker runs it, then merged): the --json report and the --timeline page must be the same, or both fail with the same
+ * turn, as a worker runs it, then merged): the --json report, the --timeline page and the --out file must be the same, or both fail with the same
  * typed error. Workers read the whole capture each and keep only their connections, so a damaged packet that
  * moves a connection's frames between queues, or a merge that orders or sums wrong, shows here.
  */
 export function replayQueuesTarget(): FuzzTarget {
   return {
     name: 'replay_queues',
-    input: 'a damaged bundled capture replayed in one thread and as 2-3 RSS queues merged: the same report and timeline page',
+    input: 'a damaged bundled capture replayed in one thread and as 2-3 RSS queues merged: the same report, timeline page and --out',
     perCount: 0.005,
     async one(rng) {
       const cap = REPLAY_CAPTURES[rng.int(REPLAY_CAPTURES.length)]!;
@@ -911,25 +912,36 @@ export function replayQueuesTarget(): FuzzTarget {
       const queues = 2 + rng.int(2);
       const readChunkBytes = readChunk(rng);
       const at = `${cap.name}${local ? ` from ${local}` : ''}, ${queues} queues, one thread's read chunk ${readChunkBytes || 'default'}, ${edits.join(', ')}`;
-      const outcome = async (f: () => Promise<ReplayResult>): Promise<{ json: string; page: string } | { error: string }> => {
+      // --out too: one thread's file in memory, the queues' parts in files joined as --workers joins them.
+      const outDir = join(dirname(path), 'queues-out');
+      rmSync(outDir, { recursive: true, force: true });
+      mkdirSync(outDir);
+      const joined = join(outDir, 'joined.pcapng');
+      const outcome = async (f: () => Promise<{ r: ReplayResult; out: Uint8Array }>): Promise<{ json: string; page: string; out: Uint8Array } | { error: string }> => {
         try {
-          const r = await f();
-          return { json: JSON.stringify(toJson(r)), page: renderTimeline(r) };
+          const { r, out } = await f();
+          return { json: JSON.stringify(toJson(r)), page: renderTimeline(r), out };
         } catch (e) {
           typed(e, 'replay_queues');
           return { error: `${(e as Error).name}: ${(e as Error).message}` };
         }
       };
       const loc = local === null ? null : { ip: local, port: null };
-      const one = await outcome(() => replay({
-        capture: path, keylog, local: loc, driver: BUILTIN_DRIVERS.mlx5!, tls13: cap.tls13, timeline: true, ...(readChunkBytes ? { limits: { readChunkBytes } } : {}),
-      }));
+      const one = await outcome(async () => {
+        const out = new OutCapture(null);
+        const r = await replay({
+          capture: path, keylog, local: loc, driver: BUILTIN_DRIVERS.mlx5!, tls13: cap.tls13, timeline: true, onFrame: (f) => out.frame(f),
+          ...(readChunkBytes ? { limits: { readChunkBytes } } : {}),
+        });
+        return { r, out: out.bytes() };
+      });
       const many = await outcome(async () => {
         const parts: QueueResult[] = [];
         for (let q = 0; q < queues; q++) {
-          parts.push(await replayQueue({ capture: path, keylog, local: loc, driver: 'mlx5', tls13: cap.tls13, queue: q, queues, plaintextDir: null, progress: false, timeline: true }));
+          parts.push(await replayQueue({ capture: path, keylog, local: loc, driver: 'mlx5', tls13: cap.tls13, queue: q, queues, plaintextDir: null, progress: false, timeline: true, outDir }));
         }
-        return mergeQueueResults(path, parts);
+        mergeOutCaptures(joined, parts.flatMap((p) => (p.out ? [p.out] : [])));
+        return { r: mergeQueueResults(path, parts), out: readFileSync(joined) };
       });
       if ('error' in one || 'error' in many) {
         if (!('error' in one) || !('error' in many) || one.error !== many.error) {
@@ -939,6 +951,7 @@ export function replayQueuesTarget(): FuzzTarget {
       }
       if (one.json !== many.json) throw new FuzzFailure(`replay_queues: ${at}: the merged report differs from one thread's`);
       if (one.page !== many.page) throw new FuzzFailure(`replay_queues: ${at}: the merged timeline page differs from one thread's`);
+      if (!sameBytes(one.out, many.out)) throw new FuzzFailure(`replay_queues: ${at}: the joined --out differs from one thread's`);
       return 'accepted';
     },
   };

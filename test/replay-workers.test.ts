@@ -150,12 +150,26 @@ test('--plaintext-dir with --workers 3: each worker writes its flows, the files 
   for (const n of names) t.true(readFileSync(join(d3, n)).equals(readFileSync(join(d1, n))), n);
 });
 
-test('--out with --workers 2 is refused: ConfigError naming the option, exit 2', async (t) => {
+test('--out with --workers 2 to a path it cannot write: ConfigError naming the option, exit 2, before the replay', async (t) => {
   const base = ['replay', `${MANY}.pcap`, '--keylog', `${MANY}.keylog`, '--workers', '2'];
-  const out = await cli('source', ...base, '--out', join(tmp, 'o.pcapng'));
+  const out = await cli('source', ...base, '--out', join(tmp, 'no', 'such', 'o.pcapng'));
   t.is(out.code, 2);
-  t.regex(out.err, /ConfigError: --out .*--workers 1.*field --out/);
+  t.regex(out.err, /ConfigError: cannot write .*o\.pcapng: ENOENT.*field --out/);
+  t.is(out.out, '');
 });
+
+for (const entry of ['source', 'bundle'] as const) {
+  test(`${entry}: --out with --workers 3 writes the file one thread writes, byte for byte`, async (t) => {
+    const base = ['replay', `${MANY}.pcap`, '--keylog', `${MANY}.keylog`];
+    const [one, three] = [join(tmp, `o1-${entry}.pcapng`), join(tmp, `o3-${entry}.pcapng`)];
+    const [a, b] = await Promise.all([cli(entry, ...base, '--out', one), cli(entry, ...base, '--out', three, '--workers', '3')]);
+    t.is(a.code, 0, a.err);
+    t.is(b.code, 0, b.err);
+    const file = readFileSync(one);
+    t.true(file.length > 100_000);
+    t.true(readFileSync(three).equals(file));
+  });
+}
 
 for (const entry of ['source', 'bundle'] as const) {
   test(`${entry}: --timeline with --workers 3 draws the page one thread draws`, async (t) => {

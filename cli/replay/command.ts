@@ -1,10 +1,11 @@
 // `tlsnic replay ...`: options to files and stdout. Exit codes: 0 when at least one connection replayed,
 // 1 when nothing could be replayed, 2 for bad input (not a capture, bad arguments).
-import { closeSync, mkdirSync, openSync, statSync, writeSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, writeSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, onOutput } from '../../emulator/errors.ts';
 import { formatIp, parseIp } from '../../emulator/wire/addr.ts';
-import { PcapngWriter } from '../../emulator/capture/index.ts';
+import { openCapture, PcapngWriter } from '../../emulator/capture/index.ts';
 import { LINKTYPE_ETHERNET } from '../../emulator/capture/types.ts';
 import { loadDriver } from '../../driver-api/drivers/index.ts';
 import type { ReplayArgs } from '../args.ts';
@@ -94,7 +95,7 @@ export const REPLAY_HELP = `${OUT_LAYOUT}
   import TypeScript) whose default export is { name, probe(nic, kernel, opts) }.
 --workers <n> spreads the connections over n receive queues, one worker thread each, as a NIC's RSS
   does (Toeplitz hash of the 4-tuple, both directions of a connection on one queue, then a 128-entry
-  indirection table filled round robin). Same output as one thread (--timeline too); --out needs one thread.
+  indirection table filled round robin). Same output as one thread (--out and --timeline too).
 --scenario <file> impairs what the local host receives, between the wire and its NIC, and checks
   expectations (fixtures/replay-scenarios/*.json; schema in cli/replay/scenario.ts): drop, reorder,
   duplicate or badChecksum the segment holding record N's header or its nth body segment of connection F
@@ -113,6 +114,39 @@ const UP_RX = [
 
 type Pending = { packet: number; data: Uint8Array; tsNs: bigint; linkType: number; comment: string };
 
+/** The --out file's writer: two interfaces (the wire, what was handed up), the layout in the section comment. */
+function outWriter(path: string | null): PcapngWriter {
+  return new PcapngWriter(path, { linkType: LINKTYPE_ETHERNET, comment: `tlsnic replay output.\n${OUT_LAYOUT}` });
+}
+
+/**
+ * --out of a replay with --workers: each queue wrote its connections' frames to a file of its own, in capture
+ * packet order (`packets`, one number per frame); interleaved by those numbers (a packet belongs to one
+ * connection, so to one queue) they are the file one thread writes.
+ */
+export function mergeOutCaptures(path: string, parts: ReadonlyArray<{ file: string; packets: readonly number[] }>): void {
+  const w = outWriter(path);
+  const readers = parts.map((p) => openCapture(p.file));
+  try {
+    const next = parts.map(() => 0);
+    const heads = readers.map((r) => r.next());
+    for (;;) {
+      let best = -1;
+      for (let i = 0; i < parts.length; i++) {
+        if (heads[i] && (best < 0 || parts[i]!.packets[next[i]!]! < parts[best]!.packets[next[best]!]!)) best = i;
+      }
+      if (best < 0) break;
+      const p = heads[best]!;
+      w.write({ data: p.data, tsNs: p.tsNs, linkType: p.linkType, ...(p.comment !== undefined ? { comment: p.comment } : {}) });
+      next[best]!++;
+      heads[best] = readers[best]!.next();
+    }
+  } finally {
+    for (const r of readers) r.close();
+    w.close();
+  }
+}
+
 /** Frames kept to restore capture order, at most this many bytes (then the oldest go out as they are). */
 const REORDER_LIMIT = 64 << 20;
 
@@ -126,6 +160,11 @@ const REORDER_LIMIT = 64 << 20;
  */
 export class OutCapture {
   private readonly w: PcapngWriter;
+  /**
+   * With `track`: the capture packet number of every frame written, in file order (a queue of --workers writes
+   * its own file; mergeOutCaptures interleaves the files by these).
+   */
+  readonly packets: number[] | null;
   private wire = new Uint8Array(2048);
   private wireLen = -1;
   private wireTs = 0n;
@@ -135,8 +174,9 @@ export class OutCapture {
   /** Frames written per interface, and handed-up frames the device decrypted. */
   readonly stats = { wire: 0, handedUp: 0, decrypted: 0, reordered: 0 };
 
-  constructor(path: string | null) {
-    this.w = new PcapngWriter(path, { linkType: LINKTYPE_ETHERNET, comment: `tlsnic replay output.\n${OUT_LAYOUT}` });
+  constructor(path: string | null, opts: { track?: boolean } = {}) {
+    this.w = outWriter(path);
+    this.packets = opts.track ? [] : null;
   }
 
   frame(f: OutFrame): void {
@@ -179,6 +219,7 @@ export class OutCapture {
   private emit(packet: number, heldFrom: number, data: Uint8Array, tsNs: bigint, linkType: number, comment: string): void {
     if (this.queue.length === 0 && packet < heldFrom) {
       this.w.write({ data, tsNs, linkType, comment });
+      this.packets?.push(packet);
       return;
     }
     // Stable: after every queued frame of the same or an earlier packet.
@@ -196,6 +237,7 @@ export class OutCapture {
     while (n < this.queue.length && (this.queue[n]!.packet < below || this.queued > keep)) {
       const q = this.queue[n++]!;
       this.w.write({ data: q.data, tsNs: q.tsNs, linkType: q.linkType, comment: q.comment });
+      this.packets?.push(q.packet);
       this.queued -= q.data.length;
     }
     if (n > 0) this.queue.splice(0, n);
@@ -259,15 +301,16 @@ function progressBar(size: number, write: (s: string) => void, now: () => number
 
 export async function runReplay(args: ReplayArgs): Promise<number> {
   const scenario = args.scenario ? loadReplayScenario(args.scenario) : undefined;
-  if (args.workers > 1) {
-    if (scenario) throw new ConfigError('--scenario numbers connections across the whole capture and needs --workers 1', { field: '--scenario' });
-    // Its frames interleave across flows in capture order, which separate queues do not keep.
-    if (args.out) throw new ConfigError('--out writes one capture-ordered file and needs --workers 1', { field: '--out' });
-  }
+  if (args.workers > 1 && scenario) throw new ConfigError('--scenario numbers connections across the whole capture and needs --workers 1', { field: '--scenario' });
   const driver = await loadDriver(args.driver);
   const local = args.local ? parseLocal(args.local) : null;
-  // Output files are opened before the replay: a bad path fails now, not after a long capture.
-  const out = args.out ? new OutCapture(args.out) : null;
+  // Output files are opened before the replay: a bad path fails now, not after a long capture. With --workers
+  // each queue writes its own part of --out into a temporary directory, joined at the end.
+  const parallelOut = args.out !== null && args.workers > 1;
+  const out = args.out && !parallelOut ? new OutCapture(args.out) : null;
+  if (parallelOut) onOutput(args.out!, '--out', () => closeSync(openSync(args.out!, 'w')));
+  const outDir = parallelOut ? mkdtempSync(join(tmpdir(), 'tlsnic-out-')) : null;
+  let outParts: ReadonlyArray<{ file: string; packets: readonly number[] }> = [];
   let timelineFd: number | null = null;
   let files: ReturnType<typeof plaintextFiles> | null = null;
   // stdout may be a pipe (--json | jq): the bar goes to stderr, and only to a terminal.
@@ -288,8 +331,10 @@ export async function runReplay(args: ReplayArgs): Promise<number> {
         tls13: args.tls13,
         plaintextDir: args.plaintextDir,
         timeline: args.timeline !== null,
+        outDir,
         workers: args.workers,
         onProgress: bar ? (bytes) => bar.update(bytes) : undefined,
+        onQueueResults: (parts) => (outParts = parts.flatMap((p) => (p.out ? [p.out] : []))),
       })
       : await replay({
         capture: args.capture,
@@ -304,6 +349,7 @@ export async function runReplay(args: ReplayArgs): Promise<number> {
         onProgress: bar ? (bytes) => bar.update(bytes) : undefined,
       });
     bar?.clear();
+    if (parallelOut) onOutput(args.out!, '--out', () => mergeOutCaptures(args.out!, outParts));
     // Said here, after the queues' results are merged: one thread and --workers N say the same.
     if (local && result.flows.length === 0) result.problems.push(`no TLS connection has an end at --local ${args.local}`);
     const fd = timelineFd;
@@ -317,5 +363,6 @@ export async function runReplay(args: ReplayArgs): Promise<number> {
     out?.close();
     files?.close();
     if (timelineFd !== null) closeSync(timelineFd);
+    if (outDir) rmSync(outDir, { recursive: true, force: true });
   }
 }

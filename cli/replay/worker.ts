@@ -8,7 +8,8 @@ import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { TlsnicError, type ErrorPlace } from '../../emulator/errors.ts';
 import { Rss } from '../../emulator/nic/rss.ts';
 import { loadDriver } from '../../driver-api/drivers/index.ts';
-import { plaintextFiles } from './command.ts';
+import { join } from 'node:path';
+import { OutCapture, plaintextFiles } from './command.ts';
 import { replay, type FlowReport, type TimelineMark } from './engine.ts';
 
 export type QueueJob = {
@@ -23,6 +24,8 @@ export type QueueJob = {
   plaintextDir: string | null;
   /** Record the timeline's marks (--timeline): the merge renumbers them by the merged connections. */
   timeline?: boolean;
+  /** --out: write this queue's frames to a file of its own in this directory (mergeOutCaptures joins them). */
+  outDir?: string | null;
   /** Post progress messages (only one worker does: they all read the same file at about the same pace). */
   progress: boolean;
 };
@@ -35,6 +38,8 @@ export type QueueResult = {
   flows: QueueFlow[];
   /** Timeline marks (QueueJob.timeline), numbered by this queue's flows (1 = flows[0]). */
   timeline: TimelineMark[];
+  /** QueueJob.outDir: the file this queue wrote and the capture packet number of each of its frames. */
+  out: { file: string; packets: number[] } | null;
   ethtool: Record<string, number>;
   tlsStat: Record<string, number>;
   netdev: string;
@@ -80,6 +85,8 @@ export async function replayQueue(job: QueueJob, onProgress?: (bytes: number) =>
   const driver = await loadDriver(job.driver);
   const rss = new Rss({ queues: job.queues });
   const files = job.plaintextDir ? plaintextFiles(job.plaintextDir) : null;
+  const outFile = job.outDir ? join(job.outDir, `queue-${job.queue}.pcapng`) : null;
+  const out = outFile ? new OutCapture(outFile, { track: true }) : null;
   try {
     const r = await replay({
       capture: job.capture,
@@ -92,13 +99,19 @@ export async function replayQueue(job: QueueJob, onProgress?: (bytes: number) =>
       flowFilter: (v) => rss.queueOfSegment(v, true) === job.queue,
       onProgress,
       onPlaintext: files?.write,
+      onFrame: out ? (f) => out.frame(f) : undefined,
     });
+    out?.close();
     const flows = r.flows.map((report, i) => ({ first: r.flowFirstPackets[i]!, report }));
     const cpu1 = threadCpuSeconds();
     const cpu = { replay: cpu0 !== null && cpu1 !== null ? Math.round((cpu1 - cpu0) * 100) / 100 : null, thread: isMainThread ? null : cpu1 };
-    return { packets: r.packets, flows, timeline: r.timeline, ethtool: r.ethtool, tlsStat: r.tlsStat, netdev: r.netdev, problems: r.problems, cpu };
+    return {
+      packets: r.packets, flows, timeline: r.timeline, out: out && outFile ? { file: outFile, packets: out.packets! } : null,
+      ethtool: r.ethtool, tlsStat: r.tlsStat, netdev: r.netdev, problems: r.problems, cpu,
+    };
   } finally {
     files?.close();
+    out?.close();
   }
 }
 
