@@ -2,7 +2,7 @@
 // (0 replayed, 1 nothing replayable, 2 bad input). Runs cli/main.ts as a process, as a user would.
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PcapWriter } from '../emulator/capture/index.ts';
@@ -10,6 +10,7 @@ import { loadManifest } from '../fixtures/manifest.ts';
 
 const FIX = 'fixtures/captures/tls12-aes128-v4';
 const tmp = mkdtempSync(join(tmpdir(), 'tlsnic-cli-'));
+test.after.always(() => rmSync(tmp, { recursive: true, force: true }));
 
 function tlsnic(...args: string[]) {
   const r = spawnSync(process.execPath, ['--import=tsx', 'cli/main.ts', ...args], { encoding: 'utf8', maxBuffer: 64 << 20 });

@@ -4,7 +4,7 @@
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError } from '../emulator/errors.ts';
@@ -27,6 +27,7 @@ test('at least seven fixtures cover TLS 1.2 and 1.3, AES-GCM-128/256 and ChaCha2
 
 test('a manifest that breaks the schema is a ConfigError naming the field', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'tlsnic-manifest-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const good = JSON.parse(readFileSync(join(manifests[0]!.dir, `${manifests[0]!.name}.json`), 'utf8'));
   good.connections[0].cipher = 'aes-gcm-192';
   writeFileSync(join(dir, 'bad.json'), JSON.stringify(good));

@@ -8,7 +8,7 @@ import test, { type ExecutionContext } from 'ava';
 import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openCapture, PcapWriter, readCaptureBytes } from '../emulator/capture/index.ts';
@@ -19,7 +19,8 @@ import { LINKTYPE_HANDED_UP, OutCapture, progressLine } from '../cli/replay/comm
 import { allManifests } from '../fixtures/manifest.ts';
 import { hasTshark } from './helpers/tools.ts';
 
-const tmp = mkdtempSync(join(tmpdir(), 'tlsnic-out-'));
+const tmp = mkdtempSync(join(tmpdir(), 'tlsnic-out-test-'));
+test.after.always(() => rmSync(tmp, { recursive: true, force: true }));
 
 const run = promisify(execFile);
 

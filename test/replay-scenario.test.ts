@@ -3,7 +3,7 @@
 // capture was made), so "every byte once, in order" is judged by an independent record, not by the replay.
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mlx5Driver, nfpDriver } from '../driver-api/drivers/index.ts';
@@ -17,6 +17,8 @@ import { nodeBackend } from '../emulator/crypto/index.ts';
 import { ConfigError } from '../emulator/errors.ts';
 import { Nic } from '../emulator/nic/nic.ts';
 
+const scenTmp = mkdtempSync(join(tmpdir(), 'tlsnic-scen-'));
+test.after.always(() => rmSync(scenTmp, { recursive: true, force: true }));
 const one = loadManifest(join(CAPTURES_DIR, 'tls12-aes128-v4.json'));
 const many = loadManifest(join(CAPTURES_DIR, 'tls12-many-v4.json'));
 const files = (m: typeof one) => ({ capture: join(m.dir, m.capture), keylog: join(m.dir, m.keylog) });
@@ -81,8 +83,8 @@ test('reorder, duplicate, bad checksum and a late retransmission together (mix.j
 });
 
 test('a corrupted ciphertext byte: the stack fails the record with EBADMSG, and the reader got exactly the bytes before it', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'tlsnic-scen-'));
-  const clean = mkdtempSync(join(tmpdir(), 'tlsnic-scen-'));
+  const dir = mkdtempSync(join(scenTmp, 'd-'));
+  const clean = mkdtempSync(join(scenTmp, 'd-'));
   await run(one, null, mlx5Driver, clean);
   const r = await run(one, { name: 'corrupt', impairments: [{ kind: 'corruptCiphertext', record: 5, byte: 100 }] }, mlx5Driver, dir);
   t.deepEqual(r.scenario!.failures, []);
@@ -141,7 +143,7 @@ function cli(...args: string[]) {
 }
 
 function scenarioFile(text: string): string {
-  const p = join(mkdtempSync(join(tmpdir(), 'tlsnic-scen-')), 's.json');
+  const p = join(mkdtempSync(join(scenTmp, 'd-')), 's.json');
   writeFileSync(p, text);
   return p;
 }

@@ -2,13 +2,14 @@
 // scenario (with file:line:col and the field), --json for scripts.
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readCaptureBytes } from '../emulator/capture/index.ts';
 import { TcpSegmentView } from '../emulator/wire/packet.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'tlsnic-run-'));
+test.after.always(() => rmSync(tmp, { recursive: true, force: true }));
 
 function tlsnic(...args: string[]) {
   const r = spawnSync(process.execPath, ['--import=tsx', 'cli/main.ts', ...args], { encoding: 'utf8', maxBuffer: 64 << 20 });

@@ -5,7 +5,7 @@
 // counters imply; and nothing on the page loads from the network.
 import test from 'ava';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -17,6 +17,7 @@ import { WorldTimelineRecorder } from '../testbed/timeline.ts';
 import { generateCapture } from '../bench/gen-capture.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'tlsnic-timeline-'));
+test.after.always(() => rmSync(tmp, { recursive: true, force: true }));
 const FIX = 'fixtures/captures/tls12-aes128-v4';
 
 /**

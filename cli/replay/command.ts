@@ -309,7 +309,7 @@ export async function runReplay(args: ReplayArgs): Promise<number> {
   const parallelOut = args.out !== null && args.workers > 1;
   const out = args.out && !parallelOut ? new OutCapture(args.out) : null;
   if (parallelOut) onOutput(args.out!, '--out', () => closeSync(openSync(args.out!, 'w')));
-  const outDir = parallelOut ? mkdtempSync(join(tmpdir(), 'tlsnic-out-')) : null;
+  const outDir = parallelOut ? mkdtempSync(join(tmpdir(), 'tlsnic-out-parts-')) : null;
   let outParts: ReadonlyArray<{ file: string; packets: readonly number[] }> = [];
   let timelineFd: number | null = null;
   let files: ReturnType<typeof plaintextFiles> | null = null;

@@ -5,7 +5,7 @@
 // ConfigError (exit 2), never a crash.
 import test from 'ava';
 import { execFile } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -15,6 +15,7 @@ import { openCapture, PcapWriter } from '../../emulator/capture/index.ts';
 
 const run = promisify(execFile);
 const tmp = mkdtempSync(join(tmpdir(), 'tlsnic-drivers-'));
+test.after.always(() => rmSync(tmp, { recursive: true, force: true }));
 const FIX = 'fixtures/captures/tls12-aes128-v4';
 const manifest = loadManifest(`${FIX}.json`).connections[0]!;
 const BUNDLE = join(tmp, 'tlsnic.mjs');
