@@ -25,7 +25,7 @@ import {
 } from './schema.ts';
 import { hintsTakenTooLate, owesRecovery, RxSyncWatch } from './recovery.ts';
 import { WorldTimelineRecorder, type WorldTimelineDir } from './timeline.ts';
-import { buildWorld, connectFlow, nicProfileFrom, type Flow, type FlowDir, type Side, type TbHost, type TbWorld } from './world.ts';
+import { buildWorld, connectFlow, nicProfileFrom, serverPortOf, type Flow, type FlowDir, type Side, type TbHost, type TbWorld } from './world.ts';
 
 export type ResyncType = 'driver_req_async' | 'driver_req' | 'core_next_hint';
 
@@ -510,7 +510,7 @@ function onNicEvent(w: TbWorld, h: TbHost, ev: NicEvent, flows: readonly Flow[],
     case 'ctx-add': {
       if (ev.dir !== 'rx') return;
       // B's RX context is keyed by its local (server) port; A's by the remote one.
-      const port = h.side === 'b' ? ev.tuple.sport : ev.tuple.dport;
+      const port = serverPortOf(h.side, ev.tuple);
       const flow = flows.find((f) => f.port === port);
       if (!flow) return;
       const dir = h.side === 'b' ? flow.ab : flow.ba;

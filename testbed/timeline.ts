@@ -8,7 +8,7 @@ import { WireError } from '../emulator/errors.ts';
 import type { Impairment, LinkDirection } from '../driver-api/host/link.ts';
 import type { NicEvent } from '../emulator/nic/types.ts';
 import { TcpSegmentView } from '../emulator/wire/packet.ts';
-import type { Side } from './world.ts';
+import { serverPortOf, type Side } from './world.ts';
 
 /** One mark on a timeline chart: a packet (a bar) or an event between packets (a line). */
 export type TimelineMark = {
@@ -41,6 +41,33 @@ export function leftOutNote(what: 'connection' | 'direction', drawn: number, lef
   return `the charts draw the first ${drawn} events of this ${what}; ${leftOut} more are left out (at most ${cap} a ${what} and ${kept} in all are kept)`;
 }
 
+type MarkBody = Omit<TimelineMark, 't' | 'flow'>;
+
+/**
+ * The mark of a device's RX sync event (lost, the device asking for a resync, a resync applied), or null for any
+ * other event: the replay's and the run's timelines draw these alike.
+ */
+export function syncMark(ev: NicEvent): MarkBody | null {
+  switch (ev.kind) {
+    case 'rx-lost':
+      return { dir: 'rx', seq: ev.seq, len: 0, mark: 'lost', note: ev.reason };
+    case 'rx-resync-request':
+      return { dir: 'rx', seq: ev.recordSeq, len: 0, mark: 'resync', note: 'device asks for resync' };
+    case 'rx-resync':
+      return { dir: 'rx', seq: ev.seq, len: 0, mark: 'resync', note: `tls_dev_resync rec ${ev.recSeq}: ${ev.result}` };
+    default:
+      return null;
+  }
+}
+
+/** A stack event that is a call (a tlsdev_ops call, or a resync helper the driver called): its socket and mark. */
+export function callMark(ev: TlsStackEvent): { sk: number; mark: MarkBody } | null {
+  if (ev.kind === 'helper-call') return { sk: ev.sk, mark: { dir: ev.dir, seq: ev.seq ?? 0, len: 0, mark: 'call', op: ev.op, note: ev.note } };
+  if (ev.kind !== 'driver-call') return null;
+  const c = ev.call;
+  return { sk: c.sk, mark: { dir: c.dir, seq: c.seq ?? 0, len: 0, mark: 'call', op: c.op, note: formatDriverCall(c) } };
+}
+
 /** One direction of one connection: its marks in time order (sender's TX and receiver's RX), and how many past the cap were left out. */
 export type WorldTimelineDir = { flow: number; dir: LinkDirection; marks: TimelineMark[]; leftOut: number };
 
@@ -53,7 +80,7 @@ export class WorldTimelineRecorder {
   /** Device context (side + handle) to its connection's server port and direction. */
   private readonly ctxs = new Map<string, { port: number; dir: LinkDirection }>();
   /** Calls wait for the end: a socket is named by its connection only once the world has made them all. */
-  private readonly calls: Array<{ side: Side; sk: number; mark: TimelineMark }> = [];
+  private readonly calls: Array<{ side: Side; sk: number; t: number; mark: MarkBody }> = [];
   private readonly view = new TcpSegmentView();
   private kept = 0;
 
@@ -66,27 +93,21 @@ export class WorldTimelineRecorder {
   /** A device event on `side`'s NIC. */
   nicEvent(side: Side, ev: NicEvent): void {
     if (ev.kind === 'ctx-add') {
-      // A context's tuple is its socket's (local first): B's local port, or A's remote one, is the server's.
-      const port = side === 'b' ? ev.tuple.sport : ev.tuple.dport;
       const sending = ev.dir === 'tx';
-      this.ctxs.set(`${side}${ev.ctx}`, { port, dir: (side === 'a') === sending ? 'a>b' : 'b>a' });
+      this.ctxs.set(`${side}${ev.ctx}`, { port: serverPortOf(side, ev.tuple), dir: (side === 'a') === sending ? 'a>b' : 'b>a' });
       return;
     }
     const at = this.ctxs.get(`${side}${'ctx' in ev ? ev.ctx : -1}`);
     if (!at) return;
-    const add = (m: Omit<TimelineMark, 't' | 'flow'>) => this.add(at.port, at.dir, m);
+    const add = (m: MarkBody) => this.add(at.port, at.dir, m);
+    const sync = syncMark(ev);
+    if (sync) return add(sync);
     switch (ev.kind) {
       case 'ctx-del':
         this.ctxs.delete(`${side}${ev.ctx}`); // handles are reused by later adds
         return;
       case 'rx':
         return add({ dir: 'rx', seq: ev.seq, len: ev.len, mark: ev.decrypted ? 'decrypted' : 'not-decrypted', ...(ev.note ? { note: ev.note } : {}) });
-      case 'rx-lost':
-        return add({ dir: 'rx', seq: ev.seq, len: 0, mark: 'lost', note: ev.reason });
-      case 'rx-resync-request':
-        return add({ dir: 'rx', seq: ev.recordSeq, len: 0, mark: 'resync', note: 'device asks for resync' });
-      case 'rx-resync':
-        return add({ dir: 'rx', seq: ev.seq, len: 0, mark: 'resync', note: `tls_dev_resync rec ${ev.recSeq}: ${ev.result}` });
       case 'tx':
         return add({ dir: 'tx', seq: ev.seq, len: ev.len, mark: ev.encrypted ? 'encrypted' : 'plain' });
       case 'tx-drop':
@@ -100,15 +121,8 @@ export class WorldTimelineRecorder {
 
   /** An event of `side`'s TLS stack: its tlsdev_ops calls and the resync helpers its driver called become marks. */
   stackEvent(side: Side, ev: TlsStackEvent): void {
-    if (ev.kind === 'helper-call') {
-      const mark: TimelineMark = { t: this.nowUs() / 1e6, flow: 0, dir: ev.dir, seq: ev.seq ?? 0, len: 0, mark: 'call', op: ev.op, note: `${side.toUpperCase()}: ${ev.note}` };
-      this.calls.push({ side, sk: ev.sk, mark });
-      return;
-    }
-    if (ev.kind !== 'driver-call') return;
-    const c = ev.call;
-    const mark: TimelineMark = { t: this.nowUs() / 1e6, flow: 0, dir: c.dir, seq: c.seq ?? 0, len: 0, mark: 'call', op: c.op, note: `${side.toUpperCase()}: ${formatDriverCall(c)}` };
-    this.calls.push({ side, sk: c.sk, mark });
+    const c = callMark(ev);
+    if (c) this.calls.push({ side, sk: c.sk, t: this.nowUs() / 1e6, mark: { ...c.mark, note: `${side.toUpperCase()}: ${c.mark.note}` } });
   }
 
   /** What the link did to a frame going `dir`, when it did more than pass it. */
@@ -128,20 +142,20 @@ export class WorldTimelineRecorder {
 
   /** The marks per connection direction, calls placed by time; `portOfSocket(side, sk)` names a socket's connection. */
   finish(portOfSocket: (side: Side, sk: number) => number | null): WorldTimelineDir[] {
-    for (const { side, sk, mark } of this.calls) {
+    for (const { side, sk, t, mark } of this.calls) {
       const port = portOfSocket(side, sk);
       if (port === null) continue;
       // A's TX and B's RX serve A>B.
       const dir: LinkDirection = (side === 'a') === (mark.dir === 'tx') ? 'a>b' : 'b>a';
       const d = this.dirOf(port, dir);
-      if (d) this.push(d, { ...mark, flow: d.flow });
+      if (d) this.push(d, { t, flow: d.flow, ...mark });
     }
     const out = [...this.dirs.values()].sort((x, y) => x.flow - y.flow || (x.dir === 'a>b' ? -1 : 1) - (y.dir === 'a>b' ? -1 : 1));
     for (const d of out) d.marks.sort((x, y) => x.t - y.t); // stable: events of one instant keep their order
     return out;
   }
 
-  private add(port: number, dir: LinkDirection, m: Omit<TimelineMark, 't' | 'flow'>): void {
+  private add(port: number, dir: LinkDirection, m: MarkBody): void {
     const d = this.dirOf(port, dir);
     if (d) this.push(d, { t: this.nowUs() / 1e6, flow: d.flow, ...m });
   }

@@ -28,6 +28,14 @@ export const BASE_PORT = 4433;
 /** Host A's and host B's addresses on the link. */
 export const HOST_IP = { a: '10.4.0.1', b: '10.4.0.2' } as const;
 
+/**
+ * The port naming the connection of a socket's tuple (local first, as a device context carries it): B's local
+ * port, A's remote one (B accepts every connection, each on a port of its own).
+ */
+export function serverPortOf(side: Side, tuple: { sport: number; dport: number }): number {
+  return side === 'b' ? tuple.sport : tuple.dport;
+}
+
 export type WorldOptions = {
   seed: number;
   driver: DriverProfile;

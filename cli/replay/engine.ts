@@ -21,7 +21,7 @@ import { withPayload } from '../../emulator/wire/builder.ts';
 import { seqAdd, seqDiff, seqGeq, seqGt, seqLeq } from '../../emulator/wire/seq.ts';
 import type { DriverModule } from '../../driver-api/drivers/index.ts';
 import type { FourTuple, NetDevice, SkBuff, TlsKernelHelpers } from '../../driver-api/ops.ts';
-import { TlsStack, formatDriverCall, type TlsSocket } from '../../driver-api/stack/index.ts';
+import { TlsStack, type TlsSocket } from '../../driver-api/stack/index.ts';
 import { FramePool } from './frame-pool.ts';
 import { ethernetFrame, fixSegmentHeaders } from './frames.ts';
 import { ReplaySock } from './replay-sock.ts';
@@ -29,7 +29,7 @@ import { StreamReassembler } from './reassembly.ts';
 import { TlsWalker, type Dir, type WalkRecord, type WalkStart } from './tls-walker.ts';
 import { checkScenario, Impairer, type DeliveredRx, type ImpairFlow, type ReplayScenario, type ScenarioFlow, type ScenarioOutcome } from './scenario.ts';
 import { RxSyncWatch } from '../../testbed/recovery.ts';
-import { leftOutNote, TIMELINE_MARKS_CAP, TIMELINE_RECORD_CAP, type TimelineMark } from '../../testbed/timeline.ts';
+import { callMark, leftOutNote, syncMark, TIMELINE_MARKS_CAP, TIMELINE_RECORD_CAP, type TimelineMark } from '../../testbed/timeline.ts';
 
 export type Endpoint = { family: 4 | 6; ip: string; port: number };
 
@@ -319,20 +319,17 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   const nic = new Nic({
     backend, profile: { tls13: opts.tls13, tso: false, ...(impairer?.tableCapacity != null ? { maxContexts: impairer.tableCapacity } : {}) },
   });
-  // Driver calls per flow for the timeline: the stack's tlsdev_ops calls (its call log) and, below, the
-  // kernel helpers the driver calls.
+  // Driver calls per flow for the timeline: the stack's tlsdev_ops calls and the resync helpers the driver
+  // calls, as stack events.
   const skFlows = new Map<number, Flow>();
-  const callMark = (sk: number, dir: 'tx' | 'rx', op: string, seq: number | null, note: string) => {
-    const f = skFlows.get(sk);
-    if (f) mark(f, { dir, seq: seq ?? 0, len: 0, mark: 'call', op, note });
-  };
   const stack = new TlsStack({
     backend,
     tls13Offload: opts.tls13,
     log: opts.timeline
       ? (ev) => {
-        if (ev.kind === 'helper-call') return callMark(ev.sk, ev.dir, ev.op, ev.seq, ev.note);
-        if (ev.kind === 'driver-call') callMark(ev.call.sk, ev.call.dir, ev.call.op, ev.call.seq, formatDriverCall(ev.call));
+        const c = callMark(ev);
+        const f = c && skFlows.get(c.sk);
+        if (f) mark(f, c.mark);
       }
       : undefined,
   });
@@ -401,9 +398,8 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     const sc = current.flow.scen;
     if (sc) sc.sync.onEvent(ev);
     if (!opts.timeline) return;
-    if (ev.kind === 'rx-lost') mark(current.flow, { dir: 'rx', seq: ev.seq, len: 0, mark: 'lost', note: ev.reason });
-    else if (ev.kind === 'rx-resync-request') mark(current.flow, { dir: 'rx', seq: ev.recordSeq, len: 0, mark: 'resync', note: 'device asks for resync' });
-    else if (ev.kind === 'rx-resync') mark(current.flow, { dir: 'rx', seq: ev.seq, len: 0, mark: 'resync', note: `tls_dev_resync rec ${ev.recSeq}: ${ev.result}` });
+    const m = syncMark(ev);
+    if (m) mark(current.flow, m);
   });
 
   /** A scenario's linkDown: the NIC's link, and NETDEV_DOWN to the stack (tls_device_down). */
