@@ -89,8 +89,8 @@ export function outputFileError(e: unknown, path: string, field?: string): Confi
   return new ConfigError(`cannot write ${path}: ${why}`, { file: path, ...(field ? { field } : {}) });
 }
 
-/** `op` on output file `path` (named by option `field`): a failing fs call becomes the ConfigError naming it. */
-export function onOutput<T>(path: string, field: string, op: () => T): T {
+/** `op` on output file `path` (named by option `field`, if any): a failing fs call becomes the ConfigError naming it. */
+export function onOutput<T>(path: string, field: string | undefined, op: () => T): T {
   try {
     return op();
   } catch (e) {

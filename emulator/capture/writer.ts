@@ -1,7 +1,7 @@
 // Capture writers. Both buffer into one 1 MiB chunk and flush with fs.writeSync (or keep the chunks in
 // memory when no path is given), so writing a large file costs bounded memory.
 import { closeSync, openSync, writeSync } from 'node:fs';
-import { ContractError, outputFileError } from '../errors.ts';
+import { ContractError, onOutput } from '../errors.ts';
 import { PCAP_MAGIC_NS, PCAP_MAGIC_US } from './pcap.ts';
 import { BT_DSB, BT_EPB, BT_IDB, BT_SHB, BYTE_ORDER_MAGIC, IF_TSRESOL, OPT_COMMENT, SECRETS_TLS_KEYLOG, tsresolScale } from './pcapng.ts';
 import { LINKTYPE_ETHERNET } from './types.ts';
@@ -31,11 +31,7 @@ class Sink {
 
   constructor(path: string | null) {
     this.path = path;
-    try {
-      this.fd = path === null ? null : openSync(path, 'w');
-    } catch (e) {
-      throw outputFileError(e, path!);
-    }
+    this.fd = path === null ? null : onOutput(path, undefined, () => openSync(path, 'w'));
     this.kept = path === null ? [] : null;
   }
 
@@ -54,12 +50,11 @@ class Sink {
   flush(): void {
     if (this.used === 0) return;
     if (this.fd !== null) {
+      const fd = this.fd;
       let off = 0;
-      try {
-        while (off < this.used) off += writeSync(this.fd, this.chunk, off, this.used - off);
-      } catch (e) {
-        throw outputFileError(e, this.path!);
-      }
+      onOutput(this.path!, undefined, () => {
+        while (off < this.used) off += writeSync(fd, this.chunk, off, this.used - off);
+      });
     } else {
       this.kept!.push(this.chunk.slice(0, this.used));
     }
