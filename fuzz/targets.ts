@@ -620,7 +620,7 @@ const REPLAY_CAPTURES = [
  */
 type CleanRun = { rx: Map<string, Uint8Array>; durationUs: number; records: number };
 
-const captureFiles = (name: string) => ({ capture: join(ROOT, 'fixtures/captures', `${name}.pcap`), keylog: join(ROOT, 'fixtures/captures', `${name}.keylog`) });
+const captureFiles = (name: string) => ({ capture: join(CAPTURES_DIR, `${name}.pcap`), keylog: join(CAPTURES_DIR, `${name}.keylog`) });
 
 /** A replay of `capture` (path) from `local`, and the plaintext each connection received, by "local|remote". */
 async function replayCollect(o: { capture: string; keylog: string; tls13: boolean; local: string; driver: string; scenario?: unknown; readChunkBytes?: number }) {

@@ -36,7 +36,6 @@ function canonicalIp(ip: string, given: string): string {
   return formatIp(bytes, 0, bytes.length);
 }
 
-
 function portOf(p: string): number {
   const n = Number(p);
   if (!Number.isInteger(n) || n < 1 || n > 65535) throw new ConfigError(`port ${p} out of range`, { field: '--local' });

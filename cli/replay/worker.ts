@@ -4,11 +4,11 @@
 // merges the results. Imported outside a worker thread (tests, the type imports of parallel.ts) it does
 // nothing on load.
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { TlsnicError, type ErrorPlace } from '../../emulator/errors.ts';
 import { Rss } from '../../emulator/nic/rss.ts';
 import { loadDriver } from '../../driver-api/drivers/index.ts';
-import { join } from 'node:path';
 import { OutCapture, plaintextFiles } from './command.ts';
 import { replay, type FlowReport, type TimelineMark } from './engine.ts';
 
@@ -101,7 +101,7 @@ export async function replayQueue(job: QueueJob, onProgress?: (bytes: number) =>
       onPlaintext: files?.write,
       onFrame: out ? (f) => out.frame(f) : undefined,
     });
-    out?.close();
+    out?.close(); // before its packet numbers are read: closing writes the frames it still held back
     const flows = r.flows.map((report, i) => ({ first: r.flowFirstPackets[i]!, report }));
     const cpu1 = threadCpuSeconds();
     const cpu = { replay: cpu0 !== null && cpu1 !== null ? Math.round((cpu1 - cpu0) * 100) / 100 : null, thread: isMainThread ? null : cpu1 };
