@@ -33,10 +33,10 @@ const CLOSED_SOCKS_REMEMBERED = 4096;
 
 export type { ContractViolation, ViolationCounts, ViolationKind } from './violations.ts';
 
-/** One tlsdev_ops call the stack made, in order (tests assert sequences of these). */
 /** A socket's receive buffer (TlsSocket.rxq) is kept between records up to this size. */
 const RXQ_KEEP_BYTES = 256 << 10;
 
+/** One tlsdev_ops call the stack made, in order (tests assert sequences of these). */
 export type DriverCall = {
   op: 'tls_dev_add' | 'tls_dev_del' | 'tls_dev_resync';
   /** Sock id. */
@@ -122,7 +122,6 @@ type TxOffload = {
 
 /** tls_offload_context_rx, reduced. */
 type RxOffload = { resync: RxResync; dev: DevState };
-
 
 /**
  * A socket with the "tls" ULP installed: setsockopt(SOL_TLS, TLS_TX/TLS_RX), sendmsg, the receive path
