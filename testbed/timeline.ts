@@ -3,6 +3,7 @@
 // frames A's device sent (encrypted, sent as is, dropped), what the link did to some of them (the scenario's
 // impairments), the frames B's device received (decrypted or passed up encrypted), where B's device lost RX
 // sync and resynced, and the tlsdev_ops calls both stacks made for it. Times are the world's virtual time.
+// The mark type, its caps and the marks of sync and call events are the replay's too (cli/replay/engine.ts).
 import { formatDriverCall, type TlsStackEvent } from '../driver-api/stack/index.ts';
 import { WireError } from '../emulator/errors.ts';
 import type { Impairment, LinkDirection } from '../driver-api/host/link.ts';
@@ -26,7 +27,7 @@ export type TimelineMark = {
 
 /**
  * Marks drawn per connection (replay) or connection direction (run): a chart of more is unreadable and the page
- * grows by ~150 bytes a mark. What comes after is counted, and the page says how much was left out.
+ * grows by ~200 bytes a mark. What comes after is counted, and the page says how much was left out.
  */
 export const TIMELINE_MARKS_CAP = 20_000;
 
