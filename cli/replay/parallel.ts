@@ -5,6 +5,7 @@
 // connections in capture order (by first packet), ethtool and tls_stat counters summed as per-ring
 // statistics are, the capture-wide notes once.
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,7 +27,8 @@ export type ParallelReplayOptions = Omit<QueueJob, 'queue' | 'queues' | 'progres
 export type WorkerEntry = { script: string | URL; eval: boolean; execArgv?: string[] };
 
 /**
- * How to start a queue's worker. From the bundle: tlsnic-replay-worker.mjs, built next to dist/tlsnic.mjs.
+ * How to start a queue's worker. From the bundle: tlsnic-replay-worker.mjs, built next to dist/tlsnic.mjs
+ * (behind tsx's register() for a TypeScript driver module).
  * From source (tests, bench, tsx), with a built-in driver: worker.ts bundled once per process by esbuild
  * into a temporary file (a worker then starts in ~60 ms; under tsx it takes ~500 ms of CPU to transform
  * the sources again in every worker). With a driver module: worker.ts under tsx, registered by a small
@@ -36,12 +38,43 @@ export type WorkerEntry = { script: string | URL; eval: boolean; execArgv?: stri
  */
 export async function workerEntry(driver: string): Promise<WorkerEntry> {
   const here = import.meta.url;
-  if (!here.endsWith('.ts')) return { script: new URL('./tlsnic-replay-worker.mjs', here), eval: false };
+  if (!here.endsWith('.ts')) {
+    // The bundle. A TypeScript driver module (the bundle run with `--import=tsx`) needs the loader in every
+    // worker too: a worker does not get the main thread's hooks on Node 20, so it registers tsx itself first.
+    const script = new URL('./tlsnic-replay-worker.mjs', here);
+    const tsx = BUILTIN_DRIVERS[driver] || !TS_MODULE.test(driver) ? null : resolveTsx();
+    return tsx ? { script: registeringEntry(tsx, script.href), eval: true, execArgv: [] } : { script, eval: false };
+  }
   if (BUILTIN_DRIVERS[driver]) return { script: await bundledWorker(), eval: false, execArgv: [] };
-  const tsx = import.meta.resolve('tsx/esm/api');
-  const entry = new URL('./worker.ts', here).href;
-  const script = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`;
-  return { script, eval: true, execArgv: [] };
+  return { script: registeringEntry(import.meta.resolve('tsx/esm/api'), new URL('./worker.ts', here).href), eval: true, execArgv: [] };
+}
+
+/** A driver module's path that needs a TypeScript loader. */
+const TS_MODULE = /\.[cm]?ts$/i;
+
+/** An evaluated worker entry that registers tsx's hooks (module URL `tsx`), then imports the worker `entry`. */
+function registeringEntry(tsx: string, entry: string): string {
+  return `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`;
+}
+
+/**
+ * tsx's register API as a worker's import names it, found as `node --import=tsx` finds tsx: from the working
+ * directory, else next to the bundle.
+ * null when neither has it: the workers then fail to load the driver with a ConfigError that says so.
+ */
+function resolveTsx(): string | null {
+  try {
+    // Found from here, so an evaluated worker's import (which resolves from the working directory) finds it
+    // too, by its `import` export (the `require` one resolve() names cannot be imported as a module).
+    createRequire(join(process.cwd(), 'tlsnic-worker.js')).resolve('tsx/esm/api');
+    return 'tsx/esm/api';
+  } catch {
+    try {
+      return import.meta.resolve('tsx/esm/api');
+    } catch {
+      return null;
+    }
+  }
 }
 
 let workerBundle: Promise<string> | null = null;

@@ -1,6 +1,6 @@
 // A third-party driver module in TypeScript that wraps the reference mlx5 driver and counts the tlsdev_ops
-// calls the stack makes, printing them to stderr when the process exits. Loadable where node imports
-// TypeScript (the CLI run from source with tsx); the bundled CLI needs a .mjs/.js driver.
+// calls the stack makes, printing them to stderr when the process (or a replay worker thread) exits. Loadable
+// where node imports TypeScript: the CLI from source with tsx, or the bundle run with `--import=tsx`.
 import { mlx5Driver, type DriverModule } from '../../driver-api/drivers/index.ts';
 import type { TlsDevOps } from '../../driver-api/ops.ts';
 

@@ -20,11 +20,16 @@ const FIX = 'fixtures/captures/tls12-aes128-v4';
 const manifest = loadManifest(`${FIX}.json`).connections[0]!;
 const BUNDLE = join(tmp, 'tlsnic.mjs');
 
-// The bundle as scripts/build.mjs makes it, into a private path (other tests may rebuild dist/).
-const bundled = build({
-  entryPoints: ['cli/main.ts'], outfile: BUNDLE, bundle: true, platform: 'node', format: 'esm', target: 'node20', logLevel: 'warning',
+// The bundle and its replay worker as scripts/build.mjs makes them, into a private path (other tests may
+// rebuild dist/).
+const common = {
+  bundle: true, platform: 'node', format: 'esm', target: 'node20', logLevel: 'warning',
   banner: { js: "import { createRequire as __tlsnicCreateRequire } from 'node:module';\nconst require = __tlsnicCreateRequire(import.meta.url);" },
-});
+} as const;
+const bundled = Promise.all([
+  build({ ...common, entryPoints: ['cli/main.ts'], outfile: BUNDLE }),
+  build({ ...common, entryPoints: ['cli/replay/worker.ts'], outfile: join(tmp, 'tlsnic-replay-worker.mjs') }),
+]);
 
 /** 'bundle+tsx': the bundle with a TypeScript loader, so a .ts driver loads and brings copies of our modules. */
 async function cli(entry: 'source' | 'bundle' | 'bundle+tsx', ...args: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -121,4 +126,26 @@ test('bundle+tsx: a TypeScript driver throwing our ConfigError from its own copy
   ]);
   t.is(wrapped.code, 0, wrapped.err);
   t.deepEqual(JSON.parse(wrapped.out), JSON.parse(plain.out));
+});
+
+test('bundle+tsx: with --workers 2 every worker loads the TypeScript driver too; same report as one thread', async (t) => {
+  // 14 connections over two RSS queues: both workers replay some, each with its own copy of the driver.
+  const many = 'fixtures/captures/tls12-many-v4';
+  const args = ['replay', `${many}.pcap`, '--keylog', `${many}.keylog`, '--json'];
+  const [two, one] = await Promise.all([
+    cli('bundle+tsx', ...args, '--driver', 'test/fixtures-drivers/counting-mlx5.ts', '--workers', '2'),
+    cli('bundle', ...args, '--driver', 'mlx5'),
+  ]);
+  t.is(two.code, 0, two.err);
+  t.deepEqual(JSON.parse(two.out), JSON.parse(one.out));
+  // The main thread loads the module to check it (no calls); each worker's copy counts its own connections.
+  const adds = [...two.err.matchAll(/^counting-mlx5: tls_dev_add=(\d+) /gm)].map((m) => Number(m[1]));
+  t.is(adds.length, 3, two.err);
+  t.is(adds.filter((n) => n > 0).length, 2, `both queues replayed connections: ${two.err}`);
+  const j = JSON.parse(one.out);
+  t.is(adds.reduce((a, b) => a + b, 0), j.ethtool.rx_tls_ctx + j.ethtool.tx_tls_ctx);
+  // The driver's typed error from inside a worker: exit 2 with its message, as with one thread.
+  const refused = await cli('bundle+tsx', 'replay', `${FIX}.pcap`, '--keylog', `${FIX}.keylog`, '--driver', 'test/fixtures-drivers/tls13-only.ts', '--workers', '2');
+  t.is(refused.code, 2, refused.err);
+  t.regex(refused.err, /^tlsnic: ConfigError: tls13-only: this device has no TLS 1.3 offload \(run with --tls13\)/);
 });
