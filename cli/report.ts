@@ -75,7 +75,11 @@ function scenarioText(r: ReplayResult): string[] {
   for (const f of s.flows) {
     const rec = f.episodes.filter((e) => e.recoveredSeq !== null).length;
     const hints = f.hints.length ? `, ${f.hints.length} resync(s) given to the device (${f.hints.filter((h) => h.result === 'ok').length} taken)` : '';
-    out.push(`  flow ${f.flow} (#${f.flow + 1}, ${f.resyncType ?? 'no RX offload'}): ${num(f.rxRecords)} records received, lost sync ${f.episodes.length} time(s), decrypting again after ${rec}${hints}`);
+    // A loss too near the stream's end for a scanning device to come back (not a failure: owesRecovery).
+    const last = f.episodes.at(-1);
+    const short = last && last.recoveredSeq === null && f.resyncType !== 'core_next_hint' && last.receivedAfter <= f.scanReach
+      ? `; the stream ended ${num(last.receivedAfter)} bytes past the last loss (scanning back may take ${num(f.scanReach)})` : '';
+    out.push(`  flow ${f.flow} (#${f.flow + 1}, ${f.resyncType ?? 'no RX offload'}): ${num(f.rxRecords)} records received, lost sync ${f.episodes.length} time(s), decrypting again after ${rec}${hints}${short}`);
   }
   for (const x of s.failures) out.push(`  FAIL ${x}`);
   return out;

@@ -131,9 +131,38 @@ test('many connections: the impaired one loses sync, the others do not; expectat
   t.is(s.flows.length, r.flows.length);
   s.flows.forEach((f, i) => t.is(f.episodes.length, i === 2 ? 1 : 0, `flow ${i}`));
   for (const f of r.flows) t.is(f.rx.plaintextSha256, sent(many, f.local).sha256, f.local);
-  // 4 records: too few after the loss for the device to find its way back, so asking for recovery fails.
+  // 3 records: a scanning device skips one maximum record before it looks for headers, so the stream ends
+  // before it can find its way back; that is not held against it even when recovery is asked for.
   const strict = await run(many, sc(true));
-  t.true(strict.scenario!.failures.some((x) => /flow 2 .*lost RX sync .*never decrypted again/.test(x)), strict.scenario!.failures.join('\n'));
+  t.deepEqual(strict.scenario!.failures, []);
+  const f2 = strict.scenario!.flows[2]!;
+  t.is(f2.episodes[0]!.recoveredSeq, null);
+  t.true(f2.episodes[0]!.receivedAfter > 0 && f2.episodes[0]!.receivedAfter <= f2.scanReach);
+});
+
+test('a device that scans but never gets its resync (the driver drops tls_dev_resync) fails "recovered"; a short stream\'s loss does not', async (t) => {
+  // mlx5, except that the stack's tls_dev_resync(RX) answers never reach the device: it asks, and stays lost.
+  const deaf: typeof mlx5Driver = {
+    name: 'deaf-mlx5',
+    probe(nic, kernel, opts) {
+      const dev = mlx5Driver.probe(nic, kernel, opts);
+      const inner = dev.tlsdevOps!;
+      return { ...dev, isUp: () => dev.isUp(), startXmit: (skb) => dev.startXmit(skb), tlsdevOps: { ...inner, tlsDevResync: () => 0 } };
+    },
+  };
+  const drop = { name: 'drop', impairments: [{ kind: 'drop', record: 3 }] };
+  const r = await run(one, drop, deaf);
+  const f = r.scenario!.flows[0]!;
+  t.is(f.episodes.length, 1);
+  t.is(f.episodes[0]!.recoveredSeq, null);
+  t.true(f.episodes[0]!.receivedAfter > f.scanReach, `${f.episodes[0]!.receivedAfter} bytes past the loss, reach ${f.scanReach}`);
+  t.true(r.ethtool.rx_tls_resync_req_pkt! >= 1, 'the device asked');
+  t.true(r.scenario!.failures.some((x) => /flow 0 .*lost RX sync .*never decrypted again/.test(x)), r.scenario!.failures.join('\n'));
+  t.is(r.flows[0]!.rx.plaintextSha256, sent(one, r.flows[0]!.local).sha256, 'software decrypts every byte all the same');
+  // The same loss with mlx5 itself recovers (the test above); a loss in record 17 of 20 leaves too little.
+  const late = await run(one, { name: 'late', impairments: [{ kind: 'drop', record: 17 }] }, deaf);
+  t.deepEqual(late.scenario!.failures, []);
+  t.true(late.scenario!.flows[0]!.episodes[0]!.receivedAfter <= late.scenario!.flows[0]!.scanReach);
 });
 
 // The CLI: output, exit codes, typed errors.
@@ -164,7 +193,7 @@ test('CLI: --scenario prints what each impairment did and the verdict; exit 0 wh
   t.regex(missing.out, /FAIL impairment #0 \(drop flow 0 record 200 header\) never matched a received segment/);
 });
 
-test('CLI: a bad scenario is exit 2 with file:line:col and field; so is a byte past the record and --workers 2', (t) => {
+test('CLI: a bad scenario is exit 2 with file:line:col and field; so is a byte past the record, and tableFull with --workers 2', (t) => {
   const bad = cli('--scenario', scenarioFile('{ "name": "b",\n  "impairments": [ { "kind": "flap" } ] }'));
   t.is(bad.code, 2);
   t.regex(bad.err, /s\.json:2:\d+: impairments\[0\]\.kind: /);
@@ -174,9 +203,46 @@ test('CLI: a bad scenario is exit 2 with file:line:col and field; so is a byte p
   const past = cli('--scenario', scenarioFile('{ "name": "p", "impairments": [ { "kind": "corruptCiphertext", "record": 0, "byte": 100000 } ] }'));
   t.is(past.code, 2);
   t.regex(past.err, /ConfigError: byte 100000 is past the ciphertext of record 0 of flow 0/);
-  const workers = cli('--workers', '2', '--scenario', scenarioFile('{ "name": "w", "impairments": [] }'));
+  const past2 = cli('--workers', '2', '--scenario', scenarioFile('{ "name": "p", "impairments": [ { "kind": "corruptCiphertext", "record": 0, "byte": 100000 } ] }'));
+  t.is(past2.code, 2, 'from a worker too');
+  t.is(past2.err, past.err);
+  const workers = cli('--workers', '2', '--scenario', scenarioFile('{ "name": "w", "impairments": [ { "kind": "tableFull", "capacity": 1 } ] }'));
   t.is(workers.code, 2);
-  t.regex(workers.err, /--scenario .* needs --workers 1/);
+  t.regex(workers.err, /ConfigError: a tableFull impairment sizes the one context table of the NIC; with --workers each queue has a table of its own/);
+});
+
+test('CLI: --scenario with --workers 2 and 3 gives one thread\'s report, scenario outcome, timeline and --out', (t) => {
+  // 14 connections spread over the queues; impairments on connections of different queues, a link down that
+  // every queue goes through, random loss in every connection, one impairment that never matches.
+  const file = scenarioFile(JSON.stringify({
+    name: 'queues', seed: 3, impairments: [
+      { kind: 'drop', flow: 0, record: 1 }, { kind: 'drop', flow: 5, record: 1, part: 'body' }, { kind: 'reorder', flow: 9, record: 1 },
+      { kind: 'duplicate', flow: 11, record: 0 }, { kind: 'badChecksum', flow: 7, record: 2 }, { kind: 'corruptCiphertext', flow: 12, record: 1 },
+      // Long enough for frames of connections on every queue to be lost, to arrive again when it is back.
+      { kind: 'linkDown', atUs: 30000, forUs: 40000 }, { kind: 'random', loss: 0.03, reorder: 0.03, duplicate: 0.02 },
+      { kind: 'drop', flow: 13, record: 900 },
+    ],
+  }));
+  const runs = [1, 2, 3].map((w) => {
+    const dir = mkdtempSync(join(scenTmp, `w${w}-`));
+    const r = spawnSync(process.execPath, ['--import=tsx', 'cli/main.ts', 'replay', files(many).capture, '--keylog', files(many).keylog, '--scenario', file,
+      '--workers', String(w), '--json', '--timeline', join(dir, 't.html'), '--out', join(dir, 'o.pcapng')], { encoding: 'utf8' });
+    return { code: r.status, out: r.stdout, err: r.stderr, page: readFileSync(join(dir, 't.html'), 'utf8'), wire: readFileSync(join(dir, 'o.pcapng')) };
+  });
+  const j = JSON.parse(runs[0]!.out) as { flows: unknown[]; scenario: { impairments: Array<{ kind: string; fired: number }>; flows: unknown[]; failures: string[] } };
+  t.is(j.flows.length, 14);
+  t.is(j.scenario.flows.length, 14);
+  // Every impairment but the last found its segment; the link went down once; random fired somewhere.
+  t.deepEqual(j.scenario.impairments.map((x) => x.fired > 0), [true, true, true, true, true, true, true, true, false]);
+  t.is(j.scenario.impairments[6]!.fired, 1);
+  t.is(runs[0]!.code, 1, 'the unmatched impairment fails the expectations');
+  t.true(j.scenario.failures.some((x) => /impairment #8 \(drop flow 13 record 900 header\) never matched/.test(x)));
+  for (const r of runs.slice(1)) {
+    t.is(r.code, runs[0]!.code, r.err);
+    t.is(r.out, runs[0]!.out);
+    t.is(r.page, runs[0]!.page);
+    t.true(r.wire.equals(runs[0]!.wire));
+  }
 });
 
 test('the bundled replay scenarios parse and hold on the captures their descriptions name', async (t) => {

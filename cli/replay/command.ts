@@ -10,9 +10,9 @@ import { LINKTYPE_ETHERNET } from '../../emulator/capture/types.ts';
 import { loadDriver } from '../../driver-api/drivers/index.ts';
 import type { ReplayArgs } from '../args.ts';
 import { toJson, toText } from '../report.ts';
-import { loadReplayScenario } from './scenario.ts';
+import { loadReplayScenario, MAX_HELD_BYTES } from './scenario.ts';
 import { renderTimeline } from '../timeline.ts';
-import { replay, type FlowReport, type OutFrame, type ReplayResult } from './engine.ts';
+import { OUT_ORDER_OWN, replay, type FlowReport, type OutFrame, type ReplayResult } from './engine.ts';
 import { replayParallel } from './parallel.ts';
 
 export function parseLocal(s: string): { ip: string; port: number | null } {
@@ -94,7 +94,8 @@ export const REPLAY_HELP = `${OUT_LAYOUT}
   import TypeScript) whose default export is { name, probe(nic, kernel, opts) }.
 --workers <n> spreads the connections over n receive queues, one worker thread each, as a NIC's RSS
   does (Toeplitz hash of the 4-tuple, both directions of a connection on one queue, then a 128-entry
-  indirection table filled round robin). Same output as one thread (--out and --timeline too).
+  indirection table filled round robin). Same output as one thread (--out, --timeline and --scenario too;
+  not a scenario with tableFull, which sizes the NIC's one table: each queue has its own).
 --scenario <file> impairs what the local host receives, between the wire and its NIC, and checks
   expectations (fixtures/replay-scenarios/*.json; schema in cli/replay/scenario.ts): drop, reorder,
   duplicate or badChecksum the segment holding record N's header or its nth body segment of connection F
@@ -111,7 +112,15 @@ const UP_RX = [
   'tlsnic rx handed up: skb->decrypted=1 (record bodies are plaintext)',
 ] as const;
 
-type Pending = { packet: number; data: Uint8Array; tsNs: bigint; linkType: number; comment: string };
+/** A queue's --out file and where each of its frames goes (OutCapture with `track`). */
+export type OutPart = { file: string; packets: readonly number[]; orders: readonly number[] };
+
+type Pending = { packet: number; order: number; data: Uint8Array; tsNs: bigint; linkType: number; comment: string };
+
+/** Whether a frame at (packet, order) goes before one at (packet2, order2) (OutFrame.order). */
+function before(packet: number, order: number, packet2: number, order2: number): boolean {
+  return packet < packet2 || (packet === packet2 && order < order2);
+}
 
 /** The --out file's writer: two interfaces (the wire, what was handed up), the layout in the section comment. */
 function outWriter(path: string | null): PcapngWriter {
@@ -120,10 +129,11 @@ function outWriter(path: string | null): PcapngWriter {
 
 /**
  * --out of a replay with --workers: each queue wrote its connections' frames to a file of its own, in capture
- * packet order (`packets`, one number per frame); interleaved by those numbers (a packet belongs to one
- * connection, so to one queue) they are the file one thread writes.
+ * packet order (`packets` and `orders`, one each per frame: OutFrame); interleaved by them (a packet belongs to
+ * one connection, so to one queue, and so does the packet a frame delivered out of turn was lost at) they are
+ * the file one thread writes.
  */
-export function mergeOutCaptures(path: string, parts: ReadonlyArray<{ file: string; packets: readonly number[] }>): void {
+export function mergeOutCaptures(path: string, parts: ReadonlyArray<OutPart>): void {
   const w = outWriter(path);
   const readers = parts.map((p) => openCapture(p.file));
   try {
@@ -132,7 +142,10 @@ export function mergeOutCaptures(path: string, parts: ReadonlyArray<{ file: stri
     for (;;) {
       let best = -1;
       for (let i = 0; i < parts.length; i++) {
-        if (heads[i] && (best < 0 || parts[i]!.packets[next[i]!]! < parts[best]!.packets[next[best]!]!)) best = i;
+        if (!heads[i]) continue;
+        const a = parts[i]!;
+        const k = next[i]!;
+        if (best < 0 || before(a.packets[k]!, a.orders[k]!, parts[best]!.packets[next[best]!]!, parts[best]!.orders[next[best]!]!)) best = i;
       }
       if (best < 0) break;
       const p = heads[best]!;
@@ -160,14 +173,16 @@ const REORDER_LIMIT = 64 << 20;
 export class OutCapture {
   private readonly w: PcapngWriter;
   /**
-   * With `track`: the capture packet number of every frame written, in file order (a queue of --workers writes
-   * its own file; mergeOutCaptures interleaves the files by these).
+   * With `track`: the capture packet number and OutFrame.order of every frame written, in file order (a queue
+   * of --workers writes its own file; mergeOutCaptures interleaves the files by these).
    */
   readonly packets: number[] | null;
+  readonly orders: number[] | null;
   private wire = new Uint8Array(2048);
   private wireLen = -1;
   private wireTs = 0n;
   private wirePacket = 0;
+  private wireOrder = OUT_ORDER_OWN;
   private readonly queue: Pending[] = [];
   private queued = 0;
   /** Frames written per interface, and handed-up frames the device decrypted. */
@@ -176,15 +191,17 @@ export class OutCapture {
   constructor(path: string | null, opts: { track?: boolean } = {}) {
     this.w = outWriter(path);
     this.packets = opts.track ? [] : null;
+    this.orders = opts.track ? [] : null;
   }
 
   frame(f: OutFrame): void {
     // Nothing older than min(packet, heldFrom) can come any more.
     this.release(Math.min(f.packet, f.heldFrom));
+    const order = f.order ?? OUT_ORDER_OWN;
     switch (f.dir) {
       case 'tx':
         this.flushWire(null, f.heldFrom);
-        this.emit(f.packet, f.heldFrom, f.frame, f.tsNs, LINKTYPE_ETHERNET, `tlsnic tx wire: ${f.note.replace(/^tx: /, '')}`);
+        this.emit(f.packet, order, f.heldFrom, f.frame, f.tsNs, LINKTYPE_ETHERNET, `tlsnic tx wire: ${f.note.replace(/^tx: /, '')}`);
         this.stats.wire++;
         return;
       case 'rx-wire':
@@ -194,11 +211,12 @@ export class OutCapture {
         this.wireLen = f.frame.length;
         this.wireTs = f.tsNs;
         this.wirePacket = f.packet;
+        this.wireOrder = order;
         return;
       case 'rx': {
         const d = f.decrypted ? 1 : 0;
         this.flushWire(d, f.heldFrom);
-        this.emit(f.packet, f.heldFrom, f.frame, f.tsNs, LINKTYPE_HANDED_UP, UP_RX[d]);
+        this.emit(f.packet, order, f.heldFrom, f.frame, f.tsNs, LINKTYPE_HANDED_UP, UP_RX[d]);
         this.stats.handedUp++;
         this.stats.decrypted += d;
         return;
@@ -210,22 +228,23 @@ export class OutCapture {
   private flushWire(decrypted: 0 | 1 | null, heldFrom: number): void {
     if (this.wireLen < 0) return;
     const comment = decrypted === null ? 'tlsnic rx wire: not handed up' : WIRE_RX[decrypted];
-    this.emit(this.wirePacket, heldFrom, this.wire.subarray(0, this.wireLen), this.wireTs, LINKTYPE_ETHERNET, comment);
+    this.emit(this.wirePacket, this.wireOrder, heldFrom, this.wire.subarray(0, this.wireLen), this.wireTs, LINKTYPE_ETHERNET, comment);
     this.stats.wire++;
     this.wireLen = -1;
   }
 
-  private emit(packet: number, heldFrom: number, data: Uint8Array, tsNs: bigint, linkType: number, comment: string): void {
+  private emit(packet: number, order: number, heldFrom: number, data: Uint8Array, tsNs: bigint, linkType: number, comment: string): void {
     if (this.queue.length === 0 && packet < heldFrom) {
       this.w.write({ data, tsNs, linkType, comment });
       this.packets?.push(packet);
+      this.orders?.push(order);
       return;
     }
-    // Stable: after every queued frame of the same or an earlier packet.
+    // Stable: after every queued frame of the same or an earlier place.
     let i = this.queue.length;
-    while (i > 0 && this.queue[i - 1]!.packet > packet) i--;
+    while (i > 0 && before(packet, order, this.queue[i - 1]!.packet, this.queue[i - 1]!.order)) i--;
     if (i < this.queue.length) this.stats.reordered++;
-    this.queue.splice(i, 0, { packet, data: data.slice(), tsNs, linkType, comment });
+    this.queue.splice(i, 0, { packet, order, data: data.slice(), tsNs, linkType, comment });
     this.queued += data.length;
     if (this.queued > REORDER_LIMIT) this.release(-Infinity, REORDER_LIMIT / 2);
   }
@@ -237,6 +256,7 @@ export class OutCapture {
       const q = this.queue[n++]!;
       this.w.write({ data: q.data, tsNs: q.tsNs, linkType: q.linkType, comment: q.comment });
       this.packets?.push(q.packet);
+      this.orders?.push(q.order);
       this.queued -= q.data.length;
     }
     if (n > 0) this.queue.splice(0, n);
@@ -300,7 +320,9 @@ function progressBar(size: number, write: (s: string) => void, now: () => number
 
 export async function runReplay(args: ReplayArgs): Promise<number> {
   const scenario = args.scenario ? loadReplayScenario(args.scenario) : undefined;
-  if (args.workers > 1 && scenario) throw new ConfigError('--scenario numbers connections across the whole capture and needs --workers 1', { field: '--scenario' });
+  if (args.workers > 1 && scenario?.impairments.some((i) => i.kind === 'tableFull')) {
+    throw new ConfigError('a tableFull impairment sizes the one context table of the NIC; with --workers each queue has a table of its own: use --workers 1', { field: '--scenario' });
+  }
   const driver = await loadDriver(args.driver);
   const local = args.local ? parseLocal(args.local) : null;
   // Output files are opened before the replay: a bad path fails now, not after a long capture. With --workers
@@ -309,7 +331,7 @@ export async function runReplay(args: ReplayArgs): Promise<number> {
   const out = args.out && !parallelOut ? new OutCapture(args.out) : null;
   if (parallelOut) onOutput(args.out!, '--out', () => closeSync(openSync(args.out!, 'w')));
   const outDir = parallelOut ? mkdtempSync(join(tmpdir(), 'tlsnic-out-parts-')) : null;
-  let outParts: ReadonlyArray<{ file: string; packets: readonly number[] }> = [];
+  let outParts: ReadonlyArray<OutPart> = [];
   let timelineFd: number | null = null;
   let files: ReturnType<typeof plaintextFiles> | null = null;
   // stdout may be a pipe (--json | jq): the bar goes to stderr, and only to a terminal.
@@ -331,6 +353,7 @@ export async function runReplay(args: ReplayArgs): Promise<number> {
         plaintextDir: args.plaintextDir,
         timeline: args.timeline !== null,
         outDir,
+        ...(scenario ? { scenario, scenarioHeldBytes: Math.floor(MAX_HELD_BYTES / args.workers) } : {}),
         workers: args.workers,
         onProgress: bar ? (bytes) => bar.update(bytes) : undefined,
         onQueueResults: (parts) => (outParts = parts.flatMap((p) => (p.out ? [p.out] : []))),

@@ -12,10 +12,10 @@ import { errnoName } from '../../emulator/errno.ts';
 import { CaptureError, TlsnicError } from '../../emulator/errors.ts';
 import { formatEthtool } from '../../emulator/nic/counters.ts';
 import { Nic } from '../../emulator/nic/nic.ts';
-import type { NicEvent } from '../../emulator/nic/types.ts';
+import type { NicEvent, ScanPolicy } from '../../emulator/nic/types.ts';
 import { TLS_1_3_VERSION, type CryptoInfo } from '../../emulator/tls/crypto-info.ts';
 import { parseKeyLog, type KeyLog } from '../../emulator/tls/keylog.ts';
-import { CONTENT_APPLICATION_DATA, TLS_HEADER_SIZE } from '../../emulator/tls/record.ts';
+import { CONTENT_APPLICATION_DATA, MAX_RECORD_LENGTH_ANY, TLS_HEADER_SIZE } from '../../emulator/tls/record.ts';
 import { TcpSegmentView } from '../../emulator/wire/packet.ts';
 import { withPayload } from '../../emulator/wire/builder.ts';
 import { seqAdd, seqDiff, seqGeq, seqGt, seqLeq } from '../../emulator/wire/seq.ts';
@@ -68,9 +68,14 @@ export type ReplayResult = {
   flowFirstPackets: number[];
   /** With a scenario: what its impairments did and which expectations failed. */
   scenario?: ScenarioOutcome;
+  /** With a scenario: what a multi-queue replay's merge checks again over all queues (parallel.ts). */
+  scenarioParts?: { delivered: DeliveredRx[]; overflow: number; firstPackets: number[] };
 };
 
-/** A frame for `--out`; `packet` and `heldFrom` let a writer put frames back in capture order. */
+/** OutFrame.order of a packet's own frames: after any that a scenario delivers at that packet out of turn. */
+export const OUT_ORDER_OWN = Number.MAX_SAFE_INTEGER;
+
+/** A frame for `--out`; `packet`, `order` and `heldFrom` let a writer put frames back in capture order. */
 export type OutFrame = {
   dir: 'tx' | 'rx' | 'rx-wire';
   frame: Uint8Array;
@@ -80,6 +85,12 @@ export type OutFrame = {
   decrypted?: boolean;
   /** Capture packet number the frame comes from. */
   packet: number;
+  /**
+   * Among frames of one packet number, the order they go out in: a scenario's frames that arrive out of turn
+   * (lost while the link was down, held back to the capture's end) come first, ordered by where they were
+   * lost (OUT_ORDER_OWN: the packet's own frames, in the order they come).
+   */
+  order?: number;
   /**
    * Lowest capture packet number whose TX segment the replay still holds back (its record is not complete
    * yet), Infinity when none: every later frame has packet >= min(packet, heldFrom).
@@ -202,6 +213,8 @@ type FlowScenario = {
   /** Recent record starts: seq -> index (a ring of RECORD_RING), and where the last record ends. */
   starts: Map<number, number>;
   lastEnd: number | null;
+  /** The longest received record (header included): how far a scanning device must read to chain headers. */
+  maxRecord: number;
   /** First record a corruptCiphertext impairment names, and the capture plaintext before it. */
   corruptRecord: number | null;
   beforeCorrupt: { bytes: number; sha256: string } | null;
@@ -315,6 +328,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   const impairer = opts.scenario ? new Impairer(opts.scenario, opts.limits?.scenarioHeldBytes) : null;
   const captureSize = impairer ? statSync(opts.capture, { throwIfNoEntry: false })?.size ?? 0 : 0;
   let scenarioFlows = 0;
+  const others = impairer && opts.flowFilter ? new FlowIndex<{ key: Uint8Array; decided: boolean }>() : null;
   let impairing: Flow | null = null; // the flow whose received frame the impairer is looking at
   const nic = new Nic({
     backend, profile: { tls13: opts.tls13, tso: false, ...(impairer?.tableCapacity != null ? { maxContexts: impairer.tableCapacity } : {}) },
@@ -411,11 +425,23 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     }
   }
 
-  /** A received frame goes to the NIC (under a scenario, maybe later, twice, or damaged: see scenario.ts). */
-  function deliverRx(f: Flow, frame: Uint8Array): void {
+  /**
+   * --out's place for what is received now (OutFrame): the current packet's own frames, unless a scenario
+   * delivers a frame out of turn (after a link down, or after the capture's last packet).
+   */
+  let rxOutPacket = -1; // -1: the current packet
+  let rxOutOrder = OUT_ORDER_OWN;
+
+  /**
+   * A received frame goes to the NIC (under a scenario, maybe later, twice, or damaged: see scenario.ts).
+   * `order`: OutFrame.order of a frame delivered out of turn.
+   */
+  function deliverRx(f: Flow, frame: Uint8Array, order = OUT_ORDER_OWN): void {
     setCurrent(f, 0, EMPTY);
-    opts.onFrame?.({ dir: 'rx-wire', frame, tsNs: now, note: 'rx: as received', packet: packets, heldFrom: heldFrom() });
+    rxOutOrder = order;
+    opts.onFrame?.({ dir: 'rx-wire', frame, tsNs: now, note: 'rx: as received', packet: rxOutPacket >= 0 ? rxOutPacket : packets, order, heldFrom: heldFrom() });
     nic.receiveFrame(frame);
+    rxOutOrder = OUT_ORDER_OWN;
   }
 
   // What the NIC puts on the wire: compare with the captured segment being transmitted.
@@ -435,7 +461,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       if (r.mismatched <= 3) f.report.problems.push(`TX segment seq ${hostView.seq} differs from the capture`);
     }
     mark(f, { dir: 'tx', seq: hostView.seq, len, mark: same ? 'encrypted' : 'mismatch' });
-    opts.onFrame?.({ dir: 'tx', frame, tsNs: txTs, note: same ? 'tx: equals capture' : 'tx: DIFFERS from capture', packet: txPacket, heldFrom: heldFrom() });
+    opts.onFrame?.({ dir: 'tx', frame, tsNs: txTs, note: same ? 'tx: equals capture' : 'tx: DIFFERS from capture', packet: txPacket, order: OUT_ORDER_OWN, heldFrom: heldFrom() });
   });
 
   function hostReceive(skb: SkBuff): void {
@@ -449,7 +475,10 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     if (hostView.payloadLength > 0) {
       mark(f, { dir: 'rx', seq: hostView.seq, len: hostView.payloadLength, mark: skb.decrypted ? 'decrypted' : afterInstall ? 'not-decrypted' : 'plain' });
     }
-    opts.onFrame?.({ dir: 'rx', frame: skb.data, tsNs: now, note: skb.decrypted ? 'rx: decrypted by device' : 'rx: not decrypted', decrypted: skb.decrypted, packet: packets, heldFrom: heldFrom() });
+    opts.onFrame?.({
+      dir: 'rx', frame: skb.data, tsNs: now, note: skb.decrypted ? 'rx: decrypted by device' : 'rx: not decrypted', decrypted: skb.decrypted,
+      packet: rxOutPacket >= 0 ? rxOutPacket : packets, order: rxOutOrder, heldFrom: heldFrom(),
+    });
     // TCP drops a segment whose checksum fails (a decrypted skb was verified by the device before it
     // decrypted: CHECKSUM_UNNECESSARY). The replay recomputed every captured RX checksum before the NIC, so
     // only a scenario's badChecksum can fail here: checked under a scenario only.
@@ -502,30 +531,61 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     return flow;
   }
 
-  /** Who is client and server, from a SYN or a ClientHello/ServerHello; then which side is local. */
-  function decideRoles(f: Flow, v: TcpSegmentView, srcIsLo: boolean, payload: Uint8Array): void {
-    const syn = v.syn;
-    const ackFlag = v.ackFlag;
-    let clientIsSrc: boolean | null = null;
-    if (syn) clientIsSrc = !ackFlag;
-    else if (payload.length >= 6 && payload[0] === 22 && payload[1] === 3) {
-      if (payload[5] === 1) clientIsSrc = true;
-      else if (payload[5] === 2) clientIsSrc = false;
+  /** Whether the packet's source is the client, from a SYN or a ClientHello/ServerHello; null: cannot tell yet. */
+  function clientIsSource(v: TcpSegmentView, payload: Uint8Array): boolean | null {
+    if (v.syn) return !v.ackFlag;
+    if (payload.length >= 6 && payload[0] === 22 && payload[1] === 3) {
+      if (payload[5] === 1) return true;
+      if (payload[5] === 2) return false;
     }
-    if (clientIsSrc === null) return;
+    return null;
+  }
+
+  /** Which end is the local host (--local; the server by default), or null: the connection is not replayed. */
+  function localEnd(client: Endpoint, server: Endpoint): Endpoint | null {
+    const want = opts.local;
+    const isLocal = (e: Endpoint) => want !== null && e.ip === want.ip && (want.port === null || e.port === want.port);
+    if (want === null || isLocal(server)) return server;
+    return isLocal(client) ? client : null;
+  }
+
+  function endpoints(v: TcpSegmentView, clientIsSrc: boolean): [client: Endpoint, server: Endpoint] {
     const family = v.ipVersion as 4 | 6;
     const src: Endpoint = { family, ip: v.srcIp(), port: v.srcPort };
     const dst: Endpoint = { family, ip: v.dstIp(), port: v.dstPort };
-    [f.client, f.server] = clientIsSrc ? [src, dst] : [dst, src];
+    return clientIsSrc ? [src, dst] : [dst, src];
+  }
+
+  /**
+   * A multi-queue replay's worker under a scenario: another queue's connection. Scenarios name connections by
+   * their place among all the replayed ones, so this queue counts the others as one thread would number them.
+   */
+  function otherQueue(v: TcpSegmentView, payload: Uint8Array): void {
+    let o = others!.find(v);
+    if (!o) {
+      o = { key: others!.keyOf(v), decided: false };
+      others!.add(o);
+    }
+    if (o.decided) return;
+    const clientIsSrc = clientIsSource(v, payload);
+    if (clientIsSrc === null) return;
+    o.decided = true;
+    const [client, server] = endpoints(v, clientIsSrc);
+    if (localEnd(client, server)) scenarioFlows++;
+  }
+
+  /** Who is client and server, from a SYN or a ClientHello/ServerHello; then which side is local. */
+  function decideRoles(f: Flow, v: TcpSegmentView, srcIsLo: boolean, payload: Uint8Array): void {
+    const clientIsSrc = clientIsSource(v, payload);
+    if (clientIsSrc === null) return;
+    [f.client, f.server] = endpoints(v, clientIsSrc);
     f.clientIsLo = clientIsSrc === srcIsLo;
-    const want = opts.local;
-    const isLocal = (e: Endpoint) => want !== null && e.ip === want.ip && (want.port === null || e.port === want.port);
-    if (want === null || isLocal(f.server)) [f.local, f.remote] = [f.server, f.client];
-    else if (isLocal(f.client)) [f.local, f.remote] = [f.client, f.server];
-    else {
+    const local = localEnd(f.client, f.server);
+    if (local === null) {
       f.ignored = true;
       return;
     }
+    [f.local, f.remote] = local === f.server ? [f.server, f.client] : [f.client, f.server];
     f.txDir = f.local === f.client ? 'c2s' : 's2c';
     f.rxDir = f.txDir === 'c2s' ? 's2c' : 'c2s';
     if (impairer) {
@@ -533,7 +593,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       f.imp = impairer.newFlow(scenarioFlows++);
       const starts = new Map<number, number>();
       const sc: FlowScenario = {
-        resyncType: null, captureHash: createHash('sha256'), captureBytes: 0, opened: 0, records: 0, starts, lastEnd: null,
+        resyncType: null, captureHash: createHash('sha256'), captureBytes: 0, opened: 0, records: 0, starts, lastEnd: null, maxRecord: 0,
         corruptRecord: impairer.firstCorruptRecord(f.imp.index), beforeCorrupt: null,
         // A hint names a recent record start, or the end of the last record (CORE_NEXT_HINT at the stream's end).
         sync: new RxSyncWatch(usUntilNow, (seq) => starts.get(seq) ?? (seq === sc.lastEnd ? sc.records : -1)),
@@ -573,6 +633,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     if (sc.starts.size > RECORD_RING) sc.starts.delete(sc.starts.keys().next().value!);
     sc.records = index + 1;
     sc.lastEnd = seqAdd(seq, total);
+    if (total > sc.maxRecord) sc.maxRecord = total;
   }
 
   function onRecord(f: Flow, r: WalkRecord): void {
@@ -756,7 +817,10 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
         continue;
       }
       if (kind !== 'tcp') continue;
-      if (opts.flowFilter && !opts.flowFilter(view)) continue;
+      if (opts.flowFilter && !opts.flowFilter(view)) {
+        if (others) otherQueue(view, view.payload());
+        continue;
+      }
       const payload = view.payload();
       let f = flows.find(view);
       const srcIsLo = flows.srcIsLo;
@@ -784,16 +848,17 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
         // The NIC decrypts in place: nothing reads the captured RX payload after this (TX compares use `current`).
         if (f.imp) {
           impairing = f;
-          const deliver = (fr: Uint8Array) => deliverRx(f, fr);
-          if (view.fin || view.rst) impairer!.flush(f.imp, deliver);
-          impairer!.receive(f.imp, frame, seq, payload.length, captureSize ? pkt.fileOffset / captureSize : 0, usUntilNow(), deliver);
+          const deliver = (fr: Uint8Array, lostAt?: number) => deliverRx(f, fr, lostAt);
+          if (view.fin || view.rst) impairer!.flush(f.imp, deliver, packets);
+          // The packet number places a scenario's error in the capture: with --workers the earliest one is reported.
+          impairer!.receive(f.imp, frame, seq, payload.length, captureSize ? pkt.fileOffset / captureSize : 0, usUntilNow(), deliver, packets);
         } else {
           deliverRx(f, frame);
         }
       } else {
         if (payload.length === 0) {
           // our pure ACKs carry nothing the NIC handles: they leave as captured
-          opts.onFrame?.({ dir: 'tx', frame, tsNs: now, note: 'tx: no payload, as captured', packet: packets, heldFrom: heldFrom() });
+          opts.onFrame?.({ dir: 'tx', frame, tsNs: now, note: 'tx: no payload, as captured', packet: packets, order: OUT_ORDER_OWN, heldFrom: heldFrom() });
           continue;
         }
         const { frame: copy, block } = pool.copy(frame);
@@ -812,9 +877,12 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   } finally {
     reader.close();
   }
-  // Segments a scenario still holds back arrive before the connections close.
+  // Segments a scenario still holds back arrive before the connections close: after the last packet, what the
+  // down link lost in the order it was lost, then each connection's in the order the connections came.
+  rxOutPacket = packets + 1;
   impairer?.end(link);
-  for (const f of flowList) if (f.imp && !f.ignored && f.local) impairer!.flush(f.imp, (fr) => deliverRx(f, fr));
+  for (const f of flowList) if (f.imp && !f.ignored && f.local) impairer!.flush(f.imp, (fr) => deliverRx(f, fr, packets + 1 + f.firstPacket), packets);
+  rxOutPacket = -1;
   for (const f of flowList) {
     if (f.ignored || !f.local) continue;
     if (f.pendingTx.length) {
@@ -851,6 +919,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   const position = new Map(replayed.map((f, i) => [f.index, i + 1]));
   const marks = timeline.filter((m) => position.has(m.flow)).map((m) => ({ ...m, flow: position.get(m.flow)! }));
   let scenario: ScenarioOutcome | undefined;
+  let scenarioParts: ReplayResult['scenarioParts'];
   if (impairer) {
     const withScen = replayed.filter((f) => f.scen && f.imp);
     const sflows: ScenarioFlow[] = [];
@@ -861,6 +930,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       sflows.push({
         flow: f.imp!.index, resyncType: sc.resyncType, captureRxBytes: sc.captureBytes, captureRxSha256: captureSha, rxRecords: sc.records,
         episodes: sc.sync.episodes, hints: sc.sync.hints, lastImpairmentUs: f.imp!.lastImpairmentUs,
+        scanReach: scanReach(nic.profile.scan, sc.maxRecord),
       });
       delivered.push({
         local: f.report.local, rxBytes: f.report.rx.plaintextBytes, rxSha256: f.report.rx.plaintextSha256, rxMode: f.report.rx.mode,
@@ -869,8 +939,9 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
         beforeCorrupt: sc.corruptRecord === null ? null : sc.beforeCorrupt ?? { bytes: sc.captureBytes, sha256: captureSha },
       });
     }
-    const failures = checkScenario(opts.scenario!, impairer, sflows, delivered, { ...nic.counters }, { ...stack.tlsStat });
+    const failures = checkScenario(opts.scenario!, impairer.problems(), sflows, delivered, { ...nic.counters }, { ...stack.tlsStat });
     scenario = { name: opts.scenario!.name, seed: opts.scenario!.seed, impairments: impairer.tallies, flows: sflows, failures };
+    scenarioParts = { delivered, overflow: impairer.overflowed, firstPackets: withScen.map((f) => f.firstPacket) };
   }
   return {
     capture: opts.capture,
@@ -884,8 +955,20 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     problems,
     timeline: marks,
     flowFirstPackets: replayed.map((f) => f.firstPacket),
-    ...(scenario ? { scenario } : {}),
+    ...(scenario ? { scenario, scenarioParts } : {}),
   };
+}
+
+/**
+ * Bytes of the stream past a loss of sync a scanning device may need before it decrypts again (SPEC 6): the
+ * skipped maximum record (if its policy skips one), then up to a record to the first header it matches,
+ * `confirmHeaders` headers chained (the first one included) with the request at the last, that record read by
+ * the stack to answer it, and one more record to decrypt: confirmHeaders + 2 records of the flow's longest.
+ */
+function scanReach(scan: ScanPolicy, maxRecord: number): number {
+  // The device skips its own maximum (by version and cipher); the largest of them bounds it.
+  const skip = scan.skipOneMaxRecord ? MAX_RECORD_LENGTH_ANY + TLS_HEADER_SIZE : 0;
+  return skip + (scan.confirmHeaders + 2) * maxRecord;
 }
 
 function formatEthtoolFor(nic: Nic): string {

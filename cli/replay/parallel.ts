@@ -15,6 +15,7 @@ import { formatEthtool, type EthtoolCounters } from '../../emulator/nic/counters
 import { BUILTIN_DRIVERS } from '../../driver-api/drivers/index.ts';
 import { formatTlsStat, type TlsStat } from '../../driver-api/stack/index.ts';
 import type { ReplayResult } from './engine.ts';
+import { checkScenario, MAX_HELD_BYTES, scenarioProblems, type ReplayScenario, type ScenarioOutcome } from './scenario.ts';
 import type { QueueFailure, QueueJob, QueueMessage, QueueResult, QueueWorkerData } from './worker.ts';
 
 export type ParallelReplayOptions = Omit<QueueJob, 'queue' | 'queues' | 'progress'> & {
@@ -146,6 +147,11 @@ function errorOrder(e: unknown): number {
   return w?.packet ?? w?.offset ?? -1;
 }
 
+/** Of the queues' failures (in queue order), the one one thread would have met first: the earliest in the capture, then the lowest queue. */
+export function firstFailure(failures: readonly unknown[]): unknown {
+  return failures.map((e, i) => ({ e, i })).sort((a, b) => errorOrder(a.e) - errorOrder(b.e) || a.i - b.i)[0]!.e;
+}
+
 export async function replayParallel(opts: ParallelReplayOptions): Promise<ReplayResult> {
   const { workers, onProgress, onQueueResults, ...common } = opts;
   if (!Number.isInteger(workers) || workers < 1) throw new ConfigError(`--workers must be a positive integer, got ${workers}`, { field: '--workers' });
@@ -153,16 +159,12 @@ export async function replayParallel(opts: ParallelReplayOptions): Promise<Repla
   const settled = await Promise.allSettled(
     Array.from({ length: workers }, (_, queue) => runWorker(entry, { ...common, queue, queues: workers, progress: queue === 0 && onProgress !== undefined }, onProgress)),
   );
-  // Every worker ran to its end (none is left running); report the failure one thread would have met
-  // first: the earliest in the capture, then the lowest queue.
-  const failed = settled.flatMap((s, i) => (s.status === 'rejected' ? [{ e: s.reason as unknown, i }] : []));
-  if (failed.length) {
-    failed.sort((a, b) => errorOrder(a.e) - errorOrder(b.e) || a.i - b.i);
-    throw failed[0]!.e;
-  }
+  // Every worker ran to its end (none is left running).
+  const failed = settled.flatMap((s, i) => (s.status === 'rejected' ? [s.reason as unknown] : []));
+  if (failed.length) throw firstFailure(failed);
   const parts = settled.map((s) => (s as PromiseFulfilledResult<QueueResult>).value);
   onQueueResults?.(parts);
-  return mergeQueueResults(opts.capture, parts);
+  return mergeQueueResults(opts.capture, parts, common.scenario);
 }
 
 function sumInto(into: Record<string, number>, from: Record<string, number>): void {
@@ -170,7 +172,7 @@ function sumInto(into: Record<string, number>, from: Record<string, number>): vo
 }
 
 /** One result from the queues' results, as a single-thread replay of the whole capture reports it. */
-export function mergeQueueResults(capture: string, parts: QueueResult[]): ReplayResult {
+export function mergeQueueResults(capture: string, parts: QueueResult[], scenario?: ReplayScenario): ReplayResult {
   if (parts.length === 0) throw new ContractError('merging the results of zero replay queues');
   const first = parts[0]!;
   const ethtool: Record<string, number> = {};
@@ -199,5 +201,28 @@ export function mergeQueueResults(capture: string, parts: QueueResult[]): Replay
     problems,
     timeline,
     flowFirstPackets: ordered.map((f) => f.first),
+    ...(scenario ? { scenario: mergeScenario(scenario, parts, ethtool, tlsStat) } : {}),
   };
+}
+
+/**
+ * The scenario outcome of the whole capture: each queue impaired its own connections (their `flow` numbers are
+ * already the capture's), every queue saw each link down; the expectations are checked again over all queues.
+ */
+function mergeScenario(s: ReplayScenario, parts: QueueResult[], ethtool: Record<string, number>, tlsStat: Record<string, number>): ScenarioOutcome {
+  const outcomes = parts.map((p, q) => {
+    if (!p.scenario) throw new ContractError(`replay queue ${q} returned no scenario outcome`);
+    return p.scenario;
+  });
+  // A link down is one event on the host's link: every queue went through it. The rest fired in one queue each.
+  const impairments = s.impairments.map((imp, index) => {
+    const fired = outcomes.map((o) => o.outcome.impairments[index]!.fired);
+    return { index, kind: imp.kind, fired: imp.kind === 'linkDown' ? Math.max(...fired) : fired.reduce((a, b) => a + b, 0) };
+  });
+  // In the report's order (by first packet), as one thread lists them.
+  const flows = outcomes.flatMap((o) => o.outcome.flows.map((f, i) => ({ f, d: o.parts.delivered[i]!, first: o.parts.firstPackets[i]! }))).sort((a, b) => a.first - b.first);
+  const overflow = outcomes.reduce((n, o) => n + o.parts.overflow, 0);
+  const problems = scenarioProblems(s, impairments, overflow, MAX_HELD_BYTES);
+  const failures = checkScenario(s, problems, flows.map((x) => x.f), flows.map((x) => x.d), ethtool, tlsStat);
+  return { name: s.name, seed: s.seed, impairments, flows: flows.map((x) => x.f), failures };
 }

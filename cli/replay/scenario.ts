@@ -110,6 +110,11 @@ export type ScenarioFlow = {
   episodes: SyncEpisode[];
   hints: Hint[];
   lastImpairmentUs: number | null;
+  /**
+   * Bytes of the stream past a loss a device that scans for headers may need before it decrypts again (the
+   * engine's scanReach()): a loss closer than that to the stream's end is not owed a recovery.
+   */
+  scanReach: number;
 };
 
 export type ScenarioOutcome = {
@@ -124,6 +129,12 @@ type SegmentImpairment = Extract<ReplayImpairment, { kind: 'drop' | 'reorder' | 
 type LinkDown = Extract<ReplayImpairment, { kind: 'linkDown' }>;
 type Corrupt = Extract<ReplayImpairment, { kind: 'corruptCiphertext' }>;
 type RandomImp = Extract<ReplayImpairment, { kind: 'random' }>;
+
+/**
+ * Hands a frame to the NIC. `lostAt`: a frame the down link lost, arriving now that it is back: the capture
+ * packet it was lost at.
+ */
+export type Deliver = (frame: Uint8Array, lostAt?: number) => void;
 
 /** A held frame: delivered once `left` more data segments of its connection went to the NIC. */
 type Held = { frame: Uint8Array; left: number };
@@ -142,6 +153,8 @@ export type ImpairFlow = {
   held: Held[];
   explicitNonce: number;
   lastImpairmentUs: number | null;
+  /** Per `random` impairment, this connection's own stream of draws (the same whichever queue replays it). */
+  rngs: Rng[];
 };
 
 /**
@@ -157,7 +170,8 @@ export class Impairer {
   /** Link-down windows by start time, the one in force (null: link up), and what arrived during it. */
   private readonly downs: Array<{ imp: LinkDown; tally: ImpairmentTally }> = [];
   private down: { imp: LinkDown; tally: ImpairmentTally } | null = null;
-  private lostWhileDown: Array<{ frame: Uint8Array; deliver: (frame: Uint8Array) => void }> = [];
+  /** With the capture packet each was lost at (--out writes them in that order when the link comes back). */
+  private lostWhileDown: Array<{ frame: Uint8Array; deliver: Deliver; lostAt: number }> = [];
   private heldBytes = 0;
   /** Frames that could not be held back (MAX_HELD_BYTES). */
   private overflow = 0;
@@ -193,7 +207,7 @@ export class Impairer {
         link(true, false);
         const lost = this.lostWhileDown;
         this.lostWhileDown = [];
-        for (const x of lost) x.deliver(this.release(x.frame));
+        for (const x of lost) x.deliver(this.release(x.frame), x.lostAt);
         continue;
       }
       const next = this.downs[0];
@@ -213,6 +227,7 @@ export class Impairer {
   newFlow(index: number): ImpairFlow {
     const f: ImpairFlow = {
       index, rxStart: null, records: new Map(), copies: new Map(), bodyNth: new Map(), held: [], explicitNonce: 0, lastImpairmentUs: null,
+      rngs: this.randoms.map((r) => r.rng.fork(`flow-${index}`)),
     };
     for (const { imp } of [...this.segments, ...this.corrupts]) {
       if (imp.flow === index) f.records.set(imp.record, { start: null, end: null });
@@ -247,12 +262,13 @@ export class Impairer {
 
   /**
    * A received frame of connection `f` at capture position `fraction` (0..1) and time `atUs`. `dataSeq` is its
-   * seq and `len` its payload length. Calls `deliver` for what reaches the NIC now, in order.
+   * seq and `len` its payload length. Calls `deliver` for what reaches the NIC now, in order. `packet`: its
+   * number in the capture (a ConfigError about it names it; a frame the down link loses was lost there).
    */
-  receive(f: ImpairFlow, frame: Uint8Array, seq: number, len: number, fraction: number, atUs: number, deliver: (frame: Uint8Array) => void): void {
+  receive(f: ImpairFlow, frame: Uint8Array, seq: number, len: number, fraction: number, atUs: number, deliver: Deliver, packet = 0): void {
     if (this.down) {
       const kept = this.keep(frame);
-      if (kept) this.lostWhileDown.push({ frame: kept, deliver }); // else lost for good (counted)
+      if (kept) this.lostWhileDown.push({ frame: kept, deliver, lostAt: packet }); // else lost for good (counted)
       if (len > 0) f.lastImpairmentUs = atUs;
       return;
     }
@@ -272,7 +288,7 @@ export class Impairer {
     if (!hit) {
       for (const c of this.corrupts) {
         if (c.imp.flow !== f.index || c.imp.copy !== copy) continue;
-        const at = this.corruptOffset(f, c.imp, seq, len);
+        const at = this.corruptOffset(f, c.imp, seq, len, packet);
         if (at >= 0) {
           hit = c;
           corruptAt = at;
@@ -282,9 +298,10 @@ export class Impairer {
     }
     let randomFate: 'loss' | 'reorder' | 'duplicate' | null = null;
     if (!hit) {
-      for (const r of this.randoms) {
+      for (let i = 0; i < this.randoms.length; i++) {
+        const r = this.randoms[i]!;
         if (fraction >= r.imp.untilFraction) continue;
-        const x = r.rng.next() / 0x1_0000_0000;
+        const x = f.rngs[i]!.next() / 0x1_0000_0000;
         randomFate = x < r.imp.loss ? 'loss' : x < r.imp.loss + r.imp.reorder ? 'reorder' : x < r.imp.loss + r.imp.reorder + r.imp.duplicate ? 'duplicate' : null;
         if (randomFate) {
           hit = r;
@@ -348,29 +365,25 @@ export class Impairer {
 
   /**
    * Everything still held for `f` arrives now (its FIN came, or the capture ended); while the link is down it
-   * is lost like every other frame, and arrives again once the link is back.
+   * is lost like every other frame, and arrives again once the link is back. `packet`: the capture packet now.
    */
-  flush(f: ImpairFlow, deliver: (frame: Uint8Array) => void): void {
+  flush(f: ImpairFlow, deliver: Deliver, packet = 0): void {
     const held = f.held;
     f.held = [];
     for (const h of held) {
-      if (this.down) this.lostWhileDown.push({ frame: h.frame, deliver }); // still counted as held
+      if (this.down) this.lostWhileDown.push({ frame: h.frame, deliver, lostAt: packet }); // still counted as held
       else deliver(this.release(h.frame));
     }
   }
 
-  /**
-   * Scripted impairments that never found their segment (the scenario names something the capture lacks), and
-   * frames that could not be held back.
-   */
+  /** Frames that could not be held back (MAX_HELD_BYTES). */
+  get overflowed(): number {
+    return this.overflow;
+  }
+
+  /** scenarioProblems() of this impairer alone. */
   problems(): string[] {
-    return [
-      ...(this.overflow ? [`${this.overflow} received frame(s) could not be held back (over ${this.maxHeldBytes} bytes held at once): their impairments let them pass, or the down link lost them for good`] : []),
-      ...[...this.segments, ...this.corrupts]
-        .filter((s) => s.tally.fired === 0)
-        .map((s) => `impairment #${s.tally.index} (${s.imp.kind} flow ${s.imp.flow} record ${s.imp.record}${'part' in s.imp ? ` ${s.imp.part}${s.imp.part === 'body' ? ` ${s.imp.nth}` : ''}` : ''}${s.imp.copy ? ` copy ${s.imp.copy}` : ''}) never matched a received segment`),
-      ...this.downs.map((d) => `impairment #${d.tally.index} (linkDown at ${d.imp.atUs} µs) comes after the capture's last packet`),
-    ];
+    return scenarioProblems(this.scenario, this.tallies, this.overflow, this.maxHeldBytes);
   }
 
   /** A copy of `frame` to hold back, or null when MAX_HELD_BYTES is reached. */
@@ -388,13 +401,13 @@ export class Impairer {
     return frame;
   }
 
-  private pass(f: ImpairFlow, frame: Uint8Array, deliver: (frame: Uint8Array) => void): void {
+  private pass(f: ImpairFlow, frame: Uint8Array, deliver: Deliver): void {
     deliver(frame);
     this.countDown(f, deliver);
   }
 
   /** One more data segment of `f` reached the NIC: held frames whose wait is over follow it. */
-  private countDown(f: ImpairFlow, deliver: (frame: Uint8Array) => void): void {
+  private countDown(f: ImpairFlow, deliver: Deliver): void {
     if (f.held.length === 0) return;
     const due: Uint8Array[] = [];
     f.held = f.held.filter((h) => {
@@ -435,12 +448,12 @@ export class Impairer {
   }
 
   /** Payload offset of the byte to flip in this segment, or -1. */
-  private corruptOffset(f: ImpairFlow, imp: Corrupt, seq: number, len: number): number {
+  private corruptOffset(f: ImpairFlow, imp: Corrupt, seq: number, len: number, packet: number | undefined): number {
     const r = f.records.get(imp.record);
     if (!r || r.start === null || r.end === null) return -1;
     const target = seqAdd(r.start, TLS_HEADER_SIZE + f.explicitNonce + imp.byte);
     if (seqDiff(seqAdd(r.end, -TLS_TAG_SIZE), target) <= 0) {
-      throw new ConfigError(`byte ${imp.byte} is past the ciphertext of record ${imp.record} of flow ${imp.flow} (${seqDiff(r.end, r.start) - TLS_HEADER_SIZE - f.explicitNonce - TLS_TAG_SIZE} bytes)`, { field: 'corruptCiphertext.byte' });
+      throw new ConfigError(`byte ${imp.byte} is past the ciphertext of record ${imp.record} of flow ${imp.flow} (${seqDiff(r.end, r.start) - TLS_HEADER_SIZE - f.explicitNonce - TLS_TAG_SIZE} bytes)`, { field: 'corruptCiphertext.byte', ...(packet !== undefined ? { packet } : {}) });
     }
     const at = seqDiff(target, seq);
     return at >= 0 && at < len ? at : -1;
@@ -459,12 +472,30 @@ export type DeliveredRx = {
   beforeCorrupt: { bytes: number; sha256: string } | null;
 };
 
-/** Checks a replay under a scenario against its expectations. */
+/**
+ * Scripted impairments that never found their segment (the scenario names something the capture lacks), link
+ * downs after the capture's last packet, and frames that could not be held back, from what the impairments
+ * did (`tallies`, summed over the queues of a multi-queue replay) and the frames not held (`overflow`).
+ */
+export function scenarioProblems(s: ReplayScenario, tallies: readonly ImpairmentTally[], overflow: number, maxHeldBytes: number): string[] {
+  const out = overflow ? [`${overflow} received frame(s) could not be held back (over ${maxHeldBytes} bytes held at once): their impairments let them pass, or the down link lost them for good`] : [];
+  s.impairments.forEach((imp, i) => {
+    if (tallies[i]!.fired > 0) return;
+    if (imp.kind === 'linkDown') out.push(`impairment #${i} (linkDown at ${imp.atUs} µs) comes after the capture's last packet`);
+    else if (imp.kind !== 'random' && imp.kind !== 'tableFull') {
+      const where = 'part' in imp ? ` ${imp.part}${imp.part === 'body' ? ` ${imp.nth}` : ''}` : '';
+      out.push(`impairment #${i} (${imp.kind} flow ${imp.flow} record ${imp.record}${where}${imp.copy ? ` copy ${imp.copy}` : ''}) never matched a received segment`);
+    }
+  });
+  return out;
+}
+
+/** Checks a replay under a scenario against its expectations; `problems`: scenarioProblems(). */
 export function checkScenario(
-  s: ReplayScenario, imp: Impairer, flows: readonly ScenarioFlow[], delivered: readonly DeliveredRx[],
+  s: ReplayScenario, problems: readonly string[], flows: readonly ScenarioFlow[], delivered: readonly DeliveredRx[],
   ethtool: Record<string, number>, tlsStat: Record<string, number>,
 ): string[] {
-  const fails = [...imp.problems()];
+  const fails = [...problems];
   flows.forEach((f, i) => {
     const d = delivered[i]!;
     const name = `flow ${f.flow} (${d.local})`;
@@ -483,7 +514,7 @@ export function checkScenario(
       fails.push(`${name}: resync hint for record ${h.record} taken with the device already ${h.passedBytes} bytes past it`);
     }
     if (s.expect.recovered && d.rxMode === 'hw' && !d.beforeCorrupt) {
-      const open = f.episodes.filter((e) => e.recoveredSeq === null && owesRecovery(f.resyncType, f.hints, e.lostAtUs, f.rxRecords, f.lastImpairmentUs));
+      const open = f.episodes.filter((e) => e.recoveredSeq === null && owesRecovery(f.resyncType, f.hints, e.lostAtUs, f.rxRecords, f.lastImpairmentUs, { receivedAfter: e.receivedAfter, reach: f.scanReach }));
       if (open.length) {
         const e = open[0]!;
         fails.push(`${name}: device lost RX sync at seq ${e.lostSeq} and never decrypted again (${e.receivedAfter} bytes of the stream reached it after that point)`);

@@ -9,8 +9,9 @@ import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { TlsnicError, type ErrorPlace } from '../../emulator/errors.ts';
 import { Rss } from '../../emulator/nic/rss.ts';
 import { loadDriver } from '../../driver-api/drivers/index.ts';
-import { OutCapture, plaintextFiles } from './command.ts';
-import { replay, type FlowReport, type TimelineMark } from './engine.ts';
+import { OutCapture, plaintextFiles, type OutPart } from './command.ts';
+import { replay, type FlowReport, type ReplayResult, type TimelineMark } from './engine.ts';
+import type { ReplayScenario, ScenarioOutcome } from './scenario.ts';
 
 export type QueueJob = {
   capture: string;
@@ -28,6 +29,10 @@ export type QueueJob = {
   outDir?: string | null;
   /** Post progress messages (only one worker does: they all read the same file at about the same pace). */
   progress: boolean;
+  /** --scenario: every queue impairs its own connections (numbered among all of them, as one thread does). */
+  scenario?: ReplayScenario;
+  /** Bytes this queue's impairer may hold back at once (its share of scenario.ts MAX_HELD_BYTES). */
+  scenarioHeldBytes?: number;
 };
 
 /** A flow this queue replayed and the capture packet number of its first packet (the merge order). */
@@ -39,11 +44,13 @@ export type QueueResult = {
   /** Timeline marks (QueueJob.timeline), numbered by this queue's flows (1 = flows[0]). */
   timeline: TimelineMark[];
   /** QueueJob.outDir: the file this queue wrote and the capture packet number of each of its frames. */
-  out: { file: string; packets: number[] } | null;
+  out: OutPart | null;
   ethtool: Record<string, number>;
   tlsStat: Record<string, number>;
   netdev: string;
   problems: string[];
+  /** QueueJob.scenario: this queue's outcome (its flows, what its impairments did) and what the merge checks. */
+  scenario: { outcome: ScenarioOutcome; parts: NonNullable<ReplayResult['scenarioParts']> } | null;
   /**
    * CPU seconds of the thread that ran the queue (threadCpuSeconds()): over replayQueue(), and over the
    * worker thread's whole life (start-up and module loading too; null outside a worker). Not merged: only
@@ -100,14 +107,17 @@ export async function replayQueue(job: QueueJob, onProgress?: (bytes: number) =>
       onProgress,
       onPlaintext: files?.write,
       onFrame: out ? (f) => out.frame(f) : undefined,
+      scenario: job.scenario,
+      ...(job.scenarioHeldBytes !== undefined ? { limits: { scenarioHeldBytes: job.scenarioHeldBytes } } : {}),
     });
     out?.close(); // before its packet numbers are read: closing writes the frames it still held back
     const flows = r.flows.map((report, i) => ({ first: r.flowFirstPackets[i]!, report }));
     const cpu1 = threadCpuSeconds();
     const cpu = { replay: cpu0 !== null && cpu1 !== null ? Math.round((cpu1 - cpu0) * 100) / 100 : null, thread: isMainThread ? null : cpu1 };
     return {
-      packets: r.packets, flows, timeline: r.timeline, out: out && outFile ? { file: outFile, packets: out.packets! } : null,
+      packets: r.packets, flows, timeline: r.timeline, out: out && outFile ? { file: outFile, packets: out.packets!, orders: out.orders! } : null,
       ethtool: r.ethtool, tlsStat: r.tlsStat, netdev: r.netdev, problems: r.problems, cpu,
+      scenario: r.scenario && r.scenarioParts ? { outcome: r.scenario, parts: r.scenarioParts } : null,
     };
   } finally {
     files?.close();
