@@ -33,8 +33,8 @@ import { CAPTURES_DIR, loadManifest } from '../fixtures/manifest.ts';
 import { runScenarioObject, type WorldTimeline } from '../testbed/runner.ts';
 import type { TimelineMark, WorldTimelineDir } from '../testbed/timeline.ts';
 import { replay, type ReplayResult } from '../cli/replay/engine.ts';
-import { validateReplayScenario } from '../cli/replay/scenario.ts';
-import { mergeQueueResults } from '../cli/replay/parallel.ts';
+import { MAX_HELD_BYTES, replayScenarioSchema, validateReplayScenario, type ReplayScenario } from '../cli/replay/scenario.ts';
+import { firstFailure, mergeQueueResults } from '../cli/replay/parallel.ts';
 import { replayQueue, type QueueResult } from '../cli/replay/worker.ts';
 import { renderTimeline } from '../cli/timeline.ts';
 import { mergeOutCaptures, OutCapture } from '../cli/replay/command.ts';
@@ -720,6 +720,36 @@ function checkDelivered(what: string, at: string, got: Map<string, Uint8Array>, 
 }
 
 /**
+ * A random replay impairment for a capture of `records` received records, `durationUs` long, `flows`
+ * connections. With `wrong`, now and then a field out of range or of the wrong type: the schema must name it.
+ */
+function randomImpairment(rng: Rng, c: { records: number; durationUs: number }, flows: number, opts: { wrong: boolean; tableFull: boolean }): Record<string, unknown> {
+  const wrong = (): unknown => [-1, 1.5, 'x', null, 1e12, [], {}][rng.int(7)];
+  const seg = () => ({
+    ...(rng.chance(0.7) ? { flow: rng.int(flows) } : {}), record: rng.int(c.records),
+    ...(rng.chance(0.5) ? { part: rng.chance(0.5) ? 'header' : 'body' } : {}), ...(rng.chance(0.4) ? { nth: rng.int(12) } : {}),
+    ...(rng.chance(0.2) ? { copy: rng.int(3) } : {}), ...(rng.chance(0.6) ? { after: 1 + rng.int(rng.chance(0.1) ? 2000 : 20) } : {}),
+  });
+  const rate = () => (rng.chance(0.5) ? rng.int(30) / 100 : 0);
+  let imp: Record<string, unknown>;
+  switch (rng.int(opts.tableFull ? 8 : 7)) {
+    case 0: imp = { kind: 'drop', ...seg() }; break;
+    case 1: imp = { kind: 'reorder', ...seg() }; break;
+    case 2: imp = { kind: 'duplicate', ...seg() }; break;
+    case 3: imp = { kind: 'badChecksum', ...seg() }; break;
+    case 4: imp = { kind: 'corruptCiphertext', flow: rng.int(flows), record: rng.int(c.records), byte: rng.int(rng.chance(0.5) ? 40 : 20000), ...(rng.chance(0.2) ? { copy: rng.int(2) } : {}) }; break;
+    case 5: imp = { kind: 'linkDown', atUs: rng.int(c.durationUs), forUs: rng.int(rng.chance(0.3) ? 2_000_000 : 20_000), ...(rng.chance(0.3) ? { netdevDown: rng.chance(0.5) } : {}) }; break;
+    case 6: imp = { kind: 'random', loss: rate(), reorder: rate(), duplicate: rate(), ...(rng.chance(0.5) ? { untilFraction: rng.int(101) / 100 } : {}), ...(rng.chance(0.5) ? { after: 1 + rng.int(10) } : {}) }; break;
+    default: imp = { kind: 'tableFull', capacity: rng.int(3) };
+  }
+  if (opts.wrong && rng.chance(0.08)) {
+    const keys = Object.keys(imp);
+    imp[keys[rng.int(keys.length)]!] = wrong();
+  }
+  return imp;
+}
+
+/**
  * Random replay scenarios (every impairment kind, fields in and just out of range, sometimes wrong types) run
  * on bundled captures from either end with either driver. Rejected: a typed error naming the field.
  * Accepted: the replay ends (no crash, no hang), every connection's transmissions match the capture, and its
@@ -728,32 +758,6 @@ function checkDelivered(what: string, at: string, got: Map<string, Uint8Array>, 
  * here is followed by the sender's retransmission).
  */
 export function replayScenarioTarget(): FuzzTarget {
-  const wrong = (rng: Rng): unknown => [-1, 1.5, 'x', null, 1e12, [], {}][rng.int(7)];
-  const impairment = (rng: Rng, c: CleanRun, flows: number): Record<string, unknown> => {
-    const seg = () => ({
-      ...(rng.chance(0.7) ? { flow: rng.int(flows) } : {}), record: rng.int(c.records),
-      ...(rng.chance(0.5) ? { part: rng.chance(0.5) ? 'header' : 'body' } : {}), ...(rng.chance(0.4) ? { nth: rng.int(12) } : {}),
-      ...(rng.chance(0.2) ? { copy: rng.int(3) } : {}), ...(rng.chance(0.6) ? { after: 1 + rng.int(rng.chance(0.1) ? 2000 : 20) } : {}),
-    });
-    const rate = () => (rng.chance(0.5) ? rng.int(30) / 100 : 0);
-    let imp: Record<string, unknown>;
-    switch (rng.int(8)) {
-      case 0: imp = { kind: 'drop', ...seg() }; break;
-      case 1: imp = { kind: 'reorder', ...seg() }; break;
-      case 2: imp = { kind: 'duplicate', ...seg() }; break;
-      case 3: imp = { kind: 'badChecksum', ...seg() }; break;
-      case 4: imp = { kind: 'corruptCiphertext', flow: rng.int(flows), record: rng.int(c.records), byte: rng.int(rng.chance(0.5) ? 40 : 20000), ...(rng.chance(0.2) ? { copy: rng.int(2) } : {}) }; break;
-      case 5: imp = { kind: 'tableFull', capacity: rng.int(3) }; break;
-      case 6: imp = { kind: 'linkDown', atUs: rng.int(c.durationUs), forUs: rng.int(rng.chance(0.3) ? 2_000_000 : 20_000), ...(rng.chance(0.3) ? { netdevDown: rng.chance(0.5) } : {}) }; break;
-      default: imp = { kind: 'random', loss: rate(), reorder: rate(), duplicate: rate(), ...(rng.chance(0.5) ? { untilFraction: rng.int(101) / 100 } : {}), ...(rng.chance(0.5) ? { after: 1 + rng.int(10) } : {}) };
-    }
-    // Now and then a field out of range or of the wrong type: the schema must name it.
-    if (rng.chance(0.08)) {
-      const keys = Object.keys(imp);
-      imp[keys[rng.int(keys.length)]!] = wrong(rng);
-    }
-    return imp;
-  };
   return {
     name: 'replay_scenario',
     input: 'a random replay scenario (every impairment kind, some fields wrong) run on a bundled capture, either end, either driver',
@@ -762,7 +766,7 @@ export function replayScenarioTarget(): FuzzTarget {
       const { cap, local, connections, c } = await pickCapture(rng);
       const scenario = {
         name: `fuzz-${rng.int(1000)}`, seed: rng.int(0xffff),
-        impairments: Array.from({ length: 1 + rng.int(4) }, () => impairment(rng, c, connections)),
+        impairments: Array.from({ length: 1 + rng.int(4) }, () => randomImpairment(rng, c, connections, { wrong: true, tableFull: true })),
         ...(rng.chance(0.2) ? { expect: { recovered: rng.chance(0.5) } } : {}),
       };
       const driver = rng.chance(0.5) ? 'mlx5' : 'nfp';
@@ -902,7 +906,7 @@ export function replayCaptureTarget(): FuzzTarget {
 export function replayQueuesTarget(): FuzzTarget {
   return {
     name: 'replay_queues',
-    input: 'a damaged bundled capture replayed in one thread and as 2-3 RSS queues merged: the same report, timeline page and --out',
+    input: 'a damaged bundled capture replayed in one thread and as 2-3 RSS queues merged, half the time under a random scenario: the same report, scenario outcome, timeline page and --out',
     perCount: 0.005,
     async one(rng) {
       const cap = REPLAY_CAPTURES[rng.int(REPLAY_CAPTURES.length)]!;
@@ -911,7 +915,17 @@ export function replayQueuesTarget(): FuzzTarget {
       const keylog = captureFiles(cap.name).keylog;
       const queues = 2 + rng.int(2);
       const readChunkBytes = readChunk(rng);
-      const at = `${cap.name}${local ? ` from ${local}` : ''}, ${queues} queues, one thread's read chunk ${readChunkBytes || 'default'}, ${edits.join(', ')}`;
+      // Half the time a scenario (no tableFull: --workers refuses it), sized by the clean capture from one end.
+      let scenario: ReplayScenario | undefined;
+      if (rng.chance(0.5)) {
+        const end = endOf(cap.name, rng);
+        const c = await cleanReplay(cap.name, cap.tls13, end.local);
+        scenario = replayScenarioSchema.parse({
+          name: 'fuzz-queues', seed: rng.int(0xffff), impairments: Array.from({ length: 1 + rng.int(4) }, () => randomImpairment(rng, c, end.connections, { wrong: false, tableFull: false })),
+        });
+      }
+      const heldBytes = Math.floor(MAX_HELD_BYTES / queues);
+      const at = `${cap.name}${local ? ` from ${local}` : ''}, ${queues} queues, one thread's read chunk ${readChunkBytes || 'default'}, ${edits.join(', ')}${scenario ? `, scenario ${JSON.stringify(scenario)}` : ''}`;
       // --out too: one thread's file in memory, the queues' parts in files joined as --workers joins them.
       const outDir = join(dirname(path), 'queues-out');
       rmSync(outDir, { recursive: true, force: true });
@@ -930,18 +944,25 @@ export function replayQueuesTarget(): FuzzTarget {
       const one = await outcome(async () => {
         const out = new OutCapture(null);
         const r = await replay({
-          capture: path, keylog, local: loc, driver: BUILTIN_DRIVERS.mlx5!, tls13: cap.tls13, timeline: true, onFrame: (f) => out.frame(f),
-          ...(readChunkBytes ? { limits: { readChunkBytes } } : {}),
+          capture: path, keylog, local: loc, driver: BUILTIN_DRIVERS.mlx5!, tls13: cap.tls13, timeline: true, onFrame: (f) => out.frame(f), scenario,
+          // The queues share the bound on held-back frames: one thread gets their sum (all of it in one queue).
+          limits: { ...(readChunkBytes ? { readChunkBytes } : {}), scenarioHeldBytes: heldBytes * queues },
         });
         return { r, out: out.bytes() };
       });
       const many = await outcome(async () => {
         const parts: QueueResult[] = [];
+        const failures: unknown[] = [];
         for (let q = 0; q < queues; q++) {
-          parts.push(await replayQueue({ capture: path, keylog, local: loc, driver: 'mlx5', tls13: cap.tls13, queue: q, queues, plaintextDir: null, progress: false, timeline: true, outDir }));
+          // Every queue runs to its end, as the workers do; the error reported is the one replayParallel picks.
+          await replayQueue({
+            capture: path, keylog, local: loc, driver: 'mlx5', tls13: cap.tls13, queue: q, queues, plaintextDir: null, progress: false, timeline: true, outDir,
+            ...(scenario ? { scenario, scenarioHeldBytes: heldBytes } : {}),
+          }).then((p) => parts.push(p), (e: unknown) => failures.push(e));
         }
+        if (failures.length) throw firstFailure(failures);
         mergeOutCaptures(joined, parts.flatMap((p) => (p.out ? [p.out] : [])));
-        return { r: mergeQueueResults(path, parts), out: readFileSync(joined) };
+        return { r: mergeQueueResults(path, parts, scenario), out: readFileSync(joined) };
       });
       if ('error' in one || 'error' in many) {
         if (!('error' in one) || !('error' in many) || one.error !== many.error) {
