@@ -35,8 +35,12 @@ export type DeviceRow = {
   recordSize: number; refMBps: number; txMBps: number; rxMBps: number; txRatio: number; rxRatio: number; txRatios: number[]; rxRatios: number[];
   txHeapBytes: number; rxHeapBytes: number; rawHeapBytes: number;
 };
-/** lookupNs: FlowTable.lookup() packet by packet; burstLookupNs: lookupBurst() on the same packets, TABLE_BURST at a time. */
-export type TableRow = { flows: number; lookupNs: number; burstLookupNs: number; burstSize: number; addNs: number; delNs: number };
+/**
+ * lookupNs: FlowTable.lookup() packet by packet; burstLookupNs: lookupBurst() on the same packets, TABLE_BURST at
+ * a time. lineNs: the machine's floor, ns per read of a random 64-byte line of an array as large as the table's
+ * buckets (bucketBytes), the reads independent of each other (as many in flight as the CPU takes).
+ */
+export type TableRow = { flows: number; lookupNs: number; burstLookupNs: number; burstSize: number; addNs: number; delNs: number; lineNs: number; bucketBytes: number };
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 const now = () => process.hrtime.bigint();
@@ -209,6 +213,22 @@ function device(o: ScenarioOptions): DeviceRow[] {
   return rows;
 }
 
+const SINK = new Int32Array(1);
+
+/**
+ * The table's floor: ns per read of `mem` at the word offsets `at` (random 64-byte lines), the reads independent
+ * of each other. Every page of `mem` must have been written: a page never written is the kernel's one zero
+ * page, always in cache.
+ */
+function randomLineNs(mem: Int32Array, at: Int32Array): number {
+  let acc = 0;
+  const t = now();
+  for (let k = 0; k < at.length; k++) acc ^= mem[at[k]!]!;
+  const ns = (seconds(t) * 1e9) / at.length;
+  SINK[0] ^= acc; // the loads have a use
+  return ns;
+}
+
 /** Packets per lookupBurst() call: the kernel's default NAPI poll budget (NAPI_POLL_WEIGHT). */
 const TABLE_BURST = 64;
 
@@ -256,6 +276,8 @@ function table(o: ScenarioOptions): TableRow[] {
       pkts[k * 12 + 11] = ports[i * 2 + 1]! & 0xff;
     }
     const rounds = flows >= 1e6 ? 1 : ROUNDS;
+    const lines: number[] = [];
+    let bucketBytes = 0;
     for (let round = 0; round <= rounds; round++) {
       const t = new FlowTable<number>(flows);
       const handles = new Int32Array(flows);
@@ -268,6 +290,7 @@ function table(o: ScenarioOptions): TableRow[] {
         }
       }
       const add = (seconds(t0) * 1e9) / flows;
+      bucketBytes = t.bucketBytes;
       const one = (): number => {
         let found = 0;
         const t1 = now();
@@ -299,6 +322,13 @@ function table(o: ScenarioOptions): TableRow[] {
         lookup.push(one());
         if ((round + pass) % 2 === 0) burstLookup.push(burst());
       }
+      if (round === 0) {
+        const mem = new Int32Array(bucketBytes >>> 2).fill(1);
+        const at = new Int32Array(n);
+        const lineMask = (bucketBytes >>> 6) - 1; // a power of two
+        for (let k = 0; k < n; k++) at[k] = (rng.u32() & lineMask) << 4;
+        for (let pass = 0; pass < 3; pass++) lines.push(randomLineNs(mem, at));
+      }
       t0 = now();
       for (let i = 0; i < flows; i++) if (handles[i]! >= 0) t.remove(handles[i]!);
       const del = (seconds(t0) * 1e9) / flows;
@@ -309,7 +339,7 @@ function table(o: ScenarioOptions): TableRow[] {
       bursts.push(...burstLookup);
       dels.push(del);
     }
-    rows.push({ flows, lookupNs: median(lookups), burstLookupNs: median(bursts), burstSize: TABLE_BURST, addNs: median(adds), delNs: median(dels) });
+    rows.push({ flows, lookupNs: median(lookups), burstLookupNs: median(bursts), burstSize: TABLE_BURST, addNs: median(adds), delNs: median(dels), lineNs: Math.min(...lines), bucketBytes });
   }
   return rows;
 }

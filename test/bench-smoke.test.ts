@@ -75,7 +75,9 @@ test('bench --json: every section present and sane', async (t) => {
     t.true(Math.abs(ts.tsharkOverTlsnic! - ts.seconds / rp.seconds) < 1e-9);
   } else t.deepEqual(r.tshark, { skipped: 'tshark not installed' });
   t.deepEqual(r.table!.map((x) => x.flows), [1000, 4000]);
-  for (const x of r.table!) t.true(x.lookupNs > 0 && x.burstLookupNs > 0 && x.burstSize > 0 && x.addNs > 0 && x.delNs > 0);
+  for (const x of r.table!) t.true(x.lookupNs > 0 && x.burstLookupNs > 0 && x.burstSize > 0 && x.addNs > 0 && x.delNs > 0 && x.lineNs > 0);
+  // 1e3 entries start in a 1024-entry table (2048 cells of 16 bytes); 4e3 are sized for their capacity.
+  t.deepEqual(r.table!.map((x) => x.bucketBytes), [32768, 131072]);
   t.is(r.workers, null, 'not asked for');
 });
 
@@ -86,7 +88,7 @@ test('bench table: the sections asked for, in order, with the figures the JSON h
   t.deepEqual(sections, ['1', '5']);
   const rows = [...text.matchAll(/^\s+(4000|100)\s+(\d+)\s+(\d+)$/gm)];
   t.is(rows.length, 2, text);
-  const rows5 = [...text.matchAll(/^\s+(1e\+3|4e\+3)\s+(\d+\.\d)\s+(\d+\.\d)\s+\d+\.\d\s+\d+\.\d$/gm)];
+  const rows5 = [...text.matchAll(/^\s+(1e\+3|4e\+3)\s+\d+\.\d\s+(\d+\.\d)\s+(\d+\.\d)\s+(\d+\.\d)\s+\d+\.\d\s+\d+\.\d$/gm)];
   t.deepEqual(rows5.map((m) => m[1]), ['1e+3', '4e+3'], text);
   const m = /lookup at 4e\+3 \/ at 1e\+3: (\d+\.\d\d) one by one, (\d+\.\d\d) in bursts of 64 \(target <= 1\.5, met (by neither|one by one|in bursts|one by one and in bursts)\)/.exec(text);
   t.truthy(m, text);
@@ -98,6 +100,12 @@ test('bench table: the sections asked for, in order, with the figures the JSON h
   if (Math.abs(r1 - 1.5) > 0.01 && Math.abs(r2 - 1.5) > 0.01) { // a printed 1.50 may be either side
     t.is(m![3], [r1 <= 1.5 ? 'one by one' : '', r2 <= 1.5 ? 'in bursts' : ''].filter(Boolean).join(' and ') || 'by neither');
   }
+  // The floor: the small table's burst plus what a random line read costs more in the large one.
+  const allows = /the machine allows (\d+\.\d\d) in bursts/.exec(text);
+  t.truthy(allows, text);
+  const [lineA, lineZ] = rows5.map((r) => Number(r[4]));
+  const want = (a![1] + Math.max(0, lineZ! - lineA!)) / a![1];
+  t.true(Math.abs(Number(allows![1]) - want) < 0.02 + 0.2 / a![1], `allows ${allows![1]}, columns give ${want}`);
 });
 
 test('bench workers section: its own capture of --workers-flows connections, 1 and 2 workers, speedups the quotients they claim', async (t) => {

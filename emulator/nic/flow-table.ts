@@ -88,6 +88,11 @@ export class FlowTable<T> {
     return this.live;
   }
 
+  /** Bytes of the bucket array a lookup reads (one line of it per IPv4 lookup). */
+  get bucketBytes(): number {
+    return this.slots.byteLength;
+  }
+
   /** Add an entry; returns its stable handle, or -1 when the table is full. Throws on a duplicate key. */
   add(k: FlowKeyFields, value: T): number {
     if (this.live >= this.capacity) return -1;
