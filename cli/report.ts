@@ -72,15 +72,16 @@ function scenarioText(r: ReplayResult): string[] {
   const s = r.scenario!;
   const out = [`scenario ${s.name} (seed ${s.seed}): ${s.failures.length ? 'EXPECTATIONS FAILED' : 'expectations hold'}`];
   for (const t of s.impairments) out.push(`  impairment #${t.index} ${t.kind}: fired ${num(t.fired)} time(s)`);
-  for (const f of s.flows) {
+  // s.flows are in the table's order: #N is the table's row, whatever number the scenario gave the connection.
+  s.flows.forEach((f, row) => {
     const rec = f.episodes.filter((e) => e.recoveredSeq !== null).length;
     const hints = f.hints.length ? `, ${f.hints.length} resync(s) given to the device (${f.hints.filter((h) => h.result === 'ok').length} taken)` : '';
     // A loss too near the stream's end for a scanning device to come back (not a failure: owesRecovery).
     const last = f.episodes.at(-1);
     const short = last && last.recoveredSeq === null && f.resyncType !== 'core_next_hint' && last.receivedAfter <= f.scanReach
       ? `; the stream ended ${num(last.receivedAfter)} bytes past the last loss (scanning back may take ${num(f.scanReach)})` : '';
-    out.push(`  flow ${f.flow} (#${f.flow + 1}, ${f.resyncType ?? 'no RX offload'}): ${num(f.rxRecords)} records received, lost sync ${f.episodes.length} time(s), decrypting again after ${rec}${hints}${short}`);
-  }
+    out.push(`  flow ${f.flow} (#${row + 1}, ${f.resyncType ?? 'no RX offload'}): ${num(f.rxRecords)} records received, lost sync ${f.episodes.length} time(s), decrypting again after ${rec}${hints}${short}`);
+  });
   for (const x of s.failures) out.push(`  FAIL ${x}`);
   return out;
 }

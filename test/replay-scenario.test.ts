@@ -16,6 +16,8 @@ import { ScenarioError } from '../testbed/load.ts';
 import { nodeBackend } from '../emulator/crypto/index.ts';
 import { ConfigError } from '../emulator/errors.ts';
 import { Nic } from '../emulator/nic/nic.ts';
+import { openCapture, PcapWriter } from '../emulator/capture/index.ts';
+import { toText } from '../cli/report.ts';
 
 const scenTmp = mkdtempSync(join(tmpdir(), 'tlsnic-scen-'));
 test.after.always(() => rmSync(scenTmp, { recursive: true, force: true }));
@@ -347,4 +349,29 @@ test('held-back frames are bounded: a link down past the bound loses the rest fo
   t.true(fails.some((x) => /^\d+ received frame\(s\) could not be held back \(over 20000 bytes held at once\)/.test(x)), fails.join('\n'));
   t.true(fails.some((x) => /delivered \d+ of the capture's 212859 received bytes/.test(x)), fails.join('\n'));
   t.true(r.flows[0]!.rx.plaintextBytes < sent(one, r.flows[0]!.local).bytes);
+});
+
+test('a connection with a packet captured before its handshake: scenario flows are numbered by handshake, the output names the table row', async (t) => {
+  // The handshake ACK of the second connection (client port 55052) copied to the front: that connection is
+  // the table's first row, but the first SYN is still the other's, so the scenario's flow 0 is row 2.
+  const pkts = [...openCapture(files(many).capture, { copy: true })];
+  const v = new TcpSegmentView();
+  const stray = pkts.find((p) => v.parse(p.data) === 'tcp' && v.srcPort === 55052 && !v.syn && v.payloadLength === 0)!;
+  const path = join(mkdtempSync(join(scenTmp, 'stray-')), 'stray.pcap');
+  const w = new PcapWriter(path, { linkType: pkts[0]!.linkType });
+  w.write({ data: stray.data, tsNs: pkts[0]!.tsNs - 1000n });
+  for (const p of pkts) w.write({ data: p.data, tsNs: p.tsNs });
+  w.close();
+  const r = await replay({
+    capture: path, keylog: files(many).keylog, local: CLIENT, driver: mlx5Driver, tls13: false,
+    scenario: replayScenarioSchema.parse({ name: 'stray', impairments: [{ kind: 'drop', flow: 0, record: 1 }] }),
+  });
+  t.is(r.flows[0]!.local, '10.77.0.2:55052');
+  t.is(r.flows[1]!.local, '10.77.0.2:55050');
+  const s = r.scenario!;
+  t.deepEqual(s.flows.slice(0, 2).map((f) => f.flow), [1, 0]);
+  t.deepEqual(s.flows.slice(0, 2).map((f) => f.episodes.length), [0, 1], 'the drop hit the connection handshaking first');
+  const text = toText(r, 'mlx5');
+  t.regex(text, /flow 1 \(#1, driver_req_async\)/);
+  t.regex(text, /flow 0 \(#2, driver_req_async\)/);
 });

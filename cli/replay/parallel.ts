@@ -60,8 +60,8 @@ function registeringEntry(tsx: string, entry: string): string {
 
 /**
  * tsx's register API as a worker's import names it, found as `node --import=tsx` finds tsx: from the working
- * directory, else next to the bundle.
- * null when neither has it: the workers then fail to load the driver with a ConfigError that says so.
+ * directory, else next to the bundle. null when neither has it: the workers then fail to load the driver with a
+ * ConfigError that says so.
  */
 function resolveTsx(): string | null {
   try {

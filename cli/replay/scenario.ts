@@ -23,7 +23,10 @@ const after = z.number().int().min(1).max(10_000);
 
 /** Which received segment: the one holding record N's first header byte, or the nth segment of its body. */
 const segmentTarget = {
-  /** Connection, 0-based, in the order the replay report lists them. */
+  /**
+   * Connection, 0-based, in the order the replay learns their ends (from the SYN, or a hello): the order the
+   * report lists them, unless the capture holds packets of a connection before its handshake.
+   */
   flow: uint.default(0),
   /** Record of the received stream, 0-based from the first record after the handshake (where kTLS RX starts). */
   record: uint,
