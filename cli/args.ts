@@ -12,6 +12,8 @@ export type ReplayArgs = {
   plaintextDir: string | null;
   out: string | null;
   timeline: string | null;
+  /** --timeline-window FROM:TO: draw only what happened between these capture times (seconds). */
+  timelineWindow: TimeWindow | null;
   json: boolean;
   /** Receive queues, one worker thread each (RSS spreads connections over them); 1 = one thread. */
   workers: number;
@@ -35,6 +37,9 @@ export type RunArgs = {
   timeline: string | null;
 };
 
+/** Seconds of capture time from its first packet; `to` may be Infinity. */
+export type TimeWindow = { from: number; to: number };
+
 export type HelpArgs = { command: 'help'; topic?: string };
 export type VersionArgs = { command: 'version' };
 export type ParsedArgs = ReplayArgs | RunArgs | HelpArgs | VersionArgs;
@@ -42,7 +47,7 @@ export type ParsedArgs = ReplayArgs | RunArgs | HelpArgs | VersionArgs;
 export const USAGE = `usage:
   tlsnic replay <capture> --keylog <file> [--local <ip>[:port]] [--driver mlx5|nfp|<module path>]
                 [--scenario <file>] [--tls13] [--plaintext-dir <dir>] [--out <pcap>] [--timeline <html>] [--json]
-                [--workers <n>]
+                [--timeline-window <from>:<to>] [--workers <n>]
   tlsnic run <scenario.json> [--json] [--flows <n>] [--seconds <s>] [--seed <n>] [--driver mlx5|nfp|<module path>]
              [--out <world.pcapng>] [--timeline <html>]
   tlsnic help
@@ -62,7 +67,7 @@ recovered, else the one with the longest recovery).
 Replays the TLS connections of a capture through the emulated NIC of one host (by default, for each
 connection, the side that accepted it) and prints what the offload did.`;
 
-const VALUE_FLAGS = new Set(['--keylog', '--local', '--driver', '--scenario', '--plaintext-dir', '--out', '--timeline', '--workers']);
+const VALUE_FLAGS = new Set(['--keylog', '--local', '--driver', '--scenario', '--plaintext-dir', '--out', '--timeline', '--timeline-window', '--workers']);
 const BOOL_FLAGS = new Set(['--tls13', '--json']);
 
 export function parseArgs(argv: readonly string[]): ParsedArgs {
@@ -107,9 +112,22 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     plaintextDir: values.get('--plaintext-dir') ?? null,
     out: values.get('--out') ?? null,
     timeline: values.get('--timeline') ?? null,
+    timelineWindow: parseTimeWindow(values.get('--timeline-window')),
     json: bools.has('--json'),
     workers: parseWorkers(values.get('--workers')),
   };
+}
+
+/** `FROM:TO` in seconds, either side may be left out ("90:", ":2.5"); FROM below TO. */
+function parseTimeWindow(v: string | undefined): TimeWindow | null {
+  if (v === undefined) return null;
+  const m = /^(\d+(?:\.\d+)?)?:(\d+(?:\.\d+)?)?$/.exec(v);
+  const from = m?.[1] !== undefined ? Number(m[1]) : 0;
+  const to = m?.[2] !== undefined ? Number(m[2]) : Infinity;
+  if (!m || !(from < to)) {
+    throw new ConfigError(`--timeline-window needs FROM:TO in seconds of capture time, FROM below TO (e.g. 12.5:13, or 90: to the end), got '${v}'`, { field: '--timeline-window' });
+  }
+  return { from, to };
 }
 
 /** Worker threads are not free (each reads the whole capture): more than this is a typo, not a plan. */

@@ -962,7 +962,7 @@ export function replayQueuesTarget(): FuzzTarget {
         }
         if (failures.length) throw firstFailure(failures);
         mergeOutCaptures(joined, parts.flatMap((p) => (p.out ? [p.out] : [])));
-        return { r: mergeQueueResults(path, parts, scenario), out: readFileSync(joined) };
+        return { r: mergeQueueResults(path, parts, { scenario }), out: readFileSync(joined) };
       });
       if ('error' in one || 'error' in many) {
         if (!('error' in one) || !('error' in many) || one.error !== many.error) {

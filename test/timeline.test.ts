@@ -221,3 +221,44 @@ test('a page of many connections draws at most its page-wide number of events, a
   // Under the cap nothing is left out.
   t.false(renderTimeline(r).includes('more are left out'));
 });
+
+test('--timeline-window: only that stretch of capture time is drawn, so an event past the first ones can be seen', async (t) => {
+  const o = { capture: LOSSY, keylog: `${FIX}.keylog`, local: null, driver: mlx5Driver, tls13: false, timeline: true } as const;
+  const whole = await replay(o);
+  const lost = whole.timeline.find((m) => m.mark === 'lost')!;
+  t.truthy(lost, 'the late header loses sync');
+  const before = whole.timeline.indexOf(lost);
+  t.true(before > 10, `${before} events come before the loss`);
+  // Ten events a connection: without a window the loss is not among them; from just before it, it is.
+  const first = await replay({ ...o, limits: { timelineMarks: 10 } });
+  t.false(first.timeline.some((m) => m.mark === 'lost'));
+  const from = lost.t - 1e-6;
+  const windowed = await replay({ ...o, limits: { timelineMarks: 10 }, timelineWindow: { from, to: Infinity } });
+  t.deepEqual(windowed.timeline, whole.timeline.filter((m) => m.t >= from).slice(0, 10));
+  t.true(windowed.timeline.some((m) => m.mark === 'lost'));
+  // A closed window keeps exactly the marks inside it; the report and its counters are the whole capture's.
+  const mid = { from: whole.timeline[5]!.t, to: lost.t };
+  const closed = await replay({ ...o, timelineWindow: mid });
+  t.deepEqual(closed.timeline, whole.timeline.filter((m) => m.t >= mid.from && m.t <= mid.to));
+  t.true(closed.timeline.length < whole.timeline.length);
+  t.deepEqual([closed.flows, closed.ethtool], [whole.flows, whole.ethtool]);
+  t.regex(renderTimeline(closed), new RegExp(`drawn: ${mid.from} s to ${mid.to} s of capture time`));
+});
+
+test('--timeline-window from the CLI: the same page with --workers 2; exit 2 for a bad window or no --timeline', async (t) => {
+  const many = 'fixtures/captures/tls12-many-v4';
+  const cli = (...args: string[]) => promisify(execFile)(process.execPath, ['--import=tsx', 'cli/main.ts', 'replay', `${many}.pcap`, '--keylog', `${many}.keylog`, ...args])
+    .then(() => 0, (e: { code: number; stderr: string }) => { t.log(e.stderr); return e.code; });
+  t.is(await cli('--timeline', join(tmp, 'window-all.html')), 0);
+  const pages = await Promise.all(['1', '2'].map(async (w) => {
+    const out = join(tmp, `window-${w}.html`);
+    t.is(await cli('--timeline', out, '--timeline-window', '0.03:0.09', '--workers', w), 0);
+    return readFileSync(out, 'utf8');
+  }));
+  t.is(pages[0], pages[1]);
+  t.regex(pages[0]!, /drawn: 0\.03 s to 0\.09 s of capture time/);
+  const drawn = count(pages[0]!, /class="mark /g);
+  t.true(drawn > 0 && drawn < count(readFileSync(join(tmp, 'window-all.html'), 'utf8'), /class="mark /g), `${drawn} marks drawn`);
+  for (const bad of ['0.09:0.03', '1:1', 'x', '5', '-1:2']) t.is(await cli('--timeline', join(tmp, 'bad.html'), '--timeline-window', bad), 2, bad);
+  t.is(await cli('--timeline-window', '1:2'), 2);
+});

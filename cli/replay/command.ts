@@ -89,7 +89,9 @@ export const OUT_LAYOUT = `--out <file> writes pcapng with two interfaces:
 export const REPLAY_HELP = `${OUT_LAYOUT}
 --timeline <file> writes a self-contained HTML page (no network): per connection and direction, packets
   over TCP sequence number with decrypted / not decrypted / resync / drop marks, where the device lost
-  and regained sync, and every driver call (tls_dev_add/del/resync, resync requests).
+  and regained sync, and every driver call (tls_dev_add/del/resync, resync requests). It draws at most
+  20,000 events a connection, the first ones; --timeline-window FROM:TO (seconds of capture time from
+  its first packet, e.g. 95:96.5, or 95: to the end) draws only that stretch, so a late one can be seen.
 --driver <module path> loads a third-party driver: an ES module (.mjs/.js; .ts only when node can
   import TypeScript) whose default export is { name, probe(nic, kernel, opts) }.
 --workers <n> spreads the connections over n receive queues, one worker thread each, as a NIC's RSS
@@ -323,6 +325,7 @@ export async function runReplay(args: ReplayArgs): Promise<number> {
   if (args.workers > 1 && scenario?.impairments.some((i) => i.kind === 'tableFull')) {
     throw new ConfigError('a tableFull impairment sizes the one context table of the NIC; with --workers each queue has a table of its own: use --workers 1', { field: '--scenario' });
   }
+  if (args.timelineWindow && args.timeline === null) throw new ConfigError('--timeline-window chooses what --timeline draws: give --timeline <file> too', { field: '--timeline-window' });
   const driver = await loadDriver(args.driver);
   const local = args.local ? parseLocal(args.local) : null;
   // Output files are opened before the replay: a bad path fails now, not after a long capture. With --workers
@@ -352,6 +355,7 @@ export async function runReplay(args: ReplayArgs): Promise<number> {
         tls13: args.tls13,
         plaintextDir: args.plaintextDir,
         timeline: args.timeline !== null,
+        timelineWindow: args.timelineWindow,
         outDir,
         ...(scenario ? { scenario, scenarioHeldBytes: Math.floor(MAX_HELD_BYTES / args.workers) } : {}),
         workers: args.workers,
@@ -365,6 +369,7 @@ export async function runReplay(args: ReplayArgs): Promise<number> {
         driver,
         tls13: args.tls13,
         timeline: args.timeline !== null,
+        timelineWindow: args.timelineWindow,
         scenario,
         onFrame: out ? (f) => out.frame(f) : undefined,
         onPlaintext: files?.write,

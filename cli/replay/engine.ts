@@ -19,6 +19,7 @@ import { CONTENT_APPLICATION_DATA, MAX_RECORD_LENGTH_ANY, TLS_HEADER_SIZE } from
 import { TcpSegmentView } from '../../emulator/wire/packet.ts';
 import { withPayload } from '../../emulator/wire/builder.ts';
 import { seqAdd, seqDiff, seqGeq, seqGt, seqLeq } from '../../emulator/wire/seq.ts';
+import type { TimeWindow } from '../args.ts';
 import type { DriverModule } from '../../driver-api/drivers/index.ts';
 import type { FourTuple, NetDevice, SkBuff, TlsKernelHelpers } from '../../driver-api/ops.ts';
 import { TlsStack, type TlsSocket } from '../../driver-api/stack/index.ts';
@@ -64,6 +65,8 @@ export type ReplayResult = {
   netdev: string;
   problems: string[];
   timeline: TimelineMark[];
+  /** The stretch of capture time the timeline keeps (ReplayOptions.timelineWindow), null: all of it. */
+  timelineWindow: TimeWindow | null;
   /** Capture packet number at which each of `flows` was first seen (multi-queue replay merges by it). */
   flowFirstPackets: number[];
   /** With a scenario: what its impairments did and which expectations failed. */
@@ -113,6 +116,8 @@ export type ReplayOptions = {
   onFrame?: (f: OutFrame) => void;
   /** Keep per-packet timeline marks (bounded per flow). */
   timeline?: boolean;
+  /** Keep only the marks of this stretch of capture time (--timeline-window): the caps then count from there. */
+  timelineWindow?: TimeWindow | null;
   onProgress?: (bytesRead: number) => void;
   /** Application plaintext as it is delivered (rx) or handed to the stack (tx), in stream order. */
   onPlaintext?: (flow: FlowReport, dir: 'tx' | 'rx', data: Uint8Array) => void;
@@ -377,14 +382,17 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   let txPacket = 0;
   let txTs = 0n;
 
+  const window = opts.timelineWindow ?? null;
   const mark = (flow: Flow, m: Omit<TimelineMark, 't' | 'flow'>) => {
     if (!opts.timeline) return;
+    const t = Number(now - (tsBase ?? now)) / 1e9;
+    if (window && (t < window.from || t > window.to)) return;
     if (flow.marks >= marksCap || timeline.length >= keptCap) {
       flow.marksLeftOut++;
       return;
     }
     flow.marks++;
-    timeline.push({ t: Number(now - (tsBase ?? now)) / 1e9, flow: flow.index, ...m });
+    timeline.push({ t, flow: flow.index, ...m });
   };
 
   // The local host: netif_receive_skb hands RX skbs to the socket of their flow.
@@ -954,6 +962,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     netdev: netdev.name,
     problems,
     timeline: marks,
+    timelineWindow: window,
     flowFirstPackets: replayed.map((f) => f.firstPacket),
     ...(scenario ? { scenario, scenarioParts } : {}),
   };

@@ -14,6 +14,7 @@ import { ContractError, ConfigError, CaptureError, CryptoError, TlsError, WireEr
 import { formatEthtool, type EthtoolCounters } from '../../emulator/nic/counters.ts';
 import { BUILTIN_DRIVERS } from '../../driver-api/drivers/index.ts';
 import { formatTlsStat, type TlsStat } from '../../driver-api/stack/index.ts';
+import type { TimeWindow } from '../args.ts';
 import type { ReplayResult } from './engine.ts';
 import { checkScenario, MAX_HELD_BYTES, scenarioProblems, type ReplayScenario, type ScenarioOutcome } from './scenario.ts';
 import type { QueueFailure, QueueJob, QueueMessage, QueueResult, QueueWorkerData } from './worker.ts';
@@ -164,7 +165,7 @@ export async function replayParallel(opts: ParallelReplayOptions): Promise<Repla
   if (failed.length) throw firstFailure(failed);
   const parts = settled.map((s) => (s as PromiseFulfilledResult<QueueResult>).value);
   onQueueResults?.(parts);
-  return mergeQueueResults(opts.capture, parts, common.scenario);
+  return mergeQueueResults(opts.capture, parts, { scenario: common.scenario, timelineWindow: common.timelineWindow ?? null });
 }
 
 function sumInto(into: Record<string, number>, from: Record<string, number>): void {
@@ -172,7 +173,10 @@ function sumInto(into: Record<string, number>, from: Record<string, number>): vo
 }
 
 /** One result from the queues' results, as a single-thread replay of the whole capture reports it. */
-export function mergeQueueResults(capture: string, parts: QueueResult[], scenario?: ReplayScenario): ReplayResult {
+export function mergeQueueResults(
+  capture: string, parts: QueueResult[], opts: { scenario?: ReplayScenario | undefined; timelineWindow?: TimeWindow | null } = {},
+): ReplayResult {
+  const { scenario } = opts;
   if (parts.length === 0) throw new ContractError('merging the results of zero replay queues');
   const first = parts[0]!;
   const ethtool: Record<string, number> = {};
@@ -200,6 +204,7 @@ export function mergeQueueResults(capture: string, parts: QueueResult[], scenari
     netdev: first.netdev,
     problems,
     timeline,
+    timelineWindow: opts.timelineWindow ?? null,
     flowFirstPackets: ordered.map((f) => f.first),
     ...(scenario ? { scenario: mergeScenario(scenario, parts, ethtool, tlsStat) } : {}),
   };

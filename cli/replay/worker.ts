@@ -12,6 +12,7 @@ import { loadDriver } from '../../driver-api/drivers/index.ts';
 import { OutCapture, plaintextFiles, type OutPart } from './command.ts';
 import { replay, type FlowReport, type ReplayResult, type TimelineMark } from './engine.ts';
 import type { ReplayScenario, ScenarioOutcome } from './scenario.ts';
+import type { TimeWindow } from '../args.ts';
 
 export type QueueJob = {
   capture: string;
@@ -25,6 +26,8 @@ export type QueueJob = {
   plaintextDir: string | null;
   /** Record the timeline's marks (--timeline): the merge renumbers them by the merged connections. */
   timeline?: boolean;
+  /** --timeline-window: every queue keeps the marks of the same stretch of capture time. */
+  timelineWindow?: TimeWindow | null;
   /** --out: write this queue's frames to a file of its own in this directory (mergeOutCaptures joins them). */
   outDir?: string | null;
   /** Post progress messages (only one worker does: they all read the same file at about the same pace). */
@@ -102,6 +105,7 @@ export async function replayQueue(job: QueueJob, onProgress?: (bytes: number) =>
       driver,
       tls13: job.tls13,
       timeline: job.timeline ?? false,
+      timelineWindow: job.timelineWindow ?? null,
       // Every worker reads the whole capture, so capture packet numbers (flowFirstPackets) are global.
       flowFilter: (v) => rss.queueOfSegment(v, true) === job.queue,
       onProgress,
