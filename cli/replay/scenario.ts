@@ -268,10 +268,10 @@ export class Impairer {
    * seq and `len` its payload length. Calls `deliver` for what reaches the NIC now, in order. `packet`: its
    * number in the capture (a ConfigError about it names it; a frame the down link loses was lost there).
    */
-  receive(f: ImpairFlow, frame: Uint8Array, seq: number, len: number, fraction: number, atUs: number, deliver: Deliver, packet = 0): void {
+  receive(f: ImpairFlow, frame: Uint8Array, seq: number, len: number, fraction: number, atUs: number, deliver: Deliver, packet?: number): void {
     if (this.down) {
       const kept = this.keep(frame);
-      if (kept) this.lostWhileDown.push({ frame: kept, deliver, lostAt: packet }); // else lost for good (counted)
+      if (kept) this.lostWhileDown.push({ frame: kept, deliver, lostAt: packet ?? 0 }); // else lost for good (counted)
       if (len > 0) f.lastImpairmentUs = atUs;
       return;
     }
