@@ -1,5 +1,6 @@
 // Command-line parsing for `tlsnic`. Flag names are a stable interface (scripts depend on them).
 import { ConfigError } from '../emulator/errors.ts';
+import type { TimeWindow } from '../testbed/timeline.ts';
 
 export type ReplayArgs = {
   command: 'replay';
@@ -35,10 +36,9 @@ export type RunArgs = {
   out: string | null;
   /** --timeline: draw the world as an HTML page (a scenario of one profile, not a soak). */
   timeline: string | null;
+  /** --timeline-window FROM:TO: draw only what happened between these virtual times (seconds). */
+  timelineWindow: TimeWindow | null;
 };
-
-/** Seconds of capture time from its first packet; `to` may be Infinity. */
-export type TimeWindow = { from: number; to: number };
 
 export type HelpArgs = { command: 'help'; topic?: string };
 export type VersionArgs = { command: 'version' };
@@ -49,7 +49,7 @@ export const USAGE = `usage:
                 [--scenario <file>] [--tls13] [--plaintext-dir <dir>] [--out <pcap>] [--timeline <html>] [--json]
                 [--timeline-window <from>:<to>] [--workers <n>]
   tlsnic run <scenario.json> [--json] [--flows <n>] [--seconds <s>] [--seed <n>] [--driver mlx5|nfp|<module path>]
-             [--out <world.pcapng>] [--timeline <html>]
+             [--out <world.pcapng>] [--timeline <html>] [--timeline-window <from>:<to>]
   tlsnic help
   tlsnic --version
 
@@ -62,7 +62,8 @@ reseeds either. A driver profile
 --timeline draws each direction of each connection as --timeline does for a replay: what the sender's device
 sent, what the link did, what the receiver's device decrypted, its losses of sync and resyncs, and the driver
 calls (one profile; of a soak, one world: the first that failed, else the first with a loss of sync never
-recovered, else the one with the longest recovery).
+recovered, else the one with the longest recovery). --timeline-window FROM:TO draws only that stretch of
+the world's virtual time (seconds; FROM: to the end).
 
 Replays the TLS connections of a capture through the emulated NIC of one host (by default, for each
 connection, the side that accepted it) and prints what the offload did.`;
@@ -119,13 +120,13 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
 }
 
 /** `FROM:TO` in seconds, either side may be left out ("90:", ":2.5"); FROM below TO. */
-function parseTimeWindow(v: string | undefined): TimeWindow | null {
+function parseTimeWindow(v: string | undefined, clock = 'capture time'): TimeWindow | null {
   if (v === undefined) return null;
   const m = /^(\d+(?:\.\d+)?)?:(\d+(?:\.\d+)?)?$/.exec(v);
   const from = m?.[1] !== undefined ? Number(m[1]) : 0;
   const to = m?.[2] !== undefined ? Number(m[2]) : Infinity;
   if (!m || !(from < to)) {
-    throw new ConfigError(`--timeline-window needs FROM:TO in seconds of capture time, FROM below TO (e.g. 12.5:13, or 90: to the end), got '${v}'`, { field: '--timeline-window' });
+    throw new ConfigError(`--timeline-window needs FROM:TO in seconds of ${clock}, FROM below TO (e.g. 12.5:13, or 90: to the end), got '${v}'`, { field: '--timeline-window' });
   }
   return { from, to };
 }
@@ -147,6 +148,7 @@ function parseRun(rest: readonly string[]): RunArgs {
   let driver: string | null = null;
   let out: string | null = null;
   let timeline: string | null = null;
+  let window: string | undefined;
   const ints = new Map<string, number>();
   const positional: string[] = [];
   for (let i = 0; i < rest.length; i++) {
@@ -154,14 +156,15 @@ function parseRun(rest: readonly string[]): RunArgs {
     const name = a.includes('=') ? a.slice(0, a.indexOf('=')) : a;
     const spec = RUN_INT_FLAGS[name];
     if (a === '--json') json = true;
-    else if (name === '--driver' || name === '--out' || name === '--timeline') {
+    else if (name === '--driver' || name === '--out' || name === '--timeline' || name === '--timeline-window') {
       const v = a.includes('=') ? a.slice(a.indexOf('=') + 1) : rest[++i];
       if (!v || (!a.includes('=') && v.startsWith('--'))) {
-        throw new ConfigError(name === '--driver' ? '--driver needs a value: mlx5, nfp or a module path' : `${name} needs a file name`, { field: name });
+        throw new ConfigError(name === '--driver' ? '--driver needs a value: mlx5, nfp or a module path' : name === '--timeline-window' ? '--timeline-window needs FROM:TO' : `${name} needs a file name`, { field: name });
       }
       if (name === '--driver') driver = v;
       else if (name === '--out') out = v;
-      else timeline = v;
+      else if (name === '--timeline') timeline = v;
+      else window = v;
     } else if (spec) {
       const v = a.includes('=') ? a.slice(a.indexOf('=') + 1) : rest[++i];
       if (v === undefined || !/^\d{1,10}$/.test(v) || Number(v) < spec.min || Number(v) > spec.max) {
@@ -174,7 +177,7 @@ function parseRun(rest: readonly string[]): RunArgs {
   if (positional.length !== 1) throw new ConfigError(`run takes exactly one scenario file, got ${positional.length}`);
   return {
     command: 'run', scenario: positional[0]!, json, flows: ints.get('--flows') ?? null, seconds: ints.get('--seconds') ?? null, seed: ints.get('--seed') ?? null,
-    driver, out, timeline,
+    driver, out, timeline, timelineWindow: parseTimeWindow(window, 'virtual time'),
   };
 }
 

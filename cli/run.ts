@@ -16,7 +16,7 @@ import type { DriverProfile, Scenario } from '../testbed/schema.ts';
 import { loadScenarioDrivers, runScenarioObject, type ProfileRun, type RunOptions, type ScenarioResult, type WorldTimeline } from '../testbed/runner.ts';
 import { leftOutNote, type TimelineMark } from '../testbed/timeline.ts';
 import { BASE_PORT, HOST_IP } from '../testbed/world.ts';
-import { esc, renderPage, type TimelinePage, type TimelineSection } from './timeline.ts';
+import { esc, renderPage, windowText, type TimelinePage, type TimelineSection } from './timeline.ts';
 import type { RunArgs } from './args.ts';
 
 export async function runRun(args: RunArgs, out: (s: string) => void = (s) => void process.stdout.write(s)): Promise<number> {
@@ -49,6 +49,7 @@ export async function runRun(args: RunArgs, out: (s: string) => void = (s) => vo
   let drawn: { profile: string; timeline: WorldTimeline; why: string | null } | null = null;
   let timelineFd: number | null = null;
   let result: ScenarioResult;
+  if (args.timelineWindow && args.timeline === null) throw new ConfigError('--timeline-window chooses what --timeline draws: give --timeline <file> too', { field: '--timeline-window' });
   try {
     // Outputs are opened before the run: a path that cannot be written fails now (a ConfigError naming it).
     if (args.out !== null) {
@@ -62,6 +63,7 @@ export async function runRun(args: RunArgs, out: (s: string) => void = (s) => vo
       oneProfile('--timeline', 'draws the timeline');
       timelineFd = onOutput(path, '--timeline', () => openSync(path, 'w'));
       o.onTimeline = (profile, timeline, why) => (drawn = { profile, timeline, why: why ?? null });
+      if (args.timelineWindow) o.timelineWindow = args.timelineWindow;
     }
     result = runScenarioObject(scenario, o);
     if (writer && wire) writeWire(writer, wire);
@@ -105,7 +107,7 @@ TX at ${esc(from.toUpperCase())}: ${n('tx', 'encrypted')} packets encrypted by t
   return {
     title: `tlsnic run timeline — ${s.name}`,
     heading: 'tlsnic run timeline',
-    about: `${file} — scenario ${s.name}, driver ${w.profile}, ${w.why ? `${w.why}; ` : ''}${sections.length} direction(s) with data, two hosts on a link (virtual time)`,
+    about: `${file} — scenario ${s.name}, driver ${w.profile}, ${w.why ? `${w.why}; ` : ''}${sections.length} direction(s) with data, two hosts on a link (virtual time)${t.window ? ` — drawn: ${windowText(t.window, 'virtual time')} (--timeline-window; the sections count what is drawn, the counters below are the whole run's)` : ''}`,
     packetKeys: [
       ['decrypted', 'RX decrypted by the receiving device (skb->decrypted)'],
       ['not-decrypted', 'RX passed up encrypted: the stack decrypts in software'],

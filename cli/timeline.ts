@@ -5,7 +5,7 @@
 // (tlsdev_ops from the stack, resync helpers from the driver) is a line on the chart and a row in a table.
 // `tlsnic replay` draws its capture (renderTimeline) and `tlsnic run` a two-host world (testbed/timeline.ts):
 // both as a TimelinePage.
-import type { TimeWindow } from './args.ts';
+import type { TimeWindow } from '../testbed/timeline.ts';
 import type { FlowReport, ReplayResult, TimelineMark } from './replay/engine.ts';
 
 /** What one flow section shows: its two charts' marks in time order, and the words around them. */
@@ -230,7 +230,7 @@ export function renderTimeline(r: ReplayResult, maxMarks?: number): string {
   return renderPage({
     title: `tlsnic timeline — ${r.capture}`,
     heading: 'tlsnic replay timeline',
-    about: `${r.capture} — ${r.packets} packets, ${r.flows.length} connection(s), device ${r.netdev}${r.timelineWindow ? ` — drawn: ${windowText(r.timelineWindow)} of capture time (--timeline-window; counts and summaries cover the whole capture)` : ''}`,
+    about: `${r.capture} — ${r.packets} packets, ${r.flows.length} connection(s), device ${r.netdev}${r.timelineWindow ? ` — drawn: ${windowText(r.timelineWindow)} (--timeline-window; counts and summaries cover the whole capture)` : ''}`,
     packetKeys: (['decrypted', 'not-decrypted', 'plain', 'drop', 'mismatch'] as const).map((k) => [k, LABELS[k]] as const),
     impairKey: r.scenario ? `scenario ${r.scenario.name}: impairment (drop, reorder, ...; TCP drop: bad checksum)` : null,
     sections: r.flows.map((f, i) => replaySection(f, byFlow.get(i + 1) ?? [])),
@@ -238,8 +238,9 @@ export function renderTimeline(r: ReplayResult, maxMarks?: number): string {
   }, maxMarks);
 }
 
-function windowText(w: TimeWindow): string {
-  return w.to === Infinity ? `from ${w.from} s to the end` : `${w.from} s to ${w.to} s`;
+/** What a --timeline-window page says it draws. */
+export function windowText(w: TimeWindow, clock = 'capture time'): string {
+  return w.to === Infinity ? `from ${w.from} s of ${clock} to the end` : `${w.from} s to ${w.to} s of ${clock}`;
 }
 
 function replaySection(f: FlowReport, marks: TimelineMark[]): TimelineSection {

@@ -216,3 +216,31 @@ test('--flows and --seconds on a single-run scenario are refused (they size soak
   t.is(JSON.parse(seeded.out).runs[0].seed, 7);
   t.is(JSON.parse(tlsnic('run', 'fixtures/scenarios/loss-header.json', '--driver', 'nfp', '--json').out).runs[0].seed, 102, 'the file\'s seed otherwise');
 });
+
+test('--timeline-window draws a stretch of the world\'s virtual time; exit 2 without --timeline or for a bad window', (t) => {
+  const all = join(tmp, 'all.html');
+  const part = join(tmp, 'part.html');
+  t.is(tlsnic('run', 'fixtures/scenarios/loss-header.json', '--driver', 'mlx5', '--timeline', all).code, 0);
+  const html = readFileSync(all, 'utf8');
+  // Packet bars, their time in their tooltip (to the µs).
+  const barTimes = (page: string) => [...page.matchAll(/<rect class="mark [a-z-]+"[^>]*><title>[^<]*t=(\d+\.\d+) s\)<\/title>/g)].map((m) => Number(m[1]));
+  const times = barTimes(html);
+  t.true(times.length > 10, `${times.length} timed marks`);
+  // The middle third of the run.
+  const [lo, hi] = [Math.min(...times), Math.max(...times)];
+  // Between whole microseconds, so no bar sits on an edge.
+  const from = Math.floor((lo + (hi - lo) / 3) * 1e6) / 1e6 + 5e-7;
+  const to = Math.floor((lo + (2 * (hi - lo)) / 3) * 1e6) / 1e6 + 5e-7;
+  const r = tlsnic('run', 'fixtures/scenarios/loss-header.json', '--driver', 'mlx5', '--timeline', part, '--timeline-window', `${from}:${to}`);
+  t.is(r.code, 0, r.err);
+  const page = readFileSync(part, 'utf8');
+  const drawn = barTimes(page);
+  t.true(drawn.length > 0 && drawn.length < times.length, `${drawn.length} of ${times.length}`);
+  t.true(drawn.every((x) => x >= from && x <= to));
+  t.is(drawn.length, times.filter((x) => x >= from && x <= to).length);
+  t.regex(page, /drawn: [\d.]+ s to [\d.]+ s of virtual time \(--timeline-window/);
+  t.is(tlsnic('run', 'fixtures/scenarios/loss-header.json', '--driver', 'mlx5', '--timeline-window', '1:2').code, 2);
+  const bad = tlsnic('run', 'fixtures/scenarios/loss-header.json', '--driver', 'mlx5', '--timeline', part, '--timeline-window', '2:1');
+  t.is(bad.code, 2);
+  t.regex(bad.err, /--timeline-window needs FROM:TO in seconds of virtual time/);
+});

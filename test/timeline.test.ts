@@ -193,6 +193,21 @@ test('tlsnic run: the recorder keeps the first marks of a direction and counts t
   t.deepEqual(d.marks.map((m) => m.t), [10e-6, 10e-6, 20e-6, 20e-6, 30e-6]);
 });
 
+test('tlsnic run: a recorder with a window keeps only the marks of that stretch of virtual time, the cap counting from its start', (t) => {
+  let now = 0;
+  const rec = new WorldTimelineRecorder(() => now, (port) => (port === 4433 ? 0 : null), 3, { from: 25e-6, to: 65e-6 });
+  const tuple = { family: 4 as const, saddr: '10.4.0.2', daddr: '10.4.0.1', sport: 4433, dport: 40000 };
+  rec.nicEvent('b', { kind: 'ctx-add', ctx: 7, dir: 'rx', tuple, startSeq: 1 });
+  for (let i = 0; i < 8; i++) {
+    now += 10;
+    rec.nicEvent('b', { kind: 'rx', ctx: 7, seq: 1 + i * 100, len: 100, decrypted: true });
+  }
+  const d = rec.finish(() => null)[0]!;
+  // 30, 40, 50 and 60 µs fall in the window: the first three drawn, one left out; the rest not counted.
+  t.deepEqual(d.marks.map((m) => m.t), [30e-6, 40e-6, 50e-6]);
+  t.is(d.leftOut, 1);
+});
+
 test('--local naming a later connection\'s client: its section draws its own packets (marks are numbered as reported)', async (t) => {
   const g = generateCapture({ out: join(tmp, 'three.pcap'), keylog: join(tmp, 'three.keylog'), flows: 3, mib: 0.5, record: 16384, mss: 1448, seed: 4, cipher: 'aes128', tuples: 'random' });
   for (const [i, flow] of g.flows.entries()) {

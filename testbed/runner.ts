@@ -24,7 +24,7 @@ import {
   type SoakSpec,
 } from './schema.ts';
 import { hintsTakenTooLate, owesRecovery, RxSyncWatch } from './recovery.ts';
-import { WorldTimelineRecorder, type WorldTimelineDir } from './timeline.ts';
+import { TIMELINE_MARKS_CAP, WorldTimelineRecorder, type TimeWindow, type WorldTimelineDir } from './timeline.ts';
 import { buildWorld, connectFlow, nicProfileFrom, serverPortOf, type Flow, type FlowDir, type Side, type TbHost, type TbWorld } from './world.ts';
 
 export type ResyncType = 'driver_req_async' | 'driver_req' | 'core_next_hint';
@@ -152,10 +152,17 @@ export type RunOptions = {
    * that failed, else the first with a loss of sync never recovered, else the one with the longest recovery.
    */
   onTimeline?: (profile: ProfileId, timeline: WorldTimeline, why?: string) => void;
+  /** With onTimeline: keep only the marks of this stretch of the world's virtual time (seconds). */
+  timelineWindow?: TimeWindow | null;
 };
 
 /** One world's timeline (RunOptions.onTimeline): marks per connection direction, counters per host. */
-export type WorldTimeline = { dirs: WorldTimelineDir[]; hosts: Record<Side, { ethtool: string; tlsStat: string; netdev: string }> };
+export type WorldTimeline = {
+  dirs: WorldTimelineDir[];
+  hosts: Record<Side, { ethtool: string; tlsStat: string; netdev: string }>;
+  /** RunOptions.timelineWindow: the stretch of virtual time the marks cover, null: all of it. */
+  window: TimeWindow | null;
+};
 
 /** What one world needs: resolved traffic sizes and a profile. */
 type WorldSpec = {
@@ -409,7 +416,9 @@ function runWorld(spec: WorldSpec, o: RunOptions): WorldOutcome {
   const flows: Flow[] = [];
   // The world's clock, once there is a world (the recorder is made first: the stacks log to it from the start).
   let clock = () => 0;
-  const recorder = spec.timeline ? new WorldTimelineRecorder(() => clock(), (port) => flows.find((f) => f.port === port)?.index ?? null) : null;
+  const recorder = spec.timeline
+    ? new WorldTimelineRecorder(() => clock(), (port) => flows.find((f) => f.port === port)?.index ?? null, TIMELINE_MARKS_CAP, o.timelineWindow ?? null)
+    : null;
   const w = buildWorld({
     seed: spec.seed, driver: spec.driver, nicProfile, faults: faultPlans(spec.faults), ...(driverModule ? { driverModule } : {}),
     ...(spec.tls13 ? { tls13: true } : {}), ...(spec.captureWire ? { captureWire: true } : {}),
@@ -478,14 +487,14 @@ function runWorld(spec: WorldSpec, o: RunOptions): WorldOutcome {
   return {
     hosts: { a: hostReport(w.a, tables.a), b: hostReport(w.b, tables.b) }, flows: reports, impairments: compiled.tallies, errors, rxResyncType,
     wire: spec.captureWire ? w.link.log : null,
-    timeline: recorder ? worldTimeline(w, flows, recorder) : null,
+    timeline: recorder ? worldTimeline(w, flows, recorder, o.timelineWindow ?? null) : null,
   };
 }
 
-function worldTimeline(w: TbWorld, flows: readonly Flow[], recorder: WorldTimelineRecorder): WorldTimeline {
+function worldTimeline(w: TbWorld, flows: readonly Flow[], recorder: WorldTimelineRecorder, window: TimeWindow | null): WorldTimeline {
   const dirs = recorder.finish((side, sk) => flows.find((f) => (side === 'a' ? f.client : f.server)?.sk.id === sk)?.port ?? null);
   const host = (h: TbHost) => ({ ethtool: formatEthtool(h.nic.counters), tlsStat: h.stack.formatTlsStat(), netdev: h.netdev.name });
-  return { dirs, hosts: { a: host(w.a), b: host(w.b) } };
+  return { dirs, hosts: { a: host(w.a), b: host(w.b) }, window };
 }
 
 /** Run to idle; a livelock hits the event cap and throws SimEventCapError (a ContractError), reported. */

@@ -12,6 +12,14 @@ import { TcpSegmentView } from '../emulator/wire/packet.ts';
 import { serverPortOf, type Side } from './world.ts';
 
 /** One mark on a timeline chart: a packet (a bar) or an event between packets (a line). */
+/** A stretch of a timeline's clock (seconds from the capture's first packet, or the world's virtual start); `to` may be Infinity. */
+export type TimeWindow = { from: number; to: number };
+
+/** Whether `t` falls in `w` (no window: everything does). */
+export function inWindow(w: TimeWindow | null | undefined, t: number): boolean {
+  return !w || (t >= w.from && t <= w.to);
+}
+
 export type TimelineMark = {
   /** Seconds (capture time from the first packet in a replay, virtual time in a world). */
   t: number;
@@ -89,6 +97,8 @@ export class WorldTimelineRecorder {
     private readonly nowUs: () => number,
     private readonly flowOfPort: (port: number) => number | null,
     private readonly cap = TIMELINE_MARKS_CAP,
+    /** Keep only the marks of this stretch of virtual time (--timeline-window); the cap counts from its start. */
+    private readonly window: TimeWindow | null = null,
   ) {}
 
   /** A device event on `side`'s NIC. */
@@ -123,7 +133,8 @@ export class WorldTimelineRecorder {
   /** An event of `side`'s TLS stack: its tlsdev_ops calls and the resync helpers its driver called become marks. */
   stackEvent(side: Side, ev: TlsStackEvent): void {
     const c = callMark(ev);
-    if (c) this.calls.push({ side, sk: c.sk, t: this.nowUs() / 1e6, mark: { ...c.mark, note: `${side.toUpperCase()}: ${c.mark.note}` } });
+    const t = this.nowUs() / 1e6;
+    if (c && inWindow(this.window, t)) this.calls.push({ side, sk: c.sk, t, mark: { ...c.mark, note: `${side.toUpperCase()}: ${c.mark.note}` } });
   }
 
   /** What the link did to a frame going `dir`, when it did more than pass it. */
@@ -157,8 +168,10 @@ export class WorldTimelineRecorder {
   }
 
   private add(port: number, dir: LinkDirection, m: MarkBody): void {
+    const t = this.nowUs() / 1e6;
+    if (!inWindow(this.window, t)) return;
     const d = this.dirOf(port, dir);
-    if (d) this.push(d, { t: this.nowUs() / 1e6, flow: d.flow, ...m });
+    if (d) this.push(d, { t, flow: d.flow, ...m });
   }
 
   private push(d: WorldTimelineDir, m: TimelineMark): void {

@@ -19,7 +19,6 @@ import { CONTENT_APPLICATION_DATA, MAX_RECORD_LENGTH_ANY, TLS_HEADER_SIZE } from
 import { TcpSegmentView } from '../../emulator/wire/packet.ts';
 import { withPayload } from '../../emulator/wire/builder.ts';
 import { seqAdd, seqDiff, seqGeq, seqGt, seqLeq } from '../../emulator/wire/seq.ts';
-import type { TimeWindow } from '../args.ts';
 import type { DriverModule } from '../../driver-api/drivers/index.ts';
 import type { FourTuple, NetDevice, SkBuff, TlsKernelHelpers } from '../../driver-api/ops.ts';
 import { TlsStack, type TlsSocket } from '../../driver-api/stack/index.ts';
@@ -30,7 +29,7 @@ import { StreamReassembler } from './reassembly.ts';
 import { TlsWalker, type Dir, type WalkRecord, type WalkStart } from './tls-walker.ts';
 import { checkScenario, Impairer, type DeliveredRx, type ImpairFlow, type ReplayScenario, type ScenarioFlow, type ScenarioOutcome } from './scenario.ts';
 import { RxSyncWatch } from '../../testbed/recovery.ts';
-import { callMark, leftOutNote, syncMark, TIMELINE_MARKS_CAP, TIMELINE_RECORD_CAP, type TimelineMark } from '../../testbed/timeline.ts';
+import { callMark, inWindow, leftOutNote, syncMark, TIMELINE_MARKS_CAP, TIMELINE_RECORD_CAP, type TimelineMark, type TimeWindow } from '../../testbed/timeline.ts';
 
 export type Endpoint = { family: 4 | 6; ip: string; port: number };
 
@@ -386,7 +385,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   const mark = (flow: Flow, m: Omit<TimelineMark, 't' | 'flow'>) => {
     if (!opts.timeline) return;
     const t = Number(now - (tsBase ?? now)) / 1e9;
-    if (window && (t < window.from || t > window.to)) return;
+    if (!inWindow(window, t)) return;
     if (flow.marks >= marksCap || timeline.length >= keptCap) {
       flow.marksLeftOut++;
       return;

@@ -14,7 +14,7 @@ import { ContractError, ConfigError, CaptureError, CryptoError, TlsError, WireEr
 import { formatEthtool, type EthtoolCounters } from '../../emulator/nic/counters.ts';
 import { BUILTIN_DRIVERS } from '../../driver-api/drivers/index.ts';
 import { formatTlsStat, type TlsStat } from '../../driver-api/stack/index.ts';
-import type { TimeWindow } from '../args.ts';
+import type { TimeWindow } from '../../testbed/timeline.ts';
 import type { ReplayResult } from './engine.ts';
 import { checkScenario, MAX_HELD_BYTES, scenarioProblems, type ReplayScenario, type ScenarioOutcome } from './scenario.ts';
 import type { QueueFailure, QueueJob, QueueMessage, QueueResult, QueueWorkerData } from './worker.ts';

@@ -12,7 +12,7 @@ import { loadDriver } from '../../driver-api/drivers/index.ts';
 import { OutCapture, plaintextFiles, type OutPart } from './command.ts';
 import { replay, type FlowReport, type ReplayResult, type TimelineMark } from './engine.ts';
 import type { ReplayScenario, ScenarioOutcome } from './scenario.ts';
-import type { TimeWindow } from '../args.ts';
+import type { TimeWindow } from '../../testbed/timeline.ts';
 
 export type QueueJob = {
   capture: string;
