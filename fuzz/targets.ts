@@ -925,7 +925,9 @@ export function replayQueuesTarget(): FuzzTarget {
         });
       }
       const heldBytes = Math.floor(MAX_HELD_BYTES / queues);
-      const at = `${cap.name}${local ? ` from ${local}` : ''}, ${queues} queues, one thread's read chunk ${readChunkBytes || 'default'}, ${edits.join(', ')}${scenario ? `, scenario ${JSON.stringify(scenario)}` : ''}`;
+      // Now and then only a stretch of the timeline (--timeline-window), open-ended or not.
+      const timelineWindow = rng.chance(0.3) ? { from: rng.int(100) / 1000, to: rng.chance(0.5) ? Infinity : 0.1 + rng.int(400) / 1000 } : null;
+      const at = `${cap.name}${local ? ` from ${local}` : ''}, ${queues} queues, one thread's read chunk ${readChunkBytes || 'default'}, ${edits.join(', ')}${scenario ? `, scenario ${JSON.stringify(scenario)}` : ''}${timelineWindow ? `, timeline window ${timelineWindow.from}:${timelineWindow.to}` : ''}`;
       // --out too: one thread's file in memory, the queues' parts in files joined as --workers joins them.
       const outDir = join(dirname(path), 'queues-out');
       rmSync(outDir, { recursive: true, force: true });
@@ -944,7 +946,7 @@ export function replayQueuesTarget(): FuzzTarget {
       const one = await outcome(async () => {
         const out = new OutCapture(null);
         const r = await replay({
-          capture: path, keylog, local: loc, driver: BUILTIN_DRIVERS.mlx5!, tls13: cap.tls13, timeline: true, onFrame: (f) => out.frame(f), scenario,
+          capture: path, keylog, local: loc, driver: BUILTIN_DRIVERS.mlx5!, tls13: cap.tls13, timeline: true, timelineWindow, onFrame: (f) => out.frame(f), scenario,
           // The queues share the bound on held-back frames: one thread gets their sum (all of it in one queue).
           limits: { ...(readChunkBytes ? { readChunkBytes } : {}), scenarioHeldBytes: heldBytes * queues },
         });
@@ -956,13 +958,13 @@ export function replayQueuesTarget(): FuzzTarget {
         for (let q = 0; q < queues; q++) {
           // Every queue runs to its end, as the workers do; the error reported is the one replayParallel picks.
           await replayQueue({
-            capture: path, keylog, local: loc, driver: 'mlx5', tls13: cap.tls13, queue: q, queues, plaintextDir: null, progress: false, timeline: true, outDir,
+            capture: path, keylog, local: loc, driver: 'mlx5', tls13: cap.tls13, queue: q, queues, plaintextDir: null, progress: false, timeline: true, timelineWindow, outDir,
             ...(scenario ? { scenario, scenarioHeldBytes: heldBytes } : {}),
           }).then((p) => parts.push(p), (e: unknown) => failures.push(e));
         }
         if (failures.length) throw firstFailure(failures);
         mergeOutCaptures(joined, parts.flatMap((p) => (p.out ? [p.out] : [])));
-        return { r: mergeQueueResults(path, parts, { scenario }), out: readFileSync(joined) };
+        return { r: mergeQueueResults(path, parts, { scenario, timelineWindow }), out: readFileSync(joined) };
       });
       if ('error' in one || 'error' in many) {
         if (!('error' in one) || !('error' in many) || one.error !== many.error) {
