@@ -1,6 +1,7 @@
 // What an RX context went through (losses of sync, recoveries, resync hints), and when a loss that never
 // ended counts against the device: shared by the scenario runner and `tlsnic replay --scenario`.
-import type { NicEvent } from '../emulator/nic/types.ts';
+import type { NicEvent, ScanPolicy } from '../emulator/nic/types.ts';
+import { MAX_RECORD_LENGTH_ANY, TLS_HEADER_SIZE } from '../emulator/tls/record.ts';
 import { seqAdd, seqDiff, seqGt } from '../emulator/wire/seq.ts';
 
 /** A resync the device was given: when (µs), the record it names, its answer, bytes it had received past it. */
@@ -74,7 +75,7 @@ export class RxSyncWatch {
 /**
  * Devices that scan the stream (DRIVER_REQ, DRIVER_REQ_ASYNC) find their way back by themselves, given the
  * stream to do it in: with `scan`, they owe it only once more than `reach` bytes past the loss reached them
- * (the replay's captured streams may end sooner; the testbed's streams are long). A
+ * (scanReach(): a loss near the end of a stream leaves a scan no room to come back). A
  * CORE_NEXT_HINT device can only come back at a record the stack names (SPEC 6), and the stack names one
  * after 2, 4, 8 ... fully encrypted records, for the record after the one it is parsing. Under reordering the
  * device has often received that record already (the stack waits for a hole the device went past); it cannot
@@ -98,4 +99,16 @@ export function owesRecovery(
  */
 export function hintsTakenTooLate(resyncType: string | null, hints: readonly Hint[]): Hint[] {
   return resyncType === 'core_next_hint' ? hints.filter((h) => h.result === 'ok' && h.passedBytes > 0) : [];
+}
+
+/**
+ * Bytes of the stream past a loss of sync a scanning device may need before it decrypts again (SPEC 6): the
+ * skipped maximum record (if its policy skips one), then up to a record to the first header it matches,
+ * `confirmHeaders` headers chained (the first one included) with the request at the last, that record read by
+ * the stack to answer it, and one more record to decrypt: confirmHeaders + 2 records of the flow's longest.
+ */
+export function scanReach(scan: ScanPolicy, maxRecord: number): number {
+  // The device skips its own maximum (by version and cipher); the largest of them bounds it.
+  const skip = scan.skipOneMaxRecord ? MAX_RECORD_LENGTH_ANY + TLS_HEADER_SIZE : 0;
+  return skip + (scan.confirmHeaders + 2) * maxRecord;
 }

@@ -5,7 +5,7 @@
 import { TlsnicError } from '../emulator/errors.ts';
 import { EBADMSG } from '../emulator/errno.ts';
 import { formatEthtool, type EthtoolCounters } from '../emulator/nic/counters.ts';
-import type { NicEvent, NicProfile } from '../emulator/nic/types.ts';
+import type { NicEvent, NicProfile, ScanPolicy } from '../emulator/nic/types.ts';
 import { seqAdd, seqDiff } from '../emulator/wire/seq.ts';
 import type { LinkDirection, LinkLogEntry } from '../driver-api/host/link.ts';
 import { Rng } from '../driver-api/host/rng.ts';
@@ -23,7 +23,7 @@ import {
   inRange, profileId, resyncTypeOf, showRange, type DriverProfile, type Expectations, type FaultInput, type Impairment, type ProfileId, type Scenario,
   type SoakSpec,
 } from './schema.ts';
-import { hintsTakenTooLate, owesRecovery, RxSyncWatch } from './recovery.ts';
+import { hintsTakenTooLate, owesRecovery, RxSyncWatch, scanReach } from './recovery.ts';
 import { TIMELINE_MARKS_CAP, WorldTimelineRecorder, type TimeWindow, type WorldTimelineDir } from './timeline.ts';
 import { buildWorld, connectFlow, nicProfileFrom, serverPortOf, type Flow, type FlowDir, type Side, type TbHost, type TbWorld } from './world.ts';
 
@@ -39,6 +39,8 @@ export type Episode = {
   distance: number | null;
   lostAtUs: number;
   recoveredAtUs: number | null;
+  /** Bytes of the stream past the loss point that reached the device (by recovery, or by the end). */
+  receivedAfter: number;
 };
 
 export type FlowReport = {
@@ -75,6 +77,11 @@ export type FlowReport = {
   /** Packets the receiving device decrypted after the last impairment that hit this direction. */
   decryptedAfterLastImpairment: number;
   lastImpairmentUs: number | null;
+  /**
+   * Bytes past a loss a device that scans for headers may need before it decrypts again (scanReach()): a loss
+   * with no more of the stream after it is not held against it.
+   */
+  scanReach: number;
 };
 
 export type HostReport = {
@@ -476,7 +483,7 @@ function runWorld(spec: WorldSpec, o: RunOptions): WorldOutcome {
       const rxHost = rxSide === 'a' ? w.a : w.b;
       const sk = d.rxTls?.sk.id;
       const calls = rxHost.stack.callLog.filter((c) => c.op === 'tls_dev_resync' && c.dir === 'rx' && c.sk === sk);
-      reports.push(flowReport(f, d, watch, tables[rxSide], compiled.lastHit(f.index, d.dir), calls));
+      reports.push(flowReport(f, d, watch, tables[rxSide], compiled.lastHit(f.index, d.dir), calls, rxHost.nic.profile.scan));
     }
   }
   // What the receiving driver set for RX resync, read from the first socket that offloaded RX.
@@ -570,7 +577,7 @@ function recordAt(d: FlowDir, off: number): number {
 }
 
 function flowReport(
-  f: Flow, d: FlowDir, watch: RxWatch | undefined, table: string, lastHit: number | null, calls: readonly DriverCall[],
+  f: Flow, d: FlowDir, watch: RxWatch | undefined, table: string, lastHit: number | null, calls: readonly DriverCall[], scan: ScanPolicy,
 ): FlowReport {
   const isn1 = firstSeq(d);
   const sn0 = recSeqToBigInt(d.info.recSeq);
@@ -585,7 +592,7 @@ function flowReport(
     const recoveredRecord = e.recoveredSeq === null ? null : recordAt(d, seqDiff(e.recoveredSeq, isn1));
     return {
       lostRecord, recoveredRecord, distance: recoveredRecord === null ? null : recoveredRecord - lostRecord, lostAtUs: e.lostAtUs,
-      recoveredAtUs: e.recoveredAtUs,
+      recoveredAtUs: e.recoveredAtUs, receivedAfter: e.receivedAfter,
     };
   });
   const written = d.writes.reduce((n, x) => n + x.length, 0);
@@ -602,6 +609,7 @@ function flowReport(
     rxMode: rx?.rxMode ?? null, txMode: tx?.txMode ?? null, deviceRxState, episodes, resyncs, hints,
     decryptedAfterLastImpairment: sync?.decryptedAtUs ? sync.decryptedAtUs.filter((t) => lastHit === null || t > lastHit).length : 0,
     lastImpairmentUs: lastHit,
+    scanReach: scanReach(scan, Math.max(0, ...d.starts.map((s, i) => (d.starts[i + 1] ?? d.end) - s))),
   };
 }
 
@@ -653,7 +661,7 @@ function hostReport(h: TbHost, table: string): HostReport {
 }
 
 function owesRecoveryOf(f: FlowReport, ep: Episode, resyncType: ResyncType | null): boolean {
-  return owesRecovery(resyncType, f.hints, ep.lostAtUs, f.records, f.lastImpairmentUs);
+  return owesRecovery(resyncType, f.hints, ep.lostAtUs, f.records, f.lastImpairmentUs, { receivedAfter: ep.receivedAfter, reach: f.scanReach });
 }
 
 function checkExpectations(

@@ -12,10 +12,10 @@ import { errnoName } from '../../emulator/errno.ts';
 import { CaptureError, TlsnicError } from '../../emulator/errors.ts';
 import { formatEthtool } from '../../emulator/nic/counters.ts';
 import { Nic } from '../../emulator/nic/nic.ts';
-import type { NicEvent, ScanPolicy } from '../../emulator/nic/types.ts';
+import type { NicEvent } from '../../emulator/nic/types.ts';
 import { TLS_1_3_VERSION, type CryptoInfo } from '../../emulator/tls/crypto-info.ts';
 import { parseKeyLog, type KeyLog } from '../../emulator/tls/keylog.ts';
-import { CONTENT_APPLICATION_DATA, MAX_RECORD_LENGTH_ANY, TLS_HEADER_SIZE } from '../../emulator/tls/record.ts';
+import { CONTENT_APPLICATION_DATA, TLS_HEADER_SIZE } from '../../emulator/tls/record.ts';
 import { TcpSegmentView } from '../../emulator/wire/packet.ts';
 import { withPayload } from '../../emulator/wire/builder.ts';
 import { seqAdd, seqDiff, seqGeq, seqGt, seqLeq } from '../../emulator/wire/seq.ts';
@@ -28,7 +28,7 @@ import { ReplaySock } from './replay-sock.ts';
 import { StreamReassembler } from './reassembly.ts';
 import { TlsWalker, type Dir, type WalkRecord, type WalkStart } from './tls-walker.ts';
 import { checkScenario, Impairer, type DeliveredRx, type ImpairFlow, type ReplayScenario, type ScenarioFlow, type ScenarioOutcome } from './scenario.ts';
-import { RxSyncWatch } from '../../testbed/recovery.ts';
+import { RxSyncWatch, scanReach } from '../../testbed/recovery.ts';
 import { callMark, inWindow, leftOutNote, syncMark, TIMELINE_MARKS_CAP, TIMELINE_RECORD_CAP, type TimelineMark, type TimeWindow } from '../../testbed/timeline.ts';
 
 export type Endpoint = { family: 4 | 6; ip: string; port: number };
@@ -965,18 +965,6 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     flowFirstPackets: replayed.map((f) => f.firstPacket),
     ...(scenario ? { scenario, scenarioParts } : {}),
   };
-}
-
-/**
- * Bytes of the stream past a loss of sync a scanning device may need before it decrypts again (SPEC 6): the
- * skipped maximum record (if its policy skips one), then up to a record to the first header it matches,
- * `confirmHeaders` headers chained (the first one included) with the request at the last, that record read by
- * the stack to answer it, and one more record to decrypt: confirmHeaders + 2 records of the flow's longest.
- */
-function scanReach(scan: ScanPolicy, maxRecord: number): number {
-  // The device skips its own maximum (by version and cipher); the largest of them bounds it.
-  const skip = scan.skipOneMaxRecord ? MAX_RECORD_LENGTH_ANY + TLS_HEADER_SIZE : 0;
-  return skip + (scan.confirmHeaders + 2) * maxRecord;
 }
 
 function formatEthtoolFor(nic: Nic): string {
