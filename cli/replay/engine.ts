@@ -70,8 +70,8 @@ export type ReplayResult = {
   flowFirstPackets: number[];
   /** With a scenario: what its impairments did and which expectations failed. */
   scenario?: ScenarioOutcome;
-  /** With a scenario: what a multi-queue replay's merge checks again over all queues (parallel.ts). */
-  scenarioParts?: { delivered: DeliveredRx[]; overflow: number; firstPackets: number[] };
+  /** With a scenario: what a multi-queue replay's merge checks again over all queues (parallel.ts); `delivered` is per flow of `flows`. */
+  scenarioParts?: { delivered: DeliveredRx[]; overflow: number };
 };
 
 /** OutFrame.order of a packet's own frames: after any that a scenario delivers at that packet out of turn. */
@@ -948,7 +948,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     }
     const failures = checkScenario(opts.scenario!, impairer.problems(), sflows, delivered, { ...nic.counters }, { ...stack.tlsStat });
     scenario = { name: opts.scenario!.name, seed: opts.scenario!.seed, impairments: impairer.tallies, flows: sflows, failures };
-    scenarioParts = { delivered, overflow: impairer.overflowed, firstPackets: withScen.map((f) => f.firstPacket) };
+    scenarioParts = { delivered, overflow: impairer.overflowed };
   }
   return {
     capture: opts.capture,

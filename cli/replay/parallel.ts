@@ -216,16 +216,16 @@ export function mergeQueueResults(
  */
 function mergeScenario(s: ReplayScenario, parts: QueueResult[], ethtool: Record<string, number>, tlsStat: Record<string, number>): ScenarioOutcome {
   const outcomes = parts.map((p, q) => {
-    if (!p.scenario) throw new ContractError(`replay queue ${q} returned no scenario outcome`);
-    return p.scenario;
+    if (!p.scenario || p.scenario.outcome.flows.length !== p.flows.length) throw new ContractError(`replay queue ${q} returned no scenario outcome for each of its flows`);
+    return { ...p.scenario, flows: p.flows };
   });
   // A link down is one event on the host's link: every queue went through it. The rest fired in one queue each.
   const impairments = s.impairments.map((imp, index) => {
     const fired = outcomes.map((o) => o.outcome.impairments[index]!.fired);
     return { index, kind: imp.kind, fired: imp.kind === 'linkDown' ? Math.max(...fired) : fired.reduce((a, b) => a + b, 0) };
   });
-  // In the report's order (by first packet), as one thread lists them.
-  const flows = outcomes.flatMap((o) => o.outcome.flows.map((f, i) => ({ f, d: o.parts.delivered[i]!, first: o.parts.firstPackets[i]! }))).sort((a, b) => a.first - b.first);
+  // In the report's order (by first packet), as one thread lists them: a queue's scenario flows are its flows.
+  const flows = outcomes.flatMap((o) => o.outcome.flows.map((f, i) => ({ f, d: o.parts.delivered[i]!, first: o.flows[i]!.first }))).sort((a, b) => a.first - b.first);
   const overflow = outcomes.reduce((n, o) => n + o.parts.overflow, 0);
   const problems = scenarioProblems(s, impairments, overflow, MAX_HELD_BYTES);
   const failures = checkScenario(s, problems, flows.map((x) => x.f), flows.map((x) => x.d), ethtool, tlsStat);
