@@ -1,4 +1,5 @@
 // Human and JSON renderings of a replay result. The JSON shape is a stable interface (issue 6).
+import { endedBeforeScanReach } from '../testbed/recovery.ts';
 import type { ReplayResult } from './replay/engine.ts';
 
 export function toJson(r: ReplayResult): object {
@@ -76,9 +77,8 @@ function scenarioText(r: ReplayResult): string[] {
   s.flows.forEach((f, row) => {
     const rec = f.episodes.filter((e) => e.recoveredSeq !== null).length;
     const hints = f.hints.length ? `, ${f.hints.length} resync(s) given to the device (${f.hints.filter((h) => h.result === 'ok').length} taken)` : '';
-    // A loss too near the stream's end for a scanning device to come back (not a failure: owesRecovery).
     const last = f.episodes.at(-1);
-    const short = last && last.recoveredSeq === null && f.resyncType !== 'core_next_hint' && last.receivedAfter <= f.scanReach
+    const short = last && last.recoveredSeq === null && endedBeforeScanReach(f.resyncType, last.receivedAfter, f.scanReach)
       ? `; the stream ended ${num(last.receivedAfter)} bytes past the last loss (scanning back may take ${num(f.scanReach)})` : '';
     out.push(`  flow ${f.flow} (#${row + 1}, ${f.resyncType ?? 'no RX offload'}): ${num(f.rxRecords)} records received, lost sync ${f.episodes.length} time(s), decrypting again after ${rec}${hints}${short}`);
   });

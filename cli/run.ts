@@ -12,8 +12,9 @@ import { formatRecovery } from '../testbed/ava.ts';
 import { PcapngWriter } from '../emulator/capture/index.ts';
 import type { LinkLogEntry } from '../driver-api/host/link.ts';
 import { loadScenarioFile } from '../testbed/load.ts';
+import { endedBeforeScanReach } from '../testbed/recovery.ts';
 import type { DriverProfile, Scenario } from '../testbed/schema.ts';
-import { loadScenarioDrivers, runScenarioObject, type Episode, type FlowReport, type ProfileRun, type RunOptions, type ScenarioResult, type WorldTimeline } from '../testbed/runner.ts';
+import { loadScenarioDrivers, runScenarioObject, type ProfileRun, type RunOptions, type ScenarioResult, type WorldTimeline } from '../testbed/runner.ts';
 import { leftOutNote, type TimelineMark } from '../testbed/timeline.ts';
 import { BASE_PORT, HOST_IP } from '../testbed/world.ts';
 import { esc, renderPage, windowText, type TimelinePage, type TimelineSection } from './timeline.ts';
@@ -193,15 +194,10 @@ function formatText(r: ScenarioResult): string {
       for (const f of run.flows) {
         lines.push(`    flow ${f.flow} ${f.dir}: ${f.bytesRead}/${f.bytesWritten} bytes ${f.exact ? 'exact' : f.inOrder ? 'in order (prefix)' : 'WRONG'}`
           + `${f.socketError ? `, socket ${f.socketError}` : ''}, rx ${f.rxMode}, device ${f.deviceRxState ?? '-'}, `
-          + `${f.episodes.length} loss(es) of sync${f.episodes.length ? `: ${f.episodes.map((e) => `record ${e.lostRecord} -> ${e.recoveredRecord ?? `never${tooNearEnd(e, f, run.resyncType) ? ` (the stream ended ${e.receivedAfter} bytes past it; scanning back may take ${f.scanReach})` : ''}`}`).join(', ')}` : ''}`);
+          + `${f.episodes.length} loss(es) of sync${f.episodes.length ? `: ${f.episodes.map((e) => `record ${e.lostRecord} -> ${e.recoveredRecord ?? `never${endedBeforeScanReach(run.resyncType, e.receivedAfter, f.scanReach) ? ` (the stream ended ${e.receivedAfter} bytes past it; scanning back may take ${f.scanReach})` : ''}`}`).join(', ')}` : ''}`);
       }
     }
     for (const f of run.failures) lines.push(`    FAIL ${f}`);
   });
   return lines.join('\n') + '\n';
-}
-
-/** A loss a scanning device had no room to come back from before its stream ended (not a failure: owesRecovery). */
-function tooNearEnd(e: Episode, f: FlowReport, resyncType: string | null): boolean {
-  return e.recoveredRecord === null && resyncType !== 'core_next_hint' && e.receivedAfter <= f.scanReach;
 }

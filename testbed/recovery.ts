@@ -87,7 +87,7 @@ export function owesRecovery(
   resyncType: string | null, hints: readonly Hint[], lostAtUs: number, records: number, lastImpairmentUs: number | null,
   scan?: { receivedAfter: number; reach: number },
 ): boolean {
-  if (resyncType !== 'core_next_hint') return scan === undefined || scan.receivedAfter > scan.reach;
+  if (resyncType !== 'core_next_hint') return scan === undefined || !endedBeforeScanReach(resyncType, scan.receivedAfter, scan.reach);
   return hints.some((h) => h.atUs >= lostAtUs && h.result === 'ok' && h.record >= 0 && h.record < records
     && (lastImpairmentUs === null || h.atUs > lastImpairmentUs));
 }
@@ -99,6 +99,14 @@ export function owesRecovery(
  */
 export function hintsTakenTooLate(resyncType: string | null, hints: readonly Hint[]): Hint[] {
   return resyncType === 'core_next_hint' ? hints.filter((h) => h.result === 'ok' && h.passedBytes > 0) : [];
+}
+
+/**
+ * Whether a loss that a device scanning the stream never recovered from left it no room: no more than `reach`
+ * (scanReach()) bytes of the stream reached it past the loss. Not a failure (owesRecovery); the outputs say so.
+ */
+export function endedBeforeScanReach(resyncType: string | null, receivedAfter: number, reach: number): boolean {
+  return resyncType !== 'core_next_hint' && receivedAfter <= reach;
 }
 
 /**
