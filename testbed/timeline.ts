@@ -11,7 +11,6 @@ import type { NicEvent } from '../emulator/nic/types.ts';
 import { TcpSegmentView } from '../emulator/wire/packet.ts';
 import { serverPortOf, type Side } from './world.ts';
 
-/** One mark on a timeline chart: a packet (a bar) or an event between packets (a line). */
 /** A stretch of a timeline's clock (seconds from the capture's first packet, or the world's virtual start); `to` may be Infinity. */
 export type TimeWindow = { from: number; to: number };
 
@@ -20,6 +19,7 @@ export function inWindow(w: TimeWindow | null | undefined, t: number): boolean {
   return !w || (t >= w.from && t <= w.to);
 }
 
+/** One mark on a timeline chart: a packet (a bar) or an event between packets (a line). */
 export type TimelineMark = {
   /** Seconds (capture time from the first packet in a replay, virtual time in a world). */
   t: number;
