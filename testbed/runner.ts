@@ -494,14 +494,14 @@ function runWorld(spec: WorldSpec, o: RunOptions): WorldOutcome {
   return {
     hosts: { a: hostReport(w.a, tables.a), b: hostReport(w.b, tables.b) }, flows: reports, impairments: compiled.tallies, errors, rxResyncType,
     wire: spec.captureWire ? w.link.log : null,
-    timeline: recorder ? worldTimeline(w, flows, recorder, o.timelineWindow ?? null) : null,
+    timeline: recorder ? worldTimeline(w, flows, recorder) : null,
   };
 }
 
-function worldTimeline(w: TbWorld, flows: readonly Flow[], recorder: WorldTimelineRecorder, window: TimeWindow | null): WorldTimeline {
+function worldTimeline(w: TbWorld, flows: readonly Flow[], recorder: WorldTimelineRecorder): WorldTimeline {
   const dirs = recorder.finish((side, sk) => flows.find((f) => (side === 'a' ? f.client : f.server)?.sk.id === sk)?.port ?? null);
   const host = (h: TbHost) => ({ ethtool: formatEthtool(h.nic.counters), tlsStat: h.stack.formatTlsStat(), netdev: h.netdev.name });
-  return { dirs, hosts: { a: host(w.a), b: host(w.b) }, window };
+  return { dirs, hosts: { a: host(w.a), b: host(w.b) }, window: recorder.window };
 }
 
 /** Run to idle; a livelock hits the event cap and throws SimEventCapError (a ContractError), reported. */
@@ -563,6 +563,13 @@ function recordStarting(d: FlowDir, seq: number): number {
   return off === d.end ? d.starts.length : d.starts.indexOf(off);
 }
 
+/** Bytes of the direction's longest record, header included (a loop: a spread of every record's length can overflow the stack). */
+function longestRecord(d: FlowDir): number {
+  let max = 0;
+  for (let i = 0; i < d.starts.length; i++) max = Math.max(max, (d.starts[i + 1] ?? d.end) - d.starts[i]!);
+  return max;
+}
+
 /** Index of the record holding stream offset `off` (the last record starting at or before it). */
 function recordAt(d: FlowDir, off: number): number {
   let lo = 0;
@@ -609,7 +616,7 @@ function flowReport(
     rxMode: rx?.rxMode ?? null, txMode: tx?.txMode ?? null, deviceRxState, episodes, resyncs, hints,
     decryptedAfterLastImpairment: sync?.decryptedAtUs ? sync.decryptedAtUs.filter((t) => lastHit === null || t > lastHit).length : 0,
     lastImpairmentUs: lastHit,
-    scanReach: scanReach(scan, Math.max(0, ...d.starts.map((s, i) => (d.starts[i + 1] ?? d.end) - s))),
+    scanReach: scanReach(scan, longestRecord(d)),
   };
 }
 

@@ -98,7 +98,7 @@ export class WorldTimelineRecorder {
     private readonly flowOfPort: (port: number) => number | null,
     private readonly cap = TIMELINE_MARKS_CAP,
     /** Keep only the marks of this stretch of virtual time (--timeline-window); the cap counts from its start. */
-    private readonly window: TimeWindow | null = null,
+    readonly window: TimeWindow | null = null,
   ) {}
 
   /** A device event on `side`'s NIC. */
