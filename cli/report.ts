@@ -7,6 +7,7 @@ export function toJson(r: ReplayResult): object {
     flows: r.flows.map((f) => ({
       local: f.local,
       remote: f.remote,
+      ...(f.tupleReuse ? { tupleReuse: f.tupleReuse } : {}),
       version: f.version,
       cipher: f.cipher,
       tx: {

@@ -42,8 +42,10 @@ function portOf(p: string): number {
   return n;
 }
 
+/** `<local>_<remote>.rx.bin`; a later connection on the same 4-tuple gets `-2`, `-3`... after the remote end. */
 export function flowFileName(f: FlowReport, dir: 'tx' | 'rx'): string {
-  return `${f.local}_${f.remote}.${dir}.bin`.replace(/[[\]]/g, '').replace(/:/g, '_');
+  const nth = f.tupleReuse ? `-${f.tupleReuse + 1}` : '';
+  return `${f.local}_${f.remote}${nth}.${dir}.bin`.replace(/[[\]]/g, '').replace(/:/g, '_');
 }
 
 /**

@@ -43,6 +43,8 @@ export type DirReport = {
 export type FlowReport = {
   local: string;
   remote: string;
+  /** Connections the capture had on this 4-tuple before this one (a reused client port); absent: none. */
+  tupleReuse?: number;
   version: '1.2' | '1.3' | null;
   cipher: string | null;
   tx: DirReport & { wireMatch: boolean; segments: number; matched: number; mismatched: number; dropped: number };
@@ -187,6 +189,10 @@ type Flow = {
   finC2s: boolean;
   finS2c: boolean;
   released: boolean;
+  /** The client's initial sequence number, from its SYN (null: no SYN seen): a SYN with another starts a new connection. */
+  synSeq: number | null;
+  /** A later connection took over the 4-tuple: this one is closed and reported; frames still held for it are dropped. */
+  retired: boolean;
   unackedNoted: boolean;
   moreProblems: number;
   lastAck: number | null;
@@ -202,6 +208,9 @@ type Flow = {
   imp: ImpairFlow | null;
   scen: FlowScenario | null;
 };
+
+/** A connection of another queue (a multi-queue worker under a scenario counts them: see otherQueue). */
+type OtherConnection = { key: Uint8Array; decided: boolean; local: boolean; synSeq: number | null; fins: number };
 
 /** Recent record starts kept per flow to name the record a resync hint points at. */
 const RECORD_RING = 1024;
@@ -281,6 +290,14 @@ class FlowIndex<T extends { key: Uint8Array }> {
     return k;
   }
 
+  /** Puts `fresh` where `old`, the entry find() just returned, was (a new connection on the same 4-tuple). */
+  replace(old: T, fresh: T): void {
+    const e = this.buckets.get(this.hash);
+    if (e === old) this.buckets.set(this.hash, fresh);
+    else if (Array.isArray(e) && e.includes(old)) e[e.indexOf(old)] = fresh;
+    else throw new Error('FlowIndex.replace: not the entry find() returned');
+  }
+
   /** Adds `x` under the key find() just missed. */
   add(x: T): void {
     const e = this.buckets.get(this.hash);
@@ -288,6 +305,11 @@ class FlowIndex<T extends { key: Uint8Array }> {
     else if (Array.isArray(e)) e.push(x);
     else this.buckets.set(this.hash, [e, x]);
   }
+}
+
+/** A client's SYN with `seq` on a known 4-tuple opens a new connection (see takenOver in replay()). */
+function newConnection(synSeq: number | null, endedBothWays: boolean, seq: number): boolean {
+  return synSeq !== null ? seq !== synSeq : endedBothWays;
 }
 
 function matches(k: Uint8Array, b: Uint8Array, n: number, lo: number, loPort: number, hi: number, hiPort: number): boolean {
@@ -332,7 +354,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   const impairer = opts.scenario ? new Impairer(opts.scenario, opts.limits?.scenarioHeldBytes) : null;
   const captureSize = impairer ? statSync(opts.capture, { throwIfNoEntry: false })?.size ?? 0 : 0;
   let scenarioFlows = 0;
-  const others = impairer && opts.flowFilter ? new FlowIndex<{ key: Uint8Array; decided: boolean }>() : null;
+  const others = impairer && opts.flowFilter ? new FlowIndex<OtherConnection>() : null;
   let impairing: Flow | null = null; // the flow whose received frame the impairer is looking at
   const nic = new Nic({
     backend, profile: { tls13: opts.tls13, tso: false, ...(impairer?.tableCapacity != null ? { maxContexts: impairer.tableCapacity } : {}) },
@@ -444,6 +466,11 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
    * `order`: OutFrame.order of a frame delivered out of turn.
    */
   function deliverRx(f: Flow, frame: Uint8Array, order = OUT_ORDER_OWN): void {
+    if (f.retired) {
+      // The link came back after the connection's 4-tuple was taken over: its socket is gone.
+      problem(f, 'a frame the scenario lost while the link was down arrived after a new connection took over the 4-tuple: dropped');
+      return;
+    }
     setCurrent(f, 0, EMPTY);
     rxOutOrder = order;
     opts.onFrame?.({ dir: 'rx-wire', frame, tsNs: now, note: 'rx: as received', packet: rxOutPacket >= 0 ? rxOutPacket : packets, order, heldFrom: heldFrom() });
@@ -519,7 +546,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     const flow: Flow = {
       index: flowList.length + 1, firstPacket: packets, key, clientIsLo: null, client: null, server: null, local: null, remote: null, txDir: 's2c', rxDir: 'c2s',
       reasm: { c2s: null, s2c: null }, walker: null as unknown as TlsWalker, sock: null, tls: null, txStart: null,
-      txInstalled: false, rxInstalled: false, pendingTx: [], pendingTxBytes: 0, finC2s: false, finS2c: false, released: false, unackedNoted: false, moreProblems: 0,
+      txInstalled: false, rxInstalled: false, pendingTx: [], pendingTxBytes: 0, finC2s: false, finS2c: false, released: false, synSeq: null, retired: false, unackedNoted: false, moreProblems: 0,
       lastAck: null, rxStartSeq: null, txHash: createHash('sha256'), rxHash: createHash('sha256'),
       report: {
         local: '', remote: '', version: null, cipher: null,
@@ -568,17 +595,27 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
    * their place among all the replayed ones, so this queue counts the others as one thread would number them.
    */
   function otherQueue(v: TcpSegmentView, payload: Uint8Array): void {
+    const opening = v.syn && !v.ackFlag;
     let o = others!.find(v);
     if (!o) {
-      o = { key: others!.keyOf(v), decided: false };
+      o = { key: others!.keyOf(v), decided: false, local: false, synSeq: null, fins: 0 };
       others!.add(o);
+    } else if (opening && newConnection(o.synSeq, o.fins === 3, v.seq)) {
+      const fresh = { key: o.key, decided: false, local: false, synSeq: null, fins: 0 };
+      others!.replace(o, fresh);
+      o = fresh;
     }
-    if (o.decided) return;
-    const clientIsSrc = clientIsSource(v, payload);
-    if (clientIsSrc === null) return;
-    o.decided = true;
-    const [client, server] = endpoints(v, clientIsSrc);
-    if (localEnd(client, server)) scenarioFlows++;
+    if (opening) o.synSeq ??= v.seq;
+    if (!o.decided) {
+      const clientIsSrc = clientIsSource(v, payload);
+      if (clientIsSrc === null) return;
+      o.decided = true;
+      const [client, server] = endpoints(v, clientIsSrc);
+      o.local = localEnd(client, server) !== null;
+      if (o.local) scenarioFlows++;
+    }
+    // As finished() counts a replayed connection's ends (one bit per direction; an RST ends both).
+    if (o.local && (v.fin || v.rst)) o.fins |= v.rst ? 3 : others!.srcIsLo ? 1 : 2;
   }
 
   /** Who is client and server, from a SYN or a ClientHello/ServerHello; then which side is local. */
@@ -780,6 +817,66 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     }
   }
 
+  /**
+   * A client's SYN on a 4-tuple the replay knows: a new connection when the old one's SYN had another ISN, or
+   * (no SYN seen) when it ended both ways. A retransmitted SYN carries the same ISN. (TIME_WAIT reuse: the
+   * kernel takes a SYN above the old connection's sequence space as a new one, tcp_timewait_state_process().)
+   */
+  function takenOver(f: Flow, seq: number): boolean {
+    return newConnection(f.synSeq, f.finC2s && f.finS2c, seq);
+  }
+
+  /** The connection on `f`'s 4-tuple ends here: what it still held arrives, its socket closes, its report is final. */
+  function retire(f: Flow): void {
+    if (f.local && !f.ignored) {
+      problem(f, `a new connection took over its 4-tuple at packet ${packets}${f.finC2s && f.finS2c ? '' : ' (it had not ended both ways)'}`);
+      if (f.imp) impairer!.flush(f.imp, (fr, lostAt) => deliverRx(f, fr, lostAt), packets);
+      f.retired = true;
+      closeFlow(f);
+    }
+    f.retired = true;
+    f.reasm = { c2s: null, s2c: null };
+    if (!f.released) {
+      f.released = true;
+      f.walker.release();
+    }
+  }
+
+  /** The connection's end (its retirement, or the capture's end): held TX dropped, socket closed, report made final. */
+  function closeFlow(f: Flow): void {
+    if (f.pendingTx.length) {
+      // The stack never framed these records (the connection ends inside them), so there is nothing to send.
+      f.report.problems.push(`${f.pendingTx.length} TX segments at the end of the ${f.retired ? 'connection' : 'capture'} hold incomplete records: not replayed`);
+      for (const p of f.pendingTx) {
+        if (opts.onFrame) held.splice(held.indexOf(p.packet), 1);
+        pool.release(p.block);
+      }
+      f.pendingTx.length = 0;
+      f.pendingTxBytes = 0;
+    }
+    if (f.tls) {
+      // A received record that failed (a bad tag, a malformed header): what the stack said, with its place.
+      if (f.tls.errorDetail) problem(f, `RX: ${f.tls.errorDetail.message} (socket error ${errnoName(f.tls.error ?? 0)})`);
+      f.report.tx.mode = f.tls.txMode ?? 'sw';
+      f.report.tx.reason = f.tls.txReason;
+      f.report.rx.mode = f.tls.rxMode ?? 'sw';
+      f.report.rx.reason = f.tls.rxReason;
+      if (!f.txInstalled) [f.report.tx.mode, f.report.tx.reason] = ['sw', 'TLS TX never installed'];
+      if (!f.rxInstalled) [f.report.rx.mode, f.report.rx.reason] = ['sw', 'TLS RX never installed'];
+      setCurrent(f, 0, EMPTY);
+      f.tls.close();
+    }
+    f.report.tx.plaintextSha256 = f.txHash.digest('hex');
+    f.report.rx.plaintextSha256 = f.rxHash.digest('hex');
+    f.report.tx.wireMatch = f.report.tx.mismatched === 0 && f.txInstalled;
+    if (f.moreProblems) f.report.problems.push(`${f.moreProblems} more problems like the above not listed`);
+    // After the close: its tls_dev_del calls are the connection's last events.
+    if (f.marksLeftOut) f.report.problems.push(`timeline: ${leftOutNote('connection', f.marks, f.marksLeftOut, marksCap, keptCap)}`);
+    // version stays null for a connection the replay could not run through TLS (what `replayed` counts). When
+    // the walker saw the handshake, its own note says why (no key log, no key for it, an unknown cipher).
+    if (!f.report.version && f.walker.version === null) f.report.problems.push('no TLS handshake found in this connection');
+  }
+
   /** See MAX_UNACKED_TX_BYTES. */
   function boundUnacked(f: Flow): void {
     const sock = f.sock!;
@@ -831,11 +928,20 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       const payload = view.payload();
       let f = flows.find(view);
       const srcIsLo = flows.srcIsLo;
+      const opening = view.syn && !view.ackFlag;
       if (!f) {
         f = makeFlow(flows.keyOf(view));
         flows.add(f);
         flowList.push(f);
+      } else if (opening && takenOver(f, view.seq)) {
+        const fresh = makeFlow(f.key);
+        fresh.report.tupleReuse = (f.report.tupleReuse ?? 0) + 1;
+        flows.replace(f, fresh);
+        retire(f);
+        flowList.push(fresh);
+        f = fresh;
       }
+      if (opening) f.synSeq ??= view.seq;
       if (!f.client) decideRoles(f, view, srcIsLo, payload);
       if (f.ignored || !f.client || !f.local) continue;
       const dir: Dir = srcIsLo === f.clientIsLo ? 'c2s' : 's2c';
@@ -888,38 +994,9 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   // down link lost in the order it was lost, then each connection's in the order the connections came.
   rxOutPacket = packets + 1;
   impairer?.end(link);
-  for (const f of flowList) if (f.imp && !f.ignored && f.local) impairer!.flush(f.imp, (fr) => deliverRx(f, fr, packets + 1 + f.firstPacket), packets);
+  for (const f of flowList) if (f.imp && !f.ignored && f.local && !f.retired) impairer!.flush(f.imp, (fr) => deliverRx(f, fr, packets + 1 + f.firstPacket), packets);
   rxOutPacket = -1;
-  for (const f of flowList) {
-    if (f.ignored || !f.local) continue;
-    if (f.pendingTx.length) {
-      // The stack never framed these records (the capture ends inside them), so there is nothing to send.
-      f.report.problems.push(`${f.pendingTx.length} TX segments at the end of the capture hold incomplete records: not replayed`);
-      f.pendingTx.length = 0;
-      held.length = 0;
-    }
-    if (f.tls) {
-      // A received record that failed (a bad tag, a malformed header): what the stack said, with its place.
-      if (f.tls.errorDetail) problem(f, `RX: ${f.tls.errorDetail.message} (socket error ${errnoName(f.tls.error ?? 0)})`);
-      f.report.tx.mode = f.tls.txMode ?? 'sw';
-      f.report.tx.reason = f.tls.txReason;
-      f.report.rx.mode = f.tls.rxMode ?? 'sw';
-      f.report.rx.reason = f.tls.rxReason;
-      if (!f.txInstalled) [f.report.tx.mode, f.report.tx.reason] = ['sw', 'TLS TX never installed'];
-      if (!f.rxInstalled) [f.report.rx.mode, f.report.rx.reason] = ['sw', 'TLS RX never installed'];
-      setCurrent(f, 0, EMPTY);
-      f.tls.close();
-    }
-    f.report.tx.plaintextSha256 = f.txHash.digest('hex');
-    f.report.rx.plaintextSha256 = f.rxHash.digest('hex');
-    f.report.tx.wireMatch = f.report.tx.mismatched === 0 && f.txInstalled;
-    if (f.moreProblems) f.report.problems.push(`${f.moreProblems} more problems like the above not listed`);
-    // After the close: its tls_dev_del calls are the connection's last events.
-    if (f.marksLeftOut) f.report.problems.push(`timeline: ${leftOutNote('connection', f.marks, f.marksLeftOut, marksCap, keptCap)}`);
-    // version stays null for a connection the replay could not run through TLS (what `replayed` counts). When
-    // the walker saw the handshake, its own note says why (no key log, no key for it, an unknown cipher).
-    if (!f.report.version && f.walker.version === null) f.report.problems.push('no TLS handshake found in this connection');
-  }
+  for (const f of flowList) if (!f.ignored && f.local && !f.retired) closeFlow(f);
   const replayed = flowList.filter((f) => !f.ignored && f.local);
   const reports = replayed.map((f) => f.report);
   // Marks were numbered by connection as seen; the page (and a merge of queues) numbers the reported ones.
