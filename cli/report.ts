@@ -80,7 +80,7 @@ function scenarioText(r: ReplayResult): string[] {
     const hints = f.hints.length ? `, ${f.hints.length} resync(s) given to the device (${f.hints.filter((h) => h.result === 'ok').length} taken)` : '';
     const last = f.episodes.at(-1);
     const short = last && last.recoveredSeq === null && endedBeforeScanReach(f.resyncType, last.receivedAfter, f.scanReach)
-      ? `; the stream ended ${num(last.receivedAfter)} bytes past the last loss (scanning back may take ${num(f.scanReach)})` : '';
+      ? `; after the last loss at most ${num(last.receivedAfter)} bytes of the stream came in a row unimpaired (scanning back may take ${num(f.scanReach)})` : '';
     out.push(`  flow ${f.flow} (#${row + 1}, ${f.resyncType ?? 'no RX offload'}): ${num(f.rxRecords)} records received, lost sync ${f.episodes.length} time(s), decrypting again after ${rec}${hints}${short}`);
   });
   for (const x of s.failures) out.push(`  FAIL ${x}`);

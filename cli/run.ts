@@ -194,7 +194,7 @@ function formatText(r: ScenarioResult): string {
       for (const f of run.flows) {
         lines.push(`    flow ${f.flow} ${f.dir}: ${f.bytesRead}/${f.bytesWritten} bytes ${f.exact ? 'exact' : f.inOrder ? 'in order (prefix)' : 'WRONG'}`
           + `${f.socketError ? `, socket ${f.socketError}` : ''}, rx ${f.rxMode}, device ${f.deviceRxState ?? '-'}, `
-          + `${f.episodes.length} loss(es) of sync${f.episodes.length ? `: ${f.episodes.map((e) => `record ${e.lostRecord} -> ${e.recoveredRecord ?? `never${endedBeforeScanReach(run.resyncType, e.receivedAfter, f.scanReach) ? ` (the stream ended ${e.receivedAfter} bytes past it; scanning back may take ${f.scanReach})` : ''}`}`).join(', ')}` : ''}`);
+          + `${f.episodes.length} loss(es) of sync${f.episodes.length ? `: ${f.episodes.map((e) => `record ${e.lostRecord} -> ${e.recoveredRecord ?? `never${endedBeforeScanReach(run.resyncType, e.receivedAfter, f.scanReach) ? ` (at most ${e.receivedAfter} bytes came in a row unimpaired after it; scanning back may take ${f.scanReach})` : ''}`}`).join(', ')}` : ''}`);
       }
     }
     for (const f of run.failures) lines.push(`    FAIL ${f}`);

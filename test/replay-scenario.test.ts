@@ -165,6 +165,22 @@ test('a device that scans but never gets its resync (the driver drops tls_dev_re
   const late = await run(one, { name: 'late', impairments: [{ kind: 'drop', record: 17 }] }, deaf);
   t.deepEqual(late.scenario!.failures, []);
   t.true(late.scenario!.flows[0]!.episodes[0]!.receivedAfter <= late.scenario!.flows[0]!.scanReach);
+  // A later impairment near the end does not excuse the long quiet stretch before it.
+  const dup = await run(one, { name: 'drop-dup', impairments: [{ kind: 'drop', record: 3 }, { kind: 'duplicate', record: 18 }] }, deaf);
+  t.true(dup.scenario!.failures.some((x) => /flow 0 .*lost RX sync .*never decrypted again/.test(x)), dup.scenario!.failures.join('\n'));
+  t.true(dup.scenario!.flows[0]!.episodes[0]!.receivedAfter > dup.scenario!.flows[0]!.scanReach);
+});
+
+test('losses one after another to near the end: each may restart a scan, so the device owes a recovery only after one quiet stretch as long as its reach', async (t) => {
+  // mlx5 needs ~5 records (of ~10.6 KB here) to come back; a header lost every 3 records keeps it lost.
+  const chain = { name: 'chain', impairments: [10, 13, 16].map((record) => ({ kind: 'drop', record })) };
+  const r = await run(one, chain);
+  const f = r.scenario!.flows[0]!;
+  t.is(f.episodes.length, 1);
+  t.is(f.episodes[0]!.recoveredSeq, null, 'never came back');
+  t.true(f.episodes[0]!.receivedAfter <= f.scanReach, `${f.episodes[0]!.receivedAfter} bytes unimpaired in a row, reach ${f.scanReach}`);
+  t.deepEqual(r.scenario!.failures, []);
+  t.is(r.flows[0]!.rx.plaintextSha256, sent(one, r.flows[0]!.local).sha256);
 });
 
 // The CLI: output, exit codes, typed errors.

@@ -3,8 +3,11 @@
 // no bad tag is accepted, every loss of sync is followed by the device decrypting again. Prints the recovery
 // distance per resync type. More flows: `tlsnic run fixtures/scenarios/soak.json --flows 2000`.
 import test from 'ava';
+import { readFileSync } from 'node:fs';
 import { Rng } from '../driver-api/host/rng.ts';
-import { assertRecovered, recoveryStats, runScenario } from '../testbed/ava.ts';
+import { assertRecovered, formatRecovery, recoveryStats, runScenario } from '../testbed/ava.ts';
+import { runScenarioObject } from '../testbed/runner.ts';
+import { scenarioSchema } from '../testbed/schema.ts';
 import type { z } from 'zod';
 import type { driverSchema } from '../testbed/schema.ts';
 
@@ -100,4 +103,20 @@ test('CORE_NEXT_HINT: a loss of sync is owed a recovery only after a hint the de
   t.deepEqual(mlx5.failures, []);
   const g = mlx5.runs[0]!.flows.find((x) => x.flow === 0 && x.dir === 'a>b')!;
   t.true(g.episodes.length > 0 && g.episodes.every((e) => e.distance !== null), 'stream scan finds its way back');
+});
+
+test('a soak impaired to near the end of every stream: a loss the stream left no quiet room to scan back from is not a failure, nor the world --timeline draws', (t) => {
+  // soak.json with its random impairments on the first 95% of each stream instead of half: 20 KB of quiet
+  // tail, less than the ~82 KB mlx5 may need to scan back to a header chain after a loss (or after the last
+  // impairment that followed one, which may have restarted the scan).
+  const raw = JSON.parse(readFileSync('fixtures/scenarios/soak.json', 'utf8')) as { soak: Record<string, unknown> };
+  const s = scenarioSchema.parse({ ...raw, driver: { name: 'mlx5' }, soak: { ...raw.soak, flows: 24, untilFraction: 0.95 } });
+  let why = '';
+  const r = runScenarioObject(s, { onTimeline: (_p, _tl, w) => void (why = w ?? '') });
+  t.deepEqual(r.failures, []);
+  const run = r.runs[0]!;
+  t.true(run.unrecovered > 0, 'some losses were never recovered');
+  t.is(run.unrecoveredNotOwed, run.unrecovered);
+  t.regex(formatRecovery(r)[0]!, new RegExp(`${run.unrecovered} loss\\(es\\) of sync never recovered \\(${run.unrecovered} not owed: `));
+  t.regex(why, /the longest recovery: \d+ records/);
 });

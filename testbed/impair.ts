@@ -12,6 +12,7 @@ import type { Rng } from '../driver-api/host/rng.ts';
 import type { Sim } from '../driver-api/host/sim.ts';
 import type { Impairment } from './schema.ts';
 import type { Flow, FlowDir } from './world.ts';
+import { noteHit } from './recovery.ts';
 
 const EXPLICIT_NONCE = 8;
 
@@ -34,6 +35,8 @@ export type CompiledImpairments = {
   tallies: ImpairTally[];
   /** Virtual time of the last scripted or random impairment that hit flow `i` direction `dir`, or null. */
   lastHit(flow: number, dir: LinkDirection): number | null;
+  /** The segments of that direction impairments hit, flat [start seq, end seq, ...] (an ACK loss: up to the seq it acked). */
+  hitSpans(flow: number, dir: LinkDirection): readonly number[];
 };
 
 function dirOf(f: Flow, d: LinkDirection): FlowDir {
@@ -46,6 +49,8 @@ export function compileImpairments(list: readonly Impairment[], flows: readonly 
   const randoms: Array<{ imp: RandomImpairment; fn: ImpairFn; tally: ImpairTally; ackRng: Rng }> = [];
   const tallies: ImpairTally[] = [];
   const hits = new Map<string, number>();
+  const spans = new Map<string, number[]>();
+  const spansOf = (key: string) => spans.get(key) ?? (spans.set(key, []), spans.get(key)!);
   list.forEach((imp, index) => {
     const tally: ImpairTally = { index, kind: imp.kind, fired: 0, lastAtUs: null };
     if (imp.kind === 'linkDown' || imp.kind === 'tableFull') return; // world-level, applied by the runner
@@ -105,6 +110,7 @@ export function compileImpairments(list: readonly Impairment[], flows: readonly 
       hit.fired++;
       hit.lastAtUs = sim.now;
       hits.set(key, sim.now);
+      noteHit(spansOf(key), seq, seqAdd(seq, len));
     }
     return fate;
   };
@@ -120,12 +126,15 @@ export function compileImpairments(list: readonly Impairment[], flows: readonly 
         r.tally.fired++;
         r.tally.lastAtUs = sim.now;
         hits.set(`${flow.index}${dataDir}`, sim.now);
+        noteHit(spansOf(`${flow.index}${dataDir}`), v.ack, v.ack);
         return 'drop';
       }
     }
     return 'pass';
   }
-  return { fn, tallies, lastHit: (flow, dir) => hits.get(`${flow}${dir}`) ?? null };
+  return {
+    fn, tallies, lastHit: (flow, dir) => hits.get(`${flow}${dir}`) ?? null, hitSpans: (flow, dir) => spans.get(`${flow}${dir}`) ?? [],
+  };
 }
 
 function compileSegment(imp: SegmentImpairment, index: number, tally: ImpairTally, flows: readonly Flow[]): Compiled {

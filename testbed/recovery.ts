@@ -110,6 +110,40 @@ export function endedBeforeScanReach(resyncType: string | null, receivedAfter: n
 }
 
 /**
+ * A loss never recovered: the longest stretch of the stream past it that reached the device with no impaired
+ * segment in it, as the episode's `receivedAfter` then says. An impairment after the loss (a later loss,
+ * reorder or duplicate) may restart a scan, so a scanning device owes a recovery only once it was given one
+ * stretch long enough (endedBeforeScanReach). `hits`: the impaired segments of the flow's direction, flat
+ * [start seq, end seq, ...] in the order they were hit. A recovered episode is returned as it is.
+ */
+export function quietEpisode<E extends SyncEpisode>(e: E, hits: readonly number[]): E {
+  if (e.recoveredSeq !== null || hits.length === 0) return e;
+  const spans: Array<[number, number]> = [];
+  for (let i = 0; i + 1 < hits.length; i += 2) {
+    const s = seqDiff(hits[i]!, e.lostSeq);
+    const t = seqDiff(hits[i + 1]!, e.lostSeq);
+    if (t > 0 && s < e.receivedAfter) spans.push([s, t]);
+  }
+  spans.sort((x, y) => x[0] - y[0]);
+  let at = 0;
+  let longest = 0;
+  for (const [s, t] of spans) {
+    longest = Math.max(longest, s - at);
+    at = Math.max(at, t);
+  }
+  return { ...e, receivedAfter: Math.max(longest, e.receivedAfter - at) };
+}
+
+/** Impaired segments kept per flow direction for quietEpisode() (start, end pairs); past it the oldest half goes. */
+export const HITS_KEPT = 1 << 16;
+
+/** Adds an impaired segment [start, end) to `hits` (bounded by HITS_KEPT). */
+export function noteHit(hits: number[], start: number, end: number): void {
+  if (hits.length >= HITS_KEPT) hits.splice(0, HITS_KEPT / 2);
+  hits.push(start, end);
+}
+
+/**
  * Bytes of the stream past a loss of sync a scanning device may need before it decrypts again (SPEC 6): the
  * skipped maximum record (if its policy skips one), then up to a record to the first header it matches,
  * `confirmHeaders` headers chained (the first one included) with the request at the last, that record read by

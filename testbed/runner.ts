@@ -23,7 +23,7 @@ import {
   inRange, profileId, resyncTypeOf, showRange, type DriverProfile, type Expectations, type FaultInput, type Impairment, type ProfileId, type Scenario,
   type SoakSpec,
 } from './schema.ts';
-import { hintsTakenTooLate, owesRecovery, RxSyncWatch, scanReach } from './recovery.ts';
+import { hintsTakenTooLate, owesRecovery, quietEpisode, RxSyncWatch, scanReach } from './recovery.ts';
 import { TIMELINE_MARKS_CAP, WorldTimelineRecorder, type TimeWindow, type WorldTimelineDir } from './timeline.ts';
 import { buildWorld, connectFlow, nicProfileFrom, serverPortOf, type Flow, type FlowDir, type Side, type TbHost, type TbWorld } from './world.ts';
 
@@ -39,7 +39,10 @@ export type Episode = {
   distance: number | null;
   lostAtUs: number;
   recoveredAtUs: number | null;
-  /** Bytes of the stream past the loss point that reached the device (by recovery, or by the end). */
+  /**
+   * Bytes of the stream past the loss point that reached the device by its recovery; never recovered, the longest
+   * stretch of them with no impaired segment in it (quietEpisode()).
+   */
   receivedAfter: number;
 };
 
@@ -114,6 +117,8 @@ export type ProfileRun = {
   recovery: number[];
   /** Losses of sync after which the device never decrypted again. */
   unrecovered: number;
+  /** Of those, the ones the device did not owe a recovery (owesRecovery: the stream ended too soon after, or no usable hint). */
+  unrecoveredNotOwed: number;
   /** Application bytes written over every flow and direction. */
   bytes: number;
   /** Link flaps (NIC down, NETDEV_DOWN, NIC up) scheduled over every world. */
@@ -249,6 +254,7 @@ function runPlain(s: Scenario, d: DriverProfile, o: RunOptions): ProfileRun {
   return {
     profile: profileId(d), resyncType: resyncOf(d, out.rxResyncType), seed: s.seed, worlds: 1, flowCount: t.flows, hosts: out.hosts,
     flows: out.flows, impairments: out.impairments, recovery: distances(out.flows), unrecovered: unrecovered(out.flows),
+    unrecoveredNotOwed: unrecovered(out.flows) - owedUnrecovered(out.flows, resyncOf(d, out.rxResyncType)),
     bytes: out.flows.reduce((n, f) => n + f.bytesWritten, 0), linkFlaps: s.impairments.filter((i) => i.kind === 'linkDown').length,
     faultedWorlds: s.faults.length ? 1 : 0, elapsedMs: Date.now() - started, failures,
   };
@@ -273,14 +279,15 @@ function runSoak(s: Scenario, k: SoakSpec, d: DriverProfile, o: RunOptions, prof
   const flows: FlowReport[] = [];
   const recovery: number[] = [];
   let open = 0;
+  let notOwed = 0;
   let hosts: Record<Side, HostReport> | null = null;
   let flowCount = 0;
   let bytes = 0;
   let linkFlaps = 0;
   let faultedWorlds = 0;
   let resync: ResyncType | null = null;
-  // The world --timeline draws (RunOptions.onTimeline): rank 3 failed, 2 left a loss unrecovered, 1 recovered
-  // from one (the longest recovery wins), 0 nothing happened.
+  // The world --timeline draws (RunOptions.onTimeline): rank 3 failed, 2 left a loss unrecovered that the device
+  // owed a recovery, 1 recovered from one (the longest recovery wins), 0 nothing happened.
   let drawn: { spec: WorldSpec; rank: number; distance: number; why: string } | null = null;
   for (let i = 0; flowCount < total && (deadline === null || i === 0 || Date.now() < deadline); i++) {
     const seed = rng.next();
@@ -319,9 +326,12 @@ function runSoak(s: Scenario, k: SoakSpec, d: DriverProfile, o: RunOptions, prof
     const what = `loss ${ri.loss}, reorder ${ri.reorder}, dup ${ri.duplicate}${ri.ackLoss ? `, ack loss ${ri.ackLoss}` : ''}, ${flaps} link flap(s)`
       + `${faults.length ? `, faults ${faults.map((f) => `${f.kind}@${f.side}/${f.dir}/every ${f.every}`).join(' ')}` : ''}`;
     for (const f of fails) failures.push(`world ${i} (seed ${seed}, ${what}): ${f}`);
+    const owed = owedUnrecovered(out.flows, resyncOf(d, out.rxResyncType));
     if (o.onTimeline) {
       const longest = Math.max(-1, ...distances(out.flows));
-      const lost = unrecovered(out.flows);
+      // A loss the stream ended too soon after (or, CORE_NEXT_HINT, with no hint the device could take) is not
+      // the device's failure: a world with only those is no more interesting than one without.
+      const lost = owed;
       const rank = fails.length ? 3 : lost ? 2 : longest >= 0 ? 1 : 0;
       if (!drawn || rank > drawn.rank || (rank === 1 && drawn.rank === 1 && longest > drawn.distance)) {
         const why = rank === 3 ? `the first that failed: ${fails[0]}` : rank === 2 ? `the first with a loss of sync never recovered${chaos ? ' (it had link flaps or driver faults)' : ''}`
@@ -331,6 +341,7 @@ function runSoak(s: Scenario, k: SoakSpec, d: DriverProfile, o: RunOptions, prof
     }
     recovery.push(...distances(out.flows));
     open += unrecovered(out.flows);
+    notOwed += unrecovered(out.flows) - owed;
     if (fails.length) flows.push(...out.flows.filter((f) => !f.exact || f.episodes.some((e) => e.distance === null)));
     hosts = hosts ? sumHosts(hosts, out.hosts) : out.hosts;
     flowCount += n;
@@ -348,7 +359,7 @@ function runSoak(s: Scenario, k: SoakSpec, d: DriverProfile, o: RunOptions, prof
   failures.push(...checkExpectations({ delivery: 'exact', recovered: false, counters: exp.counters, tlsStat: exp.tlsStat, violations: exp.violations }, summed, []));
   return {
     profile: profileId(d), resyncType: resyncOf(d, resync), seed: seed0, worlds: Math.max(1, Math.ceil(flowCount / k.flowsPerWorld)), flowCount,
-    hosts: hosts!, flows, impairments: [], recovery, unrecovered: open, bytes, linkFlaps, faultedWorlds, elapsedMs: Date.now() - started, failures,
+    hosts: hosts!, flows, impairments: [], recovery, unrecovered: open, unrecoveredNotOwed: notOwed, bytes, linkFlaps, faultedWorlds, elapsedMs: Date.now() - started, failures,
   };
 }
 
@@ -402,6 +413,11 @@ function sumHosts(x: Record<Side, HostReport>, y: Record<Side, HostReport>): Rec
 
 function unrecovered(flows: readonly FlowReport[]): number {
   return flows.reduce((n, f) => n + f.episodes.filter((e) => e.distance === null).length, 0);
+}
+
+/** Losses of sync never recovered that the device owed a recovery (owesRecovery). */
+function owedUnrecovered(flows: readonly FlowReport[], resyncType: ResyncType | null): number {
+  return flows.reduce((n, f) => n + f.episodes.filter((e) => e.distance === null && owesRecoveryOf(f, e, resyncType)).length, 0);
 }
 
 function distances(flows: readonly FlowReport[]): number[] {
@@ -483,7 +499,8 @@ function runWorld(spec: WorldSpec, o: RunOptions): WorldOutcome {
       const rxHost = rxSide === 'a' ? w.a : w.b;
       const sk = d.rxTls?.sk.id;
       const calls = rxHost.stack.callLog.filter((c) => c.op === 'tls_dev_resync' && c.dir === 'rx' && c.sk === sk);
-      reports.push(flowReport(f, d, watch, tables[rxSide], compiled.lastHit(f.index, d.dir), calls, rxHost.nic.profile.scan));
+      const hit = { atUs: compiled.lastHit(f.index, d.dir), spans: compiled.hitSpans(f.index, d.dir) };
+      reports.push(flowReport(f, d, watch, tables[rxSide], hit, calls, rxHost.nic.profile.scan));
     }
   }
   // What the receiving driver set for RX resync, read from the first socket that offloaded RX.
@@ -584,8 +601,10 @@ function recordAt(d: FlowDir, off: number): number {
 }
 
 function flowReport(
-  f: Flow, d: FlowDir, watch: RxWatch | undefined, table: string, lastHit: number | null, calls: readonly DriverCall[], scan: ScanPolicy,
+  f: Flow, d: FlowDir, watch: RxWatch | undefined, table: string, hit: { atUs: number | null; spans: readonly number[] }, calls: readonly DriverCall[],
+  scan: ScanPolicy,
 ): FlowReport {
+  const lastHit = hit.atUs;
   const isn1 = firstSeq(d);
   const sn0 = recSeqToBigInt(d.info.recSeq);
   const resyncs = calls.map((c) => {
@@ -594,7 +613,8 @@ function flowReport(
   });
   const sync = watch?.sync;
   const hints = sync ? [...sync.hints] : [];
-  const episodes: Episode[] = (sync?.episodes ?? []).map((e) => {
+  const episodes: Episode[] = (sync?.episodes ?? []).map((raw) => {
+    const e = quietEpisode(raw, hit.spans);
     const lostRecord = recordAt(d, seqDiff(e.lostSeq, isn1));
     const recoveredRecord = e.recoveredSeq === null ? null : recordAt(d, seqDiff(e.recoveredSeq, isn1));
     return {

@@ -28,7 +28,7 @@ import { ReplaySock } from './replay-sock.ts';
 import { StreamReassembler } from './reassembly.ts';
 import { TlsWalker, type Dir, type WalkRecord, type WalkStart } from './tls-walker.ts';
 import { checkScenario, Impairer, type DeliveredRx, type ImpairFlow, type ReplayScenario, type ScenarioFlow, type ScenarioOutcome } from './scenario.ts';
-import { RxSyncWatch, scanReach } from '../../testbed/recovery.ts';
+import { quietEpisode, RxSyncWatch, scanReach } from '../../testbed/recovery.ts';
 import { callMark, inWindow, leftOutNote, syncMark, TIMELINE_MARKS_CAP, TIMELINE_RECORD_CAP, type TimelineMark, type TimeWindow } from '../../testbed/timeline.ts';
 
 export type Endpoint = { family: 4 | 6; ip: string; port: number };
@@ -1013,7 +1013,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       const captureSha = sc.captureHash.digest('hex');
       sflows.push({
         flow: f.imp!.index, resyncType: sc.resyncType, captureRxBytes: sc.captureBytes, captureRxSha256: captureSha, rxRecords: sc.records,
-        episodes: sc.sync.episodes, hints: sc.sync.hints, lastImpairmentUs: f.imp!.lastImpairmentUs,
+        episodes: sc.sync.episodes.map((e) => quietEpisode(e, f.imp!.hits)), hints: sc.sync.hints, lastImpairmentUs: f.imp!.lastImpairmentUs,
         scanReach: scanReach(nic.profile.scan, sc.maxRecord),
       });
       delivered.push({

@@ -15,7 +15,7 @@ import { TcpSegmentView } from '../../emulator/wire/packet.ts';
 import { seqAdd, seqDiff, seqGt } from '../../emulator/wire/seq.ts';
 import { Rng } from '../../driver-api/host/rng.ts';
 import { loadWithSchema, validateWithSchema } from '../../testbed/load.ts';
-import { hintsTakenTooLate, owesRecovery, type Hint, type SyncEpisode } from '../../testbed/recovery.ts';
+import { hintsTakenTooLate, noteHit, owesRecovery, type Hint, type SyncEpisode } from '../../testbed/recovery.ts';
 import { ethtoolName, inRange, randomRates, rangeSchema, showRange, tlsStatName } from '../../testbed/schema.ts';
 
 const uint = z.number().int().nonnegative();
@@ -110,6 +110,7 @@ export type ScenarioFlow = {
   captureRxSha256: string;
   /** Records of the received stream after the handshake. */
   rxRecords: number;
+  /** A loss never recovered has in `receivedAfter` the longest stretch after it with no impaired segment (quietEpisode()). */
   episodes: SyncEpisode[];
   hints: Hint[];
   lastImpairmentUs: number | null;
@@ -156,6 +157,8 @@ export type ImpairFlow = {
   held: Held[];
   explicitNonce: number;
   lastImpairmentUs: number | null;
+  /** Received segments impairments hit (or the down link lost): flat [start seq, end seq, ...], for quietEpisode(). */
+  hits: number[];
   /** Per `random` impairment, this connection's own stream of draws (the same whichever queue replays it). */
   rngs: Rng[];
 };
@@ -229,7 +232,7 @@ export class Impairer {
 
   newFlow(index: number): ImpairFlow {
     const f: ImpairFlow = {
-      index, rxStart: null, records: new Map(), copies: new Map(), bodyNth: new Map(), held: [], explicitNonce: 0, lastImpairmentUs: null,
+      index, rxStart: null, records: new Map(), copies: new Map(), bodyNth: new Map(), held: [], explicitNonce: 0, lastImpairmentUs: null, hits: [],
       rngs: this.randoms.map((r) => r.rng.fork(`flow-${index}`)),
     };
     for (const { imp } of [...this.segments, ...this.corrupts]) {
@@ -272,7 +275,10 @@ export class Impairer {
     if (this.down) {
       const kept = this.keep(frame);
       if (kept) this.lostWhileDown.push({ frame: kept, deliver, lostAt: packet ?? 0 }); // else lost for good (counted)
-      if (len > 0) f.lastImpairmentUs = atUs;
+      if (len > 0) {
+        f.lastImpairmentUs = atUs;
+        noteHit(f.hits, seq, seqAdd(seq, len));
+      }
       return;
     }
     if (len === 0 || f.rxStart === null || !seqGt(seqAdd(seq, len), f.rxStart)) {
@@ -318,6 +324,7 @@ export class Impairer {
     }
     hit.tally.fired++;
     f.lastImpairmentUs = atUs;
+    noteHit(f.hits, seq, seqAdd(seq, len));
     const imp = hit.imp;
     const kind = imp.kind === 'random' ? randomFate! : imp.kind;
     const n = 'after' in imp ? imp.after : 1;
@@ -520,7 +527,7 @@ export function checkScenario(
       const open = f.episodes.filter((e) => e.recoveredSeq === null && owesRecovery(f.resyncType, f.hints, e.lostAtUs, f.rxRecords, f.lastImpairmentUs, { receivedAfter: e.receivedAfter, reach: f.scanReach }));
       if (open.length) {
         const e = open[0]!;
-        fails.push(`${name}: device lost RX sync at seq ${e.lostSeq} and never decrypted again (${e.receivedAfter} bytes of the stream reached it after that point)`);
+        fails.push(`${name}: device lost RX sync at seq ${e.lostSeq} and never decrypted again (${e.receivedAfter} bytes of the stream in a row reached it unimpaired after that point)`);
       }
     }
   });
