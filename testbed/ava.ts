@@ -62,7 +62,7 @@ export function formatRecovery(r: ScenarioResult): string[] {
   return r.runs.map((run: ProfileRun) => {
     const st = recoveryStats(run.recovery);
     const head = `${run.profile} (${run.resyncType}), ${run.flowCount} flow${run.flowCount === 1 ? '' : 's'}`;
-    const excused = run.unrecoveredNotOwed ? ` (${run.unrecoveredNotOwed} not owed: the stream ended, or no hint the device could take came, too soon after)` : '';
+    const excused = run.unrecoveredNotOwed ? ` (${run.unrecoveredNotOwed} not owed: no unimpaired stretch after them long enough to scan back in, or no hint the device could take)` : '';
     const never = run.unrecovered ? `, ${run.unrecovered} loss(es) of sync never recovered${excused}` : '';
     return st
       ? `${head}: ${st.episodes} resyncs, recovery records min ${st.min} median ${st.median} p95 ${st.p95} max ${st.max}${never}`

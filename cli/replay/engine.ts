@@ -828,13 +828,13 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
 
   /** The connection on `f`'s 4-tuple ends here: what it still held arrives, its socket closes, its report is final. */
   function retire(f: Flow): void {
-    if (f.local && !f.ignored) {
+    const replayed = f.local !== null && !f.ignored;
+    if (replayed) {
       problem(f, `a new connection took over its 4-tuple at packet ${packets}${f.finC2s && f.finS2c ? '' : ' (it had not ended both ways)'}`);
       if (f.imp) impairer!.flush(f.imp, (fr, lostAt) => deliverRx(f, fr, lostAt), packets);
-      f.retired = true;
-      closeFlow(f);
     }
     f.retired = true;
+    if (replayed) closeFlow(f);
     f.reasm = { c2s: null, s2c: null };
     if (!f.released) {
       f.released = true;
