@@ -2,11 +2,11 @@
 // (offload setup, records list, resync, device down), tls_device_fallback.c (software encryption of
 // offloaded skbs) and the parts of tls_sw.c / tls_strp.c that RX offload touches. SPEC sections 2, 4-8.
 import type { AeadBackend } from '../../emulator/crypto/aead.ts';
-import { EBADMSG, EINVAL, EIO, errnoName } from '../../emulator/errno.ts';
+import { EBADMSG, EINVAL, EIO, EKEYEXPIRED, errnoName } from '../../emulator/errno.ts';
 import { ContractError, TlsError, type TlsnicError } from '../../emulator/errors.ts';
 import { CIPHER_DESC, TLS_1_2_VERSION, TLS_1_3_VERSION, recSeqToBigInt, bigIntToRecSeq, type CryptoInfo } from '../../emulator/tls/crypto-info.ts';
 import { openRecord } from '../../emulator/tls/record-crypto.ts';
-import { CONTENT_APPLICATION_DATA, TLS_HEADER_SIZE, TLS_MAX_PAYLOAD_SIZE, maxRecordLength, recordOverhead } from '../../emulator/tls/record.ts';
+import { CONTENT_APPLICATION_DATA, CONTENT_HANDSHAKE, HANDSHAKE_KEY_UPDATE, TLS_HEADER_SIZE, TLS_MAX_PAYLOAD_SIZE, maxRecordLength, recordOverhead } from '../../emulator/tls/record.ts';
 import { TcpSegmentView } from '../../emulator/wire/packet.ts';
 import { seqAdd, seqDiff, seqGeq } from '../../emulator/wire/seq.ts';
 import type {
@@ -510,6 +510,14 @@ export class TlsSocket implements TcpUlp {
     }
     this.rxRecSeq = rcdSn + 1n;
     this.deliver(content.plaintext, content.type);
+    if (info.version === TLS_1_3_VERSION && content.type === CONTENT_HANDSHAKE && content.plaintext[0] === HANDSHAKE_KEY_UPDATE) {
+      // models tls_check_pending_rekey(): the peer's keys change after this record, and decryption waits for
+      // user space to install the next ones (recvmsg -EKEYEXPIRED). Rekeying (setsockopt TLS_RX again) is not
+      // modelled, so reading stops here, without counting a decrypt error.
+      this.abort(EKEYEXPIRED, new TlsError(`record ${rcdSn} is a TLS 1.3 KeyUpdate: decryption waits for the next key, and rekeying is not modelled`, {
+        flow: flowName(this.sk), field: `record at seq ${start}`,
+      }));
+    }
   }
 
   /**

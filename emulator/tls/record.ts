@@ -11,6 +11,8 @@ export const CONTENT_CHANGE_CIPHER_SPEC = 20;
 export const CONTENT_ALERT = 21;
 export const CONTENT_HANDSHAKE = 22;
 export const CONTENT_APPLICATION_DATA = 23;
+/** TLS 1.3 handshake message type KeyUpdate (RFC 8446 B.3): the sender's keys change after this record. */
+export const HANDSHAKE_KEY_UPDATE = 24;
 
 /** Bytes a record adds around its plaintext: header + explicit nonce + tag (+ inner type for 1.3). */
 export function recordOverhead(version: TlsVersion, cipherType: TlsCipherType): number {
