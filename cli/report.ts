@@ -12,7 +12,7 @@ export function toJson(r: ReplayResult): object {
       cipher: f.cipher,
       tx: {
         mode: f.tx.mode, reason: f.tx.reason, plaintextBytes: f.tx.plaintextBytes, plaintextSha256: f.tx.plaintextSha256,
-        wireMatch: f.tx.wireMatch, segments: f.tx.segments, matched: f.tx.matched, mismatched: f.tx.mismatched, dropped: f.tx.dropped,
+        wireMatch: f.tx.wireMatch, segments: f.tx.segments, matched: f.tx.matched, mismatched: f.tx.mismatched, dropped: f.tx.dropped, notSent: f.tx.notSent,
       },
       rx: {
         mode: f.rx.mode, reason: f.rx.reason, plaintextBytes: f.rx.plaintextBytes, plaintextSha256: f.rx.plaintextSha256,
@@ -44,7 +44,7 @@ export function toText(r: ReplayResult, driver: string): string {
   const rows = r.flows.map((f, i) => [
     String(i + 1), f.local, f.remote, f.version ?? '-', f.cipher ?? '-', f.tx.mode, f.rx.mode,
     num(f.tx.plaintextBytes), num(f.rx.plaintextBytes), `${num(f.rx.decrypted)}/${num(f.rx.segments)} pkts`,
-    f.tx.wireMatch ? `match (${num(f.tx.matched)})` : `MISMATCH ${f.tx.mismatched}`,
+    f.tx.wireMatch ? `match (${num(f.tx.matched)})` : f.tx.notSent && !f.tx.mismatched ? `match (${num(f.tx.matched)}), ${num(f.tx.notSent)} not sent` : `MISMATCH ${f.tx.mismatched}`,
   ]);
   const widths = head.map((h, c) => Math.max(h.length, ...rows.map((row) => row[c]!.length)));
   out.push(head.map((h, c) => pad(h, widths[c]!)).join('  '));

@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mlx5Driver } from '../driver-api/drivers/index.ts';
 import { replay } from '../cli/replay/engine.ts';
+import { toText } from '../cli/report.ts';
 
 const CAPTURE = 'fixtures/limits/tls13-keyupdate-v4.pcap';
 const KEYLOG = 'fixtures/limits/tls13-keyupdate-v4.keylog';
@@ -58,4 +59,10 @@ test('the client side: its own KeyUpdate ends the replay of what it sends, with 
   t.is(f.tx.plaintextBytes, BEFORE.length);
   t.is(f.tx.plaintextSha256, sha(BEFORE));
   t.is(r.tlsStat.TlsDecryptError, 0);
+  // What it sent after that is not replayed, and nothing the device sent differs from the capture.
+  t.is(f.tx.mismatched, 0);
+  t.is(f.tx.notSent, 4, 'hello-after, the second KeyUpdate, after-both, the close_notify alert');
+  t.false(f.tx.wireMatch, 'not all of the capture\'s TX was replayed');
+  t.true(f.problems.includes('4 captured TX segment(s) after the replay of this direction stopped were not sent'), f.problems.join('\n'));
+  t.regex(toText(r, 'mlx5'), /match \(\d+\), 4 not sent/);
 });

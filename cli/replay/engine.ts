@@ -47,7 +47,11 @@ export type FlowReport = {
   tupleReuse?: number;
   version: '1.2' | '1.3' | null;
   cipher: string | null;
-  tx: DirReport & { wireMatch: boolean; segments: number; matched: number; mismatched: number; dropped: number };
+  /**
+   * notSent: captured TX segments after the replay of the direction stopped (the walker gave up on it: a
+   * KeyUpdate, a hole in the capture, a record that does not authenticate), which the stack had nothing for.
+   */
+  tx: DirReport & { wireMatch: boolean; segments: number; matched: number; mismatched: number; dropped: number; notSent: number };
   rx: DirReport & { segments: number; decrypted: number };
   problems: string[];
 };
@@ -550,7 +554,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       lastAck: null, rxStartSeq: null, txHash: createHash('sha256'), rxHash: createHash('sha256'),
       report: {
         local: '', remote: '', version: null, cipher: null,
-        tx: { ...emptyDir(), wireMatch: true, segments: 0, matched: 0, mismatched: 0, dropped: 0 },
+        tx: { ...emptyDir(), wireMatch: true, segments: 0, matched: 0, mismatched: 0, dropped: 0, notSent: 0 },
         rx: { ...emptyDir(), segments: 0, decrypted: 0 },
         problems: [],
       },
@@ -743,6 +747,11 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       if (skbView.length !== hdr + len || skbView.buffer !== skbBuf.buffer) skbView = skbBuf.subarray(0, hdr + len);
       frame = skbView;
       const m = sock.copyQueued(seq, len, frame, hdr);
+      if (m < 0 && f.walker.isDead(f.txDir)) {
+        // The replay of this direction stopped (the walker's note says why): nothing was written to send.
+        f.report.tx.notSent++;
+        return;
+      }
       if (m < 0) {
         // The capture sent these bytes and the replay cannot: the wire does not match.
         f.report.tx.segments++;
@@ -868,7 +877,8 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     }
     f.report.tx.plaintextSha256 = f.txHash.digest('hex');
     f.report.rx.plaintextSha256 = f.rxHash.digest('hex');
-    f.report.tx.wireMatch = f.report.tx.mismatched === 0 && f.txInstalled;
+    f.report.tx.wireMatch = f.report.tx.mismatched === 0 && f.report.tx.notSent === 0 && f.txInstalled;
+    if (f.report.tx.notSent) f.report.problems.push(`${f.report.tx.notSent} captured TX segment(s) after the replay of this direction stopped were not sent`);
     if (f.moreProblems) f.report.problems.push(`${f.moreProblems} more problems like the above not listed`);
     // After the close: its tls_dev_del calls are the connection's last events.
     if (f.marksLeftOut) f.report.problems.push(`timeline: ${leftOutNote('connection', f.marks, f.marksLeftOut, marksCap, keptCap)}`);
