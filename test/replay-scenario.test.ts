@@ -125,6 +125,25 @@ test('tableFull: tls_dev_add gets -ENOSPC, both directions run in software, byte
   t.true(f.tx.wireMatch);
 });
 
+test('tableFull sized for two connections: 14 that come (mostly) one after another are all offloaded, as each closes and frees its contexts', async (t) => {
+  // tls12-many-v4 has at most two connections open at once. The application closes each once it has read the
+  // peer's FIN and everything it wrote is acknowledged: tls_dev_del then, not at the end of the capture.
+  const r = await replay({
+    ...files(many), local: CLIENT, driver: mlx5Driver, tls13: false, timeline: true,
+    scenario: replayScenarioSchema.parse({ name: 'four', impairments: [{ kind: 'tableFull', capacity: 4 }] }),
+  });
+  t.is(r.flows.length, 14);
+  for (const f of r.flows) t.true(f.tx.mode === 'hw' && f.rx.mode === 'hw', `${f.local}: ${f.tx.reason ?? ''} ${f.rx.reason ?? ''}`);
+  t.is(r.ethtool.rx_tls_ctx, 14);
+  t.is(r.ethtool.rx_tls_del, 14);
+  // Connection 1's contexts go before connection 3's come (its tls_dev_del marks come first on the timeline).
+  const calls = r.timeline.filter((m) => m.mark === 'call' && /tls_dev_(add|del)/.test(m.op ?? ''));
+  const firstAdd3 = calls.findIndex((m) => m.flow === 3 && /add/.test(m.op!));
+  const lastDel1 = calls.map((m) => m.flow === 1 && /del/.test(m.op!)).lastIndexOf(true);
+  t.true(lastDel1 >= 0 && firstAdd3 > lastDel1, `del of #1 at ${lastDel1}, add of #3 at ${firstAdd3}`);
+  for (const f of r.flows) t.is(f.rx.plaintextSha256, sent(many, f.local).sha256, f.local);
+});
+
 test('many connections: the impaired one loses sync, the others do not; expectations fail where they should', async (t) => {
   const sc = (recovered: boolean) => ({ name: 'one-of-many', impairments: [{ kind: 'drop', flow: 2, record: 1 }], expect: { recovered, counters: { rx_tls_err: 0 } } });
   const r = await run(many, sc(false));

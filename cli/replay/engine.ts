@@ -197,6 +197,12 @@ type Flow = {
   synSeq: number | null;
   /** A later connection took over the 4-tuple: this one is closed and reported; frames still held for it are dropped. */
   retired: boolean;
+  /** An RST ended the connection (either way). */
+  reset: boolean;
+  /** Where the peer's FIN came: the end of what the local host receives (null: no FIN yet). */
+  rxFinSeq: number | null;
+  /** The local application closed its TLS socket (maybeClose()): the device's contexts are gone. */
+  sockClosed: boolean;
   unackedNoted: boolean;
   moreProblems: number;
   lastAck: number | null;
@@ -524,12 +530,13 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       mark(f, { dir: 'rx', seq: hostView.seq, len: hostView.payloadLength, mark: 'impair', op: 'TCP drop', note: 'TCP checksum error: TCP drops the segment' });
       return;
     }
-    if (!f.sock) return;
+    if (!f.sock || f.sockClosed) return;
     if (hostView.ackFlag) {
       f.lastAck = hostView.ack;
       applyAck(f);
     }
     f.sock.receive(hostView.seq, hostView.payload(), skb.decrypted);
+    if (f.finC2s && f.finS2c) maybeClose(f);
   }
 
   function ensureTls(f: Flow): TlsSocket {
@@ -550,7 +557,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     const flow: Flow = {
       index: flowList.length + 1, firstPacket: packets, key, clientIsLo: null, client: null, server: null, local: null, remote: null, txDir: 's2c', rxDir: 'c2s',
       reasm: { c2s: null, s2c: null }, walker: null as unknown as TlsWalker, sock: null, tls: null, txStart: null,
-      txInstalled: false, rxInstalled: false, pendingTx: [], pendingTxBytes: 0, finC2s: false, finS2c: false, released: false, synSeq: null, retired: false, unackedNoted: false, moreProblems: 0,
+      txInstalled: false, rxInstalled: false, pendingTx: [], pendingTxBytes: 0, finC2s: false, finS2c: false, released: false, synSeq: null, retired: false, reset: false, rxFinSeq: null, sockClosed: false, unackedNoted: false, moreProblems: 0,
       lastAck: null, rxStartSeq: null, txHash: createHash('sha256'), rxHash: createHash('sha256'),
       report: {
         local: '', remote: '', version: null, cipher: null,
@@ -720,6 +727,12 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   }
 
   function transmit(f: Flow, p: PendingTx): void {
+    if (f.sockClosed) {
+      // Everything it wrote was acknowledged and it closed: the capture retransmits what the replay cannot.
+      f.report.tx.notSent++;
+      problem(f, `TX segment seq ${p.seq} (${p.len} bytes) came after the connection closed: not sent`);
+      return;
+    }
     const start = f.txInstalled ? f.txStart!.seq : null;
     const end = seqAdd(p.seq, p.len);
     view.parse(p.frame);
@@ -816,7 +829,9 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   }
 
   /** A FIN or RST in `dir`: once the connection is over both ways, its walker's buffers go (reports stay). */
-  function finished(f: Flow, dir: Dir, rst: boolean): void {
+  function finished(f: Flow, dir: Dir, rst: boolean, end: number): void {
+    if (rst) f.reset = true;
+    else if (dir === f.rxDir) f.rxFinSeq ??= end;
     if (rst) f.finC2s = f.finS2c = true;
     else if (dir === 'c2s') f.finC2s = true;
     else f.finS2c = true;
@@ -851,6 +866,36 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     }
   }
 
+  /**
+   * models the application closing its socket once the connection is over: it read up to the peer's FIN, sent
+   * its own, and everything it wrote was acknowledged (or an RST ended it). tls_dev_del frees the device's
+   * contexts then, as in a long capture of many connections one after another a NIC's table must be freed.
+   */
+  function maybeClose(f: Flow): void {
+    if (f.sockClosed || !f.tls || !f.sock) return;
+    if (!f.reset) {
+      if (!f.finC2s || !f.finS2c || f.rxFinSeq === null || !f.sock.receivedUpTo(f.rxFinSeq)) return;
+      if (f.pendingTx.length || f.sock.unackedBytes > 0) return;
+    }
+    closeSocket(f);
+  }
+
+  /** The application's close(): what the socket ran in and why, then tls_sk_proto_close (tls_dev_del). */
+  function closeSocket(f: Flow): void {
+    const tls = f.tls!;
+    // A received record that failed (a bad tag, a malformed header): what the stack said, with its place.
+    if (tls.errorDetail) problem(f, `RX: ${tls.errorDetail.message} (socket error ${errnoName(tls.error ?? 0)})`);
+    f.report.tx.mode = tls.txMode ?? 'sw';
+    f.report.tx.reason = tls.txReason;
+    f.report.rx.mode = tls.rxMode ?? 'sw';
+    f.report.rx.reason = tls.rxReason;
+    if (!f.txInstalled) [f.report.tx.mode, f.report.tx.reason] = ['sw', 'TLS TX never installed'];
+    if (!f.rxInstalled) [f.report.rx.mode, f.report.rx.reason] = ['sw', 'TLS RX never installed'];
+    setCurrent(f, 0, EMPTY);
+    f.sockClosed = true;
+    tls.close();
+  }
+
   /** The connection's end (its retirement, or the capture's end): held TX dropped, socket closed, report made final. */
   function closeFlow(f: Flow): void {
     if (f.pendingTx.length) {
@@ -863,18 +908,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       f.pendingTx.length = 0;
       f.pendingTxBytes = 0;
     }
-    if (f.tls) {
-      // A received record that failed (a bad tag, a malformed header): what the stack said, with its place.
-      if (f.tls.errorDetail) problem(f, `RX: ${f.tls.errorDetail.message} (socket error ${errnoName(f.tls.error ?? 0)})`);
-      f.report.tx.mode = f.tls.txMode ?? 'sw';
-      f.report.tx.reason = f.tls.txReason;
-      f.report.rx.mode = f.tls.rxMode ?? 'sw';
-      f.report.rx.reason = f.tls.rxReason;
-      if (!f.txInstalled) [f.report.tx.mode, f.report.tx.reason] = ['sw', 'TLS TX never installed'];
-      if (!f.rxInstalled) [f.report.rx.mode, f.report.rx.reason] = ['sw', 'TLS RX never installed'];
-      setCurrent(f, 0, EMPTY);
-      f.tls.close();
-    }
+    if (f.tls && !f.sockClosed) closeSocket(f);
     f.report.tx.plaintextSha256 = f.txHash.digest('hex');
     f.report.rx.plaintextSha256 = f.rxHash.digest('hex');
     f.report.tx.wireMatch = f.report.tx.mismatched === 0 && f.report.tx.notSent === 0 && f.txInstalled;
@@ -961,7 +995,10 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
         f.reasm[dir] ??= new StreamReassembler(seq);
         f.reasm[dir]!.pushTo(seq, payload, dir, f.walker);
       }
-      if (view.fin || view.rst) finished(f, dir, view.rst);
+      if (view.fin || view.rst) {
+        finished(f, dir, view.rst, seqAdd(seq, payload.length));
+        if (dir === f.txDir || view.rst) maybeClose(f);
+      }
       // Checksums in captures taken on a host with checksum offload are partial: recompute them so the
       // emulated NIC judges the bytes, not the capture point. (TX segments with data get new headers and
       // checksums when the replay sends them.)

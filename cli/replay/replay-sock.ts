@@ -4,7 +4,7 @@
 // never merging across flags) and feeds the ULP once TLS RX is installed.
 import type { FourTuple, NetDevice, SkBuff } from '../../driver-api/ops.ts';
 import type { RxChunk, TcpSock, TcpUlp } from '../../driver-api/tcp.ts';
-import { seqAdd, seqDiff, seqGt } from '../../emulator/wire/seq.ts';
+import { seqAdd, seqDiff, seqGeq, seqGt } from '../../emulator/wire/seq.ts';
 
 type TxChunk = { seq: number; data: Uint8Array; offloaded: boolean };
 type RxPending = { seq: number; data: Uint8Array; decrypted: boolean };
@@ -169,6 +169,11 @@ export class ReplaySock implements TcpSock {
       this.heldBytes -= this.held.shift()!.data.length;
     }
     if (seqGt(seq, this.copiedSeq)) this.copiedSeq = seq;
+  }
+
+  /** Every byte before `seq` was received in order (what user space can read up to). */
+  receivedUpTo(seq: number): boolean {
+    return this.rcvNxt !== null && seqGeq(this.rcvNxt, seq);
   }
 
   /** A segment the NIC handed up (after the driver and netif_receive_skb). */
