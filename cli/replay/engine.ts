@@ -203,6 +203,10 @@ type Flow = {
   rxFinSeq: number | null;
   /** The local application closed its TLS socket (maybeClose()): the device's contexts are gone. */
   sockClosed: boolean;
+  /** Reported (closeFlow()): its report is final and what only a live connection needs was let go. */
+  finalized: boolean;
+  /** The TLS socket's error when it closed (the socket itself is let go then). */
+  socketError: number | null;
   unackedNoted: boolean;
   moreProblems: number;
   lastAck: number | null;
@@ -385,6 +389,8 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   });
   const flows = new FlowIndex<Flow>();
   const flowList: Flow[] = [];
+  // What a finished connection's walker becomes (finish()): one that has seen nothing and holds nothing.
+  const FINISHED_WALKER = new TlsWalker(null, backend, { onStart() {}, onRecord() {}, onProblem() {} });
   const problems: string[] = [];
   const timeline: TimelineMark[] = [];
   const view = new TcpSegmentView();
@@ -536,7 +542,6 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       applyAck(f);
     }
     f.sock.receive(hostView.seq, hostView.payload(), skb.decrypted);
-    if (f.finC2s && f.finS2c) maybeClose(f);
   }
 
   function ensureTls(f: Flow): TlsSocket {
@@ -557,7 +562,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     const flow: Flow = {
       index: flowList.length + 1, firstPacket: packets, key, clientIsLo: null, client: null, server: null, local: null, remote: null, txDir: 's2c', rxDir: 'c2s',
       reasm: { c2s: null, s2c: null }, walker: null as unknown as TlsWalker, sock: null, tls: null, txStart: null,
-      txInstalled: false, rxInstalled: false, pendingTx: [], pendingTxBytes: 0, finC2s: false, finS2c: false, released: false, synSeq: null, retired: false, reset: false, rxFinSeq: null, sockClosed: false, unackedNoted: false, moreProblems: 0,
+      txInstalled: false, rxInstalled: false, pendingTx: [], pendingTxBytes: 0, finC2s: false, finS2c: false, released: false, synSeq: null, retired: false, reset: false, rxFinSeq: null, sockClosed: false, finalized: false, socketError: null, unackedNoted: false, moreProblems: 0,
       lastAck: null, rxStartSeq: null, txHash: createHash('sha256'), rxHash: createHash('sha256'),
       report: {
         local: '', remote: '', version: null, cipher: null,
@@ -852,18 +857,13 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
 
   /** The connection on `f`'s 4-tuple ends here: what it still held arrives, its socket closes, its report is final. */
   function retire(f: Flow): void {
-    const replayed = f.local !== null && !f.ignored;
-    if (replayed) {
+    if (f.local !== null && !f.ignored) {
       problem(f, `a new connection took over its 4-tuple at packet ${packets}${f.finC2s && f.finS2c ? '' : ' (it had not ended both ways)'}`);
+      // Before the tuple is the new connection's: the NIC would take them for its frames.
       if (f.imp) impairer!.flush(f.imp, (fr, lostAt) => deliverRx(f, fr, lostAt), packets);
+      if (!f.finalized) finish(f);
     }
     f.retired = true;
-    if (replayed) closeFlow(f);
-    f.reasm = { c2s: null, s2c: null };
-    if (!f.released) {
-      f.released = true;
-      f.walker.release();
-    }
   }
 
   /**
@@ -878,6 +878,31 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       if (f.pendingTx.length || f.sock.unackedBytes > 0) return;
     }
     closeSocket(f);
+    finish(f);
+  }
+
+  /**
+   * The connection is over (its socket closed, or a new one took its 4-tuple): its report is made final and
+   * the state only a live connection needs goes, so that a capture of many connections one after another
+   * replays in bounded memory. (Frames a scenario still holds for it arrive later, to the closed socket.)
+   */
+  function finish(f: Flow): void {
+    closeFlow(f);
+    if (f.tls) skFlows.delete(f.tls.sk.id);
+    f.socketError = f.tls?.error ?? null;
+    f.tls = null;
+    f.sock = null;
+    f.reasm = { c2s: null, s2c: null };
+    if (!f.released) {
+      f.released = true;
+      f.walker.release();
+    }
+    f.walker = FINISHED_WALKER;
+    f.scen?.starts.clear();
+    if (f.imp) {
+      f.imp.copies.clear();
+      f.imp.bodyNth.clear();
+    }
   }
 
   /** The application's close(): what the socket ran in and why, then tls_sk_proto_close (tls_dev_del). */
@@ -898,9 +923,10 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
 
   /** The connection's end (its retirement, or the capture's end): held TX dropped, socket closed, report made final. */
   function closeFlow(f: Flow): void {
+    f.finalized = true;
     if (f.pendingTx.length) {
       // The stack never framed these records (the connection ends inside them), so there is nothing to send.
-      f.report.problems.push(`${f.pendingTx.length} TX segments at the end of the ${f.retired ? 'connection' : 'capture'} hold incomplete records: not replayed`);
+      f.report.problems.push(`${f.pendingTx.length} TX segments at the end of the ${f.sockClosed || f.retired ? 'connection' : 'capture'} hold incomplete records: not replayed`);
       for (const p of f.pendingTx) {
         if (opts.onFrame) held.splice(held.indexOf(p.packet), 1);
         pool.release(p.block);
@@ -921,9 +947,26 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     if (!f.report.version && f.walker.version === null) f.report.problems.push('no TLS handshake found in this connection');
   }
 
+  /**
+   * A packet of a connection already over (its last ACKs, a retransmitted FIN or segment): received frames go
+   * through the NIC as they arrive (no context: handed up as they are, and the closed socket takes nothing),
+   * sent ones leave as captured when they carry nothing, and are not sent when they carry data.
+   */
+  function finishedPacket(f: Flow, dir: Dir, frame: Uint8Array, len: number): void {
+    if (dir === f.rxDir || len === 0) view.updateTcpChecksum();
+    if (dir === f.rxDir) deliverRx(f, frame);
+    else if (len === 0) opts.onFrame?.({ dir: 'tx', frame, tsNs: now, note: 'tx: no payload, as captured', packet: packets, order: OUT_ORDER_OWN, heldFrom: heldFrom() });
+    else {
+      f.report.tx.notSent++;
+      f.report.tx.wireMatch = false;
+      problem(f, `TX segment seq ${view.seq} (${len} bytes) came after the connection closed: not sent`);
+    }
+  }
+
   /** See MAX_UNACKED_TX_BYTES. */
   function boundUnacked(f: Flow): void {
-    const sock = f.sock!;
+    const sock = f.sock;
+    if (!sock) return;
     if (sock.unackedBytes <= maxUnackedTx) return;
     const ack = seqAdd(sock.writeSeq, -(maxUnackedTx >>> 1));
     if (f.lastAck === null || seqGt(ack, f.lastAck)) f.lastAck = ack;
@@ -990,15 +1033,17 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       if (f.ignored || !f.client || !f.local) continue;
       const dir: Dir = srcIsLo === f.clientIsLo ? 'c2s' : 's2c';
       const seq = view.seq;
+      if (f.finalized) {
+        finishedPacket(f, dir, frame, payload.length);
+        continue;
+      }
       if (view.syn) f.reasm[dir] ??= new StreamReassembler(seqAdd(seq, 1));
       if (payload.length > 0) {
         f.reasm[dir] ??= new StreamReassembler(seq);
         f.reasm[dir]!.pushTo(seq, payload, dir, f.walker);
       }
-      if (view.fin || view.rst) {
-        finished(f, dir, view.rst, seqAdd(seq, payload.length));
-        if (dir === f.txDir || view.rst) maybeClose(f);
-      }
+      const ends = view.fin || view.rst;
+      if (ends) finished(f, dir, view.rst, seqAdd(seq, payload.length));
       // Checksums in captures taken on a host with checksum offload are partial: recompute them so the
       // emulated NIC judges the bytes, not the capture point. (TX segments with data get new headers and
       // checksums when the replay sends them.)
@@ -1015,10 +1060,14 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
         } else {
           deliverRx(f, frame);
         }
+        // After the NIC is done with the frame (a close deletes its contexts): the peer's FIN, the ACK of the
+        // last bytes, or an RST may have ended the connection.
+        if (f.finC2s && f.finS2c) maybeClose(f);
       } else {
         if (payload.length === 0) {
           // our pure ACKs carry nothing the NIC handles: they leave as captured
           opts.onFrame?.({ dir: 'tx', frame, tsNs: now, note: 'tx: no payload, as captured', packet: packets, order: OUT_ORDER_OWN, heldFrom: heldFrom() });
+          if (ends) maybeClose(f);
           continue;
         }
         const { frame: copy, block } = pool.copy(frame);
@@ -1030,6 +1079,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
         }
         releaseTx(f);
         boundUnacked(f);
+        if (ends) maybeClose(f);
       }
     }
     for (const [why, s] of skips) problems.push(`${s.count} packet(s) skipped: ${why}; first: packet ${s.first}${s.example ? ` (${s.example})` : ''}`);
@@ -1043,7 +1093,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   impairer?.end(link);
   for (const f of flowList) if (f.imp && !f.ignored && f.local && !f.retired) impairer!.flush(f.imp, (fr) => deliverRx(f, fr, packets + 1 + f.firstPacket), packets);
   rxOutPacket = -1;
-  for (const f of flowList) if (!f.ignored && f.local && !f.retired) closeFlow(f);
+  for (const f of flowList) if (!f.ignored && f.local && !f.finalized) closeFlow(f);
   const replayed = flowList.filter((f) => !f.ignored && f.local);
   const reports = replayed.map((f) => f.report);
   // Marks were numbered by connection as seen; the page (and a merge of queues) numbers the reported ones.
@@ -1065,7 +1115,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       });
       delivered.push({
         local: f.report.local, rxBytes: f.report.rx.plaintextBytes, rxSha256: f.report.rx.plaintextSha256, rxMode: f.report.rx.mode,
-        socketError: f.tls?.error ? errnoName(f.tls.error) : null,
+        socketError: (f.tls?.error ?? f.socketError) ? errnoName((f.tls?.error ?? f.socketError)!) : null,
         // A corrupted record the walker never reached leaves the whole stream as the expected prefix.
         beforeCorrupt: sc.corruptRecord === null ? null : sc.beforeCorrupt ?? { bytes: sc.captureBytes, sha256: captureSha },
       });

@@ -548,6 +548,10 @@ export class TlsSocket implements TcpUlp {
     this.closed = true;
     this.stack.closeSocket(this);
     this.tcp.close();
+    // Nothing is read after close: the receive buffer (32 KiB and up) goes with it, or a replay of many
+    // connections one after another keeps one per connection it has closed.
+    this.rxq = new Uint8Array(0);
+    this.rxqOff = this.rxqBytes = 0;
   }
 }
 
