@@ -390,7 +390,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   const flows = new FlowIndex<Flow>();
   const flowList: Flow[] = [];
   // What a finished connection's walker becomes (finish()): one that has seen nothing and holds nothing.
-  const FINISHED_WALKER = new TlsWalker(null, backend, { onStart() {}, onRecord() {}, onProblem() {} });
+  const finishedWalker = new TlsWalker(null, backend, { onStart() {}, onRecord() {}, onProblem() {} });
   const problems: string[] = [];
   const timeline: TimelineMark[] = [];
   const view = new TcpSegmentView();
@@ -897,7 +897,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       f.released = true;
       f.walker.release();
     }
-    f.walker = FINISHED_WALKER;
+    f.walker = finishedWalker;
     f.scen?.starts.clear();
     if (f.imp) {
       f.imp.copies.clear();
@@ -921,7 +921,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     tls.close();
   }
 
-  /** The connection's end (its retirement, or the capture's end): held TX dropped, socket closed, report made final. */
+  /** The connection's end (its close, its retirement, or the capture's end): held TX dropped, socket closed, report made final. */
   function closeFlow(f: Flow): void {
     f.finalized = true;
     if (f.pendingTx.length) {
