@@ -35,7 +35,7 @@ test: node_modules/.installed
 	@set -o pipefail; npx tsc -p tsconfig.json && echo "typecheck: ok" || { echo "typecheck failed"; echo "0 passed, 1 failed"; exit 1; }
 	@{ npx ava --tap 2>&1; echo "# ava-exit $$?"; } | node scripts/test-summary.mjs
 
-# Each scenario in its own process, one table. BENCH_ARGS: --json, --only raw,device,replay,tshark,table,workers,
+# Each scenario in its own process, one table. BENCH_ARGS: --json, --only raw,device,replay,tshark,table,workers,many,
 # --records N | --seconds S, --record-size B, --mss M, --mib N (generated capture, cached in $$TMPDIR/tlsnic-bench).
 BENCH_ARGS ?=
 bench: node_modules/.installed dist/tlsnic.mjs

@@ -9,10 +9,11 @@
 //   table    context table ns per lookup (one by one and in bursts), add and del at 1e3 .. 4e6 flows, and the
 //            machine's floor: a random 64-byte line read from an array of the table's size
 //   workers  `node dist/tlsnic.mjs replay --workers N` on a capture of --workers-flows connections (RSS queues)
+//   many     `node dist/tlsnic.mjs replay` of short connections one after another (a fixture written N times)
 //
-// usage: node --import=tsx bench/run.ts [--json] [--only raw,device,replay,tshark,table,workers]
+// usage: node --import=tsx bench/run.ts [--json] [--only raw,device,replay,tshark,table,workers,many]
 //          [--records N | --seconds S] [--record-size B] [--mss M] [--mib N] [--flows N] [--workers 1,2]
-//          [--workers-flows N] [--repeat N]
+//          [--workers-flows N] [--repeat N] [--many-copies 150,900]
 //          [--table-sizes 1000,100000,...] [--cache DIR] [--cli dist/tlsnic.mjs]
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
@@ -26,9 +27,10 @@ import { TcpSegmentView } from '../emulator/wire/packet.ts';
 import { GEN_VERSION, type GenResult } from './gen-capture.ts';
 import type { DeviceRow, RawRow, ScenarioOptions, TableRow } from './scenarios.ts';
 import { parallelCapacity } from './workers.ts';
+import { manyFixture, MANY_FIXTURE, replicateCapture } from './many-capture.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const SECTIONS = ['raw', 'device', 'replay', 'tshark', 'table', 'workers'] as const;
+const SECTIONS = ['raw', 'device', 'replay', 'tshark', 'table', 'workers', 'many'] as const;
 type Section = (typeof SECTIONS)[number];
 
 export type BenchOptions = {
@@ -54,6 +56,8 @@ export type BenchOptions = {
   /** The CLI bundle the replay scenario runs. */
   cli: string;
   tableSizes: number[];
+  /** Copies of the fixture in the `many` section's captures, one capture per count. */
+  manyCopies: number[];
 };
 
 export type ReplayRow = {
@@ -95,13 +99,26 @@ export type BenchResult = {
   tshark: TsharkRow | { skipped: string } | null;
   table: TableRow[] | null;
   workers: WorkersRow[] | null;
+  many: ManyRow[] | null;
+};
+
+/** One capture of the `many` section: short connections one after another (bench/many-capture.ts). */
+export type ManyRow = {
+  copies: number;
+  connections: number;
+  captureBytes: number;
+  seconds: number;
+  connectionsPerSec: number;
+  peakRssMB: number;
+  /** Every connection replayed in hardware both ways, its TX wire equal to the capture, its plaintext the fixture's. */
+  verified: boolean;
 };
 
 export function parseBenchArgs(argv: readonly string[]): BenchOptions {
   const o: BenchOptions = {
     json: false, only: [...SECTIONS], records: null, seconds: 5, recordSize: 16384, mss: 1448, mib: 1024, flows: 16,
     workers: [1, 2], workersFlows: 128, repeat: 2, cacheDir: process.env.TLSNIC_BENCH_CACHE ?? join(tmpdir(), 'tlsnic-bench'), cli: join(ROOT, 'dist/tlsnic.mjs'),
-    tableSizes: [1e3, 1e5, 1e6, 4e6],
+    tableSizes: [1e3, 1e5, 1e6, 4e6], manyCopies: [150, 900],
   };
   const num = (flag: string, v: string | undefined, lo: number, hi: number, int = true): number => {
     const n = Number(v);
@@ -132,6 +149,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
       case '--workers-flows': o.workersFlows = num(a, v, 1, 1 << 20); break;
       case '--repeat': o.repeat = num(a, v, 1, 100); break;
       case '--table-sizes': o.tableSizes = (v ?? '').split(',').map((x) => num(a, x, 1, 1e8)); break;
+      case '--many-copies': o.manyCopies = (v ?? '').split(',').map((x) => num(a, x, 1, 1 << 20)); break;
       case '--cache': if (!v) throw new ConfigError('--cache needs a directory', { field: a }); o.cacheDir = v; break;
       case '--cli': if (!v) throw new ConfigError('--cli needs the path of a tlsnic bundle', { field: a }); o.cli = v; break;
       default: throw new ConfigError(`unknown option ${a}`, { field: a });
@@ -330,8 +348,8 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
   const want = (s: Section) => o.only.includes(s);
   const res: BenchResult = {
     machine: { cores: availableParallelism(), node: process.version, cpu: cpuModel() },
-    options: { only: o.only, records: o.records, seconds: o.seconds, recordSize: o.recordSize, mss: o.mss, mib: o.mib, flows: o.flows, workers: o.workers, workersFlows: o.workersFlows, repeat: o.repeat, tableSizes: o.tableSizes },
-    raw: null, device: null, replay: null, replayUpload: null, tshark: null, table: null, workers: null,
+    options: { only: o.only, records: o.records, seconds: o.seconds, recordSize: o.recordSize, mss: o.mss, mib: o.mib, flows: o.flows, workers: o.workers, workersFlows: o.workersFlows, repeat: o.repeat, tableSizes: o.tableSizes, manyCopies: o.manyCopies },
+    raw: null, device: null, replay: null, replayUpload: null, tshark: null, table: null, workers: null, many: null,
   };
   // The streamed raw reference: replay ratios need it, so it runs whenever replay does.
   if (want('raw') || want('replay')) res.raw = await scenario<RawRow[]>('raw', o);
@@ -367,7 +385,46 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
   }
   if (want('table')) res.table = await scenario<TableRow[]>('table', o);
   if (want('workers')) res.workers = await workersBench(o.workersFlows === o.flows && c ? c : await capture(o, o.workersFlows), o.workers, o.cli, o.repeat);
+  if (want('many')) res.many = await manyBench(o);
   return res;
+}
+
+/** `many`: the replay of each capture of short connections one after another, fastest of `repeat` (peak RSS: the largest). */
+async function manyBench(o: BenchOptions): Promise<ManyRow[]> {
+  if (!existsSync(o.cli)) throw new Error(`${o.cli} is missing: make build (make bench does it)`);
+  const { keylog, manifest } = manyFixture();
+  const byPort = new Map(manifest.connections.map((c) => [c.client.slice(c.client.lastIndexOf(':') + 1), c]));
+  const hook = pathToFileURL(join(ROOT, 'bench/rss-hook.mjs')).href;
+  const rows: ManyRow[] = [];
+  for (const copies of o.manyCopies) {
+    const dir = join(o.cacheDir, `${MANY_FIXTURE}-x${copies}`);
+    const pcap = join(dir, 'capture.pcap');
+    if (!existsSync(pcap)) {
+      mkdirSync(dir, { recursive: true });
+      replicateCapture(`${pcap}.part`, copies);
+      renameSync(`${pcap}.part`, pcap);
+    }
+    let best: ManyRow | null = null;
+    for (let i = 0; i < o.repeat; i++) {
+      const r = await runTimed(process.execPath, [`--import=${hook}`, o.cli, 'replay', pcap, '--keylog', keylog, '--json']);
+      if (r.code !== 0) throw new Error(`tlsnic replay exited ${r.code}: ${r.stderr.trim().slice(-2000)}`);
+      const j = JSON.parse(r.stdout) as { flows: Array<{ remote: string; tx: { mode: string; wireMatch: boolean; plaintextSha256: string }; rx: { mode: string; plaintextSha256: string } }> };
+      const connections = copies * manifest.connections.length;
+      const verified = j.flows.length === connections && j.flows.every((f) => {
+        const c = byPort.get(f.remote.slice(f.remote.lastIndexOf(':') + 1));
+        return !!c && f.tx.mode === 'hw' && f.rx.mode === 'hw' && f.tx.wireMatch
+          && f.tx.plaintextSha256 === c.serverToClient.sha256 && f.rx.plaintextSha256 === c.clientToServer.sha256;
+      });
+      const row: ManyRow = {
+        copies, connections, captureBytes: statSize(pcap), seconds: r.seconds, connectionsPerSec: connections / r.seconds,
+        peakRssMB: (r.maxRssKb ?? 0) / 1024, verified: verified && (best?.verified ?? true),
+      };
+      best = fastest(best, row);
+      best.verified = row.verified;
+    }
+    rows.push(best!);
+  }
+  return rows;
 }
 
 function cpuModel(): string {
@@ -441,6 +498,19 @@ export function formatBench(r: BenchResult): string {
       L.push(`   ${pad(x.workers, 7)}   ${pad(f(x.seconds, 2), 7)}  ${pad(f(x.mbps, 1), 6)}   ${pad(f(x.speedup, 2), 12)}   ${pad(f(x.splitCeiling, 2), 16)}   ${pad(f(x.machineCapacity, 2), 14)}   ${pad(f(x.ceiling, 2), 10)}   ${pad(f(x.processCpuSeconds, 2), 13)}`);
     }
     L.push('   machine allows: N threads of pure AES-GCM at once against one, around the runs; both allow: split x machine / N');
+  }
+  if (r.many) {
+    L.push('', `7. node dist/tlsnic.mjs replay of short connections one after another: the ${MANY_FIXTURE} fixture (14 connections) written N times`,
+      `   with its own client address each time, start-up included, fastest of ${r.options.repeat}`,
+      '   copies   connections   capture MB   seconds   connections/s   peak RSS MB   every connection offloaded, matched, its plaintext the fixture\'s');
+    for (const x of r.many) {
+      L.push(`   ${pad(x.copies, 6)}   ${pad(x.connections, 11)}   ${pad(f(x.captureBytes / 1e6), 10)}   ${pad(f(x.seconds, 2), 7)}   ${pad(f(x.connectionsPerSec), 13)}   ${pad(f(x.peakRssMB), 11)}   ${x.verified ? 'yes' : 'NO'}`);
+    }
+    const [a, b] = [r.many[0]!, r.many[r.many.length - 1]!];
+    if (b.connections > a.connections) {
+      const perK = ((b.peakRssMB - a.peakRssMB) / (b.connections - a.connections)) * 1000;
+      L.push(`   peak RSS grows ${f(perK, 1)} MB per 1000 connections (each keeps its report to the end: the output holds them all)`);
+    }
   }
   return L.join('\n') + '\n';
 }

@@ -131,8 +131,27 @@ test('bench workers section: its own capture of --workers-flows connections, 1 a
   t.regex(text, /RSS split allows   machine allows   both allow/);
 });
 
+test('bench many section: the fixture written N times replays every connection, offloaded and as the fixture sent it', async (t) => {
+  await bundled;
+  const args = ['--import=tsx', 'bench/run.ts', '--only', 'many', '--many-copies', '2,5', '--repeat', '1', '--cache', join(tmp, 'cache'), '--cli', cli];
+  const r = JSON.parse((await run(process.execPath, [...args, '--json'], { encoding: 'utf8', maxBuffer: 16 << 20, timeout: 110_000 })).stdout) as BenchResult;
+  t.is(r.replay, null);
+  const m = r.many!;
+  t.deepEqual(m.map((x) => [x.copies, x.connections]), [[2, 28], [5, 70]]);
+  for (const x of m) {
+    t.true(x.verified, `${x.copies} copies`);
+    t.true(x.seconds > 0 && x.peakRssMB > 10 && x.captureBytes > 0);
+    t.true(Math.abs(x.connectionsPerSec - x.connections / x.seconds) < 1e-6);
+  }
+  t.true(Math.abs(m[1]!.captureBytes / m[0]!.captureBytes - 2.5) < 0.01, 'each copy is the whole fixture');
+  const text = (await run(process.execPath, args, { encoding: 'utf8', maxBuffer: 16 << 20, timeout: 110_000 })).stdout;
+  t.regex(text, /7\. node \S+ replay of short connections one after another: the tls12-many-v4 fixture \(14 connections\) written N times/);
+  t.regex(text, /^\s+5\s+70\s+\d+\s+\d+\.\d\d\s+\d+\s+\d+\s+yes$/m);
+  t.regex(text, /peak RSS grows -?\d+\.\d MB per 1000 connections/);
+});
+
 test('bad bench options are ConfigErrors with exit 2', async (t) => {
-  for (const bad of [['--only', 'nope'], ['--mss', '10'], ['--frobnicate', '1'], ['--seconds', 'x'], ['--workers-flows', '0'], ['--repeat', '0']]) {
+  for (const bad of [['--only', 'nope'], ['--mss', '10'], ['--frobnicate', '1'], ['--seconds', 'x'], ['--workers-flows', '0'], ['--repeat', '0'], ['--many-copies', '0']]) {
     const e = await t.throwsAsync(run(process.execPath, ['--import=tsx', 'bench/run.ts', ...bad], { encoding: 'utf8' }));
     t.is((e as unknown as { code: number }).code, 2, bad.join(' '));
     t.regex((e as unknown as { stderr: string }).stderr, /^bench: /);
