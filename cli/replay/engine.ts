@@ -211,8 +211,9 @@ type Flow = {
   moreProblems: number;
   lastAck: number | null;
   rxStartSeq: number | null;
-  txHash: Hash;
-  rxHash: Hash;
+  /** SHA-256 of the application bytes each way; null once digested into the report (finish()). */
+  txHash: Hash | null;
+  rxHash: Hash | null;
   report: FlowReport;
   marks: number;
   /** Timeline marks past TIMELINE_MARKS_CAP (or TIMELINE_RECORD_CAP in all), not kept (a flow problem says how many). */
@@ -379,6 +380,9 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   const stack = new TlsStack({
     backend,
     tls13Offload: opts.tls13,
+    // Nothing here reads the stack's call log (the timeline takes calls from its events): a capture of many
+    // connections would otherwise keep up to a million of them (four per connection).
+    callLogLimit: 4096,
     log: opts.timeline
       ? (ev) => {
         const c = callMark(ev);
@@ -550,7 +554,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       skFlows.set(f.tls.sk.id, f);
       f.tls.onData((data: Uint8Array, type?: number) => {
         if (type !== undefined && type !== CONTENT_APPLICATION_DATA) return;
-        f.rxHash.update(data);
+        f.rxHash!.update(data);
         f.report.rx.plaintextBytes += data.length;
         opts.onPlaintext?.(f.report, 'rx', data);
       });
@@ -725,7 +729,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       problem(f, `the stack framed record ${r.recSeq} as ${seqDiff(sock.writeSeq, r.seq)} bytes, the capture has ${r.wire.length}`);
     }
     if (r.type === CONTENT_APPLICATION_DATA) {
-      f.txHash.update(r.plaintext);
+      f.txHash!.update(r.plaintext);
       f.report.tx.plaintextBytes += r.plaintext.length;
       opts.onPlaintext?.(f.report, 'tx', r.plaintext);
     }
@@ -893,6 +897,8 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     f.tls = null;
     f.sock = null;
     f.reasm = { c2s: null, s2c: null };
+    f.txStart = null; // its crypto_info: keys
+    f.txHash = f.rxHash = null;
     if (!f.released) {
       f.released = true;
       f.walker.release();
@@ -935,8 +941,8 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       f.pendingTxBytes = 0;
     }
     if (f.tls && !f.sockClosed) closeSocket(f);
-    f.report.tx.plaintextSha256 = f.txHash.digest('hex');
-    f.report.rx.plaintextSha256 = f.rxHash.digest('hex');
+    f.report.tx.plaintextSha256 = f.txHash!.digest('hex');
+    f.report.rx.plaintextSha256 = f.rxHash!.digest('hex');
     f.report.tx.wireMatch = f.report.tx.mismatched === 0 && f.report.tx.notSent === 0 && f.txInstalled;
     if (f.report.tx.notSent) f.report.problems.push(`${f.report.tx.notSent} captured TX segment(s) after the replay of this direction stopped were not sent`);
     if (f.moreProblems) f.report.problems.push(`${f.moreProblems} more problems like the above not listed`);
