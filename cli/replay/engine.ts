@@ -205,7 +205,7 @@ type Flow = {
   sockClosed: boolean;
   /** Reported (closeFlow()): its report is final and what only a live connection needs was let go. */
   finalized: boolean;
-  /** The TLS socket's error when it closed (the socket itself is let go then). */
+  /** The TLS socket's error when it closed (closeSocket(); the socket itself is let go after). */
   socketError: number | null;
   unackedNoted: boolean;
   moreProblems: number;
@@ -736,12 +736,6 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   }
 
   function transmit(f: Flow, p: PendingTx): void {
-    if (f.sockClosed) {
-      // Everything it wrote was acknowledged and it closed: the capture retransmits what the replay cannot.
-      f.report.tx.notSent++;
-      problem(f, `TX segment seq ${p.seq} (${p.len} bytes) came after the connection closed: not sent`);
-      return;
-    }
     const start = f.txInstalled ? f.txStart!.seq : null;
     const end = seqAdd(p.seq, p.len);
     view.parse(p.frame);
@@ -893,7 +887,6 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   function finish(f: Flow): void {
     closeFlow(f);
     if (f.tls) skFlows.delete(f.tls.sk.id);
-    f.socketError = f.tls?.error ?? null;
     f.tls = null;
     f.sock = null;
     f.reasm = { c2s: null, s2c: null };
@@ -924,6 +917,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     if (!f.rxInstalled) [f.report.rx.mode, f.report.rx.reason] = ['sw', 'TLS RX never installed'];
     setCurrent(f, 0, EMPTY);
     f.sockClosed = true;
+    f.socketError = tls.error;
     tls.close();
   }
 
@@ -961,12 +955,17 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   function finishedPacket(f: Flow, dir: Dir, frame: Uint8Array, len: number): void {
     if (dir === f.rxDir || len === 0) view.updateTcpChecksum();
     if (dir === f.rxDir) deliverRx(f, frame);
-    else if (len === 0) opts.onFrame?.({ dir: 'tx', frame, tsNs: now, note: 'tx: no payload, as captured', packet: packets, order: OUT_ORDER_OWN, heldFrom: heldFrom() });
+    else if (len === 0) sentAsCaptured(frame);
     else {
       f.report.tx.notSent++;
       f.report.tx.wireMatch = false;
       problem(f, `TX segment seq ${view.seq} (${len} bytes) came after the connection closed: not sent`);
     }
+  }
+
+  /** A pure ACK of the local host: nothing the NIC handles, so it leaves as captured (only --out sees it). */
+  function sentAsCaptured(frame: Uint8Array): void {
+    opts.onFrame?.({ dir: 'tx', frame, tsNs: now, note: 'tx: no payload, as captured', packet: packets, order: OUT_ORDER_OWN, heldFrom: heldFrom() });
   }
 
   /** See MAX_UNACKED_TX_BYTES. */
@@ -1071,8 +1070,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
         if (f.finC2s && f.finS2c) maybeClose(f);
       } else {
         if (payload.length === 0) {
-          // our pure ACKs carry nothing the NIC handles: they leave as captured
-          opts.onFrame?.({ dir: 'tx', frame, tsNs: now, note: 'tx: no payload, as captured', packet: packets, order: OUT_ORDER_OWN, heldFrom: heldFrom() });
+          sentAsCaptured(frame);
           if (ends) maybeClose(f);
           continue;
         }
@@ -1121,7 +1119,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       });
       delivered.push({
         local: f.report.local, rxBytes: f.report.rx.plaintextBytes, rxSha256: f.report.rx.plaintextSha256, rxMode: f.report.rx.mode,
-        socketError: (f.tls?.error ?? f.socketError) ? errnoName((f.tls?.error ?? f.socketError)!) : null,
+        socketError: f.socketError ? errnoName(f.socketError) : null,
         // A corrupted record the walker never reached leaves the whole stream as the expected prefix.
         beforeCorrupt: sc.corruptRecord === null ? null : sc.beforeCorrupt ?? { bytes: sc.captureBytes, sha256: captureSha },
       });
