@@ -11,7 +11,7 @@ import { parseHandshakeMessages, type ClientHello, type ServerHello } from '../.
 import { cipherSuiteInfo, tls12KeyBlock, tls13TrafficKeys } from '../../emulator/tls/keys.ts';
 import { openRecord } from '../../emulator/tls/record-crypto.ts';
 import {
-  CONTENT_APPLICATION_DATA, CONTENT_CHANGE_CIPHER_SPEC, CONTENT_HANDSHAKE, HANDSHAKE_KEY_UPDATE, MAX_RECORD_LENGTH_ANY, TLS_HEADER_SIZE,
+  CONTENT_APPLICATION_DATA, CONTENT_CHANGE_CIPHER_SPEC, CONTENT_HANDSHAKE, isKeyUpdate, MAX_RECORD_LENGTH_ANY, TLS_HEADER_SIZE,
 } from '../../emulator/tls/record.ts';
 import { seqAdd } from '../../emulator/wire/seq.ts';
 import { concatBytes } from '../../emulator/bytes.ts';
@@ -316,7 +316,7 @@ export class TlsWalker {
     if (!opened) return this.kill(dir, `record ${d.recSeq} at seq ${seq} does not authenticate`);
     this.ev.onRecord({ dir, seq, type: opened.type, plaintext: opened.plaintext, recSeq: d.recSeq, wire: rec });
     d.recSeq++;
-    if (this.version === TLS_1_3_VERSION && opened.type === CONTENT_HANDSHAKE && opened.plaintext[0] === HANDSHAKE_KEY_UPDATE) {
+    if (this.version !== null && isKeyUpdate(this.version, opened.type, opened.plaintext)) {
       // The sender's next records are under keys derived from the next traffic secret: the kernel's rekey
       // (setsockopt TLS_TX/TLS_RX again) is not modelled, so the replay of this direction ends here.
       this.kill(dir, `record ${d.recSeq - 1n} at seq ${seq} is a TLS 1.3 KeyUpdate: the keys change after it and rekeying is not modelled; the rest of this direction is not replayed`);

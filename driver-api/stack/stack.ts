@@ -6,7 +6,7 @@ import { EBADMSG, EINVAL, EIO, EKEYEXPIRED, errnoName } from '../../emulator/err
 import { ContractError, TlsError, type TlsnicError } from '../../emulator/errors.ts';
 import { CIPHER_DESC, TLS_1_2_VERSION, TLS_1_3_VERSION, recSeqToBigInt, bigIntToRecSeq, type CryptoInfo } from '../../emulator/tls/crypto-info.ts';
 import { openRecord } from '../../emulator/tls/record-crypto.ts';
-import { CONTENT_APPLICATION_DATA, CONTENT_HANDSHAKE, HANDSHAKE_KEY_UPDATE, TLS_HEADER_SIZE, TLS_MAX_PAYLOAD_SIZE, maxRecordLength, recordOverhead } from '../../emulator/tls/record.ts';
+import { CONTENT_APPLICATION_DATA, isKeyUpdate, TLS_HEADER_SIZE, TLS_MAX_PAYLOAD_SIZE, maxRecordLength, recordOverhead } from '../../emulator/tls/record.ts';
 import { TcpSegmentView } from '../../emulator/wire/packet.ts';
 import { seqAdd, seqDiff, seqGeq } from '../../emulator/wire/seq.ts';
 import type {
@@ -510,7 +510,7 @@ export class TlsSocket implements TcpUlp {
     }
     this.rxRecSeq = rcdSn + 1n;
     this.deliver(content.plaintext, content.type);
-    if (info.version === TLS_1_3_VERSION && content.type === CONTENT_HANDSHAKE && content.plaintext[0] === HANDSHAKE_KEY_UPDATE) {
+    if (isKeyUpdate(info.version, content.type, content.plaintext)) {
       // models tls_check_pending_rekey(): the peer's keys change after this record, and decryption waits for
       // user space to install the next ones (recvmsg -EKEYEXPIRED). Rekeying (setsockopt TLS_RX again) is not
       // modelled, so reading stops here, without counting a decrypt error.

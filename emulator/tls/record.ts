@@ -14,6 +14,14 @@ export const CONTENT_APPLICATION_DATA = 23;
 /** TLS 1.3 handshake message type KeyUpdate (RFC 8446 B.3): the sender's keys change after this record. */
 export const HANDSHAKE_KEY_UPDATE = 24;
 
+/**
+ * Whether an opened record (its content type and plaintext) is a TLS 1.3 KeyUpdate: a handshake record whose
+ * first message is one, as the kernel's tls_check_pending_rekey() tells.
+ */
+export function isKeyUpdate(version: number, type: number, plaintext: Uint8Array): boolean {
+  return version === TLS_1_3_VERSION && type === CONTENT_HANDSHAKE && plaintext[0] === HANDSHAKE_KEY_UPDATE;
+}
+
 /** Bytes a record adds around its plaintext: header + explicit nonce + tag (+ inner type for 1.3). */
 export function recordOverhead(version: TlsVersion, cipherType: TlsCipherType): number {
   const desc = CIPHER_DESC[cipherType];
