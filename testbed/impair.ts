@@ -50,7 +50,13 @@ export function compileImpairments(list: readonly Impairment[], flows: readonly 
   const tallies: ImpairTally[] = [];
   const hits = new Map<string, number>();
   const spans = new Map<string, number[]>();
-  const spansOf = (key: string) => spans.get(key) ?? (spans.set(key, []), spans.get(key)!);
+  /** Flow direction `key` was impaired now, over [start, end). */
+  const hitAt = (key: string, start: number, end: number) => {
+    hits.set(key, sim.now);
+    let s = spans.get(key);
+    if (!s) spans.set(key, (s = []));
+    noteHit(s, start, end);
+  };
   list.forEach((imp, index) => {
     const tally: ImpairTally = { index, kind: imp.kind, fired: 0, lastAtUs: null };
     if (imp.kind === 'linkDown' || imp.kind === 'tableFull') return; // world-level, applied by the runner
@@ -109,8 +115,7 @@ export function compileImpairments(list: readonly Impairment[], flows: readonly 
     if (hit) {
       hit.fired++;
       hit.lastAtUs = sim.now;
-      hits.set(key, sim.now);
-      noteHit(spansOf(key), seq, seqAdd(seq, len));
+      hitAt(key, seq, seqAdd(seq, len));
     }
     return fate;
   };
@@ -125,8 +130,7 @@ export function compileImpairments(list: readonly Impairment[], flows: readonly 
       if (r.ackRng.next() / 0x1_0000_0000 < r.imp.ackLoss) {
         r.tally.fired++;
         r.tally.lastAtUs = sim.now;
-        hits.set(`${flow.index}${dataDir}`, sim.now);
-        noteHit(spansOf(`${flow.index}${dataDir}`), v.ack, v.ack);
+        hitAt(`${flow.index}${dataDir}`, v.ack, v.ack);
         return 'drop';
       }
     }

@@ -74,7 +74,7 @@ export class RxSyncWatch {
 
 /**
  * Devices that scan the stream (DRIVER_REQ, DRIVER_REQ_ASYNC) find their way back by themselves, given the
- * stream to do it in: with `scan`, they owe it only once more than `reach` bytes past the loss reached them
+ * stream to do it in: they owe it only once more than `scan.reach` bytes past the loss reached them
  * (scanReach(): a loss near the end of a stream leaves a scan no room to come back). A
  * CORE_NEXT_HINT device can only come back at a record the stack names (SPEC 6), and the stack names one
  * after 2, 4, 8 ... fully encrypted records, for the record after the one it is parsing. Under reordering the
@@ -85,9 +85,9 @@ export class RxSyncWatch {
  */
 export function owesRecovery(
   resyncType: string | null, hints: readonly Hint[], lostAtUs: number, records: number, lastImpairmentUs: number | null,
-  scan?: { receivedAfter: number; reach: number },
+  scan: { receivedAfter: number; reach: number },
 ): boolean {
-  if (resyncType !== 'core_next_hint') return scan === undefined || !endedBeforeScanReach(resyncType, scan.receivedAfter, scan.reach);
+  if (resyncType !== 'core_next_hint') return !endedBeforeScanReach(resyncType, scan.receivedAfter, scan.reach);
   return hints.some((h) => h.atUs >= lostAtUs && h.result === 'ok' && h.record >= 0 && h.record < records
     && (lastImpairmentUs === null || h.atUs > lastImpairmentUs));
 }

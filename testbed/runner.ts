@@ -251,10 +251,11 @@ function runPlain(s: Scenario, d: DriverProfile, o: RunOptions): ProfileRun {
   const failures = [...out.errors, ...checkExpectations(expectFor(s, d), out, s.impairments, resyncOf(d, out.rxResyncType))];
   if (out.wire) o.onWire?.(profileId(d), out.wire);
   if (out.timeline) o.onTimeline?.(profileId(d), out.timeline);
+  const never = unrecovered(out.flows);
   return {
     profile: profileId(d), resyncType: resyncOf(d, out.rxResyncType), seed: s.seed, worlds: 1, flowCount: t.flows, hosts: out.hosts,
-    flows: out.flows, impairments: out.impairments, recovery: distances(out.flows), unrecovered: unrecovered(out.flows),
-    unrecoveredNotOwed: unrecovered(out.flows) - owedUnrecovered(out.flows, resyncOf(d, out.rxResyncType)),
+    flows: out.flows, impairments: out.impairments, recovery: distances(out.flows), unrecovered: never,
+    unrecoveredNotOwed: never - owedUnrecovered(out.flows, resyncOf(d, out.rxResyncType)),
     bytes: out.flows.reduce((n, f) => n + f.bytesWritten, 0), linkFlaps: s.impairments.filter((i) => i.kind === 'linkDown').length,
     faultedWorlds: s.faults.length ? 1 : 0, elapsedMs: Date.now() - started, failures,
   };
@@ -326,13 +327,13 @@ function runSoak(s: Scenario, k: SoakSpec, d: DriverProfile, o: RunOptions, prof
     const what = `loss ${ri.loss}, reorder ${ri.reorder}, dup ${ri.duplicate}${ri.ackLoss ? `, ack loss ${ri.ackLoss}` : ''}, ${flaps} link flap(s)`
       + `${faults.length ? `, faults ${faults.map((f) => `${f.kind}@${f.side}/${f.dir}/every ${f.every}`).join(' ')}` : ''}`;
     for (const f of fails) failures.push(`world ${i} (seed ${seed}, ${what}): ${f}`);
+    const never = unrecovered(out.flows);
+    // A loss with no unimpaired stretch after it to scan back in (or, CORE_NEXT_HINT, no hint the device could
+    // take) is not the device's failure: a world with only those is no more interesting than one without.
     const owed = owedUnrecovered(out.flows, resyncOf(d, out.rxResyncType));
     if (o.onTimeline) {
       const longest = Math.max(-1, ...distances(out.flows));
-      // A loss the stream ended too soon after (or, CORE_NEXT_HINT, with no hint the device could take) is not
-      // the device's failure: a world with only those is no more interesting than one without.
-      const lost = owed;
-      const rank = fails.length ? 3 : lost ? 2 : longest >= 0 ? 1 : 0;
+      const rank = fails.length ? 3 : owed ? 2 : longest >= 0 ? 1 : 0;
       if (!drawn || rank > drawn.rank || (rank === 1 && drawn.rank === 1 && longest > drawn.distance)) {
         const why = rank === 3 ? `the first that failed: ${fails[0]}` : rank === 2 ? `the first with a loss of sync never recovered${chaos ? ' (it had link flaps or driver faults)' : ''}`
           : rank === 1 ? `the longest recovery: ${longest} records` : 'no loss of sync in any world: the first';
@@ -340,8 +341,8 @@ function runSoak(s: Scenario, k: SoakSpec, d: DriverProfile, o: RunOptions, prof
       }
     }
     recovery.push(...distances(out.flows));
-    open += unrecovered(out.flows);
-    notOwed += unrecovered(out.flows) - owed;
+    open += never;
+    notOwed += never - owed;
     if (fails.length) flows.push(...out.flows.filter((f) => !f.exact || f.episodes.some((e) => e.distance === null)));
     hosts = hosts ? sumHosts(hosts, out.hosts) : out.hosts;
     flowCount += n;

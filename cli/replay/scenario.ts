@@ -275,10 +275,7 @@ export class Impairer {
     if (this.down) {
       const kept = this.keep(frame);
       if (kept) this.lostWhileDown.push({ frame: kept, deliver, lostAt: packet ?? 0 }); // else lost for good (counted)
-      if (len > 0) {
-        f.lastImpairmentUs = atUs;
-        noteHit(f.hits, seq, seqAdd(seq, len));
-      }
+      if (len > 0) impaired(f, atUs, seq, len);
       return;
     }
     if (len === 0 || f.rxStart === null || !seqGt(seqAdd(seq, len), f.rxStart)) {
@@ -323,8 +320,7 @@ export class Impairer {
       return;
     }
     hit.tally.fired++;
-    f.lastImpairmentUs = atUs;
-    noteHit(f.hits, seq, seqAdd(seq, len));
+    impaired(f, atUs, seq, len);
     const imp = hit.imp;
     const kind = imp.kind === 'random' ? randomFate! : imp.kind;
     const n = 'after' in imp ? imp.after : 1;
@@ -481,6 +477,12 @@ export type DeliveredRx = {
   /** Capture application bytes before the first corrupted record and their SHA-256 (a corrupted flow only). */
   beforeCorrupt: { bytes: number; sha256: string } | null;
 };
+
+/** A received segment of `f` [seq, seq+len) was impaired at `atUs` (what owesRecovery() and quietEpisode() read). */
+function impaired(f: ImpairFlow, atUs: number, seq: number, len: number): void {
+  f.lastImpairmentUs = atUs;
+  noteHit(f.hits, seq, seqAdd(seq, len));
+}
 
 /**
  * Scripted impairments that never found their segment (the scenario names something the capture lacks), link
