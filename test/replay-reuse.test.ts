@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mlx5Driver } from '../driver-api/drivers/index.ts';
 import { CAPTURES_DIR, loadManifest } from '../fixtures/manifest.ts';
-import { replay, type ReplayResult } from '../cli/replay/engine.ts';
+import { replay, TIME_WAIT_NS, type ReplayResult } from '../cli/replay/engine.ts';
 import { replayParallel } from '../cli/replay/parallel.ts';
 import { replayScenarioSchema } from '../cli/replay/scenario.ts';
 import { toJson, toText } from '../cli/report.ts';
@@ -166,4 +166,53 @@ test('--workers 2 and 3 on a reused 4-tuple: one thread\'s report and scenario o
     t.deepEqual(toJson(par), toJson(one), `--workers ${workers}`);
     t.is(toText(par, 'mlx5'), toText(one, 'mlx5'));
   }
+});
+
+/** The capture with every packet from the first of each LATER connection on `gapNs` later than the one before. */
+function reusedAfter(name: string, gapNs: bigint): string {
+  let shift = 0n;
+  const started = new Set<number>();
+  return rewrite(name, (v, p) => {
+    const port = clientPort(v);
+    if (LATER.includes(port) && !started.has(port)) {
+      started.add(port);
+      shift += gapNs;
+    }
+    p.tsNs += shift;
+    reused(v);
+  });
+}
+
+test('a 4-tuple reused after TIME_WAIT (60 s): the old connection was let go, the new one is numbered as a reuse', async (t) => {
+  const [before, late] = await Promise.all([run(original), run(reusedAfter('reused-late.pcap', TIME_WAIT_NS + 1_000_000_000n))]);
+  t.is(late.flows.length, 14);
+  t.deepEqual(bytesOf(late), bytesOf(before));
+  const on55050 = late.flows.filter((f) => f.remote === '10.77.0.2:55050');
+  t.deepEqual(on55050.map((f) => f.tupleReuse), [undefined, 1, 2, 3]);
+  // Nothing took over a live connection: each one's state was gone when the next SYN came.
+  t.false(late.flows.some((f) => f.problems.some((p) => /took over/.test(p))));
+  t.deepEqual(late.ethtool, before.ethtool);
+});
+
+test('late packets of a closed connection: within TIME_WAIT they reach it (TX data not sent), after it they are strays of no connection', async (t) => {
+  const pkts = [...openCapture(original, { copy: true })];
+  const v = new TcpSegmentView();
+  // The last segment with data the server (the local end) sent to 55050.
+  const last = pkts.filter((p) => v.parse(p.data) === 'tcp' && v.srcPort === SERVER_PORT && v.dstPort === 55050 && v.payloadLength > 0).at(-1)!;
+  const end = pkts.at(-1)!.tsNs;
+  const withLate = (name: string, afterNs: bigint) => {
+    const path = join(tmp, name);
+    const w = new PcapWriter(path, { linkType: pkts[0]!.linkType });
+    for (const p of pkts) w.write({ data: p.data, tsNs: p.tsNs });
+    w.write({ data: last.data, tsNs: end + afterNs });
+    w.close();
+    return path;
+  };
+  const [before, soon, after] = await Promise.all([run(original), run(withLate('late-soon.pcap', 1_000_000_000n)), run(withLate('late-after.pcap', TIME_WAIT_NS + 1_000_000_000n))]);
+  const of55050 = (r: ReplayResult) => r.flows.find((f) => f.remote === '10.77.0.2:55050')!;
+  t.is(of55050(soon).tx.notSent, 1);
+  t.true(of55050(soon).problems.some((p) => /came after the connection closed: not sent/.test(p)));
+  t.is(after.flows.length, 14);
+  t.deepEqual(after.flows, before.flows);
+  t.deepEqual(after.ethtool, before.ethtool);
 });

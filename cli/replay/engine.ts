@@ -158,6 +158,14 @@ export const MAX_HELD_TX_BYTES = 8 << 20;
  */
 export const MAX_UNACKED_TX_BYTES = 64 << 20;
 
+/**
+ * How long a connection's state outlives its end, in capture time: TCP_TIMEWAIT_LEN (60 s, include/net/tcp.h),
+ * the TIME_WAIT a real host keeps a closed connection's 4-tuple for. Until then its late packets (a retransmitted
+ * FIN, the last ACKs) reach the closed socket (finishedPacket()); after it only its report is kept (evict()),
+ * so what a long capture of short connections costs depends on how many end per minute, not on how many it holds.
+ */
+export const TIME_WAIT_NS = 60_000_000_000n;
+
 /** Problems listed per flow; the rest are counted. */
 export const MAX_PROBLEMS_PER_FLOW = 100;
 
@@ -203,7 +211,10 @@ type Flow = {
   rxFinSeq: number | null;
   /** The local application closed its TLS socket (maybeClose()): the device's contexts are gone. */
   sockClosed: boolean;
-  /** Reported (closeFlow()): its report is final and what only a live connection needs was let go. */
+  /**
+   * Over: reported (closeFlow()), its report final and what only a live connection needs let go; or, not
+   * replayed, ended both ways (notReplayedEnd()). TIME_WAIT later only its report stays (evictEnded()).
+   */
   finalized: boolean;
   /** The TLS socket's error when it closed (closeSocket(); the socket itself is let go after). */
   socketError: number | null;
@@ -223,6 +234,18 @@ type Flow = {
   imp: ImpairFlow | null;
   scen: FlowScenario | null;
 };
+
+/**
+ * What is left of a connection once TIME_WAIT after its end has passed (evictEnded()): its place and its report
+ * (null: a connection the replay did not replay).
+ */
+class Ended {
+  constructor(
+    readonly index: number,
+    readonly firstPacket: number,
+    readonly report: FlowReport | null,
+  ) {}
+}
 
 /** A connection of another queue (a multi-queue worker under a scenario counts them: see otherQueue). */
 type OtherConnection = { key: Uint8Array; decided: boolean; local: boolean; synSeq: number | null; fins: number };
@@ -273,13 +296,7 @@ class FlowIndex<T extends { key: Uint8Array }> {
     const hi = srcIsLo ? da : sa;
     const loPort = srcIsLo ? v.srcPort : v.dstPort;
     const hiPort = srcIsLo ? v.dstPort : v.srcPort;
-    // FNV-1a over the canonical key.
-    let h = (0x811c9dc5 ^ n) >>> 0;
-    for (let i = 0; i < n; i++) h = Math.imul(h ^ b[lo + i]!, 0x01000193);
-    h = Math.imul(h ^ loPort, 0x01000193);
-    for (let i = 0; i < n; i++) h = Math.imul(h ^ b[hi + i]!, 0x01000193);
-    h = Math.imul(h ^ hiPort, 0x01000193) >>> 0;
-    this.hash = h;
+    const h = (this.hash = tupleHash(b, n, lo, loPort, hi, hiPort));
     const e = this.buckets.get(h);
     if (e === undefined) return undefined;
     if (!Array.isArray(e)) return matches(e.key, b, n, lo, loPort, hi, hiPort) ? e : undefined;
@@ -313,6 +330,20 @@ class FlowIndex<T extends { key: Uint8Array }> {
     else throw new Error('FlowIndex.replace: not the entry find() returned');
   }
 
+  /** Removes `x` (by its key); false when the index holds another entry for the key, or none. */
+  remove(x: T): boolean {
+    const k = x.key;
+    const n = k[0]!;
+    const h = tupleHash(k, n, 1, (k[1 + n]! << 8) | k[2 + n]!, 3 + n, (k[3 + 2 * n]! << 8) | k[4 + 2 * n]!);
+    const e = this.buckets.get(h);
+    if (e === x) this.buckets.delete(h);
+    else if (Array.isArray(e) && e.includes(x)) {
+      e.splice(e.indexOf(x), 1);
+      if (e.length === 1) this.buckets.set(h, e[0]!);
+    } else return false;
+    return true;
+  }
+
   /** Adds `x` under the key find() just missed. */
   add(x: T): void {
     const e = this.buckets.get(this.hash);
@@ -320,6 +351,15 @@ class FlowIndex<T extends { key: Uint8Array }> {
     else if (Array.isArray(e)) e.push(x);
     else this.buckets.set(this.hash, [e, x]);
   }
+}
+
+/** FNV-1a over a canonical key: address length, the low endpoint's address bytes at `lo` and port, the high one's. */
+function tupleHash(b: Uint8Array, n: number, lo: number, loPort: number, hi: number, hiPort: number): number {
+  let h = (0x811c9dc5 ^ n) >>> 0;
+  for (let i = 0; i < n; i++) h = Math.imul(h ^ b[lo + i]!, 0x01000193);
+  h = Math.imul(h ^ loPort, 0x01000193);
+  for (let i = 0; i < n; i++) h = Math.imul(h ^ b[hi + i]!, 0x01000193);
+  return Math.imul(h ^ hiPort, 0x01000193) >>> 0;
 }
 
 /** A client's SYN with `seq` on a known 4-tuple opens a new connection (see takenOver in replay()). */
@@ -340,12 +380,23 @@ function sameBytesAt(a: Uint8Array, aOff: number, b: Uint8Array, bOff: number, l
 }
 const COMPARE = Buffer.prototype.compare as (this: Uint8Array, target: Uint8Array, tStart: number, tEnd: number, sStart: number, sEnd: number) => number;
 
+function latin1(k: Uint8Array): string {
+  return Buffer.from(k.buffer, k.byteOffset, k.byteLength).toString('latin1');
+}
+
 function fmtEp(e: Endpoint): string {
   return e.family === 6 ? `[${e.ip}]:${e.port}` : `${e.ip}:${e.port}`;
 }
 
-function emptyDir(): DirReport {
-  return { mode: 'sw', reason: 'not installed', plaintextBytes: 0, plaintextSha256: '' };
+// Each report's objects as one literal, not a spread of a common part: V8 gives an object spread into a literal
+// in optimized code a hidden class of its own (a map and a descriptor array, ~0.5 KB per connection, kept as
+// long as the report: 12,600 of each in the bench's capture of short connections).
+function txReport(): FlowReport['tx'] {
+  return { mode: 'sw', reason: 'not installed', plaintextBytes: 0, plaintextSha256: '', wireMatch: true, segments: 0, matched: 0, mismatched: 0, dropped: 0, notSent: 0 };
+}
+
+function rxReport(): FlowReport['rx'] {
+  return { mode: 'sw', reason: 'not installed', plaintextBytes: 0, plaintextSha256: '', segments: 0, decrypted: 0 };
 }
 
 export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
@@ -392,9 +443,16 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       : undefined,
   });
   const flows = new FlowIndex<Flow>();
-  const flowList: Flow[] = [];
-  // What a finished connection's walker becomes (finish()): one that has seen nothing and holds nothing.
-  const finishedWalker = new TlsWalker(null, backend, { onStart() {}, onRecord() {}, onProblem() {} });
+  // Every connection in the order it was seen: live, or Ended once TIME_WAIT after its end passed.
+  const flowList: (Flow | Ended)[] = [];
+  // Connections over (finish()) with the capture time they ended, oldest first (from endedHead on), for evict().
+  const ended: { f: Flow; at: bigint }[] = [];
+  let endedHead = 0;
+  // Reuses of a 4-tuple whose last connection was evicted, by key (latin1): the next one's tupleReuse.
+  const evictedTuples = new Map<string, number>();
+  // The walker of a connection not replayed (yet: its roles unknown; or not at all) and of one that is over
+  // (finish()): one that has seen nothing and holds nothing.
+  const idleWalker = new TlsWalker(null, backend, { onStart() {}, onRecord() {}, onProblem() {} });
   const problems: string[] = [];
   const timeline: TimelineMark[] = [];
   const view = new TcpSegmentView();
@@ -470,7 +528,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     nic.setLink(up);
     if (!up && netdevDown) stack.netdevDown(netdev);
     for (const f of flowList) {
-      if (f.imp) mark(f, { dir: 'rx', seq: 0, len: 0, mark: 'impair', op: up ? 'link up' : 'link down', note: up ? 'NIC link up' : `NIC link down${netdevDown ? ', NETDEV_DOWN' : ''}` });
+      if (!(f instanceof Ended) && f.imp) mark(f, { dir: 'rx', seq: 0, len: 0, mark: 'impair', op: up ? 'link up' : 'link down', note: up ? 'NIC link up' : `NIC link down${netdevDown ? ', NETDEV_DOWN' : ''}` });
     }
   }
 
@@ -565,24 +623,30 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   function makeFlow(key: Uint8Array): Flow {
     const flow: Flow = {
       index: flowList.length + 1, firstPacket: packets, key, clientIsLo: null, client: null, server: null, local: null, remote: null, txDir: 's2c', rxDir: 'c2s',
-      reasm: { c2s: null, s2c: null }, walker: null as unknown as TlsWalker, sock: null, tls: null, txStart: null,
+      reasm: { c2s: null, s2c: null }, walker: idleWalker, sock: null, tls: null, txStart: null,
       txInstalled: false, rxInstalled: false, pendingTx: [], pendingTxBytes: 0, finC2s: false, finS2c: false, released: false, synSeq: null, retired: false, reset: false, rxFinSeq: null, sockClosed: false, finalized: false, socketError: null, unackedNoted: false, moreProblems: 0,
-      lastAck: null, rxStartSeq: null, txHash: createHash('sha256'), rxHash: createHash('sha256'),
+      lastAck: null, rxStartSeq: null, txHash: null, rxHash: null,
       report: {
         local: '', remote: '', version: null, cipher: null,
-        tx: { ...emptyDir(), wireMatch: true, segments: 0, matched: 0, mismatched: 0, dropped: 0, notSent: 0 },
-        rx: { ...emptyDir(), segments: 0, decrypted: 0 },
+        tx: txReport(),
+        rx: rxReport(),
         problems: [],
       },
       marks: 0, marksLeftOut: 0, ignored: false, imp: null, scen: null,
     };
+    return flow;
+  }
+
+  /** A connection with a local end is replayed: its walker and the hashes of its application bytes. */
+  function startReplay(flow: Flow): void {
     flow.walker = new TlsWalker(keylog, backend, {
       onStart: (s) => onStart(flow, s),
       onRecord: (r) => onRecord(flow, r),
       onProblem: (_dir, why) => problem(flow, why),
       onRecordStart: impairer ? (dir, seq, index, total) => onRecordStart(flow, dir, seq, index, total) : undefined,
     });
-    return flow;
+    flow.txHash = createHash('sha256');
+    flow.rxHash = createHash('sha256');
   }
 
   /** Whether the packet's source is the client, from a SYN or a ClientHello/ServerHello; null: cannot tell yet. */
@@ -650,6 +714,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       return;
     }
     [f.local, f.remote] = local === f.server ? [f.server, f.client] : [f.client, f.server];
+    startReplay(f);
     f.txDir = f.local === f.client ? 'c2s' : 's2c';
     f.rxDir = f.txDir === 'c2s' ? 's2c' : 'c2s';
     if (impairer) {
@@ -845,6 +910,20 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   }
 
   /**
+   * A FIN or RST of a connection the replay does not replay (no local end, or its roles never known; its fin
+   * flags are then the low and the high endpoint's): once it ended both ways it is over, TIME_WAIT later it goes.
+   */
+  function notReplayedEnd(f: Flow, srcIsLo: boolean, rst: boolean): void {
+    if (rst || srcIsLo) f.finC2s = true;
+    if (rst || !srcIsLo) f.finS2c = true;
+    if (f.finC2s && f.finS2c && !f.finalized) {
+      f.ignored = true;
+      f.finalized = true;
+      if (!impairer) ended.push({ f, at: now });
+    }
+  }
+
+  /**
    * A client's SYN on a 4-tuple the replay knows: a new connection when the old one's SYN had another ISN, or
    * (no SYN seen) when it ended both ways. A retransmitted SYN carries the same ISN. (TIME_WAIT reuse: the
    * kernel takes a SYN above the old connection's sequence space as a new one, tcp_timewait_state_process().)
@@ -860,6 +939,10 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       // Before the tuple is the new connection's: the NIC would take them for its frames.
       if (f.imp) impairer!.flush(f.imp, (fr, lostAt) => deliverRx(f, fr, lostAt), packets);
       if (!f.finalized) finish(f);
+    } else if (!f.finalized && !impairer) {
+      // Not replayed: nothing reaches it any more (the tuple is the new connection's).
+      f.finalized = true;
+      flowList[f.index - 1] = new Ended(f.index, f.firstPacket, null);
     }
     f.retired = true;
   }
@@ -886,6 +969,8 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
    */
   function finish(f: Flow): void {
     closeFlow(f);
+    // A scenario's checks read every connection's state at the end, so under one nothing is evicted.
+    if (!impairer) ended.push({ f, at: now });
     if (f.tls) skFlows.delete(f.tls.sk.id);
     f.tls = null;
     f.sock = null;
@@ -896,11 +981,29 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       f.released = true;
       f.walker.release();
     }
-    f.walker = finishedWalker;
+    f.walker = idleWalker;
     f.scen?.starts.clear();
     if (f.imp) {
       f.imp.copies.clear();
       f.imp.bodyNth.clear();
+    }
+  }
+
+  /**
+   * TIME_WAIT after its end, a connection leaves the 4-tuple index and only its report stays: a later packet on
+   * the tuple starts a new connection, as a SYN after TIME_WAIT does on a real host (a stray late segment
+   * there finds no socket; here it makes a connection with no handshake that is not replayed).
+   */
+  function evictEnded(): void {
+    while (endedHead < ended.length && now - ended[endedHead]!.at > TIME_WAIT_NS) {
+      const f = ended[endedHead++]!.f;
+      // A retired connection's tuple is its successor's already.
+      if (flows.remove(f)) evictedTuples.set(latin1(f.key), (f.report.tupleReuse ?? 0) + 1);
+      flowList[f.index - 1] = new Ended(f.index, f.firstPacket, f.ignored || !f.local ? null : f.report);
+    }
+    if (endedHead >= 1024 && endedHead * 2 >= ended.length) {
+      ended.splice(0, endedHead);
+      endedHead = 0;
     }
   }
 
@@ -994,6 +1097,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       packets++;
       now = pkt.tsNs;
       tsBase ??= now;
+      if (endedHead < ended.length) evictEnded();
       if (impairer) impairer.clock(usUntilNow(), link);
       if (opts.onProgress && (packets & 1023) === 0) opts.onProgress(pkt.fileOffset);
       let frame: Uint8Array | null;
@@ -1023,6 +1127,14 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       const opening = view.syn && !view.ackFlag;
       if (!f) {
         f = makeFlow(flows.keyOf(view));
+        if (evictedTuples.size) {
+          const k = latin1(f.key);
+          const reuse = evictedTuples.get(k);
+          if (reuse !== undefined) {
+            f.report.tupleReuse = reuse;
+            evictedTuples.delete(k);
+          }
+        }
         flows.add(f);
         flowList.push(f);
       } else if (opening && takenOver(f, view.seq)) {
@@ -1034,8 +1146,11 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
         f = fresh;
       }
       if (opening) f.synSeq ??= view.seq;
-      if (!f.client) decideRoles(f, view, srcIsLo, payload);
-      if (f.ignored || !f.client || !f.local) continue;
+      if (!f.client && !f.ignored) decideRoles(f, view, srcIsLo, payload);
+      if (f.ignored || !f.client || !f.local) {
+        if (view.fin || view.rst) notReplayedEnd(f, srcIsLo, view.rst);
+        continue;
+      }
       const dir: Dir = srcIsLo === f.clientIsLo ? 'c2s' : 's2c';
       const seq = view.seq;
       if (f.finalized) {
@@ -1095,10 +1210,11 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   // down link lost in the order it was lost, then each connection's in the order the connections came.
   rxOutPacket = packets + 1;
   impairer?.end(link);
-  for (const f of flowList) if (f.imp && !f.ignored && f.local && !f.retired) impairer!.flush(f.imp, (fr) => deliverRx(f, fr, packets + 1 + f.firstPacket), packets);
+  const live = flowList.filter((f): f is Flow => !(f instanceof Ended));
+  for (const f of live) if (f.imp && !f.ignored && f.local && !f.retired) impairer!.flush(f.imp, (fr) => deliverRx(f, fr, packets + 1 + f.firstPacket), packets);
   rxOutPacket = -1;
-  for (const f of flowList) if (!f.ignored && f.local && !f.finalized) closeFlow(f);
-  const replayed = flowList.filter((f) => !f.ignored && f.local);
+  for (const f of live) if (!f.ignored && f.local && !f.finalized) closeFlow(f);
+  const replayed = flowList.filter((f): f is Flow | (Ended & { report: FlowReport }) => (f instanceof Ended ? f.report !== null : !f.ignored && f.local !== null));
   const reports = replayed.map((f) => f.report);
   // Marks were numbered by connection as seen; the page (and a merge of queues) numbers the reported ones.
   const position = new Map(replayed.map((f, i) => [f.index, i + 1]));
@@ -1106,7 +1222,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   let scenario: ScenarioOutcome | undefined;
   let scenarioParts: ReplayResult['scenarioParts'];
   if (impairer) {
-    const withScen = replayed.filter((f) => f.scen && f.imp);
+    const withScen = live.filter((f) => !f.ignored && f.local && f.scen && f.imp);
     const sflows: ScenarioFlow[] = [];
     const delivered: DeliveredRx[] = [];
     for (const f of withScen) {
