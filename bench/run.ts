@@ -508,7 +508,7 @@ export function formatBench(r: BenchResult): string {
     const [a, b] = [r.many[0]!, r.many[r.many.length - 1]!];
     if (b.connections > a.connections) {
       const perK = ((b.peakRssMB - a.peakRssMB) / (b.connections - a.connections)) * 1000;
-      L.push(`   peak RSS grows ${f(perK, 1)} MB per 1000 connections (each keeps its report to the end: the output holds them all)`);
+      L.push(`   peak RSS grows ${f(perK, 1)} MB per 1000 connections (what stays of each is its report, for the output; a connection's state goes TIME_WAIT after its end)`);
     }
   }
   return L.join('\n') + '\n';

@@ -1,31 +1,56 @@
 // Human and JSON renderings of a replay result. The JSON shape is a stable interface (issue 6).
 import { endedBeforeScanReach } from '../testbed/recovery.ts';
-import type { ReplayResult } from './replay/engine.ts';
+import type { FlowReport, ReplayResult } from './replay/engine.ts';
 
 export function toJson(r: ReplayResult): object {
   return {
-    flows: r.flows.map((f) => ({
-      local: f.local,
-      remote: f.remote,
-      ...(f.tupleReuse ? { tupleReuse: f.tupleReuse } : {}),
-      version: f.version,
-      cipher: f.cipher,
-      tx: {
-        mode: f.tx.mode, reason: f.tx.reason, plaintextBytes: f.tx.plaintextBytes, plaintextSha256: f.tx.plaintextSha256,
-        wireMatch: f.tx.wireMatch, segments: f.tx.segments, matched: f.tx.matched, mismatched: f.tx.mismatched, dropped: f.tx.dropped, notSent: f.tx.notSent,
-      },
-      rx: {
-        mode: f.rx.mode, reason: f.rx.reason, plaintextBytes: f.rx.plaintextBytes, plaintextSha256: f.rx.plaintextSha256,
-        segments: f.rx.segments, decrypted: f.rx.decrypted,
-      },
-      problems: f.problems,
-    })),
+    flows: r.flows.map(flowJson),
+    ...summaryJson(r),
+  };
+}
+
+function flowJson(f: FlowReport): object {
+  return {
+    local: f.local,
+    remote: f.remote,
+    ...(f.tupleReuse ? { tupleReuse: f.tupleReuse } : {}),
+    version: f.version,
+    cipher: f.cipher,
+    tx: {
+      mode: f.tx.mode, reason: f.tx.reason, plaintextBytes: f.tx.plaintextBytes, plaintextSha256: f.tx.plaintextSha256,
+      wireMatch: f.tx.wireMatch, segments: f.tx.segments, matched: f.tx.matched, mismatched: f.tx.mismatched, dropped: f.tx.dropped, notSent: f.tx.notSent,
+    },
+    rx: {
+      mode: f.rx.mode, reason: f.rx.reason, plaintextBytes: f.rx.plaintextBytes, plaintextSha256: f.rx.plaintextSha256,
+      segments: f.rx.segments, decrypted: f.rx.decrypted,
+    },
+    problems: f.problems,
+  };
+}
+
+function summaryJson(r: ReplayResult): object {
+  return {
     ethtool: r.ethtool,
     tlsStat: r.tlsStat,
     packets: r.packets,
     problems: r.problems,
     ...(r.scenario ? { scenario: r.scenario } : {}),
   };
+}
+
+/**
+ * `JSON.stringify(toJson(r), null, 2)` and a newline, in pieces of a connection each: a capture of hundreds of
+ * thousands of connections has a report of hundreds of MB, which neither the object nor the string of it
+ * should need to be at once.
+ */
+export function* jsonPieces(r: ReplayResult): Generator<string> {
+  yield r.flows.length ? '{\n  "flows": [' : '{\n  "flows": []';
+  for (let i = 0; i < r.flows.length; i++) {
+    yield `${i ? ',' : ''}\n    ${JSON.stringify(flowJson(r.flows[i]!), null, 2).replaceAll('\n', '\n    ')}`;
+  }
+  if (r.flows.length) yield '\n  ]';
+  for (const [k, v] of Object.entries(summaryJson(r))) yield `,\n  ${JSON.stringify(k)}: ${JSON.stringify(v, null, 2).replaceAll('\n', '\n  ')}`;
+  yield '\n}\n';
 }
 
 function pad(s: string, n: number): string {
@@ -37,36 +62,49 @@ function num(n: number): string {
 }
 
 export function toText(r: ReplayResult, driver: string): string {
-  const out: string[] = [];
-  out.push(`tlsnic replay ${r.capture}: ${num(r.packets)} packets, ${r.flows.length} TLS connection(s), driver ${driver} (${r.netdev})`);
-  out.push('');
-  const head = ['#', 'local', 'remote', 'tls', 'cipher', 'tx', 'rx', 'tx bytes', 'rx bytes', 'rx decrypted', 'tx wire'];
-  const rows = r.flows.map((f, i) => [
-    String(i + 1), f.local, f.remote, f.version ?? '-', f.cipher ?? '-', f.tx.mode, f.rx.mode,
+  return [...textPieces(r, driver)].join('');
+}
+
+/** The table's row of connection #`n`. */
+function row(f: FlowReport, n: number): string[] {
+  return [
+    String(n), f.local, f.remote, f.version ?? '-', f.cipher ?? '-', f.tx.mode, f.rx.mode,
     num(f.tx.plaintextBytes), num(f.rx.plaintextBytes), `${num(f.rx.decrypted)}/${num(f.rx.segments)} pkts`,
     f.tx.wireMatch ? `match (${num(f.tx.matched)})` : f.tx.notSent && !f.tx.mismatched ? `match (${num(f.tx.matched)}), ${num(f.tx.notSent)} not sent` : `MISMATCH ${f.tx.mismatched}`,
-  ]);
-  const widths = head.map((h, c) => Math.max(h.length, ...rows.map((row) => row[c]!.length)));
-  out.push(head.map((h, c) => pad(h, widths[c]!)).join('  '));
-  for (const row of rows) out.push(row.map((x, c) => pad(x, widths[c]!)).join('  '));
-  const notes = r.flows.flatMap((f, i) => [
-    ...(f.tx.reason && f.tx.mode === 'sw' ? [`  #${i + 1} tx in software: ${f.tx.reason}`] : []),
-    ...(f.rx.reason && f.rx.mode === 'sw' ? [`  #${i + 1} rx in software: ${f.rx.reason}`] : []),
-    ...f.problems.map((p) => `  #${i + 1} ${p}`),
-  ]);
-  if (notes.length || r.problems.length) {
-    out.push('');
-    out.push('notes:');
-    out.push(...r.problems.map((p) => `  ${p}`), ...notes);
+  ];
+}
+
+/** The notes of connection #`n`. */
+function notesOf(f: FlowReport, n: number): string[] {
+  return [
+    ...(f.tx.reason && f.tx.mode === 'sw' ? [`  #${n} tx in software: ${f.tx.reason}`] : []),
+    ...(f.rx.reason && f.rx.mode === 'sw' ? [`  #${n} rx in software: ${f.rx.reason}`] : []),
+    ...f.problems.map((p) => `  #${n} ${p}`),
+  ];
+}
+
+/** toText() in pieces of a line each (see jsonPieces()): the table's widths come from a first pass over the rows. */
+export function* textPieces(r: ReplayResult, driver: string): Generator<string> {
+  yield `tlsnic replay ${r.capture}: ${num(r.packets)} packets, ${r.flows.length} TLS connection(s), driver ${driver} (${r.netdev})\n\n`;
+  const head = ['#', 'local', 'remote', 'tls', 'cipher', 'tx', 'rx', 'tx bytes', 'rx bytes', 'rx decrypted', 'tx wire'];
+  const widths = head.map((h) => h.length);
+  let noted = r.problems.length > 0;
+  r.flows.forEach((f, i) => {
+    row(f, i + 1).forEach((x, c) => {
+      if (x.length > widths[c]!) widths[c] = x.length;
+    });
+    noted ||= notesOf(f, i + 1).length > 0;
+  });
+  yield head.map((h, c) => pad(h, widths[c]!)).join('  ') + '\n';
+  for (let i = 0; i < r.flows.length; i++) yield row(r.flows[i]!, i + 1).map((x, c) => pad(x, widths[c]!)).join('  ') + '\n';
+  if (noted) {
+    yield '\nnotes:\n';
+    for (const p of r.problems) yield `  ${p}\n`;
+    for (let i = 0; i < r.flows.length; i++) for (const line of notesOf(r.flows[i]!, i + 1)) yield line + '\n';
   }
-  out.push('');
-  out.push(`$ ethtool -S ${r.netdev} | grep tls`);
-  out.push(r.ethtoolText.trimEnd());
-  out.push('');
-  out.push('$ cat /proc/net/tls_stat');
-  out.push(r.tlsStatText.trimEnd());
-  if (r.scenario) out.push('', ...scenarioText(r));
-  return out.join('\n') + '\n';
+  yield `\n$ ethtool -S ${r.netdev} | grep tls\n${r.ethtoolText.trimEnd()}\n`;
+  yield `\n$ cat /proc/net/tls_stat\n${r.tlsStatText.trimEnd()}\n`;
+  if (r.scenario) yield ['', ...scenarioText(r)].join('\n') + '\n';
 }
 
 /** The scenario section: what each impairment did, sync lost and regained per flow, the verdict. */
