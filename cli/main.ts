@@ -2,6 +2,7 @@
 import { spawnSync } from 'node:child_process';
 import { TlsnicError } from '../emulator/errors.ts';
 import { USAGE, parseArgs } from './args.ts';
+import { writeOut } from './output.ts';
 import { REPLAY_HELP, runReplay } from './replay/command.ts';
 import { runRun } from './run.ts';
 
@@ -9,10 +10,10 @@ async function main(argv: string[]): Promise<number> {
   const args = parseArgs(argv);
   switch (args.command) {
     case 'help':
-      process.stdout.write(USAGE + '\n\n' + REPLAY_HELP + '\n');
+      await writeOut([USAGE + '\n\n' + REPLAY_HELP + '\n']);
       return 0;
     case 'version':
-      process.stdout.write('tlsnic 0.1.0\n');
+      await writeOut(['tlsnic 0.1.0\n']);
       return 0;
     case 'replay':
       if (args.workers > 1 && !process.execArgv.includes(SINGLE_THREADED_GC)) return again([SINGLE_THREADED_GC]);

@@ -6,6 +6,7 @@
 import { closeSync, openSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { ConfigError, onOutput } from '../emulator/errors.ts';
+import { writeOut } from './output.ts';
 import { FAULT_KINDS } from '../driver-api/drivers/faulty.ts';
 import { VIOLATION_KINDS } from '../driver-api/stack/violations.ts';
 import { formatRecovery } from '../testbed/ava.ts';
@@ -20,7 +21,7 @@ import { BASE_PORT, HOST_IP } from '../testbed/world.ts';
 import { esc, renderPage, windowText, type TimelinePage, type TimelineSection } from './timeline.ts';
 import type { RunArgs } from './args.ts';
 
-export async function runRun(args: RunArgs, out: (s: string) => void = (s) => void process.stdout.write(s)): Promise<number> {
+export async function runRun(args: RunArgs, out: (s: string) => void | Promise<void> = (s) => writeOut([s])): Promise<number> {
   const file = loadScenarioFile(args.scenario);
   if (!file.soak) {
     // Flags of a soak on a single run would be silently ignored: say so instead. --seed reseeds a single run.
@@ -77,7 +78,7 @@ export async function runRun(args: RunArgs, out: (s: string) => void = (s) => vo
     writer?.close();
     if (timelineFd !== null) closeSync(timelineFd);
   }
-  out(args.json ? JSON.stringify(result, jsonReplacer, 2) + '\n' : formatText(result));
+  await out(args.json ? JSON.stringify(result, jsonReplacer, 2) + '\n' : formatText(result));
   return result.ok ? 0 : 1;
 }
 

@@ -2,7 +2,12 @@
 // has its whole report as one object or string: the pieces must make exactly what JSON.stringify makes of
 // the report object (`--json` is a stable interface), with connections, with none, and under a scenario.
 import test from 'ava';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { replicateCapture } from '../bench/many-capture.ts';
 import { mlx5Driver } from '../driver-api/drivers/index.ts';
 import { CAPTURES_DIR, loadManifest } from '../fixtures/manifest.ts';
 import { replay } from '../cli/replay/engine.ts';
@@ -38,3 +43,37 @@ for (const [name, c] of Object.entries(cases)) {
     r.flows.forEach((f, i) => t.regex(text, new RegExp(`^${i + 1} +${f.local.replaceAll('.', '\\.')} +`, 'm')));
   });
 }
+
+// The CLI's stdout: a reader that goes away takes what it read (exit as usual, nothing on stderr); a failing
+// stdout is the ConfigError naming it (exit 2), not a crash from an unhandled 'error' event.
+const tmp = mkdtempSync(join(tmpdir(), 'tlsnic-report-'));
+test.after.always(() => rmSync(tmp, { recursive: true, force: true }));
+
+test('CLI: a report larger than a pipe holds, read in part (| head): exit 0, nothing on stderr', async (t) => {
+  // 20 copies of the fixture: 280 connections, a --json report of ~200 KB (a pipe holds 64 KB).
+  const capture = join(tmp, 'many-x20.pcap');
+  t.is(replicateCapture(capture, 20), 280);
+  const child = spawn(process.execPath, ['--import=tsx', 'cli/main.ts', 'replay', capture, '--keylog', fixture('tls12-many-v4').keylog, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  let got = 0;
+  child.stdout.once('data', (d: Buffer) => {
+    got = d.length;
+    child.stdout.destroy();
+  });
+  const [code] = (await once(child, 'exit')) as [number | null];
+  t.true(got > 0);
+  t.is(stderr, '');
+  t.is(code, 0);
+});
+
+test('CLI: stdout that cannot be written (/dev/full): exit 2 and a ConfigError naming stdout', (t) => {
+  const full = openSync('/dev/full', 'w');
+  try {
+    const r = spawnSync(process.execPath, ['--import=tsx', 'cli/main.ts', 'replay', fixture('tls12-aes128-v4').capture, '--keylog', fixture('tls12-aes128-v4').keylog, '--json'], { stdio: ['ignore', full, 'pipe'], encoding: 'utf8' });
+    t.is(r.status, 2);
+    t.regex(r.stderr, /^tlsnic: ConfigError: cannot write stdout: ENOSPC/);
+  } finally {
+    closeSync(full);
+  }
+});

@@ -9,6 +9,7 @@ import { openCapture, PcapngWriter } from '../../emulator/capture/index.ts';
 import { LINKTYPE_ETHERNET } from '../../emulator/capture/types.ts';
 import { loadDriver } from '../../driver-api/drivers/index.ts';
 import type { ReplayArgs } from '../args.ts';
+import { writeOut } from '../output.ts';
 import { jsonPieces, textPieces } from '../report.ts';
 import { loadReplayScenario, MAX_HELD_BYTES } from './scenario.ts';
 import { renderTimeline } from '../timeline.ts';
@@ -322,22 +323,6 @@ function progressBar(size: number, write: (s: string) => void, now: () => number
   };
 }
 
-/**
- * Writes the report to stdout in blocks of up to 64 KiB as its pieces come (stdout to a file or a pipe is
- * written synchronously on Linux): the report of a capture of many connections is never one string.
- */
-function writeOut(pieces: Iterable<string>): void {
-  let block = '';
-  for (const p of pieces) {
-    block += p;
-    if (block.length >= 1 << 16) {
-      process.stdout.write(block);
-      block = '';
-    }
-  }
-  if (block) process.stdout.write(block);
-}
-
 export async function runReplay(args: ReplayArgs): Promise<number> {
   const scenario = args.scenario ? loadReplayScenario(args.scenario) : undefined;
   if (args.workers > 1 && scenario?.impairments.some((i) => i.kind === 'tableFull')) {
@@ -399,7 +384,7 @@ export async function runReplay(args: ReplayArgs): Promise<number> {
     if (local && result.flows.length === 0) result.problems.push(`no TLS connection has an end at --local ${args.local}`);
     const fd = timelineFd;
     if (fd !== null) onOutput(args.timeline!, '--timeline', () => writeFileSync(fd, renderTimeline(result)));
-    writeOut(args.json ? jsonPieces(result) : textPieces(result, driver.name));
+    await writeOut(args.json ? jsonPieces(result) : textPieces(result, driver.name));
     const replayed = result.flows.some((f) => f.version !== null);
     return replayed && !result.scenario?.failures.length ? 0 : 1;
   } finally {
