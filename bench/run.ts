@@ -13,7 +13,7 @@
 //
 // usage: node --import=tsx bench/run.ts [--json] [--only raw,device,replay,tshark,table,workers,many]
 //          [--records N | --seconds S] [--record-size B] [--mss M] [--mib N] [--flows N] [--workers 1,2]
-//          [--workers-flows N] [--repeat N] [--many-copies 150,900]
+//          [--workers-flows N] [--repeat N] [--many-copies 150,900,2700]
 //          [--table-sizes 1000,100000,...] [--cache DIR] [--cli dist/tlsnic.mjs]
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
@@ -118,7 +118,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
   const o: BenchOptions = {
     json: false, only: [...SECTIONS], records: null, seconds: 5, recordSize: 16384, mss: 1448, mib: 1024, flows: 16,
     workers: [1, 2], workersFlows: 128, repeat: 2, cacheDir: process.env.TLSNIC_BENCH_CACHE ?? join(tmpdir(), 'tlsnic-bench'), cli: join(ROOT, 'dist/tlsnic.mjs'),
-    tableSizes: [1e3, 1e5, 1e6, 4e6], manyCopies: [150, 900],
+    tableSizes: [1e3, 1e5, 1e6, 4e6], manyCopies: [150, 900, 2700],
   };
   const num = (flag: string, v: string | undefined, lo: number, hi: number, int = true): number => {
     const n = Number(v);
