@@ -33,7 +33,7 @@ import { parseScenario, validateScenario } from '../testbed/load.ts';
 import { CAPTURES_DIR, loadManifest } from '../fixtures/manifest.ts';
 import { runScenarioObject, type WorldTimeline } from '../testbed/runner.ts';
 import type { TimelineMark, WorldTimelineDir } from '../testbed/timeline.ts';
-import { replay, type ReplayResult } from '../cli/replay/engine.ts';
+import { replay, TIME_WAIT_NS, type ReplayResult } from '../cli/replay/engine.ts';
 import { MAX_HELD_BYTES, replayScenarioSchema, validateReplayScenario, type ReplayScenario } from '../cli/replay/scenario.ts';
 import { firstFailure, mergeQueueResults } from '../cli/replay/parallel.ts';
 import { replayQueue, type QueueResult } from '../cli/replay/worker.ts';
@@ -805,8 +805,8 @@ const packetsOf = new Map<string, Array<{ data: Uint8Array; tsNs: bigint }>>();
 
 /**
  * Bundled capture `name` with 1-4 packets dropped, duplicated, swapped with the next, cut short, a byte
- * flipped anywhere (headers included) or the file ended early, written to `file` in a temporary directory.
- * `lossy`: some edit can lose bytes (only duplicates and swaps cannot).
+ * flipped anywhere (headers included), a pause of over TIME_WAIT before one, or the file ended early, written to
+ * `file` in a temporary directory. `lossy`: some edit can lose bytes (duplicates, swaps and pauses cannot).
  */
 function damagedCapture(rng: Rng, name: string, file: string): { path: string; edits: string[]; lossy: boolean } {
   let orig = packetsOf.get(name);
@@ -820,7 +820,7 @@ function damagedCapture(rng: Rng, name: string, file: string): { path: string; e
   for (let k = 1 + rng.int(4); k > 0 && pkts.length > 1; k--) {
     const i = rng.int(pkts.length);
     const p = pkts[i]!;
-    switch (rng.int(6)) {
+    switch (rng.int(7)) {
       case 0:
         pkts.splice(i, 1);
         edits.push(`drop ${i}`);
@@ -853,6 +853,12 @@ function damagedCapture(rng: Rng, name: string, file: string): { path: string; e
         pkts[i] = { data: p.data.subarray(0, n), tsNs: p.tsNs };
         edits.push(`cut ${i} to ${n}`);
         lossy = true;
+        break;
+      }
+      case 5: {
+        // A pause longer than TIME_WAIT: connections over by then are let go, and their late packets are strays.
+        for (let j = i; j < pkts.length; j++) pkts[j] = { data: pkts[j]!.data, tsNs: pkts[j]!.tsNs + TIME_WAIT_NS + 1_000_000_000n };
+        edits.push(`pause before ${i}`);
         break;
       }
       default:
