@@ -385,7 +385,9 @@ function latin1(k: Uint8Array): string {
 }
 
 function fmtEp(e: Endpoint): string {
-  return e.family === 6 ? `[${e.ip}]:${e.port}` : `${e.ip}:${e.port}`;
+  // Joined, not a template literal: V8 keeps a concatenation of 13+ characters as a rope of its parts (~90 B
+  // more than the flat string), and a report keeps two of these to the end.
+  return e.family === 6 ? ['[', e.ip, ']:', e.port].join('') : [e.ip, e.port].join(':');
 }
 
 // Each report's objects as one literal, not a spread of a common part: V8 gives an object spread into a literal
