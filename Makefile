@@ -7,7 +7,7 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-dist/tlsnic.mjs: node_modules/.installed $(shell find cli emulator driver-api -name '*.ts' 2>/dev/null) scripts/build.mjs
+dist/tlsnic.mjs: node_modules/.installed $(shell find cli emulator driver-api testbed -name '*.ts' 2>/dev/null) index.ts scripts/build.mjs scripts/bundles.mjs tsconfig.lib.json
 	node scripts/build.mjs
 
 .PHONY: help install build demo test typecheck bench fuzz soak fixtures clean

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { build } from 'esbuild';
+import { buildCli } from '../scripts/bundles.mjs';
 import type { BenchResult, ReplayRow, TsharkRow } from '../bench/run.ts';
 import { hasTshark } from './helpers/tools.ts';
 
@@ -15,15 +15,10 @@ const run = promisify(execFile);
 const tmp = mkdtempSync(join(tmpdir(), 'tlsnic-bench-smoke-'));
 test.after.always(() => rmSync(tmp, { recursive: true, force: true }));
 
-// A private CLI bundle: other tests may rebuild dist/ while this runs.
 // A private CLI bundle (other tests may rebuild dist/ while this runs), with the replay worker next to it as
 // scripts/build.mjs lays them out.
 const cli = join(tmp, 'tlsnic.mjs');
-const bundled = build({
-  bundle: true, platform: 'node', format: 'esm', target: 'node20', logLevel: 'warning',
-  entryPoints: { tlsnic: 'cli/main.ts', 'tlsnic-replay-worker': 'cli/replay/worker.ts' }, outdir: tmp, outExtension: { '.js': '.mjs' },
-  banner: { js: "import { createRequire as __tlsnicCreateRequire } from 'node:module';\nconst require = __tlsnicCreateRequire(import.meta.url);" },
-});
+const bundled = buildCli(tmp);
 
 const ARGS = ['--seconds', '0.05', '--mib', '1', '--flows', '3', '--record-size', '4000', '--mss', '1000', '--table-sizes', '1000,4000',
   '--only', 'raw,device,replay,tshark,table', '--cache', join(tmp, 'cache')];

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
-import { build } from 'esbuild';
+import { buildCli } from '../scripts/bundles.mjs';
 import { mlx5Driver } from '../driver-api/drivers/index.ts';
 import { ConfigError } from '../emulator/errors.ts';
 import { parseArgs, type ReplayArgs } from '../cli/args.ts';
@@ -85,12 +85,7 @@ test.serial('tls12-many-v4 over 2 queues: both queues own connections, disjointl
 
 const BUNDLE_DIR = join(tmp, 'dist');
 // Both bundles as scripts/build.mjs makes them, into a private directory (other tests may rebuild dist/).
-const bundled = (async () => {
-  const common = { bundle: true, platform: 'node', format: 'esm', target: 'node20', logLevel: 'warning' } as const;
-  const banner = { js: "import { createRequire as __tlsnicCreateRequire } from 'node:module';\nconst require = __tlsnicCreateRequire(import.meta.url);" };
-  await build({ ...common, banner, entryPoints: ['cli/main.ts'], outfile: join(BUNDLE_DIR, 'tlsnic.mjs') });
-  await build({ ...common, banner, entryPoints: ['cli/replay/worker.ts'], outfile: join(BUNDLE_DIR, 'tlsnic-replay-worker.mjs') });
-})();
+const bundled = buildCli(BUNDLE_DIR);
 
 async function cli(entry: 'source' | 'bundle', ...args: string[]): Promise<{ code: number; out: string; err: string }> {
   if (entry === 'bundle') await bundled;

@@ -1,7 +1,7 @@
 // ava helpers: a resync test in a few lines.
 //
 //   import test from 'ava';
-//   import { runScenario, assertRecovered } from 'tlsnic/testbed/ava.ts';
+//   import { runScenario, assertRecovered } from 'tlsnic/testbed/ava';
 //   test('lost header segment resyncs', (t) => assertRecovered(t, runScenario('fixtures/scenarios/loss-header.json')));
 //
 // runScenario takes a scenario file path, or a scenario object (validated with the same schema; errors name

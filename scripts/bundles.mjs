@@ -1,0 +1,52 @@
+// What scripts/build.mjs makes, as functions a test can point at a directory of its own:
+// - the CLI in one ESM file, and the replay's queue worker (`replay --workers N`) in a second one next to it:
+//   a worker thread starts from a file, and the CLI bundle runs main() on load;
+// - the library (`tlsnic`, `tlsnic/testbed/ava` in package.json's exports) as plain ESM, so a driver or an ava
+//   test written in JavaScript, or in TypeScript without a loader for dependencies, can import it: one file per
+//   entry point and the code they share in a chunk (one copy of every class: an error thrown by one entry
+//   point is an instance of the other's class), dependencies left to node_modules;
+// - the library's type declarations (tsconfig.lib.json).
+// pcap-parser is CommonJS; the createRequire banner lets bundled CJS code call require() inside an ESM bundle.
+import { build } from 'esbuild';
+import { execFileSync } from 'node:child_process';
+import { chmodSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+const common = {
+  absWorkingDir: ROOT,
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  sourcemap: true,
+  logLevel: 'warning',
+};
+const requireBanner = "import { createRequire as __tlsnicCreateRequire } from 'node:module';\nconst require = __tlsnicCreateRequire(import.meta.url);";
+
+/** `dir`/tlsnic.mjs (executable) and `dir`/tlsnic-replay-worker.mjs, where parallel.ts looks for it. */
+export async function buildCli(dir) {
+  await build({ ...common, entryPoints: ['cli/main.ts'], outfile: join(dir, 'tlsnic.mjs'), banner: { js: `#!/usr/bin/env node\n${requireBanner}` } });
+  await build({ ...common, entryPoints: ['cli/replay/worker.ts'], outfile: join(dir, 'tlsnic-replay-worker.mjs'), banner: { js: requireBanner } });
+  chmodSync(join(dir, 'tlsnic.mjs'), 0o755);
+}
+
+/** The library's entry points as package.json's exports name them: `dir`/index.mjs, `dir`/testbed-ava.mjs. */
+export async function buildLibrary(dir) {
+  await build({
+    ...common,
+    entryPoints: { index: 'index.ts', 'testbed-ava': 'testbed/ava.ts' },
+    outdir: dir,
+    outExtension: { '.js': '.mjs' },
+    splitting: true,
+    chunkNames: 'chunks/[name]-[hash]',
+    packages: 'external',
+  });
+}
+
+/** Declarations of the library (index.d.ts, testbed/ava.d.ts and what they use) under `dir`. */
+export function buildTypes(dir) {
+  execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.lib.json'), '--outDir', dir], { stdio: 'inherit' });
+}
