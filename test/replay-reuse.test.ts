@@ -216,3 +216,21 @@ test('late packets of a closed connection: within TIME_WAIT they reach it (TX da
   t.deepEqual(after.flows, before.flows);
   t.deepEqual(after.ethtool, before.ethtool);
 });
+
+test('connections not replayed (--local names another end) are let go after TIME_WAIT too; numbering stays one thread\'s with --workers', async (t) => {
+  const local = { ip: '10.77.0.2', port: 55050 };
+  const soon = rewrite('reused-local.pcap', reused);
+  const late = reusedAfter('reused-local-late.pcap', TIME_WAIT_NS + 1_000_000_000n);
+  const [a, b] = await Promise.all([soon, late].map((capture) => replay({ capture, keylog, local, driver: mlx5Driver, tls13: false })));
+  t.is(a.flows.length, 4);
+  t.deepEqual(bytesOf(b!), bytesOf(a!));
+  t.deepEqual(b!.flows.map((f) => f.tupleReuse), [undefined, 1, 2, 3]);
+  // Under a scenario (nothing is evicted there) the queues count the other queues' connections as one thread.
+  const scenario = replayScenarioSchema.parse({ name: 'late', seed: 2, impairments: [{ kind: 'drop', flow: 1, record: 1 }, { kind: 'drop', flow: 3, record: 0 }] });
+  const one = await replay({ capture: late, keylog, local, driver: mlx5Driver, tls13: false, scenario });
+  t.deepEqual(one.scenario!.impairments.map((x) => x.fired), [1, 1]);
+  for (const workers of [2, 3]) {
+    const par = await replayParallel({ capture: late, keylog, local, driver: 'mlx5', tls13: false, plaintextDir: null, workers, scenario });
+    t.deepEqual(toJson(par), toJson(one), `--workers ${workers}`);
+  }
+});

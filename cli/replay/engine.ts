@@ -161,7 +161,7 @@ export const MAX_UNACKED_TX_BYTES = 64 << 20;
 /**
  * How long a connection's state outlives its end, in capture time: TCP_TIMEWAIT_LEN (60 s, include/net/tcp.h),
  * the TIME_WAIT a real host keeps a closed connection's 4-tuple for. Until then its late packets (a retransmitted
- * FIN, the last ACKs) reach the closed socket (finishedPacket()); after it only its report is kept (evict()),
+ * FIN, the last ACKs) reach the closed socket (finishedPacket()); after it only its report is kept (evictEnded()),
  * so what a long capture of short connections costs depends on how many end per minute, not on how many it holds.
  */
 export const TIME_WAIT_NS = 60_000_000_000n;
@@ -447,7 +447,8 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   const flows = new FlowIndex<Flow>();
   // Every connection in the order it was seen: live, or Ended once TIME_WAIT after its end passed.
   const flowList: (Flow | Ended)[] = [];
-  // Connections over (finish()) with the capture time they ended, oldest first (from endedHead on), for evict().
+  // Connections over (finish(), notReplayedEnd()) with the capture time they ended, oldest first (from endedHead
+  // on), for evictEnded().
   const ended: { f: Flow; at: bigint }[] = [];
   let endedHead = 0;
   // Reuses of a 4-tuple whose last connection was evicted, by key (latin1): the next one's tupleReuse.
@@ -692,16 +693,17 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       o = fresh;
     }
     if (opening) o.synSeq ??= v.seq;
-    if (!o.decided) {
-      const clientIsSrc = clientIsSource(v, payload);
-      if (clientIsSrc === null) return;
+    // Roles as decideRoles() finds them; a connection that ended both ways before they were known is never
+    // replayed (notReplayedEnd()).
+    const clientIsSrc = o.decided || o.fins === 3 ? null : clientIsSource(v, payload);
+    if (clientIsSrc !== null) {
       o.decided = true;
       const [client, server] = endpoints(v, clientIsSrc);
       o.local = localEnd(client, server) !== null;
       if (o.local) scenarioFlows++;
     }
-    // As finished() counts a replayed connection's ends (one bit per direction; an RST ends both).
-    if (o.local && (v.fin || v.rst)) o.fins |= v.rst ? 3 : others!.srcIsLo ? 1 : 2;
+    // As finished() and notReplayedEnd() count a connection's ends (one bit per direction; an RST ends both).
+    if (v.fin || v.rst) o.fins |= v.rst ? 3 : others!.srcIsLo ? 1 : 2;
   }
 
   /** Who is client and server, from a SYN or a ClientHello/ServerHello; then which side is local. */
