@@ -49,7 +49,10 @@ export function* jsonPieces(r: ReplayResult): Generator<string> {
     yield `${i ? ',' : ''}\n    ${JSON.stringify(flowJson(r.flows[i]!), null, 2).replaceAll('\n', '\n    ')}`;
   }
   if (r.flows.length) yield '\n  ]';
-  for (const [k, v] of Object.entries(summaryJson(r))) yield `,\n  ${JSON.stringify(k)}: ${JSON.stringify(v, null, 2).replaceAll('\n', '\n  ')}`;
+  for (const [k, v] of Object.entries(summaryJson(r))) {
+    // As JSON.stringify leaves out a member whose value is undefined.
+    if (v !== undefined) yield `,\n  ${JSON.stringify(k)}: ${JSON.stringify(v, null, 2).replaceAll('\n', '\n  ')}`;
+  }
   yield '\n}\n';
 }
 

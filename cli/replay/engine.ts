@@ -447,9 +447,9 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   const flows = new FlowIndex<Flow>();
   // Every connection in the order it was seen: live, or Ended once TIME_WAIT after its end passed.
   const flowList: (Flow | Ended)[] = [];
-  // Connections over (finish(), notReplayedEnd()) with the capture time they ended, oldest first (from endedHead
-  // on), for evictEnded().
-  const ended: { f: Flow; at: bigint }[] = [];
+  // Connections over (finish(), notReplayedEnd()) with the capture time their TIME_WAIT ends, oldest first (from
+  // endedHead on), for evictEnded(). (A deadline: the test per packet then makes no BigInt.)
+  const ended: { f: Flow; until: bigint }[] = [];
   let endedHead = 0;
   // Reuses of a 4-tuple whose last connection was evicted, by key (latin1): the next one's tupleReuse.
   const evictedTuples = new Map<string, number>();
@@ -923,7 +923,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     if (f.finC2s && f.finS2c && !f.finalized) {
       f.ignored = true;
       f.finalized = true;
-      if (!impairer) ended.push({ f, at: now });
+      if (!impairer) ended.push({ f, until: now + TIME_WAIT_NS });
     }
   }
 
@@ -974,7 +974,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   function finish(f: Flow): void {
     closeFlow(f);
     // A scenario's checks read every connection's state at the end, so under one nothing is evicted.
-    if (!impairer) ended.push({ f, at: now });
+    if (!impairer) ended.push({ f, until: now + TIME_WAIT_NS });
     if (f.tls) skFlows.delete(f.tls.sk.id);
     f.tls = null;
     f.sock = null;
@@ -999,7 +999,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
    * there finds no socket; here it makes a connection with no handshake that is not replayed).
    */
   function evictEnded(): void {
-    while (endedHead < ended.length && now - ended[endedHead]!.at > TIME_WAIT_NS) {
+    while (endedHead < ended.length && now > ended[endedHead]!.until) {
       const f = ended[endedHead++]!.f;
       // A retired connection's tuple is its successor's already.
       if (flows.remove(f)) evictedTuples.set(latin1(f.key), (f.report.tupleReuse ?? 0) + 1);
