@@ -49,25 +49,54 @@ export function flowFileName(f: FlowReport, dir: 'tx' | 'rx'): string {
   return `${f.local}_${f.remote}${nth}.${dir}.bin`.replace(/[[\]]/g, '').replace(/:/g, '_');
 }
 
+/** Files --plaintext-dir keeps open at once; a file written again after its fd was closed is reopened to append. */
+export const PLAINTEXT_OPEN_FILES = 256;
+
 /**
- * --plaintext-dir: each flow direction's plaintext appended to its own file (flowFileName), opened at its
- * first bytes. A flow belongs to one replay (one worker with --workers), so every file has one writer.
+ * --plaintext-dir: each flow direction's plaintext appended to its own file (flowFileName), created at its
+ * first bytes. A flow belongs to one replay (one worker with --workers), so every file has one writer. At most
+ * `maxOpen` files are open at once (the least recently written is closed first; a capture of many connections
+ * met the 1024 open files a process usually may have), and a connection's files close when it ends (`end`).
  */
-export function plaintextFiles(dir: string): { write: (flow: FlowReport, dir: 'tx' | 'rx', data: Uint8Array) => void; close: () => void } {
-  const fds = new Map<string, number>();
+export function plaintextFiles(dir: string, maxOpen = PLAINTEXT_OPEN_FILES): {
+  write: (flow: FlowReport, dir: 'tx' | 'rx', data: Uint8Array) => void;
+  end: (flow: FlowReport) => void;
+  close: () => void;
+} {
+  // Open files, least recently written first (a Map keeps insertion order); files written to and not ended.
+  const open = new Map<string, number>();
+  const started = new Set<string>();
   return {
     write(flow, d, data) {
       const name = join(dir, flowFileName(flow, d));
-      let fd = fds.get(name);
-      if (fd === undefined) {
-        fd = onOutput(name, '--plaintext-dir', () => openSync(name, 'w'));
-        fds.set(name, fd);
+      let fd = open.get(name);
+      if (fd !== undefined) open.delete(name);
+      else {
+        if (open.size >= maxOpen) {
+          const [oldest, oldFd] = open.entries().next().value!;
+          open.delete(oldest);
+          onOutput(oldest, '--plaintext-dir', () => closeSync(oldFd));
+        }
+        const flags = started.has(name) ? 'a' : 'w';
+        fd = onOutput(name, '--plaintext-dir', () => openSync(name, flags));
+        started.add(name);
       }
+      open.set(name, fd);
       onOutput(name, '--plaintext-dir', () => writeSync(fd, data));
     },
+    end(flow) {
+      for (const d of ['tx', 'rx'] as const) {
+        const name = join(dir, flowFileName(flow, d));
+        const fd = open.get(name);
+        if (fd !== undefined) onOutput(name, '--plaintext-dir', () => closeSync(fd));
+        open.delete(name);
+        started.delete(name);
+      }
+    },
     close() {
-      for (const fd of fds.values()) closeSync(fd);
-      fds.clear();
+      for (const [name, fd] of open) onOutput(name, '--plaintext-dir', () => closeSync(fd));
+      open.clear();
+      started.clear();
     },
   };
 }
@@ -376,6 +405,7 @@ export async function runReplay(args: ReplayArgs): Promise<number> {
         scenario,
         onFrame: out ? (f) => out.frame(f) : undefined,
         onPlaintext: files?.write,
+        onFlowEnd: files?.end,
         onProgress: bar ? (bytes) => bar.update(bytes) : undefined,
       });
     bar?.clear();

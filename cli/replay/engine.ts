@@ -126,6 +126,8 @@ export type ReplayOptions = {
   onProgress?: (bytesRead: number) => void;
   /** Application plaintext as it is delivered (rx) or handed to the stack (tx), in stream order. */
   onPlaintext?: (flow: FlowReport, dir: 'tx' | 'rx', data: Uint8Array) => void;
+  /** A replayed connection is over: no more onPlaintext for it (its report may still count late packets). */
+  onFlowEnd?: (flow: FlowReport) => void;
   /**
    * Called with each parsed TCP packet before anything else looks at it; false drops the packet from this
    * replay (as if another receive queue took it). Must give the same answer for both directions of a
@@ -973,6 +975,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
    */
   function finish(f: Flow): void {
     closeFlow(f);
+    opts.onFlowEnd?.(f.report);
     // A scenario's checks read every connection's state at the end, so under one nothing is evicted.
     if (!impairer) ended.push({ f, until: now + TIME_WAIT_NS });
     if (f.tls) skFlows.delete(f.tls.sk.id);

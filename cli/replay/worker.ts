@@ -110,6 +110,7 @@ export async function replayQueue(job: QueueJob, onProgress?: (bytes: number) =>
       flowFilter: (v) => rss.queueOfSegment(v, true) === job.queue,
       onProgress,
       onPlaintext: files?.write,
+      onFlowEnd: files?.end,
       onFrame: out ? (f) => out.frame(f) : undefined,
       scenario: job.scenario,
       ...(job.scenarioHeldBytes !== undefined ? { limits: { scenarioHeldBytes: job.scenarioHeldBytes } } : {}),
