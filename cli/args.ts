@@ -16,6 +16,8 @@ export type ReplayArgs = {
   /** --timeline-window FROM:TO: draw only what happened between these capture times (seconds). */
   timelineWindow: TimeWindow | null;
   json: boolean;
+  /** One JSON line per connection as its report becomes final, then a summary line (memory independent of the connection count). */
+  jsonLines: boolean;
   /** Receive queues, one worker thread each (RSS spreads connections over them); 1 = one thread. */
   workers: number;
 };
@@ -47,7 +49,7 @@ export type ParsedArgs = ReplayArgs | RunArgs | HelpArgs | VersionArgs;
 export const USAGE = `usage:
   tlsnic replay <capture> --keylog <file> [--local <ip>[:port]] [--driver mlx5|nfp|<module path>]
                 [--scenario <file>] [--tls13] [--plaintext-dir <dir>] [--out <pcap>] [--timeline <html>] [--json]
-                [--timeline-window <from>:<to>] [--workers <n>]
+                [--json-lines] [--timeline-window <from>:<to>] [--workers <n>]
   tlsnic run <scenario.json> [--json] [--flows <n>] [--seconds <s>] [--seed <n>] [--driver mlx5|nfp|<module path>]
              [--out <world.pcapng>] [--timeline <html>] [--timeline-window <from>:<to>]
   tlsnic help
@@ -69,7 +71,7 @@ Replays the TLS connections of a capture through the emulated NIC of one host (b
 connection, the side that accepted it) and prints what the offload did.`;
 
 const VALUE_FLAGS = new Set(['--keylog', '--local', '--driver', '--scenario', '--plaintext-dir', '--out', '--timeline', '--timeline-window', '--workers']);
-const BOOL_FLAGS = new Set(['--tls13', '--json']);
+const BOOL_FLAGS = new Set(['--tls13', '--json', '--json-lines']);
 
 export function parseArgs(argv: readonly string[]): ParsedArgs {
   const [cmd, ...rest] = argv;
@@ -115,6 +117,7 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     timeline: values.get('--timeline') ?? null,
     timelineWindow: parseTimeWindow(values.get('--timeline-window')),
     json: bools.has('--json'),
+    jsonLines: bools.has('--json-lines'),
     workers: parseWorkers(values.get('--workers')),
   };
 }

@@ -1,4 +1,5 @@
 // What the CLI writes to stdout.
+import { writeSync } from 'node:fs';
 import { outputFileError } from '../emulator/errors.ts';
 
 /**
@@ -28,4 +29,33 @@ export async function writeOut(pieces: Iterable<string>): Promise<void> {
   } finally {
     out.off('error', ignore);
   }
+}
+
+/**
+ * Lines to stdout written at once, synchronously (`--json-lines`: the replay hands over each connection's report
+ * as it goes, where an async write would queue them all to a slow pipe). A full pipe (EAGAIN: node keeps stdout
+ * pipes non-blocking) is waited for; a reader that went away ends the output quietly; another failure is the
+ * ConfigError naming stdout.
+ */
+export function syncLines(fd = 1): { write: (line: string) => void } {
+  let gone = false;
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  return {
+    write(line) {
+      if (gone) return;
+      const buf = Buffer.from(line + '\n');
+      for (let off = 0; off < buf.length;) {
+        try {
+          off += writeSync(fd, buf, off);
+        } catch (e) {
+          const code = (e as NodeJS.ErrnoException).code;
+          if (code === 'EAGAIN') Atomics.wait(nap, 0, 0, 1);
+          else if (code === 'EPIPE') {
+            gone = true;
+            return;
+          } else throw outputFileError(e, 'stdout');
+        }
+      }
+    },
+  };
 }

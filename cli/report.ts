@@ -56,6 +56,16 @@ export function* jsonPieces(r: ReplayResult): Generator<string> {
   yield '\n}\n';
 }
 
+/** `--json-lines`: a connection's line, as its `flows` entry in `--json` with the capture packet number of its first packet. */
+export function jsonLine(f: FlowReport, firstPacket: number): string {
+  return JSON.stringify({ firstPacket, ...flowJson(f) });
+}
+
+/** `--json-lines`: the last line, what `--json` has besides `flows`, and how many connection lines came before. */
+export function jsonLinesSummary(r: ReplayResult, connections: number): string {
+  return JSON.stringify({ summary: { connections, ...summaryJson(r) } });
+}
+
 function pad(s: string, n: number): string {
   return s.length >= n ? s : s + ' '.repeat(n - s.length);
 }

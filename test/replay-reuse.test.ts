@@ -234,3 +234,39 @@ test('connections not replayed (--local names another end) are let go after TIME
     t.deepEqual(toJson(par), toJson(one), `--workers ${workers}`);
   }
 });
+
+test('--json-lines: each connection\'s report as it becomes final (TIME_WAIT after its end), then a summary; the same reports as --json', async (t) => {
+  const path = reusedAfter('reused-lines.pcap', TIME_WAIT_NS + 1_000_000_000n);
+  const whole = await run(path);
+  // In the engine: a report is handed over while the capture is still being read, and the result keeps none.
+  let lastPacket = 0;
+  const got: Array<{ first: number; at: number; report: ReplayResult['flows'][number] }> = [];
+  const streamed = await replay({
+    capture: path, keylog, local: null, driver: mlx5Driver, tls13: false,
+    onFrame: (f) => void (lastPacket = Math.max(lastPacket, f.packet)),
+    onReport: (report, first) => got.push({ first, at: lastPacket, report }),
+  });
+  t.deepEqual(streamed.flows, []);
+  t.true(got[0]!.at < whole.packets, 'the first report came before the last packet');
+  t.deepEqual(got.map((g) => g.first).sort((a, b) => a - b), whole.flowFirstPackets);
+  const byFirst = new Map(got.map((g) => [g.first, g.report]));
+  t.deepEqual(whole.flowFirstPackets.map((p) => byFirst.get(p)), whole.flows);
+  t.deepEqual(streamed.ethtool, whole.ethtool);
+  // The CLI: one line per connection (its --json entry and firstPacket), the summary last.
+  const cli = (...a: string[]) => spawnSync(process.execPath, ['--import=tsx', 'cli/main.ts', 'replay', path, '--keylog', keylog, ...a], { encoding: 'utf8' });
+  const lines = cli('--json-lines');
+  t.is(lines.status, 0, lines.stderr);
+  const parsed = lines.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  const json = JSON.parse(cli('--json').stdout);
+  const { summary } = parsed.pop();
+  const { flows, ...rest } = json;
+  t.deepEqual(summary, { connections: 14, ...rest });
+  t.deepEqual(parsed.sort((a, b) => a.firstPacket - b.firstPacket).map(({ firstPacket: _, ...f }) => f), flows);
+  // Options that need every connection at the end, or more than one thread, are refused.
+  for (const bad of [['--json'], ['--workers', '2'], ['--timeline', join(tmp, 't.html')], ['--scenario', 'fixtures/replay-scenarios/drop-header.json']]) {
+    const r = cli('--json-lines', ...bad);
+    t.is(r.status, 2, bad.join(' '));
+    t.regex(r.stderr, /ConfigError: --json-lines: /, bad.join(' '));
+  }
+  await t.throwsAsync(replay({ capture: path, keylog, local: null, driver: mlx5Driver, tls13: false, onReport: () => {}, scenario: replayScenarioSchema.parse({ name: 'x', impairments: [] }) }), { message: /scenario checks every connection/ });
+});

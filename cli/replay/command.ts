@@ -9,8 +9,8 @@ import { openCapture, PcapngWriter } from '../../emulator/capture/index.ts';
 import { LINKTYPE_ETHERNET } from '../../emulator/capture/types.ts';
 import { loadDriver } from '../../driver-api/drivers/index.ts';
 import type { ReplayArgs } from '../args.ts';
-import { writeOut } from '../output.ts';
-import { jsonPieces, textPieces } from '../report.ts';
+import { syncLines, writeOut } from '../output.ts';
+import { jsonLine, jsonLinesSummary, jsonPieces, textPieces } from '../report.ts';
 import { loadReplayScenario, MAX_HELD_BYTES } from './scenario.ts';
 import { renderTimeline } from '../timeline.ts';
 import { OUT_ORDER_OWN, replay, type FlowReport, type OutFrame, type ReplayResult } from './engine.ts';
@@ -138,6 +138,11 @@ export const REPLAY_HELP = `${OUT_LAYOUT}
   sender's retransmission; the capture has none). Expectations: every received byte delivered once and in
   order (checked against the capture's own records, which the replay then opens too), every loss of RX
   sync followed by the device decrypting again ("recovered"), counter ranges. Exit 1 when one fails.
+--json-lines writes one JSON line per connection as soon as its report is final (TIME_WAIT, 60 s of
+  capture time, after the connection's end; the rest at the capture's end): its --json flows entry with
+  "firstPacket" (the capture packet number of its first packet), then a last line {"summary": {...}}
+  with the connection count and what --json has besides flows. Memory then does not grow with the number
+  of connections. One thread, no --scenario or --timeline.
 A progress bar appears on stderr when stderr is a terminal and the replay runs longer than a second (TLSNIC_PROGRESS_AFTER_MS changes the wait).`;
 
 const WIRE_RX = ['tlsnic rx wire: skb->decrypted=0', 'tlsnic rx wire: skb->decrypted=1'] as const;
@@ -357,6 +362,14 @@ export async function runReplay(args: ReplayArgs): Promise<number> {
   if (args.workers > 1 && scenario?.impairments.some((i) => i.kind === 'tableFull')) {
     throw new ConfigError('a tableFull impairment sizes the one context table of the NIC; with --workers each queue has a table of its own: use --workers 1', { field: '--scenario' });
   }
+  if (args.jsonLines) {
+    // Each connection's line goes out when its report is final, from one thread, so nothing may need them all at the end.
+    const why = args.json ? 'give one of --json and --json-lines'
+      : args.workers > 1 ? 'it writes each connection as its report becomes final, from one thread: leave out --workers'
+      : args.scenario ? '--scenario checks every connection at the end: leave one out'
+      : args.timeline ? '--timeline draws every connection at the end: leave one out' : null;
+    if (why) throw new ConfigError(`--json-lines: ${why}`, { field: '--json-lines' });
+  }
   if (args.timelineWindow && args.timeline === null) throw new ConfigError('--timeline-window chooses what --timeline draws: give --timeline <file> too', { field: '--timeline-window' });
   const driver = await loadDriver(args.driver);
   const local = args.local ? parseLocal(args.local) : null;
@@ -369,6 +382,9 @@ export async function runReplay(args: ReplayArgs): Promise<number> {
   let outParts: ReadonlyArray<OutPart> = [];
   let timelineFd: number | null = null;
   let files: ReturnType<typeof plaintextFiles> | null = null;
+  const lines = args.jsonLines ? syncLines() : null;
+  let streamed = 0;
+  let tlsSeen = false;
   // stdout may be a pipe (--json | jq): the bar goes to stderr, and only to a terminal.
   const bar = process.stderr.isTTY ? progressBar(statSync(args.capture, { throwIfNoEntry: false })?.size ?? 0, (s) => process.stderr.write(s)) : null;
   try {
@@ -406,16 +422,24 @@ export async function runReplay(args: ReplayArgs): Promise<number> {
         onFrame: out ? (f) => out.frame(f) : undefined,
         onPlaintext: files?.write,
         onFlowEnd: files?.end,
+        onReport: lines
+          ? (f, first) => {
+            lines.write(jsonLine(f, first));
+            streamed++;
+            tlsSeen ||= f.version !== null;
+          }
+          : undefined,
         onProgress: bar ? (bytes) => bar.update(bytes) : undefined,
       });
     bar?.clear();
     if (parallelOut) onOutput(args.out!, '--out', () => mergeOutCaptures(args.out!, outParts));
     // Said here, after the queues' results are merged: one thread and --workers N say the same.
-    if (local && result.flows.length === 0) result.problems.push(`no TLS connection has an end at --local ${args.local}`);
+    if (local && result.flows.length === 0 && streamed === 0) result.problems.push(`no TLS connection has an end at --local ${args.local}`);
     const fd = timelineFd;
     if (fd !== null) onOutput(args.timeline!, '--timeline', () => writeFileSync(fd, renderTimeline(result)));
-    await writeOut(args.json ? jsonPieces(result) : textPieces(result, driver.name));
-    const replayed = result.flows.some((f) => f.version !== null);
+    if (lines) lines.write(jsonLinesSummary(result, streamed));
+    else await writeOut(args.json ? jsonPieces(result) : textPieces(result, driver.name));
+    const replayed = tlsSeen || result.flows.some((f) => f.version !== null);
     return replayed && !result.scenario?.failures.length ? 0 : 1;
   } finally {
     bar?.clear();

@@ -9,7 +9,7 @@ import type { AeadBackend } from '../../emulator/crypto/aead.ts';
 import { nodeBackend } from '../../emulator/crypto/index.ts';
 import { openCapture } from '../../emulator/capture/index.ts';
 import { errnoName } from '../../emulator/errno.ts';
-import { CaptureError, TlsnicError } from '../../emulator/errors.ts';
+import { CaptureError, ConfigError, TlsnicError } from '../../emulator/errors.ts';
 import { formatEthtool } from '../../emulator/nic/counters.ts';
 import { Nic } from '../../emulator/nic/nic.ts';
 import type { NicEvent } from '../../emulator/nic/types.ts';
@@ -128,6 +128,12 @@ export type ReplayOptions = {
   onPlaintext?: (flow: FlowReport, dir: 'tx' | 'rx', data: Uint8Array) => void;
   /** A replayed connection is over: no more onPlaintext for it (its report may still count late packets). */
   onFlowEnd?: (flow: FlowReport) => void;
+  /**
+   * Each replayed connection's report once it is final (TIME_WAIT after the connection's end, or at the
+   * capture's end), with the capture packet number of its first packet; the result then keeps none (`flows`
+   * and `flowFirstPackets` are empty), so memory does not grow with the connection count. Not with a scenario.
+   */
+  onReport?: (flow: FlowReport, firstPacket: number) => void;
   /**
    * Called with each parsed TCP packet before anything else looks at it; false drops the packet from this
    * replay (as if another receive queue took it). Must give the same answer for both directions of a
@@ -248,6 +254,9 @@ class Ended {
     readonly report: FlowReport | null,
   ) {}
 }
+
+/** An Ended with nothing to report (not replayed, or its report handed over: ReplayOptions.onReport): one for all. */
+const GONE = new Ended(0, 0, null);
 
 /** A connection of another queue (a multi-queue worker under a scenario counts them: see otherQueue). */
 type OtherConnection = { key: Uint8Array; decided: boolean; local: boolean; synSeq: number | null; fins: number };
@@ -421,6 +430,9 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     keylog = parseKeyLog(text, opts.keylog);
   }
 
+  if (opts.onReport && opts.scenario) {
+    throw new ConfigError('a scenario checks every connection at the end of the capture, so their reports cannot be handed over as they become final', { field: '--json-lines' });
+  }
   const impairer = opts.scenario ? new Impairer(opts.scenario, opts.limits?.scenarioHeldBytes) : null;
   const captureSize = impairer ? statSync(opts.capture, { throwIfNoEntry: false })?.size ?? 0 : 0;
   let scenarioFlows = 0;
@@ -948,7 +960,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     } else if (!f.finalized && !impairer) {
       // Not replayed: nothing reaches it any more (the tuple is the new connection's).
       f.finalized = true;
-      flowList[f.index - 1] = new Ended(f.index, f.firstPacket, null);
+      flowList[f.index - 1] = GONE;
     }
     f.retired = true;
   }
@@ -1006,7 +1018,9 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       const f = ended[endedHead++]!.f;
       // A retired connection's tuple is its successor's already.
       if (flows.remove(f)) evictedTuples.set(latin1(f.key), (f.report.tupleReuse ?? 0) + 1);
-      flowList[f.index - 1] = new Ended(f.index, f.firstPacket, f.ignored || !f.local ? null : f.report);
+      const report = f.ignored || !f.local ? null : f.report;
+      if (report && opts.onReport) opts.onReport(report, f.firstPacket);
+      flowList[f.index - 1] = report && !opts.onReport ? new Ended(f.index, f.firstPacket, report) : GONE;
     }
     if (endedHead >= 1024 && endedHead * 2 >= ended.length) {
       ended.splice(0, endedHead);
@@ -1222,6 +1236,10 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   rxOutPacket = -1;
   for (const f of live) if (!f.ignored && f.local && !f.finalized) closeFlow(f);
   const replayed = flowList.filter((f): f is Flow | (Ended & { report: FlowReport }) => (f instanceof Ended ? f.report !== null : !f.ignored && f.local !== null));
+  if (opts.onReport) {
+    for (const f of replayed) opts.onReport(f.report, f.firstPacket);
+    replayed.length = 0;
+  }
   const reports = replayed.map((f) => f.report);
   // Marks were numbered by connection as seen; the page (and a merge of queues) numbers the reported ones.
   const position = new Map(replayed.map((f, i) => [f.index, i + 1]));
