@@ -110,7 +110,10 @@ export type ManyRow = {
   seconds: number;
   connectionsPerSec: number;
   peakRssMB: number;
-  /** Every connection replayed in hardware both ways, its TX wire equal to the capture, its plaintext the fixture's. */
+  /** The same replay with --json-lines (each connection's line written as its report becomes final), once. */
+  linesSeconds: number;
+  linesPeakRssMB: number;
+  /** Every connection replayed in hardware both ways, its TX wire equal to the capture, its plaintext the fixture's (both outputs). */
   verified: boolean;
 };
 
@@ -404,24 +407,33 @@ async function manyBench(o: BenchOptions): Promise<ManyRow[]> {
       replicateCapture(`${pcap}.part`, copies);
       renameSync(`${pcap}.part`, pcap);
     }
+    type Flow = { remote: string; tx: { mode: string; wireMatch: boolean; plaintextSha256: string }; rx: { mode: string; plaintextSha256: string } };
+    const connections = copies * manifest.connections.length;
+    const verify = (flows: Flow[]) => flows.length === connections && flows.every((f) => {
+      const c = byPort.get(f.remote.slice(f.remote.lastIndexOf(':') + 1));
+      return !!c && f.tx.mode === 'hw' && f.rx.mode === 'hw' && f.tx.wireMatch
+        && f.tx.plaintextSha256 === c.serverToClient.sha256 && f.rx.plaintextSha256 === c.clientToServer.sha256;
+    });
+    const replay = async (out: '--json' | '--json-lines') => {
+      const r = await runTimed(process.execPath, [`--import=${hook}`, o.cli, 'replay', pcap, '--keylog', keylog, out]);
+      if (r.code !== 0) throw new Error(`tlsnic replay ${out} exited ${r.code}: ${r.stderr.trim().slice(-2000)}`);
+      return r;
+    };
     let best: ManyRow | null = null;
     let allVerified = true;
     for (let i = 0; i < o.repeat; i++) {
-      const r = await runTimed(process.execPath, [`--import=${hook}`, o.cli, 'replay', pcap, '--keylog', keylog, '--json']);
-      if (r.code !== 0) throw new Error(`tlsnic replay exited ${r.code}: ${r.stderr.trim().slice(-2000)}`);
-      const j = JSON.parse(r.stdout) as { flows: Array<{ remote: string; tx: { mode: string; wireMatch: boolean; plaintextSha256: string }; rx: { mode: string; plaintextSha256: string } }> };
-      const connections = copies * manifest.connections.length;
-      allVerified &&= j.flows.length === connections && j.flows.every((f) => {
-        const c = byPort.get(f.remote.slice(f.remote.lastIndexOf(':') + 1));
-        return !!c && f.tx.mode === 'hw' && f.rx.mode === 'hw' && f.tx.wireMatch
-          && f.tx.plaintextSha256 === c.serverToClient.sha256 && f.rx.plaintextSha256 === c.clientToServer.sha256;
-      });
+      const r = await replay('--json');
+      allVerified &&= verify((JSON.parse(r.stdout) as { flows: Flow[] }).flows);
       best = fastest(best, {
         copies, connections, captureBytes: statSize(pcap), seconds: r.seconds, connectionsPerSec: connections / r.seconds,
-        peakRssMB: (r.maxRssKb ?? 0) / 1024, verified: false,
+        peakRssMB: (r.maxRssKb ?? 0) / 1024, linesSeconds: 0, linesPeakRssMB: 0, verified: false,
       });
     }
-    rows.push({ ...best!, verified: allVerified }); // every run, not only the fastest
+    const l = await replay('--json-lines');
+    const lines = l.stdout.trim().split('\n').map((x) => JSON.parse(x) as Flow & { summary?: { connections: number } });
+    allVerified &&= lines.pop()?.summary?.connections === connections && verify(lines);
+    // Every run verified, not only the fastest.
+    rows.push({ ...best!, linesSeconds: l.seconds, linesPeakRssMB: (l.maxRssKb ?? 0) / 1024, verified: allVerified });
   }
   return rows;
 }
@@ -501,14 +513,15 @@ export function formatBench(r: BenchResult): string {
   if (r.many) {
     L.push('', `7. node dist/tlsnic.mjs replay of short connections one after another: the ${MANY_FIXTURE} fixture (14 connections) written N times`,
       `   with its own client address each time, start-up included, fastest of ${r.options.repeat}`,
-      '   copies   connections   capture MB   seconds   connections/s   peak RSS MB   every connection offloaded, matched, its plaintext the fixture\'s');
+      '   copies   connections   capture MB   seconds   connections/s   peak RSS MB   --json-lines: seconds   peak RSS MB   every connection offloaded, matched, its plaintext the fixture\'s');
     for (const x of r.many) {
-      L.push(`   ${pad(x.copies, 6)}   ${pad(x.connections, 11)}   ${pad(f(x.captureBytes / 1e6), 10)}   ${pad(f(x.seconds, 2), 7)}   ${pad(f(x.connectionsPerSec), 13)}   ${pad(f(x.peakRssMB), 11)}   ${x.verified ? 'yes' : 'NO'}`);
+      L.push(`   ${pad(x.copies, 6)}   ${pad(x.connections, 11)}   ${pad(f(x.captureBytes / 1e6), 10)}   ${pad(f(x.seconds, 2), 7)}   ${pad(f(x.connectionsPerSec), 13)}   ${pad(f(x.peakRssMB), 11)}   ${pad(f(x.linesSeconds, 2), 21)}   ${pad(f(x.linesPeakRssMB), 11)}   ${x.verified ? 'yes' : 'NO'}`);
     }
     const [a, b] = [r.many[0]!, r.many[r.many.length - 1]!];
     if (b.connections > a.connections) {
-      const perK = ((b.peakRssMB - a.peakRssMB) / (b.connections - a.connections)) * 1000;
-      L.push(`   peak RSS grows ${f(perK, 1)} MB per 1000 connections (what stays of each is its report, for the output; a connection's state goes TIME_WAIT after its end)`);
+      const perK = (mb: (x: ManyRow) => number) => ((mb(b) - mb(a)) / (b.connections - a.connections)) * 1000;
+      L.push(`   peak RSS grows ${f(perK((x) => x.peakRssMB), 1)} MB per 1000 connections with --json (what stays of each is its report, for the output; a connection's state goes TIME_WAIT after its end),`,
+        `   ${f(perK((x) => x.linesPeakRssMB), 1)} MB with --json-lines (each report written when it is final; the 4-tuples a later connection may reuse stay)`);
     }
   }
   return L.join('\n') + '\n';

@@ -135,14 +135,14 @@ test('bench many section: the fixture written N times replays every connection, 
   t.deepEqual(m.map((x) => [x.copies, x.connections]), [[2, 28], [5, 70]]);
   for (const x of m) {
     t.true(x.verified, `${x.copies} copies`);
-    t.true(x.seconds > 0 && x.peakRssMB > 10 && x.captureBytes > 0);
+    t.true(x.seconds > 0 && x.peakRssMB > 10 && x.captureBytes > 0 && x.linesSeconds > 0 && x.linesPeakRssMB > 10);
     t.true(Math.abs(x.connectionsPerSec - x.connections / x.seconds) < 1e-6);
   }
   t.true(Math.abs(m[1]!.captureBytes / m[0]!.captureBytes - 2.5) < 0.01, 'each copy is the whole fixture');
   const text = (await run(process.execPath, args, { encoding: 'utf8', maxBuffer: 16 << 20, timeout: 110_000 })).stdout;
   t.regex(text, /7\. node \S+ replay of short connections one after another: the tls12-many-v4 fixture \(14 connections\) written N times/);
-  t.regex(text, /^\s+5\s+70\s+\d+\s+\d+\.\d\d\s+\d+\s+\d+\s+yes$/m);
-  t.regex(text, /peak RSS grows -?\d+\.\d MB per 1000 connections/);
+  t.regex(text, /^\s+5\s+70\s+\d+\s+\d+\.\d\d\s+\d+\s+\d+\s+\d+\.\d\d\s+\d+\s+yes$/m);
+  t.regex(text, /peak RSS grows -?\d+\.\d MB per 1000 connections with --json .*\n\s+-?\d+\.\d MB with --json-lines/);
 });
 
 test('bad bench options are ConfigErrors with exit 2', async (t) => {
