@@ -262,8 +262,16 @@ test('--json-lines: each connection\'s report as it becomes final (TIME_WAIT aft
   const { flows, ...rest } = json;
   t.deepEqual(summary, { connections: 14, ...rest });
   t.deepEqual(parsed.sort((a, b) => a.firstPacket - b.firstPacket).map(({ firstPacket: _, ...f }) => f), flows);
-  // Options that need every connection at the end, or more than one thread, are refused.
-  for (const bad of [['--json'], ['--workers', '2'], ['--timeline', join(tmp, 't.html')], ['--scenario', 'fixtures/replay-scenarios/drop-header.json']]) {
+  // With --workers each queue's lines as it makes them: the same lines, the same summary.
+  for (const workers of ['2', '3']) {
+    const par = cli('--json-lines', '--workers', workers);
+    t.is(par.status, 0, par.stderr);
+    const got = par.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    t.deepEqual(got.pop(), { summary: { connections: 14, ...rest } }, `--workers ${workers}`);
+    t.deepEqual(got.sort((a, b) => a.firstPacket - b.firstPacket), parsed, `--workers ${workers}`);
+  }
+  // Options that need every connection at the end are refused.
+  for (const bad of [['--json'], ['--timeline', join(tmp, 't.html')], ['--scenario', 'fixtures/replay-scenarios/drop-header.json']]) {
     const r = cli('--json-lines', ...bad);
     t.is(r.status, 2, bad.join(' '));
     t.regex(r.stderr, /ConfigError: --json-lines: /, bad.join(' '));

@@ -142,7 +142,8 @@ export const REPLAY_HELP = `${OUT_LAYOUT}
   capture time, after the connection's end; the rest at the capture's end): its --json flows entry with
   "firstPacket" (the capture packet number of its first packet), then a last line {"summary": {...}}
   with the connection count and what --json has besides flows. Memory then does not grow with the number
-  of connections. One thread, no --scenario or --timeline.
+  of connections. With --workers each queue's lines come as they are made (order by firstPacket). Not
+  with --scenario or --timeline.
 A progress bar appears on stderr when stderr is a terminal and the replay runs longer than a second (TLSNIC_PROGRESS_AFTER_MS changes the wait).`;
 
 const WIRE_RX = ['tlsnic rx wire: skb->decrypted=0', 'tlsnic rx wire: skb->decrypted=1'] as const;
@@ -363,9 +364,8 @@ export async function runReplay(args: ReplayArgs): Promise<number> {
     throw new ConfigError('a tableFull impairment sizes the one context table of the NIC; with --workers each queue has a table of its own: use --workers 1', { field: '--scenario' });
   }
   if (args.jsonLines) {
-    // Each connection's line goes out when its report is final, from one thread, so nothing may need them all at the end.
+    // Each connection's line goes out when its report is final, so nothing may need them all at the end.
     const why = args.json ? 'give one of --json and --json-lines'
-      : args.workers > 1 ? 'it writes each connection as its report becomes final, from one thread: leave out --workers'
       : args.scenario ? '--scenario checks every connection at the end: leave one out'
       : args.timeline ? '--timeline draws every connection at the end: leave one out' : null;
     if (why) throw new ConfigError(`--json-lines: ${why}`, { field: '--json-lines' });
@@ -385,6 +385,13 @@ export async function runReplay(args: ReplayArgs): Promise<number> {
   const lines = args.jsonLines ? syncLines() : null;
   let streamed = 0;
   let tlsSeen = false;
+  const onReport = lines
+    ? (f: FlowReport, first: number) => {
+      lines.write(jsonLine(f, first));
+      streamed++;
+      tlsSeen ||= f.version !== null;
+    }
+    : undefined;
   // stdout may be a pipe (--json | jq): the bar goes to stderr, and only to a terminal.
   const bar = process.stderr.isTTY ? progressBar(statSync(args.capture, { throwIfNoEntry: false })?.size ?? 0, (s) => process.stderr.write(s)) : null;
   try {
@@ -409,6 +416,7 @@ export async function runReplay(args: ReplayArgs): Promise<number> {
         workers: args.workers,
         onProgress: bar ? (bytes) => bar.update(bytes) : undefined,
         onQueueResults: (parts) => (outParts = parts.flatMap((p) => (p.out ? [p.out] : []))),
+        onReport,
       })
       : await replay({
         capture: args.capture,
@@ -422,13 +430,7 @@ export async function runReplay(args: ReplayArgs): Promise<number> {
         onFrame: out ? (f) => out.frame(f) : undefined,
         onPlaintext: files?.write,
         onFlowEnd: files?.end,
-        onReport: lines
-          ? (f, first) => {
-            lines.write(jsonLine(f, first));
-            streamed++;
-            tlsSeen ||= f.version !== null;
-          }
-          : undefined,
+        onReport,
         onProgress: bar ? (bytes) => bar.update(bytes) : undefined,
       });
     bar?.clear();

@@ -15,12 +15,14 @@ import { formatEthtool, type EthtoolCounters } from '../../emulator/nic/counters
 import { BUILTIN_DRIVERS } from '../../driver-api/drivers/index.ts';
 import { formatTlsStat, type TlsStat } from '../../driver-api/stack/index.ts';
 import type { TimeWindow } from '../../testbed/timeline.ts';
-import type { ReplayResult } from './engine.ts';
+import type { FlowReport, ReplayResult } from './engine.ts';
 import { checkScenario, MAX_HELD_BYTES, scenarioProblems, type ReplayScenario, type ScenarioOutcome } from './scenario.ts';
 import type { QueueFailure, QueueJob, QueueMessage, QueueResult, QueueWorkerData } from './worker.ts';
 
-export type ParallelReplayOptions = Omit<QueueJob, 'queue' | 'queues' | 'progress'> & {
+export type ParallelReplayOptions = Omit<QueueJob, 'queue' | 'queues' | 'progress' | 'streamReports'> & {
   workers: number;
+  /** --json-lines: each connection's report from whichever queue has it, as it becomes final (ReplayOptions.onReport). */
+  onReport?: (report: FlowReport, first: number) => void;
   onProgress?: (bytesRead: number) => void;
   /** Each queue's own result before the merge, in queue order (bench/workers.ts: the split and CPU per queue). */
   onQueueResults?: (parts: readonly QueueResult[]) => void;
@@ -119,7 +121,9 @@ export function reviveError(f: QueueFailure, queue: number): Error {
   return e;
 }
 
-function runWorker(entry: WorkerEntry, job: QueueJob, onProgress: ((bytes: number) => void) | undefined): Promise<QueueResult> {
+function runWorker(
+  entry: WorkerEntry, job: QueueJob, onProgress: ((bytes: number) => void) | undefined, onReport?: (report: FlowReport, first: number) => void,
+): Promise<QueueResult> {
   const data: QueueWorkerData = { tlsnicReplayQueue: job };
   return new Promise((resolve, reject) => {
     let result: QueueResult | null = null;
@@ -127,6 +131,7 @@ function runWorker(entry: WorkerEntry, job: QueueJob, onProgress: ((bytes: numbe
     const worker = new Worker(entry.script, { workerData: data, eval: entry.eval, ...(entry.execArgv ? { execArgv: entry.execArgv } : {}) });
     worker.on('message', (m: QueueMessage) => {
       if (m.kind === 'progress') onProgress?.(m.bytes);
+      else if (m.kind === 'report') onReport?.(m.report, m.first);
       else if (m.kind === 'done') result = m.result;
       else failure = reviveError(m.error, job.queue);
     });
@@ -154,11 +159,13 @@ export function firstFailure(failures: readonly unknown[]): unknown {
 }
 
 export async function replayParallel(opts: ParallelReplayOptions): Promise<ReplayResult> {
-  const { workers, onProgress, onQueueResults, ...common } = opts;
+  const { workers, onProgress, onQueueResults, onReport, ...common } = opts;
   if (!Number.isInteger(workers) || workers < 1) throw new ConfigError(`--workers must be a positive integer, got ${workers}`, { field: '--workers' });
   const entry = await workerEntry(common.driver);
   const settled = await Promise.allSettled(
-    Array.from({ length: workers }, (_, queue) => runWorker(entry, { ...common, queue, queues: workers, progress: queue === 0 && onProgress !== undefined }, onProgress)),
+    Array.from({ length: workers }, (_, queue) => runWorker(
+      entry, { ...common, queue, queues: workers, progress: queue === 0 && onProgress !== undefined, streamReports: onReport !== undefined }, onProgress, onReport,
+    )),
   );
   // Every worker ran to its end (none is left running).
   const failed = settled.flatMap((s, i) => (s.status === 'rejected' ? [s.reason as unknown] : []));

@@ -36,6 +36,8 @@ export type QueueJob = {
   scenario?: ReplayScenario;
   /** Bytes this queue's impairer may hold back at once (its share of scenario.ts MAX_HELD_BYTES). */
   scenarioHeldBytes?: number;
+  /** --json-lines: post each connection's report as it becomes final (ReplayOptions.onReport); the result keeps none. */
+  streamReports?: boolean;
 };
 
 /** A flow this queue replayed and the capture packet number of its first packet (the merge order). */
@@ -66,6 +68,7 @@ export type QueueFailure = { name: string; message: string; where: ErrorPlace; s
 
 export type QueueMessage =
   | { kind: 'progress'; bytes: number }
+  | { kind: 'report'; first: number; report: FlowReport }
   | { kind: 'done'; result: QueueResult }
   | { kind: 'error'; error: QueueFailure };
 
@@ -90,7 +93,7 @@ export function threadCpuSeconds(): number | null {
 }
 
 /** Replays the flows of one RSS queue (canonical hash: both directions of a connection on one queue). */
-export async function replayQueue(job: QueueJob, onProgress?: (bytes: number) => void): Promise<QueueResult> {
+export async function replayQueue(job: QueueJob, onProgress?: (bytes: number) => void, onReport?: (report: FlowReport, first: number) => void): Promise<QueueResult> {
   const cpu0 = threadCpuSeconds();
   const driver = await loadDriver(job.driver);
   const rss = new Rss({ queues: job.queues });
@@ -111,6 +114,7 @@ export async function replayQueue(job: QueueJob, onProgress?: (bytes: number) =>
       onProgress,
       onPlaintext: files?.write,
       onFlowEnd: files?.end,
+      onReport,
       onFrame: out ? (f) => out.frame(f) : undefined,
       scenario: job.scenario,
       ...(job.scenarioHeldBytes !== undefined ? { limits: { scenarioHeldBytes: job.scenarioHeldBytes } } : {}),
@@ -141,7 +145,11 @@ if (!isMainThread && parentPort && data?.tlsnicReplayQueue) {
   const port = parentPort;
   const job = data.tlsnicReplayQueue;
   const post = (m: QueueMessage) => port.postMessage(m);
-  replayQueue(job, job.progress ? (bytes) => post({ kind: 'progress', bytes }) : undefined).then(
+  replayQueue(
+    job,
+    job.progress ? (bytes) => post({ kind: 'progress', bytes }) : undefined,
+    job.streamReports ? (report, first) => post({ kind: 'report', first, report }) : undefined,
+  ).then(
     (result) => post({ kind: 'done', result }),
     (e: unknown) => post({ kind: 'error', error: toFailure(e) }),
   );
