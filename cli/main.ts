@@ -21,10 +21,10 @@ async function main(argv: string[]): Promise<number> {
   const args = parseArgs(argv);
   switch (args.command) {
     case 'help':
-      await writeOut([USAGE + '\n\n' + REPLAY_HELP + '\n']);
+      writeOut([USAGE + '\n\n' + REPLAY_HELP + '\n']);
       return 0;
     case 'version':
-      await writeOut(['tlsnic 0.1.0\n']);
+      writeOut(['tlsnic 0.1.0\n']);
       return 0;
     case 'replay':
       if (args.workers > 1 && !process.execArgv.includes(SINGLE_THREADED_GC)) return again([SINGLE_THREADED_GC]);

@@ -3,47 +3,19 @@ import { writeSync } from 'node:fs';
 import { outputFileError } from '../emulator/errors.ts';
 
 /**
- * Writes to stdout in blocks of up to 64 KiB as its pieces come, each written before the next (to
- * a pipe that is behind, node would queue them all): a report of a capture of many connections is never one
- * string, nor queued whole. A reader that goes away (`| head`) ends the output quietly; another failure is the
- * ConfigError naming stdout.
+ * stdout written synchronously, each piece before the next: a report of a capture of many connections is never
+ * one string, and nothing is queued for a pipe that is behind (node's stream would queue it all; `--json-lines`
+ * writes each connection's line as the replay hands it over). A full pipe (EAGAIN: node keeps stdout pipes
+ * non-blocking) is waited for; a reader that goes away (`| head`) ends the output quietly; another failure is
+ * the ConfigError naming stdout.
  */
-export async function writeOut(pieces: Iterable<string>): Promise<void> {
-  const out = process.stdout;
-  // Errors come to each write's callback; without a listener the stream's 'error' event would end the process.
-  const ignore = () => {};
-  out.on('error', ignore);
-  const write = (b: string) => new Promise<void>((resolve, reject) => out.write(b, (e) => (e ? reject(e) : resolve())));
-  try {
-    let block = '';
-    for (const p of pieces) {
-      block += p;
-      if (block.length >= 1 << 16) {
-        await write(block);
-        block = '';
-      }
-    }
-    if (block) await write(block);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EPIPE') throw outputFileError(e, 'stdout');
-  } finally {
-    out.off('error', ignore);
-  }
-}
-
-/**
- * Lines to stdout written at once, synchronously (`--json-lines`: the replay hands over each connection's report
- * as it goes, where an async write would queue them all to a slow pipe). A full pipe (EAGAIN: node keeps stdout
- * pipes non-blocking) is waited for; a reader that went away ends the output quietly; another failure is the
- * ConfigError naming stdout.
- */
-export function syncLines(fd = 1): { write: (line: string) => void } {
+export function stdoutWriter(fd = 1): { write: (text: string) => void } {
   let gone = false;
   const nap = new Int32Array(new SharedArrayBuffer(4));
   return {
-    write(line) {
+    write(text) {
       if (gone) return;
-      const buf = Buffer.from(line + '\n');
+      const buf = Buffer.from(text);
       for (let off = 0; off < buf.length;) {
         try {
           off += writeSync(fd, buf, off);
@@ -58,4 +30,18 @@ export function syncLines(fd = 1): { write: (line: string) => void } {
       }
     },
   };
+}
+
+/** `pieces` to stdout (stdoutWriter) in blocks of up to 64 KiB. */
+export function writeOut(pieces: Iterable<string>): void {
+  const out = stdoutWriter();
+  let block = '';
+  for (const p of pieces) {
+    block += p;
+    if (block.length >= 1 << 16) {
+      out.write(block);
+      block = '';
+    }
+  }
+  if (block) out.write(block);
 }

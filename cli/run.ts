@@ -21,7 +21,7 @@ import { BASE_PORT, HOST_IP } from '../testbed/world.ts';
 import { esc, renderPage, windowText, type TimelinePage, type TimelineSection } from './timeline.ts';
 import type { RunArgs } from './args.ts';
 
-export async function runRun(args: RunArgs, out: (s: string) => void | Promise<void> = (s) => writeOut([s])): Promise<number> {
+export async function runRun(args: RunArgs, out: (s: string) => void = (s) => writeOut([s])): Promise<number> {
   const file = loadScenarioFile(args.scenario);
   if (!file.soak) {
     // Flags of a soak on a single run would be silently ignored: say so instead. --seed reseeds a single run.
@@ -78,7 +78,7 @@ export async function runRun(args: RunArgs, out: (s: string) => void | Promise<v
     writer?.close();
     if (timelineFd !== null) closeSync(timelineFd);
   }
-  await out(args.json ? JSON.stringify(result, jsonReplacer, 2) + '\n' : formatText(result));
+  out(args.json ? JSON.stringify(result, jsonReplacer, 2) + '\n' : formatText(result));
   return result.ok ? 0 : 1;
 }
 

@@ -9,7 +9,7 @@ import { openCapture, PcapngWriter } from '../../emulator/capture/index.ts';
 import { LINKTYPE_ETHERNET } from '../../emulator/capture/types.ts';
 import { loadDriver } from '../../driver-api/drivers/index.ts';
 import type { ReplayArgs } from '../args.ts';
-import { syncLines, writeOut } from '../output.ts';
+import { stdoutWriter, writeOut } from '../output.ts';
 import { jsonLine, jsonLinesSummary, jsonPieces, textPieces } from '../report.ts';
 import { loadReplayScenario, MAX_HELD_BYTES } from './scenario.ts';
 import { renderTimeline } from '../timeline.ts';
@@ -382,12 +382,12 @@ export async function runReplay(args: ReplayArgs): Promise<number> {
   let outParts: ReadonlyArray<OutPart> = [];
   let timelineFd: number | null = null;
   let files: ReturnType<typeof plaintextFiles> | null = null;
-  const lines = args.jsonLines ? syncLines() : null;
+  const lines = args.jsonLines ? stdoutWriter() : null;
   let streamed = 0;
   let tlsSeen = false;
   const onReport = lines
     ? (f: FlowReport, first: number) => {
-      lines.write(jsonLine(f, first));
+      lines.write(jsonLine(f, first) + '\n');
       streamed++;
       tlsSeen ||= f.version !== null;
     }
@@ -439,8 +439,8 @@ export async function runReplay(args: ReplayArgs): Promise<number> {
     if (local && result.flows.length === 0 && streamed === 0) result.problems.push(`no TLS connection has an end at --local ${args.local}`);
     const fd = timelineFd;
     if (fd !== null) onOutput(args.timeline!, '--timeline', () => writeFileSync(fd, renderTimeline(result)));
-    if (lines) lines.write(jsonLinesSummary(result, streamed));
-    else await writeOut(args.json ? jsonPieces(result) : textPieces(result, driver.name));
+    if (lines) lines.write(jsonLinesSummary(result, streamed) + '\n');
+    else writeOut(args.json ? jsonPieces(result) : textPieces(result, driver.name));
     const replayed = tlsSeen || result.flows.some((f) => f.version !== null);
     return replayed && !result.scenario?.failures.length ? 0 : 1;
   } finally {

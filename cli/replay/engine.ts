@@ -937,8 +937,13 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     if (f.finC2s && f.finS2c && !f.finalized) {
       f.ignored = true;
       f.finalized = true;
-      if (!impairer) ended.push({ f, until: now + TIME_WAIT_NS });
+      endedNow(f);
     }
+  }
+
+  /** `f` is over: TIME_WAIT from now it goes (evictEnded()). Not under a scenario, whose checks read every connection at the end. */
+  function endedNow(f: Flow): void {
+    if (!impairer) ended.push({ f, until: now + TIME_WAIT_NS });
   }
 
   /**
@@ -988,8 +993,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   function finish(f: Flow): void {
     closeFlow(f);
     opts.onFlowEnd?.(f.report);
-    // A scenario's checks read every connection's state at the end, so under one nothing is evicted.
-    if (!impairer) ended.push({ f, until: now + TIME_WAIT_NS });
+    endedNow(f);
     if (f.tls) skFlows.delete(f.tls.sk.id);
     f.tls = null;
     f.sock = null;
