@@ -67,13 +67,18 @@ test('CLI: a report larger than a pipe holds, read in part (| head): exit 0, not
   t.is(code, 0);
 });
 
-test('CLI: stdout that cannot be written (/dev/full): exit 2 and a ConfigError naming stdout', (t) => {
-  const full = openSync('/dev/full', 'w');
-  try {
-    const r = spawnSync(process.execPath, ['--import=tsx', 'cli/main.ts', 'replay', fixture('tls12-aes128-v4').capture, '--keylog', fixture('tls12-aes128-v4').keylog, '--json'], { stdio: ['ignore', full, 'pipe'], encoding: 'utf8' });
-    t.is(r.status, 2);
-    t.regex(r.stderr, /^tlsnic: ConfigError: cannot write stdout: ENOSPC/);
-  } finally {
-    closeSync(full);
-  }
-});
+// --json-lines with --workers writes each line from the main thread as a queue's report comes in: a failing
+// write there ends the run the same way (it was an uncaught exception in the worker's message handler).
+for (const flags of [['--json'], ['--json-lines', '--workers', '2']]) {
+  test(`CLI: stdout that cannot be written (/dev/full), ${flags.join(' ')}: exit 2 and a ConfigError naming stdout`, (t) => {
+    const f = fixture(flags.length > 1 ? 'tls12-many-v4' : 'tls12-aes128-v4');
+    const full = openSync('/dev/full', 'w');
+    try {
+      const r = spawnSync(process.execPath, ['--import=tsx', 'cli/main.ts', 'replay', f.capture, '--keylog', f.keylog, ...flags], { stdio: ['ignore', full, 'pipe'], encoding: 'utf8' });
+      t.is(r.status, 2);
+      t.regex(r.stderr, /^tlsnic: ConfigError: cannot write stdout: ENOSPC/);
+    } finally {
+      closeSync(full);
+    }
+  });
+}

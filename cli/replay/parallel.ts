@@ -131,8 +131,16 @@ function runWorker(
     const worker = new Worker(entry.script, { workerData: data, eval: entry.eval, ...(entry.execArgv ? { execArgv: entry.execArgv } : {}) });
     worker.on('message', (m: QueueMessage) => {
       if (m.kind === 'progress') onProgress?.(m.bytes);
-      else if (m.kind === 'report') onReport?.(m.report, m.first);
-      else if (m.kind === 'done') result = m.result;
+      else if (m.kind === 'report') {
+        if (failure) return;
+        // What this thread does with a report (write it, keep it) failing ends the queue with that error.
+        try {
+          onReport?.(m.report, m.first);
+        } catch (e) {
+          failure = e as Error;
+          void worker.terminate();
+        }
+      } else if (m.kind === 'done') result = m.result;
       else failure = reviveError(m.error, job.queue);
     });
     // An exception that escaped the replay's promise (or a worker that could not start).
