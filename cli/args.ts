@@ -189,3 +189,11 @@ const RUN_INT_FLAGS: Record<string, { min: number; max: number }> = {
   '--seconds': { min: 1, max: 10_000_000 },
   '--seed': { min: 0, max: 0xffff_ffff },
 };
+
+/** An integer environment knob, null when unset; out of range is a ConfigError (exit 2). */
+export function envInt(name: string, min: number, max: number): number | null {
+  const v = process.env[name];
+  if (v === undefined || v === '') return null;
+  if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) throw new ConfigError(`${name} must be an integer in [${min}, ${max}], got ${v}`, { field: name });
+  return Number(v);
+}

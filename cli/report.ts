@@ -38,17 +38,19 @@ function summaryJson(r: ReplayResult): object {
   };
 }
 
+/** The connection reports, in the order the connections came: `r.flows`, or where the CLI kept them (ReportSpill). */
+export type Reports = Iterable<FlowReport> & { readonly length: number };
+
 /**
  * `JSON.stringify(toJson(r), null, 2)` and a newline, in pieces of a connection each: a capture of hundreds of
  * thousands of connections has a report of hundreds of MB, which neither the object nor the string of it
  * should need to be at once.
  */
-export function* jsonPieces(r: ReplayResult): Generator<string> {
-  yield r.flows.length ? '{\n  "flows": [' : '{\n  "flows": []';
-  for (let i = 0; i < r.flows.length; i++) {
-    yield `${i ? ',' : ''}\n    ${JSON.stringify(flowJson(r.flows[i]!), null, 2).replaceAll('\n', '\n    ')}`;
-  }
-  if (r.flows.length) yield '\n  ]';
+export function* jsonPieces(r: ReplayResult, flows: Reports = r.flows): Generator<string> {
+  yield flows.length ? '{\n  "flows": [' : '{\n  "flows": []';
+  let i = 0;
+  for (const f of flows) yield `${i++ ? ',' : ''}\n    ${JSON.stringify(flowJson(f), null, 2).replaceAll('\n', '\n    ')}`;
+  if (flows.length) yield '\n  ]';
   for (const [k, v] of Object.entries(summaryJson(r))) {
     // As JSON.stringify leaves out a member whose value is undefined.
     if (v !== undefined) yield `,\n  ${JSON.stringify(k)}: ${JSON.stringify(v, null, 2).replaceAll('\n', '\n  ')}`;
@@ -97,23 +99,27 @@ function notesOf(f: FlowReport, n: number): string[] {
 }
 
 /** toText() in pieces of a line each (see jsonPieces()): the table's widths come from a first pass over the rows. */
-export function* textPieces(r: ReplayResult, driver: string): Generator<string> {
-  yield `tlsnic replay ${r.capture}: ${num(r.packets)} packets, ${r.flows.length} TLS connection(s), driver ${driver} (${r.netdev})\n\n`;
+export function* textPieces(r: ReplayResult, driver: string, flows: Reports = r.flows): Generator<string> {
+  yield `tlsnic replay ${r.capture}: ${num(r.packets)} packets, ${flows.length} TLS connection(s), driver ${driver} (${r.netdev})\n\n`;
   const head = ['#', 'local', 'remote', 'tls', 'cipher', 'tx', 'rx', 'tx bytes', 'rx bytes', 'rx decrypted', 'tx wire'];
   const widths = head.map((h) => h.length);
   let noted = r.problems.length > 0;
-  r.flows.forEach((f, i) => {
-    row(f, i + 1).forEach((x, c) => {
+  let n = 0;
+  for (const f of flows) {
+    n++;
+    row(f, n).forEach((x, c) => {
       if (x.length > widths[c]!) widths[c] = x.length;
     });
-    noted ||= notesOf(f, i + 1).length > 0;
-  });
+    noted ||= notesOf(f, n).length > 0;
+  }
   yield head.map((h, c) => pad(h, widths[c]!)).join('  ') + '\n';
-  for (let i = 0; i < r.flows.length; i++) yield row(r.flows[i]!, i + 1).map((x, c) => pad(x, widths[c]!)).join('  ') + '\n';
+  n = 0;
+  for (const f of flows) yield row(f, ++n).map((x, c) => pad(x, widths[c]!)).join('  ') + '\n';
   if (noted) {
     yield '\nnotes:\n';
     for (const p of r.problems) yield `  ${p}\n`;
-    for (let i = 0; i < r.flows.length; i++) for (const line of notesOf(r.flows[i]!, i + 1)) yield line + '\n';
+    n = 0;
+    for (const f of flows) for (const line of notesOf(f, ++n)) yield line + '\n';
   }
   yield `\n$ ethtool -S ${r.netdev} | grep tls\n${r.ethtoolText.trimEnd()}\n`;
   yield `\n$ cat /proc/net/tls_stat\n${r.tlsStatText.trimEnd()}\n`;

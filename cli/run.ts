@@ -19,7 +19,7 @@ import { loadScenarioDrivers, runScenarioObject, type ProfileRun, type RunOption
 import { leftOutNote, type TimelineMark } from '../testbed/timeline.ts';
 import { BASE_PORT, HOST_IP } from '../testbed/world.ts';
 import { esc, renderPage, windowText, type TimelinePage, type TimelineSection } from './timeline.ts';
-import type { RunArgs } from './args.ts';
+import { envInt, type RunArgs } from './args.ts';
 
 export async function runRun(args: RunArgs, out: (s: string) => void = (s) => writeOut([s])): Promise<number> {
   const file = loadScenarioFile(args.scenario);
@@ -146,13 +146,6 @@ function driverFlag(v: string): DriverProfile {
   return { name: 'module', path: resolve(v) };
 }
 
-/** An integer environment knob, null when unset; out of range is a ConfigError (exit 2). */
-function envInt(name: string, min: number, max: number): number | null {
-  const v = process.env[name];
-  if (v === undefined || v === '') return null;
-  if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) throw new ConfigError(`${name} must be an integer in [${min}, ${max}], got ${v}`, { field: name });
-  return Number(v);
-}
 
 /** Non-zero entries of a counter record as "name n, name n", or "none". */
 function nonZero(names: readonly string[], r: Record<string, number> | null | undefined): string {

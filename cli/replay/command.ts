@@ -8,13 +8,14 @@ import { formatIp, parseIp } from '../../emulator/wire/addr.ts';
 import { openCapture, PcapngWriter } from '../../emulator/capture/index.ts';
 import { LINKTYPE_ETHERNET } from '../../emulator/capture/types.ts';
 import { loadDriver } from '../../driver-api/drivers/index.ts';
-import type { ReplayArgs } from '../args.ts';
+import { envInt, type ReplayArgs } from '../args.ts';
 import { stdoutWriter, writeOut } from '../output.ts';
 import { jsonLine, jsonLinesSummary, jsonPieces, textPieces } from '../report.ts';
 import { loadReplayScenario, MAX_HELD_BYTES } from './scenario.ts';
 import { renderTimeline } from '../timeline.ts';
 import { OUT_ORDER_OWN, replay, type FlowReport, type OutFrame, type ReplayResult } from './engine.ts';
 import { replayParallel } from './parallel.ts';
+import { REPORTS_IN_MEMORY, ReportSpill } from './report-spill.ts';
 
 export function parseLocal(s: string): { ip: string; port: number | null } {
   // 10.0.0.1, 10.0.0.1:443, [fd00::1]:443, fd00::1
@@ -383,11 +384,16 @@ export async function runReplay(args: ReplayArgs): Promise<number> {
   let timelineFd: number | null = null;
   let files: ReturnType<typeof plaintextFiles> | null = null;
   const lines = args.jsonLines ? stdoutWriter() : null;
+  // --json and the table take each report as it becomes final too, kept in order past REPORTS_IN_MEMORY in a
+  // temporary file; a scenario and the timeline need every connection at the end.
+  const spill = !lines && !scenario && args.timeline === null
+    ? new ReportSpill(envInt('TLSNIC_REPORTS_IN_MEMORY', 0, 2 ** 31) ?? REPORTS_IN_MEMORY) : null;
   let streamed = 0;
   let tlsSeen = false;
-  const onReport = lines
+  const onReport = lines || spill
     ? (f: FlowReport, first: number) => {
-      lines.write(jsonLine(f, first) + '\n');
+      if (lines) lines.write(jsonLine(f, first) + '\n');
+      else spill!.add(f, first);
       streamed++;
       tlsSeen ||= f.version !== null;
     }
@@ -440,13 +446,14 @@ export async function runReplay(args: ReplayArgs): Promise<number> {
     const fd = timelineFd;
     if (fd !== null) onOutput(args.timeline!, '--timeline', () => writeFileSync(fd, renderTimeline(result)));
     if (lines) lines.write(jsonLinesSummary(result, streamed) + '\n');
-    else writeOut(args.json ? jsonPieces(result) : textPieces(result, driver.name));
+    else writeOut(args.json ? jsonPieces(result, spill ?? result.flows) : textPieces(result, driver.name, spill ?? result.flows));
     const replayed = tlsSeen || result.flows.some((f) => f.version !== null);
     return replayed && !result.scenario?.failures.length ? 0 : 1;
   } finally {
     bar?.clear();
     out?.close();
     files?.close();
+    spill?.close();
     if (timelineFd !== null) closeSync(timelineFd);
     if (outDir) rmSync(outDir, { recursive: true, force: true });
   }
