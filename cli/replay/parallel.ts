@@ -121,6 +121,14 @@ export function reviveError(f: QueueFailure, queue: number): Error {
   return e;
 }
 
+/**
+ * Each queue's young generation (V8's nursery: two semi-spaces and the new large-object space), in MB. V8 lets
+ * it grow to ~50 MB an isolate under a replay's allocation rate, which with two queues and the main thread came to
+ * a third of the process: 1 GiB of 128 flows on 2 queues peaked at 230 MB, 37,800 short connections at 340
+ * MB; with 12 MB, 155-165 and 230 MB, in the same time (both alternated over runs, bench/ and by hand).
+ */
+export const WORKER_YOUNG_GENERATION_MB = 12;
+
 function runWorker(
   entry: WorkerEntry, job: QueueJob, onProgress: ((bytes: number) => void) | undefined, onReport?: (report: FlowReport, first: number) => void,
 ): Promise<QueueResult> {
@@ -128,7 +136,7 @@ function runWorker(
   return new Promise((resolve, reject) => {
     let result: QueueResult | null = null;
     let failure: Error | null = null;
-    const worker = new Worker(entry.script, { workerData: data, eval: entry.eval, ...(entry.execArgv ? { execArgv: entry.execArgv } : {}) });
+    const worker = new Worker(entry.script, { workerData: data, eval: entry.eval, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB }, ...(entry.execArgv ? { execArgv: entry.execArgv } : {}) });
     worker.on('message', (m: QueueMessage) => {
       if (m.kind === 'progress') onProgress?.(m.bytes);
       else if (m.kind === 'report') {
