@@ -28,6 +28,7 @@ import { ReplaySock } from './replay-sock.ts';
 import { StreamReassembler } from './reassembly.ts';
 import { TlsWalker, type Dir, type WalkRecord, type WalkStart } from './tls-walker.ts';
 import { checkScenario, Impairer, type DeliveredRx, type ImpairFlow, type ReplayScenario, type ScenarioFlow, type ScenarioOutcome } from './scenario.ts';
+import { TupleCounts } from './tuple-counts.ts';
 import { quietEpisode, RxSyncWatch, scanReach } from '../../testbed/recovery.ts';
 import { callMark, inWindow, leftOutNote, syncMark, TIMELINE_MARKS_CAP, TIMELINE_RECORD_CAP, type TimelineMark, type TimeWindow } from '../../testbed/timeline.ts';
 
@@ -391,10 +392,6 @@ function sameBytesAt(a: Uint8Array, aOff: number, b: Uint8Array, bOff: number, l
 }
 const COMPARE = Buffer.prototype.compare as (this: Uint8Array, target: Uint8Array, tStart: number, tEnd: number, sStart: number, sEnd: number) => number;
 
-function latin1(k: Uint8Array): string {
-  return Buffer.from(k.buffer, k.byteOffset, k.byteLength).toString('latin1');
-}
-
 function fmtEp(e: Endpoint): string {
   // Joined, not a template literal: V8 keeps a concatenation of 13+ characters as a rope of its parts (~90 B
   // more than the flat string), and a report keeps two of these to the end.
@@ -465,8 +462,8 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   // endedHead on), for evictEnded(). (A deadline: the test per packet then makes no BigInt.)
   const ended: { f: Flow; until: bigint }[] = [];
   let endedHead = 0;
-  // Reuses of a 4-tuple whose last connection was evicted, by key (latin1): the next one's tupleReuse.
-  const evictedTuples = new Map<string, number>();
+  // Connections so far on a 4-tuple whose last connection was evicted: the next one's tupleReuse.
+  const evictedTuples = new TupleCounts();
   // The walker of a connection not replayed (yet: its roles unknown; or not at all) and of one that is over
   // (finish()): one that has seen nothing and holds nothing.
   const idleWalker = new TlsWalker(null, backend, { onStart() {}, onRecord() {}, onProblem() {} });
@@ -1021,7 +1018,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     while (endedHead < ended.length && now > ended[endedHead]!.until) {
       const f = ended[endedHead++]!.f;
       // A retired connection's tuple is its successor's already.
-      if (flows.remove(f)) evictedTuples.set(latin1(f.key), (f.report.tupleReuse ?? 0) + 1);
+      if (flows.remove(f)) evictedTuples.set(f.key, (f.report.tupleReuse ?? 0) + 1);
       const report = f.ignored || !f.local ? null : f.report;
       if (report && opts.onReport) opts.onReport(report, f.firstPacket);
       flowList[f.index - 1] = report && !opts.onReport ? new Ended(f.index, f.firstPacket, report) : GONE;
@@ -1152,14 +1149,8 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       const opening = view.syn && !view.ackFlag;
       if (!f) {
         f = makeFlow(flows.keyOf(view));
-        if (evictedTuples.size) {
-          const k = latin1(f.key);
-          const reuse = evictedTuples.get(k);
-          if (reuse !== undefined) {
-            f.report.tupleReuse = reuse;
-            evictedTuples.delete(k);
-          }
-        }
+        const reuse = evictedTuples.size ? evictedTuples.get(f.key) : undefined;
+        if (reuse !== undefined) f.report.tupleReuse = reuse;
         flows.add(f);
         flowList.push(f);
       } else if (opening && takenOver(f, view.seq)) {
