@@ -146,7 +146,6 @@ function driverFlag(v: string): DriverProfile {
   return { name: 'module', path: resolve(v) };
 }
 
-
 /** Non-zero entries of a counter record as "name n, name n", or "none". */
 function nonZero(names: readonly string[], r: Record<string, number> | null | undefined): string {
   const parts = names.filter((k) => (r?.[k] ?? 0) > 0).map((k) => `${k} ${r![k]}`);
