@@ -1,5 +1,5 @@
 // Profile helper (not a benchmark): run the device TX or RX path alone for a while, for `node --cpu-prof`.
-// usage: node --cpu-prof --import=tsx bench/prof-device.ts tx|rx [MiB] [rounds]
+// usage: node --cpu-prof --import=tsx bench/prof-device.ts tx|rx [MiB] [rounds] [record bytes, default 16384]
 import { nodeBackend } from '../emulator/crypto/index.ts';
 import { TLS_1_2_VERSION, TLS_CIPHER_AES_GCM_128 } from '../emulator/tls/crypto-info.ts';
 import { makeNic, rxFrame, seqAdd, TUPLE, txFrame } from '../test/helpers/nic-bench.ts';
@@ -11,7 +11,8 @@ const which = process.argv[2] ?? 'tx';
 const mib = Number(process.argv[3] ?? 16);
 const rng = new Prng(1);
 const info = randomInfo({ version: TLS_1_2_VERSION, cipherType: TLS_CIPHER_AES_GCM_128, label: 'aes128' }, rng, 0n);
-const stream = makeRecordStream(nodeBackend, info, Array.from({ length: (mib << 20) / 16384 }, () => 16384), rng);
+const recordSize = Number(process.argv[5] ?? 16384);
+const stream = makeRecordStream(nodeBackend, info, Array.from({ length: Math.ceil((mib << 20) / recordSize) }, () => recordSize), rng);
 const start = 1_000_000;
 const src = which === 'tx' ? stream.framed : stream.sealed;
 const frames: Uint8Array[] = [];

@@ -43,6 +43,10 @@ export interface AeadKeystream {
   xor(data: Uint8Array): void;
 }
 
+/**
+ * `key` must stay as it is while a stream made from it is in use; `nonce` and `aad` are read during the call
+ * (a backend copies what it keeps), so a caller may reuse their buffers for the next record.
+ */
 export interface AeadBackend {
   readonly name: 'node' | 'noble';
   encrypt(alg: AeadAlgorithm, key: Uint8Array, nonce: Uint8Array, aad: Uint8Array): AeadEncryptStream;

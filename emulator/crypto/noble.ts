@@ -74,8 +74,10 @@ class GcmCtr extends ChunkedKeystream {
 /** ChaCha20 (RFC 8439 2.4) from a 32-bit block counter. */
 class ChaChaCtr extends ChunkedKeystream {
   private counter: number;
-  constructor(private readonly key: Uint8Array, private readonly nonce: Uint8Array, firstBlock: number, skip: number) {
+  private readonly nonce: Uint8Array;
+  constructor(private readonly key: Uint8Array, nonce: Uint8Array, firstBlock: number, skip: number) {
     super();
+    this.nonce = nonce.slice(); // the caller may reuse its nonce buffer (AeadBackend)
     this.counter = firstBlock;
     this.startAt(skip);
   }

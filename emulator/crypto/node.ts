@@ -38,7 +38,7 @@ class NodeEncrypt implements AeadEncryptStream {
   }
   final(): Uint8Array {
     this.c.final();
-    return new Uint8Array(this.c.getAuthTag());
+    return this.c.getAuthTag(); // a Buffer of its own: no copy
   }
 }
 

@@ -77,6 +77,10 @@ export class RecordTracker {
   private readonly hdr = new Uint8Array(TLS_HEADER_SIZE);
   private readonly explicitNonce = new Uint8Array(8);
   private readonly tagBuf = new Uint8Array(TLS_TAG_SIZE);
+  /** The record's nonce and AAD, made again for each record (the backend reads them during the call). */
+  private readonly nonceBuf = new Uint8Array(12);
+  private readonly aad12 = new Uint8Array(13);
+  private readonly aad13 = new Uint8Array(5);
   private type = 0;
   private length = 0;
   /** TCP seq of the current record's header. */
@@ -211,8 +215,9 @@ export class RecordTracker {
         case 'header': {
           const k = Math.min(TLS_HEADER_SIZE - this.fill, end - off);
           if (this.fill === 0) this.recordStart = seqAdd(this.seq, off - start);
-          this.hdr.set(buf.subarray(off, off + k), this.fill);
-          if (copy) out.set(buf.subarray(off, off + k), off);
+          // A few bytes: copied by hand (a view per copy cost more than the copy, once a record).
+          for (let i = 0; i < k; i++) this.hdr[this.fill + i] = buf[off + i]!;
+          if (copy) for (let i = 0; i < k; i++) out[off + i] = buf[off + i]!;
           this.fill += k;
           off += k;
           if (rx && !this.cryptoOn) rx.unknown = true;
@@ -232,8 +237,8 @@ export class RecordTracker {
         }
         case 'nonce': {
           const k = Math.min(this.nonceSize() - this.fill, end - off);
-          this.explicitNonce.set(buf.subarray(off, off + k), this.fill);
-          if (copy) out.set(buf.subarray(off, off + k), off);
+          for (let i = 0; i < k; i++) this.explicitNonce[this.fill + i] = buf[off + i]!;
+          if (copy) for (let i = 0; i < k; i++) out[off + i] = buf[off + i]!;
           this.fill += k;
           off += k;
           if (rx && this.mode === 'blind') rx.unknown = true;
@@ -263,11 +268,12 @@ export class RecordTracker {
           const k = Math.min(TLS_TAG_SIZE - this.fill, end - off);
           if (this.mode === 'blind') {
             if (rx) rx.unknown = true;
-            if (copy) out.set(buf.subarray(off, off + k), off);
+            if (copy) for (let i = 0; i < k; i++) out[off + i] = buf[off + i]!;
           } else if (this.dir === 'tx') {
-            out.set(this.tagOut!.subarray(this.fill, this.fill + k), off);
+            const tag = this.tagOut!;
+            for (let i = 0; i < k; i++) out[off + i] = tag[this.fill + i]!;
           } else {
-            this.tagBuf.set(buf.subarray(off, off + k), this.fill);
+            for (let i = 0; i < k; i++) this.tagBuf[this.fill + i] = buf[off + i]!;
           }
           this.fill += k;
           off += k;
@@ -297,8 +303,8 @@ export class RecordTracker {
   private startCrypto(): void {
     const info = this.info;
     const is13 = info.version === TLS_1_3_VERSION;
-    const nonce = recordNonce(info, this.recSeq, is13 ? undefined : this.explicitNonce);
-    const aad = is13 ? tls13Aad(this.length) : tls12Aad(this.recSeq, this.type, this.bodyLength());
+    const nonce = recordNonce(info, this.recSeq, is13 ? undefined : this.explicitNonce, this.nonceBuf);
+    const aad = is13 ? tls13Aad(this.length, this.aad13) : tls12Aad(this.recSeq, this.type, this.bodyLength(), this.aad12);
     if (this.dir === 'tx') this.enc = this.backend.encrypt(this.desc.aead, info.key, nonce, aad);
     else this.dec = this.backend.decrypt(this.desc.aead, info.key, nonce, aad);
   }

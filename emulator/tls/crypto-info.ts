@@ -71,9 +71,23 @@ export function recSeqToBigInt(recSeq: Uint8Array): bigint {
 
 export function bigIntToRecSeq(v: bigint): Uint8Array {
   const out = new Uint8Array(8);
-  for (let i = 7; i >= 0; i--) {
-    out[i] = Number(v & 0xffn);
-    v >>= 8n;
-  }
+  writeRecSeq(out, 0, v);
   return out;
+}
+
+const SEQ_SCRATCH = new DataView(new ArrayBuffer(8));
+
+/**
+ * `v` mod 2^64 as 8 big-endian bytes at out[off]: DataView's setBigUint64, then a byte copy (a shift and a
+ * mask per byte made 16 BigInts, on the device's path once a record).
+ */
+export function writeRecSeq(out: Uint8Array, off: number, v: bigint): void {
+  SEQ_SCRATCH.setBigUint64(0, v, false);
+  for (let i = 0; i < 8; i++) out[off + i] = SEQ_SCRATCH.getUint8(i);
+}
+
+/** XORs `v` mod 2^64, as 8 big-endian bytes, onto out[off, off + 8) (a nonce from a static IV). */
+export function xorRecSeq(out: Uint8Array, off: number, v: bigint): void {
+  SEQ_SCRATCH.setBigUint64(0, v, false);
+  for (let i = 0; i < 8; i++) out[off + i] = out[off + i]! ^ SEQ_SCRATCH.getUint8(i);
 }

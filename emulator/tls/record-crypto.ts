@@ -4,56 +4,54 @@
 import { readU32, writeU32 } from '../bytes.ts';
 import type { AeadBackend } from '../crypto/aead.ts';
 import { TlsError } from '../errors.ts';
-import { CIPHER_DESC, TLS_1_3_VERSION, bigIntToRecSeq, type CryptoInfo } from './crypto-info.ts';
+import { CIPHER_DESC, TLS_1_3_VERSION, writeRecSeq, xorRecSeq, type CryptoInfo } from './crypto-info.ts';
 import { CONTENT_APPLICATION_DATA, TLS_HEADER_SIZE, TLS_TAG_SIZE, writeRecordHeader } from './record.ts';
 
-export function tls12Aad(recSeq: bigint, type: number, plaintextLen: number): Uint8Array {
-  const aad = new Uint8Array(13);
-  aad.set(bigIntToRecSeq(recSeq), 0);
-  aad[8] = type;
-  aad[9] = 3;
-  aad[10] = 3;
-  aad[11] = plaintextLen >>> 8;
-  aad[12] = plaintextLen & 0xff;
-  return aad;
+/** TLS 1.2 AAD into `out` (13 bytes; a new array by default): rec_seq || type || 03 03 || plaintext length. */
+export function tls12Aad(recSeq: bigint, type: number, plaintextLen: number, out = new Uint8Array(13)): Uint8Array {
+  writeRecSeq(out, 0, recSeq);
+  out[8] = type;
+  out[9] = 3;
+  out[10] = 3;
+  out[11] = plaintextLen >>> 8;
+  out[12] = plaintextLen & 0xff;
+  return out;
 }
 
-export function tls13Aad(recordLength: number): Uint8Array {
-  const aad = new Uint8Array(5);
-  writeRecordHeader(aad, 0, CONTENT_APPLICATION_DATA, recordLength);
-  return aad;
+/** TLS 1.3 AAD into `out` (5 bytes; a new array by default): the record header. */
+export function tls13Aad(recordLength: number, out = new Uint8Array(5)): Uint8Array {
+  writeRecordHeader(out, 0, CONTENT_APPLICATION_DATA, recordLength);
+  return out;
 }
 
-/** 12-byte static IV XOR the record number in its last 8 bytes. */
-export function xorNonce(staticIv: Uint8Array, recSeq: bigint): Uint8Array {
-  const nonce = Uint8Array.from(staticIv);
-  const seq = bigIntToRecSeq(recSeq);
-  for (let i = 0; i < 8; i++) nonce[4 + i] = nonce[4 + i]! ^ seq[i]!;
-  return nonce;
+/** 12-byte static IV XOR the record number in its last 8 bytes, into `out` (a new array by default). */
+export function xorNonce(staticIv: Uint8Array, recSeq: bigint, out = new Uint8Array(12)): Uint8Array {
+  for (let i = 0; i < 12; i++) out[i] = staticIv[i]!; // `out` may be `staticIv`
+  xorRecSeq(out, 4, recSeq);
+  return out;
 }
 
 /** The 12-byte static IV the crypto_info describes (salt || iv for GCM, iv for ChaCha20). */
-export function staticIv(info: CryptoInfo): Uint8Array {
-  const iv = new Uint8Array(12);
-  iv.set(info.salt, 0);
-  iv.set(info.iv, info.salt.length);
-  return iv;
+export function staticIv(info: CryptoInfo, out = new Uint8Array(12)): Uint8Array {
+  out.set(info.salt, 0);
+  out.set(info.iv, info.salt.length);
+  return out;
 }
 
 /**
- * Nonce for a record. For TLS 1.2 GCM the explicit nonce travels in the record: pass it (8 bytes), as the
- * device takes it from the record bytes rather than computing it.
+ * Nonce for a record, into `out` (12 bytes; a new array by default). For TLS 1.2 GCM the explicit nonce
+ * travels in the record: pass it (8 bytes), as the device takes it from the record bytes rather than
+ * computing it.
  */
-export function recordNonce(info: CryptoInfo, recSeq: bigint, explicitNonce?: Uint8Array): Uint8Array {
+export function recordNonce(info: CryptoInfo, recSeq: bigint, explicitNonce?: Uint8Array, out = new Uint8Array(12)): Uint8Array {
   const desc = CIPHER_DESC[info.cipherType];
-  if (info.version === TLS_1_3_VERSION || desc.explicitNonceSize === 0) return xorNonce(staticIv(info), recSeq);
+  if (info.version === TLS_1_3_VERSION || desc.explicitNonceSize === 0) return xorNonce(staticIv(info, out), recSeq, out);
   if (!explicitNonce || explicitNonce.length !== 8) {
     throw new TlsError(`TLS 1.2 GCM needs the 8-byte explicit nonce, got ${explicitNonce?.length ?? 'none'}`, { field: 'explicit_nonce' });
   }
-  const nonce = new Uint8Array(12);
-  nonce.set(info.salt, 0);
-  nonce.set(explicitNonce, 4);
-  return nonce;
+  for (let i = 0; i < 4; i++) out[i] = info.salt[i]!;
+  for (let i = 0; i < 8; i++) out[4 + i] = explicitNonce[i]!;
+  return out;
 }
 
 /**
