@@ -73,8 +73,9 @@ test('every format, byte order and resolution of the loopback capture decodes to
   };
   raw('raw101.pcap', 101);
   raw('raw12.pcap', 12);
-  // SLL/SLL2 came from separate tcpdumps on "any": same IP packets behind 16/20-byte cooked headers.
-  for (const [file, link, hdr] of [['sll.pcap', 113, 16], ['sll2.pcap', 276, 20]] as const) {
+  // SLL/SLL2 came from separate tcpdumps on "any": same IP packets behind 16/20-byte cooked headers; BSD
+  // loopback (derive.ts) behind its 4-byte address family.
+  for (const [file, link, hdr] of [['sll.pcap', 113, 16], ['sll2.pcap', 276, 20], ['null.pcap', 0, 4], ['loop.pcap', 108, 4]] as const) {
     const got = readAll(join(FORMATS, file));
     t.is(got.length, 24);
     got.forEach((p, i) => {
@@ -116,7 +117,7 @@ function viaPcapParser(path: string): Promise<PcapParserPacket[]> {
 }
 
 const US_PCAPS = [
-  ...['eth-us.pcap', 'eth-us-be.pcap', 'sll.pcap', 'sll2.pcap', 'raw101.pcap', 'raw12.pcap'].map((f) => join(FORMATS, f)),
+  ...['eth-us.pcap', 'eth-us-be.pcap', 'sll.pcap', 'sll2.pcap', 'raw101.pcap', 'raw12.pcap', 'null.pcap', 'loop.pcap'].map((f) => join(FORMATS, f)),
   ...['tls12-aes128-v4.pcap', 'tls12-aes256-v6.pcap', 'tls12-chacha-v4.pcap', 'tls12-many-v4.pcap', 'tls13-aes128-v4.pcap', 'tls13-aes256-v6.pcap'].map((f) => join(CAPTURES, f)),
 ];
 

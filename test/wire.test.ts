@@ -10,6 +10,8 @@ import {
   LINKTYPE_ETHERNET,
   LINKTYPE_LINUX_SLL,
   LINKTYPE_LINUX_SLL2,
+  LINKTYPE_LOOP,
+  LINKTYPE_NULL,
   LINKTYPE_RAW,
   TcpHeader,
   TcpSegmentView,
@@ -148,13 +150,15 @@ test('every frame of every TLS capture parses, checksums verify, and TCP bytes a
   }
 });
 
-test('one loopback capture in five link types gives the same segments', (t) => {
+test('one loopback capture in seven link types gives the same segments', (t) => {
   const files: Array<[string, number, number]> = [
     ['eth-us.pcap', LINKTYPE_ETHERNET, 14],
     ['sll.pcap', LINKTYPE_LINUX_SLL, 16],
     ['sll2.pcap', LINKTYPE_LINUX_SLL2, 20],
     ['raw101.pcap', LINKTYPE_RAW, 0],
     ['raw12.pcap', DLT_RAW, 0],
+    ['null.pcap', LINKTYPE_NULL, 4],
+    ['loop.pcap', LINKTYPE_LOOP, 4],
   ];
   const v = new TcpSegmentView();
   const digest = (file: string, linkType: number, l3: number) => {
@@ -265,6 +269,8 @@ test('malformed link, IPv4 and TCP headers throw WireError naming field and offs
   throwsAt(t, () => v.parse(new Uint8Array(0), LINKTYPE_RAW), 'ip.version', 0);
   throwsAt(t, () => v.parse(new Uint8Array(15), LINKTYPE_LINUX_SLL), 'sll', 0);
   throwsAt(t, () => v.parse(new Uint8Array(19), LINKTYPE_LINUX_SLL2), 'sll2', 0);
+  throwsAt(t, () => v.parse(Uint8Array.of(2, 0, 0), LINKTYPE_NULL), 'null.family', 0, /4 bytes, have 3/);
+  throwsAt(t, () => v.parse(new Uint8Array(0), LINKTYPE_LOOP), 'loop.family', 0);
   throwsAt(t, () => v.parse(base.slice(0, 30)), 'ip', 14, /20 bytes, 16 left/);
   throwsAt(t, () => v.parse(mut((b) => { b[14] = 0x65; })), 'ip.version', 14, /version 6/);
   throwsAt(t, () => v.parse(mut((b) => { b[14] = 0x44; })), 'ip.ihl', 14, /IHL 4/);

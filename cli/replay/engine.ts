@@ -1129,7 +1129,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
         // packet except held-back TX segments, which copy it.
         frame = ethernetFrame(pkt.linkType, pkt.data);
         if (!frame) {
-          skipped(`link type ${pkt.linkType} is not one tlsnic reads (Ethernet, raw IP, Linux SLL, SLL2) or not IP`, packets);
+          skipped(`link type ${pkt.linkType} is not one tlsnic reads (Ethernet, raw IP, Linux SLL, SLL2, BSD loopback) or not IP`, packets);
           continue;
         }
         kind = view.parse(frame);

@@ -8,6 +8,9 @@ export const LINKTYPE_RAW_BSD = 12;
 export const LINKTYPE_RAW = 101;
 export const LINKTYPE_LINUX_SLL = 113;
 export const LINKTYPE_LINUX_SLL2 = 276;
+/** BSD loopback: address family in the capturing host's byte order (0), in network order (108). */
+export const LINKTYPE_NULL = 0;
+export const LINKTYPE_LOOP = 108;
 
 export type CapturedPacket = {
   /** 1-based, counting every packet record in the file, like Wireshark's frame.number. */

@@ -10,6 +10,14 @@ export const DLT_RAW = 12;
 export const DLT_RAW_ALT = 14; // OpenBSD's DLT_RAW value, seen in some captures
 export const LINKTYPE_LINUX_SLL = 113;
 export const LINKTYPE_LINUX_SLL2 = 276;
+/** BSD loopback (macOS `lo0`, FreeBSD): a 4-byte address family in the capturing host's byte order. */
+export const LINKTYPE_NULL = 0;
+/** OpenBSD loopback: the same 4-byte address family, in network byte order. */
+export const LINKTYPE_LOOP = 108;
+
+/** AF_INET everywhere; AF_INET6 as Linux (10), NetBSD/OpenBSD (24), FreeBSD (28) and macOS (30) number it. */
+const AF_INET = 2;
+const AF_INET6 = new Set([10, 24, 28, 30]);
 
 export type L3Location = { offset: number; ethertype: number };
 
@@ -57,8 +65,21 @@ export function linkL3(linkType: number, buf: Uint8Array, out: L3Location): void
       out.ethertype = (buf[0]! << 8) | buf[1]!;
       return;
     }
+    case LINKTYPE_NULL:
+    case LINKTYPE_LOOP: {
+      const field = linkType === LINKTYPE_NULL ? 'null.family' : 'loop.family';
+      if (buf.length < 4) throw new WireError(`loopback header needs 4 bytes, have ${buf.length}`, { offset: 0, field });
+      const be = ((buf[0]! << 24) | (buf[1]! << 16) | (buf[2]! << 8) | buf[3]!) >>> 0;
+      // DLT_NULL is in the byte order of the host that captured, which the file does not say: a family in
+      // the upper half means the other order (as Wireshark decides).
+      const family = linkType === LINKTYPE_NULL && be > 0xffff ? ((buf[3]! << 24) | (buf[2]! << 16) | (buf[1]! << 8) | buf[0]!) >>> 0 : be;
+      out.offset = 4;
+      // Not IP: an ethertype no caller takes for IP (the caller says 'not-tcp').
+      out.ethertype = family === AF_INET ? ETHERTYPE_IPV4 : AF_INET6.has(family) ? ETHERTYPE_IPV6 : 0;
+      return;
+    }
     default:
-      throw new WireError(`link type ${linkType} is not one tlsnic reads (Ethernet 1, raw IP 101/12/14, Linux SLL 113, SLL2 276)`, {
+      throw new WireError(`link type ${linkType} is not one tlsnic reads (Ethernet 1, raw IP 101/12/14, Linux SLL 113, SLL2 276, BSD loopback 0/108)`, {
         field: 'linktype',
       });
   }
