@@ -80,7 +80,11 @@ export interface TlsDevOps {
   ): number;
   /** Called exactly once per successfully added direction. */
   tlsDevDel(netdev: NetDevice, tlsCtx: TlsContext, direction: TlsOffloadCtxDir): void;
-  /** "The record starting at TCP `seq` has record number `rcdSn`" (8 bytes, big-endian). 0 or -errno. */
+  /**
+   * "The record at TCP `seq` has record number `rcdSn`" (8 bytes, big-endian). 0 or -errno. `seq` is the
+   * record's start, except for an RX answer to DRIVER_REQ (tlsOffloadRxResyncRequest): there it is the seq the
+   * driver asked about, the header's last byte (record start + 4), as tls_device_rx_resync_new_rec() passes it.
+   */
   tlsDevResync(netdev: NetDevice, sk: Sock, seq: number, rcdSn: Uint8Array, direction: TlsOffloadCtxDir): number;
 }
 

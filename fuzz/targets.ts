@@ -19,7 +19,7 @@ import {
 } from '../emulator/tls/crypto-info.ts';
 import { parseKeyLog } from '../emulator/tls/keylog.ts';
 import { sealRecord } from '../emulator/tls/record-crypto.ts';
-import { CONTENT_ALERT, CONTENT_APPLICATION_DATA, CONTENT_CHANGE_CIPHER_SPEC, CONTENT_HANDSHAKE, HANDSHAKE_KEY_UPDATE } from '../emulator/tls/record.ts';
+import { CONTENT_ALERT, CONTENT_APPLICATION_DATA, CONTENT_CHANGE_CIPHER_SPEC, CONTENT_HANDSHAKE, HANDSHAKE_KEY_UPDATE, TLS_HEADER_SIZE } from '../emulator/tls/record.ts';
 import { FLAG_ACK, FLAG_PSH, buildTcpFrame } from '../emulator/wire/builder.ts';
 import { TcpSegmentView } from '../emulator/wire/packet.ts';
 import { seqAdd, seqDiff } from '../emulator/wire/seq.ts';
@@ -403,7 +403,8 @@ export function recordTarget(): FuzzTarget {
           return 0;
         },
         tlsDevDel: () => void nic.delContext(handle),
-        tlsDevResync: (_nd, _sk, seq, sn) => (nic.rxResync(handle, seq, recSeqToBigInt(sn)), 0),
+        // The stack's default resync type, DRIVER_REQ, answers with the header's last byte; the device takes the record start.
+        tlsDevResync: (_nd, _sk, seq, sn) => (nic.rxResync(handle, seqAdd(seq, -(TLS_HEADER_SIZE - 1)), recSeqToBigInt(sn)), 0),
       };
       const netdev: NetDevice = {
         name: 'fuzz0', features: { tlsHwTxOffload: false, tlsHwRxOffload: rng.chance(0.8), txChecksumOffload: true, rxChecksumOffload: true },

@@ -538,7 +538,9 @@ function rxFlow(type: 'driver_req' | 'driver_req_async' | 'core_next_hint', size
   return { ...env, s, feedRecord, startOf, resyncs };
 }
 
-test('RX resync DRIVER_REQ: answered when the header whose last byte is at the requested seq is parsed', (t) => {
+// tls_device_rx_resync_new_rec(): `seq += TLS_HEADER_SIZE - 1`, compared with the request, then passed to
+// tls_device_resync_rx(): the driver gets back the seq it asked about, the header's last byte.
+test('RX resync DRIVER_REQ: answered when the header whose last byte is at the requested seq is parsed, with that seq', (t) => {
   const f = rxFlow('driver_req', [100, 100, 100, 100]);
   f.feedRecord(0);
   f.stack.tlsOffloadRxResyncRequest(f.tls.sk, f.startOf(2)); // wrong guess: record start, not header end
@@ -547,7 +549,7 @@ test('RX resync DRIVER_REQ: answered when the header whose last byte is at the r
   t.deepEqual(f.resyncs(), []);
   f.stack.tlsOffloadRxResyncRequest(f.tls.sk, seqAdd(f.startOf(3), 4));
   f.feedRecord(3);
-  t.deepEqual(f.resyncs(), [['rx', f.startOf(3), 10n]]);
+  t.deepEqual(f.resyncs(), [['rx', seqAdd(f.startOf(3), 4), 10n]]);
   t.is(f.stack.tlsStat.TlsRxDeviceResync, 1);
 });
 

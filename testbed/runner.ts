@@ -7,6 +7,7 @@ import { EBADMSG } from '../emulator/errno.ts';
 import { formatEthtool, type EthtoolCounters } from '../emulator/nic/counters.ts';
 import type { NicEvent, NicProfile, ScanPolicy } from '../emulator/nic/types.ts';
 import { seqAdd, seqDiff } from '../emulator/wire/seq.ts';
+import { TLS_HEADER_SIZE } from '../emulator/tls/record.ts';
 import type { LinkDirection, LinkLogEntry } from '../driver-api/host/link.ts';
 import { Rng } from '../driver-api/host/rng.ts';
 import type { TcpCounters } from '../driver-api/host/tcp.ts';
@@ -67,8 +68,8 @@ export type FlowReport = {
   deviceRxState: string | null;
   episodes: Episode[];
   /**
-   * Every tls_dev_resync(RX) the receiving stack made for this flow: the record its seq starts (-1: not a
-   * record start) and whether the record number it passed is that record's.
+   * Every tls_dev_resync(RX) the receiving stack made for this flow: the record its seq names (its start, or with
+   * DRIVER_REQ its header's last byte; -1: none) and whether the record number it passed is that record's.
    */
   resyncs: Array<{ seq: number; record: number; rcdSnOk: boolean }>;
   /**
@@ -608,8 +609,10 @@ function flowReport(
   const lastHit = hit.atUs;
   const isn1 = firstSeq(d);
   const sn0 = recSeqToBigInt(d.info.recSeq);
+  // A DRIVER_REQ answer names the seq the device asked about, its header's last byte (tls_device_rx_resync_new_rec()).
+  const back = d.rxTls?.rx?.resync.type === 'driver_req' ? TLS_HEADER_SIZE - 1 : 0;
   const resyncs = calls.map((c) => {
-    const record = recordStarting(d, c.seq!);
+    const record = recordStarting(d, seqAdd(c.seq!, -back));
     return { seq: c.seq!, record, rcdSnOk: record >= 0 && c.rcdSn === sn0 + BigInt(record) };
   });
   const sync = watch?.sync;
@@ -712,7 +715,7 @@ function checkExpectations(
     }
     // Always checked: a resync that names a wrong record start or number is a driver or stack bug.
     for (const r of f.resyncs) {
-      if (r.record < 0) fails.push(`${name}: tls_dev_resync(RX) at seq ${r.seq}, which is not a record start`);
+      if (r.record < 0) fails.push(`${name}: tls_dev_resync(RX) at seq ${r.seq}, which is not a record start (DRIVER_REQ: its header's last byte)`);
       else if (!r.rcdSnOk) fails.push(`${name}: tls_dev_resync(RX) for record ${r.record} passed a wrong record number`);
     }
     for (const h of hintsTakenTooLate(resyncType, f.hints)) {

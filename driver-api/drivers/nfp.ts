@@ -4,6 +4,7 @@
 // and nfp_net_tls_tx() in nfp_net_common.c.
 import type { Nic } from '../../emulator/nic/nic.ts';
 import { recSeqToBigInt } from '../../emulator/tls/crypto-info.ts';
+import { TLS_HEADER_SIZE } from '../../emulator/tls/record.ts';
 import { TcpSegmentView } from '../../emulator/wire/packet.ts';
 import { seqAdd, seqDiff } from '../../emulator/wire/seq.ts';
 import { EINVAL, type CryptoInfo, type NetDevice, type Sock, type SkBuff, type TlsContext, type TlsDevOps, type TlsKernelHelpers, type TlsOffloadCtxDir } from '../ops.ts';
@@ -57,7 +58,10 @@ function probe(nic: Nic, kernel: TlsKernelHelpers, opts: NfpOptions = {}): NetDe
         (priv as TxPriv).nextSeq = seq >>> 0;
         return 0;
       }
-      const res = nic.rxResync(priv.handle, seq, recSeqToBigInt(rcdSn));
+      // With DRIVER_REQ the stack answers with the seq the device asked about, its header's last byte
+      // (tls_device_rx_resync_new_rec()); this device's resync takes the record start.
+      const start = rxType === 'driver_req' ? seqAdd(seq, -(TLS_HEADER_SIZE - 1)) : seq;
+      const res = nic.rxResync(priv.handle, start, recSeqToBigInt(rcdSn));
       c[res === 'ok' ? 'rx_tls_resync_res_ok' : 'rx_tls_resync_res_skip']++;
       return 0;
     },

@@ -64,10 +64,13 @@ export class RxResync {
   newRecord(rcdLen: number, seq: number, rcdSn: bigint, inq: number): ResyncCall | null {
     switch (this.type) {
       case 'driver_req': {
-        // The device asked with the seq of the header's last byte.
-        if (this.driverReq === null || this.driverReq !== seqAdd(seq, TLS_HEADER_SIZE - 1)) return null;
+        // The device asked with the seq of the header's last byte, and the answer names that same seq (seq +=
+        // TLS_HEADER_SIZE - 1, then tls_device_resync_rx(tls_ctx, sk, seq, rcd_sn): the driver gets the value
+        // it asked about, not the record start; ../shared/SPEC.md section 6 says record start).
+        const asked = seqAdd(seq, TLS_HEADER_SIZE - 1);
+        if (this.driverReq === null || this.driverReq !== asked) return null;
         this.driverReq = null;
-        return { seq, rcdSn };
+        return { seq: asked, rcdSn };
       }
       case 'core_next_hint': {
         if (!this.nhDoNow) return null;

@@ -34,7 +34,9 @@ function probe(nic, kernel, opts = {}) {
     tlsDevResync(_netdev, sk, seq, rcdSn, direction) {
       const handle = sk.tlsCtx.driverState.rx;
       if (direction !== 'rx' || handle === undefined) return EINVAL;
-      const res = nic.rxResync(handle, seq, recSeq(rcdSn));
+      // DRIVER_REQ: the stack answers with the seq the device asked about (its header's last byte); the
+      // device's resync takes the record start.
+      const res = nic.rxResync(handle, (seq - 4) >>> 0, recSeq(rcdSn));
       nic.counters[res === 'ok' ? 'rx_tls_resync_res_ok' : 'rx_tls_resync_res_skip']++;
       return 0;
     },
