@@ -55,10 +55,12 @@ for (const variant of VARIANTS) {
       const sent = segmentStream(stream, rng, rng.chance(0.5) ? 1448 : 6000);
       for (const s of sent) nic.receiveFrame(rxFrame(seqAdd(start, s.off), wireBytes.subarray(s.off, s.off + s.len)));
       let decrypted = 0;
+      let failed = 0; // packets in which a record ends whose tag fails: rx_tls_err counts packets, as mlx5 does
       for (let i = 0; i < sent.length; i++) {
         const s = sent[i]!;
         const c = cqes[i]!;
         const expect = !recordsEndingIn(stream, s.off, s.len).some((k) => bad.has(k));
+        if (!expect) failed++;
         if (c.decrypted !== expect) {
           t.fail(`seed ${seed}: packet ${i} at stream offset ${s.off} decrypted=${c.decrypted}, expected ${expect}`);
           return;
@@ -74,7 +76,8 @@ for (const variant of VARIANTS) {
         if (c.decrypted) decrypted++;
       }
       t.is(nic.counters.rx_tls_decrypted_packets, decrypted);
-      t.is(nic.counters.rx_tls_err, bad.size);
+      t.is(nic.counters.rx_tls_err, failed);
+      t.true(failed <= bad.size);
     }
   });
 }

@@ -22,7 +22,8 @@ type RxPriv = { handle: number; sk: Sock; asyncPending: boolean; deleted: boolea
 
 function probe(nic: Nic, kernel: TlsKernelHelpers, opts: Mlx5Options = {}): NetDevice {
   const wq = new WorkQueue(opts.schedule);
-  const dumpChunk = opts.dumpChunk ?? 1500;
+  // sq->hw_mtu: the MTU plus Ethernet header, VLAN tag and FCS (MLX5E_SW2HW_MTU) for an MTU of 1500.
+  const dumpChunk = opts.dumpChunk ?? 1500 + 22;
   const rxByHandle = new Map<number, RxPriv>();
   const view = new TcpSegmentView();
   const c = nic.counters;
@@ -60,8 +61,10 @@ function probe(nic: Nic, kernel: TlsKernelHelpers, opts: Mlx5Options = {}): NetD
       if (direction !== 'rx') return -EINVAL;
       const priv = sk.tlsCtx.driverState.rx as RxPriv | undefined;
       if (!priv) return -EINVAL;
-      const res = nic.rxResync(priv.handle, seq, recSeqToBigInt(rcdSn));
-      c[res === 'ok' ? 'rx_tls_resync_res_ok' : 'rx_tls_resync_res_skip']++;
+      // The driver posts the static params and counts res_ok (mlx5e_ktls_rx_handle_resync_list()); whether
+      // the device takes them it never learns (the device's verdict is in its event log, not in ethtool).
+      nic.rxResync(priv.handle, seq, recSeqToBigInt(rcdSn));
+      c.rx_tls_resync_res_ok++;
       return 0;
     },
   };
@@ -99,7 +102,8 @@ function probe(nic: Nic, kernel: TlsKernelHelpers, opts: Mlx5Options = {}): NetD
             nic.transmit({ frame: skb.data, mss: skb.gsoSize });
             return;
           }
-          c.tx_tls_drop_bypass_req++; // marked for the device yet before the start: cannot be right
+          // Marked for the device yet before the start: cannot be right (WARN_ON_ONCE, dropped; mlx5 has
+          // counted no tx_tls_drop_bypass_req since "net/mlx5e: kTLS, Fix corner-case checks in TX resync flow").
           return;
         }
         c.tx_tls_drop_no_sync_data++; // straddles the start marker: breaks the contract with the kernel
@@ -111,10 +115,11 @@ function probe(nic: Nic, kernel: TlsKernelHelpers, opts: Mlx5Options = {}): NetD
       }
       const syncLen = (seq - record.startSeq) >>> 0;
       nic.txSetState(tx.handle, record.startSeq, rcdSn);
+      // mlx5e_ktls_tx_handle_ooo() counts no tx_tls_resync_bytes (only the removed Innova path did): the
+      // prefix shows in tx_tls_dump_bytes.
       for (let off = 0; off < syncLen; off += dumpChunk) {
         nic.txDump(tx.handle, record.data.subarray(off, Math.min(syncLen, off + dumpChunk)));
       }
-      c.tx_tls_resync_bytes += syncLen;
     }
     tx.expectedSeq = seqAdd(seq, datalen);
     nic.transmit({ frame: skb.data, ctx: tx.handle, mss: skb.gsoSize });

@@ -39,15 +39,17 @@ export type EthtoolCounters = Record<EthtoolCounterName, number>;
  * - rx_tls_resync_req_skip: async requests abandoned (device never answered, cancelled).
  * - rx_tls_resync_res_ok: tls_dev_resync(RX) answers the device applied.
  * - rx_tls_resync_res_retry: answers the device could not take yet and the driver retried.
- * - rx_tls_resync_res_skip: answers the device ignored (seq not one it tracks, or already behind it).
- * - rx_tls_err: records the device failed to authenticate (the packet went up as received).
+ * - rx_tls_resync_res_skip: answers the device ignored (seq not one it tracks, or already behind it); the
+ *   mlx5-like driver never counts it (mlx5 does not learn the device's verdict), the nfp-like one does.
+ * - rx_tls_err: packets in which the device failed to authenticate a record (they went up as received).
  * - tx_tls_encrypted_packets/_bytes: wire segments the device encrypted (TSO counts each) / TLS payload bytes.
  * - tx_tls_ooo: TX packets of an offloaded stream that did not arrive in the expected order.
  * - tx_tls_dump_packets/_bytes: record-prefix chunks fed to the device to rebuild crypto state (not sent).
- * - tx_tls_resync_bytes: record-prefix bytes the driver had to replay for those resyncs.
+ * - tx_tls_resync_bytes: kept at 0, as mlx5's kTLS path keeps it (only its removed Innova path counted it).
  * - tx_tls_skip_no_sync_data: out-of-order packets wholly before the offload start, sent as they are.
  * - tx_tls_drop_no_sync_data: out-of-order packets dropped: record already acked, or straddling the start.
- * - tx_tls_drop_bypass_req: packets dropped because they mix data for software and for the device.
+ * - tx_tls_drop_bypass_req: kept at 0, as mlx5 since 5.6 (a packet straddling the start counts as
+ *   drop_no_sync_data; one wholly before it yet marked for the device is dropped uncounted).
  */
 export function newEthtoolCounters(): EthtoolCounters {
   const c = {} as EthtoolCounters;

@@ -624,7 +624,7 @@ export class Nic {
     if (seqGt(pktEnd, ctx.pos)) ctx.pos = pktEnd;
 
     const ok = touched && !r.unknown && r.authFailures === 0;
-    if (r.authFailures > 0) this.counters.rx_tls_err += r.authFailures;
+    if (r.authFailures > 0) this.counters.rx_tls_err++; // per packet, as mlx5e_ktls_handle_rx_skb() counts an error CQE
     if (ok) {
       r.apply(buf);
       cqe.decrypted = true;
