@@ -45,6 +45,7 @@ for (const tls13 of [true, false]) {
     t.true(f.problems.some((p) => /^RX: record 1 is a TLS 1\.3 KeyUpdate: decryption waits for the next key, and rekeying is not modelled .*\(socket error EKEYEXPIRED\)$/.test(p)), f.problems.join('\n'));
     t.false(f.problems.some((p) => /authentication|EBADMSG/.test(p)), f.problems.join('\n'));
     t.is(r.tlsStat.TlsDecryptError, 0);
+    t.is(r.tlsStat.TlsRxRekeyReceived, 1, 'tls_check_pending_rekey() counts the KeyUpdate');
     // The server's own records (two NewSessionTickets) went out as captured.
     t.true(f.tx.wireMatch);
     // The device kept the old key: the client's records under the new one fail its authentication.

@@ -17,6 +17,7 @@ import { seqAdd } from '../emulator/wire/seq.ts';
 import type { FourTuple, NetDevFeatures, NetDevice, SkBuff, Sock, TlsContext, TlsDevOps, TlsOffloadCtxDir } from '../driver-api/ops.ts';
 import type { RxChunk, TcpSock, TcpUlp } from '../driver-api/tcp.ts';
 import { TAG_PLACEHOLDER, TlsStack, formatTlsStat, type TlsSocket } from '../driver-api/stack/index.ts';
+import { RxResync } from '../driver-api/stack/rx-resync.ts';
 import { Prng } from './helpers/prng.ts';
 import { makeRecordStream } from './helpers/records.ts';
 import { concatBytes } from '../emulator/bytes.ts';
@@ -681,6 +682,28 @@ test('close: tls_dev_del once per added direction (RX then TX), none for a SW di
   );
 });
 
+// tls_device_rx_resync_async(): after USHRT_MAX records in the async stage the request is cancelled ("net: tls:
+// Cancel RX async resync request on rcd_delta overflow"): an _end that comes later finds nothing to match.
+test('RX resync DRIVER_REQ_ASYNC: a window open for USHRT_MAX records is cancelled; a late _end resyncs nothing', (t) => {
+  const r = new RxResync();
+  r.type = 'driver_req_async';
+  r.asyncStart(1000, 200);
+  let seq = 1000;
+  for (let i = 0; i < 0xffff; i++, seq += 100) t.is(r.newRecord(100, seq, BigInt(i), 100), null);
+  t.is(r.async.stage, 'async');
+  t.is(r.newRecord(100, seq, 0xffffn, 100), null); // the overflow: cancelled
+  t.is(r.async.stage, 'idle');
+  r.asyncEnd(1000); // a header the window had logged
+  t.is(r.newRecord(100, seq + 100, 0x10000n, 100), null);
+  // Below the limit the same _end matches its logged header.
+  const ok = new RxResync();
+  ok.type = 'driver_req_async';
+  ok.asyncStart(1000, 200);
+  for (let i = 0, q = 1000; i < 5; i++, q += 100) ok.newRecord(100, q, BigInt(i), 100);
+  ok.asyncEnd(1000);
+  t.deepEqual(ok.newRecord(100, 1500, 5n, 100), { seq: 1000, rcdSn: 0n });
+});
+
 test('/proc/net/tls_stat text in tls_proc.c layout', (t) => {
   const { tls, stack } = setup();
   tls.setCryptoInfo('tx', info());
@@ -700,9 +723,14 @@ test('/proc/net/tls_stat text in tls_proc.c layout', (t) => {
     'TlsRxDeviceResync               \t0',
     'TlsDecryptRetry                 \t0',
     'TlsRxNoPadViolation             \t0',
+    'TlsRxRekeyOk                    \t0',
+    'TlsRxRekeyError                 \t0',
+    'TlsTxRekeyOk                    \t0',
+    'TlsTxRekeyError                 \t0',
+    'TlsRxRekeyReceived              \t0',
     '',
   ].join('\n'));
-  t.deepEqual(Object.keys(stack.tlsStat).length, 12);
+  t.deepEqual(Object.keys(stack.tlsStat).length, 17);
 });
 
 test('before TLS_RX the stream passes through untouched; recSeq helpers agree', (t) => {

@@ -90,7 +90,12 @@ export class RxResync {
       case 'idle':
         return null;
       case 'async': {
-        if (a.rcdDelta === USHRT_MAX) return null; // too long in the async stage (WARN_ON_ONCE)
+        if (a.rcdDelta === USHRT_MAX) {
+          // Too long in the async stage (WARN_ON_ONCE): the request is cancelled ("net: tls: Cancel RX async
+          // resync request on rcd_delta overflow"), so a late _end finds none.
+          this.async = { stage: 'idle' };
+          return null;
+        }
         if (seqLt(seq, a.seq)) return null;
         if (!seqGt(seq, seqAdd(a.seq, a.len)) && a.log.length < RESYNC_ASYNC_LOGMAX) a.log.push(seq);
         a.rcdDelta++;

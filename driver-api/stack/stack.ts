@@ -512,8 +512,9 @@ export class TlsSocket implements TcpUlp {
     this.deliver(content.plaintext, content.type);
     if (isKeyUpdate(info.version, content.type, content.plaintext)) {
       // models tls_check_pending_rekey(): the peer's keys change after this record, and decryption waits for
-      // user space to install the next ones (recvmsg -EKEYEXPIRED). Rekeying (setsockopt TLS_RX again) is not
-      // modelled, so reading stops here, without counting a decrypt error.
+      // user space to install the next ones (recvmsg -EKEYEXPIRED); counts TlsRxRekeyReceived. Rekeying
+      // (setsockopt TLS_RX again) is not modelled, so reading stops here, without counting a decrypt error.
+      this.stack.tlsStat.TlsRxRekeyReceived++;
       this.abort(EKEYEXPIRED, new TlsError(`record ${rcdSn} is a TLS 1.3 KeyUpdate: decryption waits for the next key, and rekeying is not modelled`, {
         flow: flowName(this.sk), field: `record at seq ${start}`,
       }));

@@ -16,6 +16,14 @@ export const TLS_STAT_NAMES = [
   // record had some). That sockopt is not modelled, so they stay 0, as on a kernel where nobody sets it.
   'TlsDecryptRetry',
   'TlsRxNoPadViolation',
+  // The TLS 1.3 rekey series (the same that added tls_check_pending_rekey()): a received KeyUpdate counts
+  // TlsRxRekeyReceived. Installing the next key (setsockopt TLS_RX/TLS_TX again) is not modelled, so the
+  // four rekey results stay 0.
+  'TlsRxRekeyOk',
+  'TlsRxRekeyError',
+  'TlsTxRekeyOk',
+  'TlsTxRekeyError',
+  'TlsRxRekeyReceived',
 ] as const;
 
 export type TlsStatName = (typeof TLS_STAT_NAMES)[number];
