@@ -8,12 +8,13 @@ export const ENODEV = 19;
 export const EINVAL = 22;
 export const ENOSPC = 28;
 export const EBADMSG = 74;
+export const EMSGSIZE = 90;
 export const EOPNOTSUPP = 95;
 export const EKEYEXPIRED = 127;
 
 export const ERRNO_NAMES: Readonly<Record<number, string>> = {
   [EIO]: 'EIO', [ENOMEM]: 'ENOMEM', [EBUSY]: 'EBUSY', [EEXIST]: 'EEXIST', [ENODEV]: 'ENODEV',
-  [EINVAL]: 'EINVAL', [ENOSPC]: 'ENOSPC', [EBADMSG]: 'EBADMSG', [EOPNOTSUPP]: 'EOPNOTSUPP', [EKEYEXPIRED]: 'EKEYEXPIRED',
+  [EINVAL]: 'EINVAL', [ENOSPC]: 'ENOSPC', [EBADMSG]: 'EBADMSG', [EMSGSIZE]: 'EMSGSIZE', [EOPNOTSUPP]: 'EOPNOTSUPP', [EKEYEXPIRED]: 'EKEYEXPIRED',
 };
 
 /** "-ENOSPC" for -28, "0" for 0. */

@@ -4,7 +4,7 @@
 import test from 'ava';
 import { nodeBackend } from '../emulator/crypto/index.ts';
 import { ConfigError } from '../emulator/errors.ts';
-import { EBADMSG, ENOSPC } from '../emulator/errno.ts';
+import { EBADMSG, EINVAL, EMSGSIZE, ENOSPC } from '../emulator/errno.ts';
 import {
   TLS_1_2_VERSION, TLS_1_3_VERSION, TLS_CIPHER_AES_GCM_128, TLS_CIPHER_AES_GCM_256, TLS_CIPHER_CHACHA20_POLY1305,
   bigIntToRecSeq, recSeqToBigInt, type CryptoInfo,
@@ -429,6 +429,22 @@ for (const version of [TLS_1_2_VERSION, TLS_1_3_VERSION] as const) {
   }
 }
 
+// tls_rx_msg_size() checks the length first (too long: EMSGSIZE, too short: EBADMSG), then the version (EINVAL).
+test('RX malformed headers: the socket error tls_rx_msg_size() gives, in its order', (t) => {
+  for (const [hdr, errno] of [
+    [[23, 3, 1, 0xff, 0xff], EMSGSIZE], // bad version and too long: the length is checked first
+    [[23, 3, 1, 0, 5], EBADMSG], // bad version and shorter than the tag and explicit nonce
+    [[23, 3, 1, 0, 40], EINVAL], // a plausible length, bad version
+    [[23, 3, 3, 0x48, 0x30], EMSGSIZE],
+  ] as const) {
+    const { tls, tcp, stack } = setup();
+    tls.setCryptoInfo('rx', info());
+    tcp.feed([{ data: Uint8Array.from([...hdr, ...new Uint8Array(40)]), decrypted: false }], tcp.copiedSeq);
+    t.is(tls.error, errno, `${hdr.join(' ')}: ${tls.errorDetail?.message}`);
+    t.is(stack.tlsStat.TlsDecryptError, 0);
+  }
+});
+
 test('RX bad tag: TlsDecryptError, EBADMSG, nothing delivered after; a decrypted record with a bad tag is trusted', (t) => {
   const { tls, tcp, got, stack } = setup();
   const ci = info();
@@ -466,7 +482,7 @@ test('RX mixed record with a flipped ciphertext bit fails authentication (reencr
   t.is(stack.tlsStat.TlsDecryptError, 1);
 });
 
-test('RX TLS 1.3 padded records: inner type and zero padding stripped, decrypted or not; all-zero inner is EBADMSG', (t) => {
+test('RX TLS 1.3 padded records: inner type and zero padding stripped, decrypted or not; all-zero inner is EBADMSG, not a decrypt error', (t) => {
   const ci = info(TLS_1_3_VERSION);
   const pt = new Prng(4).bytes(300);
   const inner = new Uint8Array(300 + 1 + 50);
@@ -489,10 +505,15 @@ test('RX TLS 1.3 padded records: inner type and zero padding stripped, decrypted
     t.is(got.length, 1);
     t.deepEqual(got[0]!.data, pt);
     t.is(got[0]!.type, CONTENT_ALERT);
-    const zero = seal(8n, new Uint8Array(20));
-    tcp.feed([{ data: zero, decrypted: false }], seqAdd(tcp.copiedSeq, wire.length));
+    // Padding alone, no content type: EBADMSG from tls_padding_length(), which tls_decrypt_sw() does not count
+    // as a decrypt error (the tag authenticated), in software or decrypted by the device.
+    const zeros = new Uint8Array(20);
+    const zero = seal(8n, zeros);
+    const zeroWire = decrypted ? concatBytes([zero.subarray(0, 5), zeros, zero.subarray(zero.length - 16)]) : zero;
+    tcp.feed([{ data: zeroWire, decrypted }], seqAdd(tcp.copiedSeq, wire.length));
     t.is(tls.error, EBADMSG);
-    t.is(stack.tlsStat.TlsDecryptError, 1);
+    t.regex(tls.errorDetail!.message, /record 8 holds padding alone: no content type/);
+    t.is(stack.tlsStat.TlsDecryptError, 0);
   }
 });
 

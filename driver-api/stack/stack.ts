@@ -2,10 +2,10 @@
 // (offload setup, records list, resync, device down), tls_device_fallback.c (software encryption of
 // offloaded skbs) and the parts of tls_sw.c / tls_strp.c that RX offload touches. SPEC sections 2, 4-8.
 import type { AeadBackend } from '../../emulator/crypto/aead.ts';
-import { EBADMSG, EINVAL, EIO, EKEYEXPIRED, errnoName } from '../../emulator/errno.ts';
+import { EBADMSG, EINVAL, EIO, EKEYEXPIRED, EMSGSIZE, errnoName } from '../../emulator/errno.ts';
 import { ContractError, TlsError, type TlsnicError } from '../../emulator/errors.ts';
 import { CIPHER_DESC, TLS_1_2_VERSION, TLS_1_3_VERSION, recSeqToBigInt, bigIntToRecSeq, type CryptoInfo } from '../../emulator/tls/crypto-info.ts';
-import { openRecord } from '../../emulator/tls/record-crypto.ts';
+import { openRecord, tls13RecordAuthenticates } from '../../emulator/tls/record-crypto.ts';
 import { CONTENT_APPLICATION_DATA, isKeyUpdate, TLS_HEADER_SIZE, TLS_MAX_PAYLOAD_SIZE, maxRecordLength, recordOverhead } from '../../emulator/tls/record.ts';
 import { TcpSegmentView } from '../../emulator/wire/packet.ts';
 import { seqAdd, seqDiff, seqGeq } from '../../emulator/wire/seq.ts';
@@ -22,8 +22,6 @@ import { ViolationLog, type ContractViolation, type ViolationCounts } from './vi
 import { emptyTlsStat, formatTlsStat, type TlsStat } from './tls-stat.ts';
 import { TxRecordsList, isStartMarker, type TxOffloadRecord } from './tx-records.ts';
 
-/** EMSGSIZE (not in emulator/errno.ts yet): tls_rx_msg_size() on a record longer than the cipher allows. */
-const EMSGSIZE = 90;
 
 /** The largest TCP window (RFC 7323 section 2.3): no device can have seen a byte further ahead than this. */
 const MAX_TCP_WINDOW = 1 << 30;
@@ -434,10 +432,7 @@ export class TlsSocket implements TcpUlp {
   private msgSize(info: CryptoInfo, h: Uint8Array): number {
     const length = (h[3]! << 8) | h[4]!;
     const where = { flow: flowName(this.sk), field: `record at seq ${this.rxSeq}` };
-    if (h[1] !== 3 || h[2] !== 3) {
-      this.abort(EINVAL, new TlsError(`record header version ${h[1]}.${h[2]} is not 3.3`, where));
-      return -1;
-    }
+    // In tls_rx_msg_size()'s order: too long (EMSGSIZE), too short (EBADMSG), then the version (EINVAL).
     const max = maxRecordLength(info.version, info.cipherType);
     if (length > max) {
       this.abort(EMSGSIZE, new TlsError(`record length ${length} exceeds ${max}`, where));
@@ -446,6 +441,10 @@ export class TlsSocket implements TcpUlp {
     const min = recordOverhead(info.version, info.cipherType) - TLS_HEADER_SIZE - (info.version === TLS_1_3_VERSION ? 1 : 0);
     if (length < min) {
       this.abort(EBADMSG, new TlsError(`record length ${length} is below the cipher overhead ${min}`, where));
+      return -1;
+    }
+    if (h[1] !== 3 || h[2] !== 3) {
+      this.abort(EINVAL, new TlsError(`record header version ${h[1]}.${h[2]} is not 3.3`, where));
       return -1;
     }
     return TLS_HEADER_SIZE + length;
@@ -502,8 +501,11 @@ export class TlsSocket implements TcpUlp {
       content = openRecord(this.stack.backend, info, rcdSn, rec);
     }
     if (!content) {
-      this.stack.tlsStat.TlsDecryptError++;
-      this.abort(EBADMSG, new TlsError(`record ${rcdSn} failed authentication`, {
+      // tls_decrypt_sw() counts TlsDecryptError for a bad tag only; a TLS 1.3 record that authenticates but holds
+      // padding alone (tls_padding_length(): no content type) fails with the same EBADMSG, uncounted.
+      const padding = info.version === TLS_1_3_VERSION && (all || tls13RecordAuthenticates(this.stack.backend, info, rcdSn, rec));
+      if (!padding) this.stack.tlsStat.TlsDecryptError++;
+      this.abort(EBADMSG, new TlsError(padding ? `record ${rcdSn} holds padding alone: no content type` : `record ${rcdSn} failed authentication`, {
         flow: flowName(this.sk), field: `record at seq ${start}`,
       }));
       return;

@@ -114,6 +114,15 @@ const toHex2 = (b: number) => b.toString(16).padStart(2, '0');
 export type OpenedRecord = { type: number; plaintext: Uint8Array };
 
 /**
+ * Whether a protected TLS 1.3 record's tag authenticates (openRecord() answers null both for a bad tag and for
+ * an inner plaintext of padding alone; the kernel counts TlsDecryptError only for the first).
+ */
+export function tls13RecordAuthenticates(backend: AeadBackend, info: CryptoInfo, recSeq: bigint, record: Uint8Array): boolean {
+  const desc = CIPHER_DESC[info.cipherType];
+  return backend.open(desc.aead, info.key, recordNonce(info, recSeq), record.subarray(0, TLS_HEADER_SIZE), record.subarray(TLS_HEADER_SIZE)) !== null;
+}
+
+/**
  * Authenticate and decrypt one whole record (header included); null when the tag does not verify (or a
  * TLS 1.3 inner plaintext is all padding). TlsError when `record` is not one whole protected record: shorter
  * than a header, a header length field that disagrees with the bytes given, or a version other than 03 03.
