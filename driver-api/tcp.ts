@@ -23,6 +23,12 @@ export interface TcpUlp {
   validateXmit?(skb: SkBuff, dev: NetDevice): SkBuff | null;
   /** The peer closed its side (FIN consumed in order). */
   onPeerClose?(): void;
+  /**
+   * sk_destruct: the socket is gone, after close() once its FIN is acknowledged (TIME_WAIT, CLOSED) or it was
+   * aborted. Until then queued data and retransmissions still leave through it (tls_device_sk_destruct()
+   * deletes the TX context only now).
+   */
+  onDestroy?(): void;
 }
 
 /** A connected TCP socket as the TLS layer drives it. Seqs are 32-bit, wrap-aware (emulator/wire/seq.ts). */
@@ -50,6 +56,6 @@ export interface TcpSock {
   fence(): void;
   /** Push what is queued (tcp_push). */
   push(): void;
-  /** Close our sending side (FIN after queued data). */
+  /** Close our sending side (FIN after queued data); the socket calls its ULP's onDestroy() when it is gone. */
   close(): void;
 }

@@ -366,7 +366,9 @@ class FuzzTcp implements TcpSock {
   queue(): void {}
   fence(): void {}
   push(): void {}
-  close(): void {}
+  close(): void {
+    this.ulp?.onDestroy?.();
+  }
 }
 
 /**

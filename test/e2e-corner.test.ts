@@ -384,3 +384,34 @@ for (const driver of DRIVERS) {
     t.is(sha256(c2.ab.received), sha256([original]));
   });
 }
+
+// tls_sk_proto_close() releases RX at close; the TX context goes at sk_destruct (tls_device_sk_destruct() ->
+// tls_device_tx_del_task()), once the socket's FIN is acknowledged: what close() left queued, and its
+// retransmissions, still leave through the device, not the software fallback.
+for (const driver of DRIVERS) {
+  test(`${driver}: close() right after a 200 KB write: the device encrypts all of it; TX tls_dev_del after the FIN is acked`, (t) => {
+    const w = makeWorld({ driver, keyBits: 128, seed: 41 });
+    const data = new Rng(41).fork('close').bytes(200_000);
+    let sndUnaAtClose = 0;
+    let writeSeqAtClose = 0;
+    const c: E2eConn = connectTls(w, {
+      writesA: [data],
+      onInstalled: () => w.sim.schedule(0, () => {
+        const tcp = c.client.tcp;
+        sndUnaAtClose = tcp.sndUna;
+        writeSeqAtClose = tcp.writeSeq;
+        c.client.close();
+      }),
+    });
+    runIdle(w);
+    t.true(seqDiff(writeSeqAtClose, sndUnaAtClose) > 100_000, 'most of the data was still unacknowledged at close()');
+    t.is(sha256(c.ab.received), sha256([data]));
+    const dels = w.a.stack.callLog.filter((x) => x.op === 'tls_dev_del').map((x) => x.dir);
+    t.deepEqual(dels, ['rx', 'tx'], 'RX at close, TX at destruct');
+    const { expect, wire } = assertWire(t, w, c.ab);
+    t.is(w.a.nic.counters.tx_tls_encrypted_bytes, wire.bytesFrom(expect.tlsStart), 'every TLS byte on the wire encrypted by the device');
+    t.is(fallbackBytesFrom(w.a, c.ab, expect.tlsStart), 0);
+    t.is(w.a.stack.tlsStat.TlsCurrTxDevice, 0, 'the gauge drops at close');
+    t.is(w.a.nic.dumpTable().includes('tx'), false, 'no TX context left');
+  });
+}

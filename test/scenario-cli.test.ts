@@ -153,10 +153,11 @@ test('--timeline draws the world: the dropped header, the loss of sync, the resy
   // The sending chart: A's device encrypted every data segment, the retransmission included.
   t.is((tx!.match(/<rect class="mark encrypted"/g) ?? []).length, j.runs[0].hosts.a.ethtool.tx_tls_encrypted_packets);
   // The calls table: mlx5's resync is asynchronous (the driver opens a request, the device's answer ends it,
-  // then the stack's tls_dev_resync), in that order after the add.
+  // then the stack's tls_dev_resync), in that order after the add. At the end B's RX context goes at its
+  // close(), A's TX context only when A's socket is destroyed, its FIN acknowledged (tls_device_sk_destruct()).
   const calls = [...sec.matchAll(/<td>(RX|TX)<\/td><td><code>([AB]: [a-z_]+)\(/g)].map((m) => `${m[1]} ${m[2]}`);
   t.deepEqual(calls, ['RX B: tls_dev_add', 'TX A: tls_dev_add', 'RX B: tls_offload_rx_resync_async_request_start',
-    'RX B: tls_offload_rx_resync_async_request_end', 'RX B: tls_dev_resync', 'TX A: tls_dev_del', 'RX B: tls_dev_del']);
+    'RX B: tls_offload_rx_resync_async_request_end', 'RX B: tls_dev_resync', 'RX B: tls_dev_del', 'TX A: tls_dev_del']);
   t.regex(sec, /<td>RX<\/td><td><code>B: tls_dev_resync\(rx, seq \d+, rec \d+\) = 0<\/code>/);
   t.regex(html, /host B \(mlx5_\w+\): ethtool -S\nNIC statistics:\n[\s\S]*rx_tls_resync_res_ok: 1\n/);
   // Without the impairment the device stays in sync: every received packet decrypted, nothing else drawn.

@@ -159,7 +159,9 @@ class TxTcp implements TcpSock {
   }
   fence(): void {}
   push(): void {}
-  close(): void {}
+  close(): void {
+    this.ulp?.onDestroy?.();
+  }
   /** Segments of at most `mss` that never mix offload marks (the kernel never merges them into one skb). */
   segments(mss: number, fromChunk = 0): Array<{ seq: number; data: Uint8Array; offloaded: boolean }> {
     const out: Array<{ seq: number; data: Uint8Array; offloaded: boolean }> = [];

@@ -59,6 +59,7 @@ class FakeTcp implements TcpSock {
   push(): void {}
   close(): void {
     this.closed = true;
+    this.ulp?.onDestroy?.();
   }
   ack(seq: number): void {
     this.sndUna = seq;

@@ -65,7 +65,10 @@ export class ReplaySock implements TcpSock {
 
   push(): void {}
 
-  close(): void {}
+  /** The replay closes a socket once everything it sent is acknowledged (or the connection ended): gone at once. */
+  close(): void {
+    this.ulp?.onDestroy?.();
+  }
 
   /** Whether queued bytes cover [seq, seq+len). */
   hasQueued(seq: number, len: number): boolean {

@@ -116,6 +116,9 @@ export class TcpSocket implements TcpSock {
   private readonly sndBuf: TxSkb[] = [];
   private fenceNext = false;
   private finQueued = false;
+  /** The application called close(); `destroyed`: the ULP was told the socket is gone (maybeDestroy()). */
+  private appClosed = false;
+  private destroyed = false;
   private finSeq = 0;
   private peerMss = 536; // RFC 9293 3.7.1 default when no option
 
@@ -249,7 +252,11 @@ export class TcpSocket implements TcpSock {
   }
 
   close(): void {
-    if (this.finQueued || this.state === 'closed') return;
+    this.appClosed = true;
+    if (this.finQueued || this.state === 'closed') {
+      this.maybeDestroy();
+      return;
+    }
     this.finQueued = true;
     this.finSeq = this.wseq;
     if (this.state === 'established') this.state = 'fin-wait-1';
@@ -414,12 +421,14 @@ export class TcpSocket implements TcpSock {
     this.dupAcks = 0;
     if (this.una === this.sndMax) this.stopRto();
     else this.restartRto();
-    if (this.finQueued && seqGt(ack, this.finSeq)) {
+    const finAcked = this.finQueued && seqGt(ack, this.finSeq);
+    if (finAcked) {
       if (this.state === 'fin-wait-1') this.state = 'fin-wait-2';
       else if (this.state === 'closing') this.state = 'time-wait';
-      else if (this.state === 'last-ack') this.finish();
     }
-    this.ulp?.onAck(this.finQueued && seqGt(ack, this.finSeq) ? this.finSeq : ack);
+    this.ulp?.onAck(finAcked ? this.finSeq : ack);
+    if (finAcked && this.state === 'last-ack') this.finish();
+    this.maybeDestroy();
   }
 
   // RFC 5681 3.2 fast retransmit on the third duplicate ACK; RFC 6582 recovery
@@ -486,6 +495,7 @@ export class TcpSocket implements TcpSock {
     if (peerFin) {
       this.ulp?.onPeerClose?.();
       this.closeCb?.();
+      this.maybeDestroy();
     }
   }
 
@@ -694,6 +704,19 @@ export class TcpSocket implements TcpSock {
     this.sndBuf.length = 0;
     this.ofo = [];
     this.env.forget(this);
+    this.maybeDestroy();
+  }
+
+  /**
+   * sk_destruct once the application has closed and TCP is done with the socket: its FIN acknowledged (an orphaned
+   * FIN_WAIT2 or TIME_WAIT socket becomes a minisock: tcp_time_wait() -> tcp_done(), with the default
+   * tcp_fin_timeout), the last ACK in (LAST_ACK -> CLOSED), or aborted.
+   */
+  private maybeDestroy(): void {
+    if (this.destroyed || !this.appClosed) return;
+    if (this.state !== 'closed' && this.state !== 'time-wait' && this.state !== 'fin-wait-2') return;
+    this.destroyed = true;
+    this.ulp?.onDestroy?.();
   }
 
   private flow(): string {

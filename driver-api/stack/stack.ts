@@ -318,6 +318,11 @@ export class TlsSocket implements TcpUlp {
 
   onPeerClose(): void {}
 
+  /** TcpUlp: sk_destruct, models tls_device_sk_destruct(): the TX context goes now (RX went at close). */
+  onDestroy(): void {
+    this.stack.destroySocket(this);
+  }
+
   /** TcpUlp: in-order bytes, each chunk with its skb->decrypted flag. */
   onReceive(chunks: readonly RxChunk[]): void {
     if (this.closed) return;
@@ -545,7 +550,7 @@ export class TlsSocket implements TcpUlp {
     for (let i = 0; i < ranges.length; i += 2) reencryptRange(this.stack.backend, info, nonce, rec, ranges[i]!, ranges[i + 1]!);
   }
 
-  /** close(): models tls_sk_proto_close() (RX device state released first, TX at destruct). */
+  /** close(): models tls_sk_proto_close() (RX device state released now, TX when the socket is destroyed: onDestroy()). */
   close(): void {
     if (this.closed) return;
     this.closed = true;
@@ -583,7 +588,7 @@ export class TlsStack implements Omit<TlsKernelHelpers, 'netifReceiveSkb'> {
   readonly violationLog = new ViolationLog();
   private readonly logFn: ((event: TlsStackEvent) => void) | undefined;
   private readonly callLogLimit: number;
-  /** Open sockets with the ULP; closed ones move to closedSocks (bounded) so memory does not grow per flow. */
+  /** Sockets with the ULP until released (closed, and for an offloaded TX destroyed); then in closedSocks (bounded). */
   private readonly sockets = new Map<Sock, TlsSocket>();
   private readonly closedSocks = new Map<Sock, number>();
   private readonly view = new TcpSegmentView();
@@ -1082,20 +1087,35 @@ export class TlsStack implements Omit<TlsKernelHelpers, 'netifReceiveSkb'> {
     }
   }
 
-  /** Socket close: tls_dev_del once per direction still added, gauges down (tls_sk_proto_close). */
+  /**
+   * Socket close, models tls_sk_proto_close() -> tls_sk_proto_cleanup(): RX's tls_dev_del now, gauges down. An
+   * offloaded TX keeps its context and netdev until the socket is destroyed (destroySocket()): data still queued
+   * and retransmissions after close() leave through the device, as they do from tls_device_sk_destruct() on.
+   */
   closeSocket(s: TlsSocket): void {
     const netdev = s.tlsCtx.netdev;
     if (s.rx?.dev === 'added' && netdev) this.devDel(s, netdev, 'rx');
-    if (s.tx?.dev === 'added' && netdev) this.devDel(s, netdev, 'tx');
-    // Release the socket (tls_ctx_free); remember a bounded number so late helper calls still name it.
-    this.sockets.delete(s.sk);
-    this.closedSocks.set(s.sk, s.sk.id);
-    if (this.closedSocks.size > CLOSED_SOCKS_REMEMBERED) this.closedSocks.delete(this.closedSocks.keys().next().value!);
-    s.tlsCtx.netdev = null;
     if (s.txMode === 'hw') this.tlsStat.TlsCurrTxDevice--;
     else if (s.txMode === 'sw') this.tlsStat.TlsCurrTxSw--;
     if (s.rxMode === 'hw') this.tlsStat.TlsCurrRxDevice--;
     else if (s.rxMode === 'sw') this.tlsStat.TlsCurrRxSw--;
+    if (!(s.tx?.dev === 'added' && netdev)) this.release(s);
+  }
+
+  /** sk_destruct, models tls_device_sk_destruct() -> tls_device_tx_del_task(): TX's tls_dev_del, then the socket goes. */
+  destroySocket(s: TlsSocket): void {
+    if (this.sockets.get(s.sk) !== s) return; // released at close already
+    const netdev = s.tlsCtx.netdev;
+    if (s.tx?.dev === 'added' && netdev) this.devDel(s, netdev, 'tx');
+    this.release(s);
+  }
+
+  /** tls_ctx_free: the socket is released; a bounded number are remembered so late helper calls still name it. */
+  private release(s: TlsSocket): void {
+    this.sockets.delete(s.sk);
+    this.closedSocks.set(s.sk, s.sk.id);
+    if (this.closedSocks.size > CLOSED_SOCKS_REMEMBERED) this.closedSocks.delete(this.closedSocks.keys().next().value!);
+    s.tlsCtx.netdev = null;
   }
 
   /**
@@ -1105,8 +1125,9 @@ export class TlsStack implements Omit<TlsKernelHelpers, 'netifReceiveSkb'> {
    */
   netdevDown(netdev: NetDevice): void {
     let n = 0;
+    // Closed sockets whose TX context waits for their destruction too (tls_device_down walks every context).
     for (const s of this.sockets.values()) {
-      if (s.closed || s.tlsCtx.netdev !== netdev) continue;
+      if (s.tlsCtx.netdev !== netdev) continue;
       n++;
       s.tlsCtx.netdev = null;
       s.rxDegraded = true;
