@@ -26,6 +26,8 @@ export class ReportSpill implements Iterable<FlowReport> {
   private offset = new Float64Array(0);
   private size = new Uint32Array(0);
   private count = 0;
+  /** Report indices in first-packet order, made at the first read after the last add (the table reads up to three times). */
+  private sorted: Uint32Array | null = null;
   private fd: number | null = null;
   private path = '';
   /** Bytes of the file, written or in `out`. */
@@ -49,6 +51,7 @@ export class ReportSpill implements Iterable<FlowReport> {
     if (this.closed) throw new ConfigError('connection report added after the reports were closed');
     if (this.count === this.first.length) this.first = grow(this.first);
     this.first[this.count] = firstPacket;
+    this.sorted = null;
     if (this.fd === null && this.held.length < this.inMemory) {
       this.held.push(report);
       this.count++;
@@ -60,7 +63,7 @@ export class ReportSpill implements Iterable<FlowReport> {
 
   *[Symbol.iterator](): Generator<FlowReport> {
     if (this.closed) throw new ConfigError('connection reports read after they were closed');
-    const order = this.order();
+    const order = (this.sorted ??= this.order());
     if (this.fd === null) {
       for (const i of order) yield this.held[i]!;
       return;
@@ -87,6 +90,7 @@ export class ReportSpill implements Iterable<FlowReport> {
   close(): void {
     this.closed = true;
     this.held = [];
+    this.sorted = null;
     if (this.fd !== null) closeSync(this.fd);
     this.fd = null;
   }
