@@ -22,7 +22,6 @@ import { ViolationLog, type ContractViolation, type ViolationCounts } from './vi
 import { emptyTlsStat, formatTlsStat, type TlsStat } from './tls-stat.ts';
 import { TxRecordsList, isStartMarker, type TxOffloadRecord } from './tx-records.ts';
 
-
 /** The largest TCP window (RFC 7323 section 2.3): no device can have seen a byte further ahead than this. */
 const MAX_TCP_WINDOW = 1 << 30;
 

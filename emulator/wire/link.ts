@@ -1,4 +1,5 @@
 // Link-layer framing of captured packets: where the IP header starts, and which ethertype it is.
+import { readU32 } from '../bytes.ts';
 import { WireError } from '../errors.ts';
 import { ETHERTYPE_IPV4, ETHERTYPE_IPV6, isVlanTpid } from './ethernet.ts';
 
@@ -69,7 +70,7 @@ export function linkL3(linkType: number, buf: Uint8Array, out: L3Location): void
     case LINKTYPE_LOOP: {
       const field = linkType === LINKTYPE_NULL ? 'null.family' : 'loop.family';
       if (buf.length < 4) throw new WireError(`loopback header needs 4 bytes, have ${buf.length}`, { offset: 0, field });
-      const be = ((buf[0]! << 24) | (buf[1]! << 16) | (buf[2]! << 8) | buf[3]!) >>> 0;
+      const be = readU32(buf, 0);
       // DLT_NULL is in the byte order of the host that captured, which the file does not say: a family in
       // the upper half means the other order (as Wireshark decides).
       const family = linkType === LINKTYPE_NULL && be > 0xffff ? ((buf[3]! << 24) | (buf[2]! << 16) | (buf[1]! << 8) | buf[0]!) >>> 0 : be;
