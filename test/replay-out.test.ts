@@ -18,6 +18,7 @@ import { seqDiff } from '../emulator/wire/seq.ts';
 import { LINKTYPE_HANDED_UP, OutCapture, progressLine } from '../cli/replay/command.ts';
 import { allManifests } from '../fixtures/manifest.ts';
 import { hasTshark } from './helpers/tools.ts';
+import { Prng } from './helpers/prng.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'tlsnic-out-test-'));
 test.after.always(() => rmSync(tmp, { recursive: true, force: true }));
@@ -247,6 +248,28 @@ test('OutCapture puts a TX frame held back for its record before the later frame
     'tlsnic rx wire: not handed up',
   ]);
   t.deepEqual(pkts.map((p) => p.interfaceId), [0, 0, 1, 0, 0, 0]);
+});
+
+test('OutCapture restores capture order for frames far out of turn: stable within a place, reorders counted', (t) => {
+  const rng = new Prng(11);
+  const oc = new OutCapture(null);
+  const sent: { packet: number; order: number; id: number }[] = [];
+  let reordered = 0;
+  let max: { packet: number; order: number } | null = null;
+  for (let id = 0; id < 3000; id++) {
+    const packet = rng.int(1, 400);
+    const order = rng.int(0, 2);
+    sent.push({ packet, order, id });
+    if (max && (packet < max.packet || (packet === max.packet && order < max.order))) reordered++;
+    else max = { packet, order };
+    // heldFrom 0: an earlier frame is still held, so every frame waits (none is below it)
+    oc.frame({ dir: 'tx', frame: Uint8Array.of(id >> 8, id & 0xff), tsNs: BigInt(id), note: 'tx: equals capture', packet, order, heldFrom: 0 });
+  }
+  const want = [...sent].sort((a, b) => a.packet - b.packet || a.order - b.order || a.id - b.id).map((x) => x.id);
+  const got = [...readCaptureBytes(oc.bytes())].map((p) => (p.data[0]! << 8) | p.data[1]!);
+  t.deepEqual(got, want);
+  t.is(oc.stats.reordered, reordered);
+  t.true(reordered > 2000); // the case is the far-out-of-turn one
 });
 
 test('progress line: bar, percentage and sizes; clamped at both ends', (t) => {

@@ -16,6 +16,7 @@ import { renderTimeline } from '../timeline.ts';
 import { OUT_ORDER_OWN, replay, type FlowReport, type OutFrame, type ReplayResult } from './engine.ts';
 import { replayParallel } from './parallel.ts';
 import { REPORTS_IN_MEMORY, ReportSpill } from './report-spill.ts';
+import { MinHeap } from './min-heap.ts';
 
 export function parseLocal(s: string): { ip: string; port: number | null } {
   // 10.0.0.1, 10.0.0.1:443, [fd00::1]:443, fd00::1
@@ -156,7 +157,12 @@ const UP_RX = [
 /** A queue's --out file and where each of its frames goes (OutCapture with `track`). */
 export type OutPart = { file: string; packets: readonly number[]; orders: readonly number[] };
 
-type Pending = { packet: number; order: number; data: Uint8Array; tsNs: bigint; linkType: number; comment: string };
+/** A queued --out frame; `n` keeps frames of one place in the order they came. */
+type Pending = { packet: number; order: number; n: number; data: Uint8Array; tsNs: bigint; linkType: number; comment: string };
+
+function pendingBefore(a: Pending, b: Pending): boolean {
+  return before(a.packet, a.order, b.packet, b.order) || (a.packet === b.packet && a.order === b.order && a.n < b.n);
+}
 
 /** Whether a frame at (packet, order) goes before one at (packet2, order2) (OutFrame.order). */
 function before(packet: number, order: number, packet2: number, order2: number): boolean {
@@ -224,8 +230,13 @@ export class OutCapture {
   private wireTs = 0n;
   private wirePacket = 0;
   private wireOrder = OUT_ORDER_OWN;
-  private readonly queue: Pending[] = [];
+  /** Frames waiting for an earlier one, least (packet, order, arrival) first: a far-out-of-turn frame costs log n. */
+  private readonly queue = new MinHeap<Pending>(pendingBefore);
   private queued = 0;
+  private pushed = 0;
+  /** The last place of a frame queued in turn: one queued before it was reordered. */
+  private lastPacket = -1;
+  private lastOrder = 0;
   /** Frames written per interface, and handed-up frames the device decrypted. */
   readonly stats = { wire: 0, handedUp: 0, decrypted: 0, reordered: 0 };
 
@@ -275,32 +286,33 @@ export class OutCapture {
   }
 
   private emit(packet: number, order: number, heldFrom: number, data: Uint8Array, tsNs: bigint, linkType: number, comment: string): void {
-    if (this.queue.length === 0 && packet < heldFrom) {
+    const q = this.queue;
+    if (q.size === 0 && packet < heldFrom) {
       this.w.write({ data, tsNs, linkType, comment });
       this.packets?.push(packet);
       this.orders?.push(order);
       return;
     }
-    // Stable: after every queued frame of the same or an earlier place.
-    let i = this.queue.length;
-    while (i > 0 && before(packet, order, this.queue[i - 1]!.packet, this.queue[i - 1]!.order)) i--;
-    if (i < this.queue.length) this.stats.reordered++;
-    this.queue.splice(i, 0, { packet, order, data: data.slice(), tsNs, linkType, comment });
+    if (q.size > 0 && before(packet, order, this.lastPacket, this.lastOrder)) this.stats.reordered++;
+    else {
+      this.lastPacket = packet;
+      this.lastOrder = order;
+    }
+    q.push({ packet, order, n: this.pushed++, data: data.slice(), tsNs, linkType, comment });
     this.queued += data.length;
     if (this.queued > REORDER_LIMIT) this.release(-Infinity, REORDER_LIMIT / 2);
   }
 
   /** Writes queued frames of packets below `below` (or, over the limit, the oldest until `keep` bytes remain). */
   private release(below: number, keep = Infinity): void {
-    let n = 0;
-    while (n < this.queue.length && (this.queue[n]!.packet < below || this.queued > keep)) {
-      const q = this.queue[n++]!;
-      this.w.write({ data: q.data, tsNs: q.tsNs, linkType: q.linkType, comment: q.comment });
-      this.packets?.push(q.packet);
-      this.orders?.push(q.order);
-      this.queued -= q.data.length;
+    const q = this.queue;
+    while (q.size > 0 && (q.peek()!.packet < below || this.queued > keep)) {
+      const p = q.pop()!;
+      this.w.write({ data: p.data, tsNs: p.tsNs, linkType: p.linkType, comment: p.comment });
+      this.packets?.push(p.packet);
+      this.orders?.push(p.order);
+      this.queued -= p.data.length;
     }
-    if (n > 0) this.queue.splice(0, n);
   }
 
   bytes(): Uint8Array {
