@@ -611,6 +611,33 @@ test('RX resync DRIVER_REQ_ASYNC: log holds 13 headers; an unlogged seq matches 
   t.deepEqual(f.resyncs()[1], ['rx', f.startOf(18), 7n + 18n]);
 });
 
+// tls_offload_rx_resync_async_request_end() only sets the request word: mlx5 posts a GET_PSV per resync CQE, so a
+// second answer comes after the first was matched (or cancelled) and arms a new sync stage; no violation.
+test('RX resync DRIVER_REQ_ASYNC: an _end with no request open (matched, or cancelled) arms a new one, as the kernel does', (t) => {
+  const f = rxFlow('driver_req_async', Array.from({ length: 10 }, () => 100));
+  f.stack.tlsOffloadRxResyncAsyncRequestStart(f.tls.sk, f.startOf(0), 300);
+  f.feedRecord(0);
+  f.feedRecord(1);
+  f.stack.tlsOffloadRxResyncAsyncRequestEnd(f.tls.sk, f.startOf(1));
+  f.feedRecord(2);
+  t.deepEqual(f.resyncs(), [['rx', f.startOf(1), 8n]]);
+  // A second GET_PSV's answer, the request already matched: the header at that seq resyncs when parsed.
+  f.stack.tlsOffloadRxResyncAsyncRequestEnd(f.tls.sk, f.startOf(4));
+  f.feedRecord(3);
+  t.is(f.resyncs().length, 1);
+  f.feedRecord(4);
+  t.deepEqual(f.resyncs()[1], ['rx', f.startOf(4), 11n]);
+  // After a cancel (the first GET_PSV failed), the other one's answer still counts.
+  f.stack.tlsOffloadRxResyncAsyncRequestStart(f.tls.sk, f.startOf(5), 300);
+  f.stack.tlsOffloadRxResyncAsyncRequestCancel(f.tls.sk);
+  f.stack.tlsOffloadRxResyncAsyncRequestEnd(f.tls.sk, f.startOf(6));
+  f.feedRecord(5);
+  f.feedRecord(6);
+  t.deepEqual(f.resyncs()[2], ['rx', f.startOf(6), 13n]);
+  t.is(f.stack.violations.length, 0);
+  t.is(f.stack.tlsStat.TlsRxDeviceResync, 3);
+});
+
 test('RX resync CORE_NEXT_HINT: backoff 2, 4, 8 .. 128 then +128 encrypted records; decrypted records reset it', (t) => {
   const n = 700;
   const f = rxFlow('core_next_hint', Array.from({ length: n }, () => 1));

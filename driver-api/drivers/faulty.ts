@@ -130,11 +130,11 @@ export function faultyDriver(base: DriverModule, plan: FaultPlan): FaultyDriver 
     };
     const reseq = (sk: Sock, seq: number): number => {
       if (fire('resync-stale-seq', 'rx')) {
-        note('resync-stale-seq', sk, 'rx', ['resync-seq-stale', 'async-end-without-start', 'helper-after-del', 'helper-not-offloaded']);
+        note('resync-stale-seq', sk, 'rx', ['resync-seq-stale', 'helper-after-del', 'helper-not-offloaded']);
         return seqAdd(seq, -STALE_BY);
       }
       if (fire('resync-future-seq', 'rx')) {
-        note('resync-future-seq', sk, 'rx', ['resync-seq-future', 'async-end-without-start', 'helper-after-del', 'helper-not-offloaded']);
+        note('resync-future-seq', sk, 'rx', ['resync-seq-future', 'helper-after-del', 'helper-not-offloaded']);
         return seqAdd(seq, FUTURE_BY);
       }
       return seq;

@@ -18,7 +18,11 @@ export type Mlx5Options = ProbeOptions & {
 };
 
 type TxPriv = { handle: number; sk: Sock; expectedSeq: number; startSeq: number };
-type RxPriv = { handle: number; sk: Sock; asyncPending: boolean; deleted: boolean };
+/**
+ * workQueued: resync->work is queued and has not run yet (queue_work() fails meanwhile). Nothing limits the
+ * GET_PSVs in flight: each run of the work posts one.
+ */
+type RxPriv = { handle: number; sk: Sock; workQueued: boolean; deleted: boolean };
 
 function probe(nic: Nic, kernel: TlsKernelHelpers, opts: Mlx5Options = {}): NetDevice {
   const wq = new WorkQueue(opts.schedule);
@@ -36,7 +40,7 @@ function probe(nic: Nic, kernel: TlsKernelHelpers, opts: Mlx5Options = {}): NetD
       if (direction === 'tx') {
         sk.tlsCtx.driverState.tx = { handle, sk, expectedSeq: startSn >>> 0, startSeq: startSn >>> 0 } satisfies TxPriv;
       } else {
-        const priv: RxPriv = { handle, sk, asyncPending: false, deleted: false };
+        const priv: RxPriv = { handle, sk, workQueued: false, deleted: false };
         sk.tlsCtx.driverState.rx = priv;
         rxByHandle.set(handle, priv);
         kernel.tlsOffloadRxResyncSetType(sk, 'driver_req_async');
@@ -125,34 +129,51 @@ function probe(nic: Nic, kernel: TlsKernelHelpers, opts: Mlx5Options = {}): NetD
     nic.transmit({ frame: skb.data, ctx: tx.handle, mss: skb.gsoSize });
   }
 
-  // models mlx5e_ktls_handle_rx_skb() + resync_update_sn() + the GET_PSV completion
+  // models mlx5e_ktls_handle_get_psv_completion() (and, for a GET_PSV that never completes, the error CQE
+  // mlx5e_poll_ico_cq() hands to mlx5e_ktls_rx_resync_async_request_cancel())
+  const psvCompletion = (priv: RxPriv) => {
+    if (priv.deleted) {
+      // MLX5E_PRIV_RX_FLAG_DELETING: counted as a skip. The driver's cancel there touches a context tls_dev_del
+      // already let go; the model leaves that call out (the stack would report it as helper-after-del).
+      c.rx_tls_resync_req_skip++;
+      return;
+    }
+    const psv = nic.rxTracking(priv.handle);
+    if (opts.psvNeverAnswers || psv.resyncTcpSn < 0) {
+      // error CQE, or the device not tracking (record_tracker_state / auth_state): skip and cancel (6.18,
+      // "net/mlx5e: kTLS, Cancel RX async resync request in error flows")
+      c.rx_tls_resync_req_skip++;
+      kernel.tlsOffloadRxResyncAsyncRequestCancel(priv.sk);
+      return;
+    }
+    kernel.tlsOffloadRxResyncAsyncRequestEnd(priv.sk, psv.resyncTcpSn);
+    c.rx_tls_resync_req_end++;
+  };
+
+  // models resync_handle_work(): posts one GET_PSV (resync_post_get_progress_params()) per run
+  const resyncWork = (priv: RxPriv) => {
+    priv.workQueued = false;
+    if (priv.deleted) return; // cancel_work_sync() in mlx5e_ktls_del_rx(): a queued work never runs
+    wq.schedule(opts.psvNeverAnswers ? opts.psvTimeoutUs ?? 1000 : opts.psvDelayUs ?? 0, () => psvCompletion(priv));
+  };
+
+  // models mlx5e_ktls_handle_rx_skb() + resync_update_sn() + resync_queue_get_psv()
   nic.onReceive((cqe) => {
     const skb = rxSkb(cqe);
     const req = cqe.resyncRequest;
     const priv = req ? rxByHandle.get(cqe.ctx) : undefined;
-    if (req && priv && priv.asyncPending) {
-      // The device asked again (about a later header) before GET_PSV completed. resync_update_sn() calls
-      // request_start for every resync CQE: the window moves to this packet, and the pending GET_PSV will
-      // report the device's current hw_resync_tcp_sn, which is this packet's header.
-      kernel.tlsOffloadRxResyncAsyncRequestStart(priv.sk, req.packetSeq, req.packetLen);
-      c.rx_tls_resync_req_start++;
-    } else if (req && priv) {
-      priv.asyncPending = true;
-      kernel.tlsOffloadRxResyncAsyncRequestStart(priv.sk, req.packetSeq, req.packetLen);
-      c.rx_tls_resync_req_start++;
-      const answer = () => {
-        if (priv.deleted || !priv.asyncPending) return;
-        priv.asyncPending = false;
-        const psv = nic.rxTracking(priv.handle);
-        if (opts.psvNeverAnswers || psv.resyncTcpSn < 0) {
-          kernel.tlsOffloadRxResyncAsyncRequestCancel(priv.sk);
-          c.rx_tls_resync_req_skip++;
-          return;
-        }
-        kernel.tlsOffloadRxResyncAsyncRequestEnd(priv.sk, psv.resyncTcpSn);
-        c.rx_tls_resync_req_end++;
-      };
-      wq.schedule(opts.psvNeverAnswers ? opts.psvTimeoutUs ?? 1000 : opts.psvDelayUs ?? 0, answer);
+    if (req && priv) {
+      if (priv.workQueued) {
+        // queue_work() finds the work still queued: resync_queue_get_psv() returns false (6.18) and no
+        // request_start follows; the GET_PSV that work will post answers for the first packet's window.
+      } else {
+        // The work queues again even while an earlier GET_PSV is in flight: a second GET_PSV, whose completion
+        // makes a second request_end (the kernel takes the later one).
+        priv.workQueued = true;
+        wq.schedule(0, () => resyncWork(priv));
+        kernel.tlsOffloadRxResyncAsyncRequestStart(priv.sk, req.packetSeq, req.packetLen);
+        c.rx_tls_resync_req_start++;
+      }
     }
     kernel.netifReceiveSkb(skb);
     wq.flush();

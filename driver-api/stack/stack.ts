@@ -891,19 +891,15 @@ export class TlsStack implements Omit<TlsKernelHelpers, 'netifReceiveSkb'> {
     h.off.resync.asyncStart(seq, len);
   }
 
+  /**
+   * models tls_offload_rx_resync_async_request_end(): it sets the request word whatever it held, so an answer
+   * with no request open (a second GET_PSV's, after the first was matched or cancelled) arms a new sync stage.
+   */
   tlsOffloadRxResyncAsyncRequestEnd(sk: Sock, seq: number): void {
     const op = 'tls_offload_rx_resync_async_request_end';
     const ignored = 'answer ignored: no tls_dev_resync follows from it; records are decrypted in software meanwhile';
     const h = this.helperDir(sk, op, 'rx', seq >>> 0, ignored);
     if (!h) return;
-    const a = h.off.resync.async;
-    if (a.stage !== 'async') {
-      this.violation({
-        kind: 'async-end-without-start', op, sk: h.s.sk.id, flow: flowName(h.s.sk), dir: 'rx', seq: seq >>> 0, action: ignored,
-        what: a.stage === 'idle' ? 'no async resync request is open (cancelled, or never started)' : 'the open request was answered already',
-      });
-      return;
-    }
     if (this.outOfWindow(h.s, op, seq, `${ignored} (the request stays open)`)) return;
     h.off.resync.asyncEnd(seq);
   }

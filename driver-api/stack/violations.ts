@@ -24,14 +24,12 @@ export type ViolationKind =
   | 'resync-seq-stale'
   /** An RX resync request or answer more than the largest TCP window (2^30, RFC 7323) ahead of it. */
   | 'resync-seq-future'
-  /** tls_offload_rx_resync_async_request_end() with no request started (after a cancel, or never). */
-  | 'async-end-without-start'
   /** tls_get_record() for a seq the socket never sent (at or past write_seq). */
   | 'get-record-out-of-range';
 
 export const VIOLATION_KINDS: readonly ViolationKind[] = [
   'decrypted-on-sw-socket', 'add-failed-left-context', 'add-ok-no-context', 'del-left-context', 'helper-after-del',
-  'helper-not-offloaded', 'helper-unknown-socket', 'resync-seq-stale', 'resync-seq-future', 'async-end-without-start',
+  'helper-not-offloaded', 'helper-unknown-socket', 'resync-seq-stale', 'resync-seq-future',
   'get-record-out-of-range',
 ];
 
