@@ -1,7 +1,8 @@
 // `make bench` (issue 7): every scenario in its own process, one table (or --json). Each figure is an
 // absolute measured in this run or a ratio to a reference measured in this run; nothing is compared with a
 // number from elsewhere.
-//   raw      node:crypto AES-128-GCM: one-shot records and streamed in MSS pieces (the limit here)
+//   raw      node:crypto AES-128-GCM: one-shot records and streamed in MSS pieces (the limit here), and the
+//            node:crypto work a replay cannot skip, alone (what its ratio can reach)
 //   device   emulated NIC TX and RX on MSS segments of records (B and 100 bytes), ratio to streamed raw GCM
 //   replay   `node dist/tlsnic.mjs replay` of generated captures (cached), start-up included, peak RSS: a
 //            download (the replayed server mostly sends: TX offload) and an upload (it mostly receives: RX)
@@ -472,6 +473,11 @@ export function formatBench(r: BenchResult): string {
     };
     row(x, 'download: the replayed servers mostly send (TX offload: each record opened from the capture, sealed by the device)');
     if (r.replayUpload) row(r.replayUpload, 'upload, the same sizes the other way: the servers mostly receive (RX offload: the device decrypts)');
+    const raw = r.raw?.find((y) => y.recordSize === r.options.recordSize);
+    if (raw?.floorDownMBps !== undefined && raw.floorUpMBps !== undefined) {
+      L.push(`   the node:crypto work alone (section 1's process): download ${f(raw.floorDownMBps, 1)} MB/s (ratio ${f(raw.floorDownMBps / raw.streamedMBps, 2)}), upload ${f(raw.floorUpMBps, 1)} MB/s (ratio ${f(raw.floorUpMBps / raw.streamedMBps, 2)}):`,
+        '   what the ratios can reach (download: each record opened in one call, hashed (SHA-256, the report\'s), sealed in MSS pieces; upload: opened in MSS pieces, hashed)');
+    }
   }
   if (r.tshark) {
     L.push('', `4. tshark -r C -o tls.keylog_file:K -Y tls -T fields -e data.len, fastest of ${r.options.repeat}`);

@@ -4,11 +4,12 @@
 // runs on are shared: only figures from the same rounds compare well).
 //
 // usage: node --import=tsx bench/scenarios.ts raw|device|table '<json ScenarioOptions>'
-import { createCipheriv } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash } from 'node:crypto';
 import { Session, type HeapProfiler } from 'node:inspector';
 import { nodeBackend } from '../emulator/crypto/index.ts';
 import { FlowTable } from '../emulator/nic/flow-table.ts';
-import { TLS_1_2_VERSION, TLS_CIPHER_AES_GCM_128 } from '../emulator/tls/crypto-info.ts';
+import { TLS_1_2_VERSION, TLS_CIPHER_AES_GCM_128, type CryptoInfo } from '../emulator/tls/crypto-info.ts';
+import { recordNonce, tls12Aad } from '../emulator/tls/record-crypto.ts';
 import { makeNic, rxFrame, seqAdd, TUPLE, txFrame } from '../test/helpers/nic-bench.ts';
 import { Prng } from '../test/helpers/prng.ts';
 import { makeRecordStream, randomInfo, type RecordStream } from '../test/helpers/records.ts';
@@ -24,7 +25,13 @@ export type ScenarioOptions = {
   tableSizes?: number[];
 };
 
-export type RawRow = { recordSize: number; oneShotMBps: number; streamedMBps: number };
+/**
+ * floorDownMBps, floorUpMBps (the replay's record size only): MB/s of payload that the node:crypto work a replay
+ * of that direction cannot skip allows, with nothing else done: download, each captured record opened in one
+ * call (the walker learns the plaintext), its plaintext hashed (SHA-256, the report's), sealed in MSS pieces
+ * (the device); upload, opened in MSS pieces (the device) and hashed. What the replay's ratio can reach at most.
+ */
+export type RawRow = { recordSize: number; oneShotMBps: number; streamedMBps: number; floorDownMBps?: number; floorUpMBps?: number };
 /**
  * txRatio, rxRatio: medians of each round's device pass over the reference pass right before it (txRatios,
  * rxRatios). txHeapBytes, rxHeapBytes: JS heap bytes the device allocated per segment in one more pass (V8's
@@ -85,20 +92,62 @@ function rawGcm(s: RecordStream, key: Uint8Array, mss: number, oneShot: boolean)
   return bytes / seconds(t0) / 1e6;
 }
 
+/**
+ * The crypto a replay cannot skip, per record of `s` (see RawRow): MB/s of payload. Opens check the tag, so the
+ * nonce and AAD are the records' own (a wrong one throws).
+ */
+function replayFloor(s: RecordStream, info: CryptoInfo, mss: number, dir: 'down' | 'up'): number {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  const t0 = now();
+  for (const r of s.records) {
+    const nonce = recordNonce(info, r.recSeq, r.sealed.subarray(5, 13));
+    const aad = tls12Aad(r.recSeq, r.type, r.bodyLength);
+    const body = r.sealed.subarray(r.bodyOffset, r.bodyOffset + r.bodyLength);
+    const tag = r.sealed.subarray(r.bodyOffset + r.bodyLength);
+    const d = createDecipheriv('aes-128-gcm', info.key, nonce, { authTagLength: 16 });
+    d.setAAD(aad);
+    d.setAuthTag(tag);
+    if (dir === 'down') {
+      const plain = d.update(body);
+      d.final();
+      hash.update(plain);
+      const c = createCipheriv('aes-128-gcm', info.key, nonce, { authTagLength: 16 });
+      c.setAAD(aad);
+      for (let off = 0; off < plain.length; off += mss) c.update(plain.subarray(off, off + mss));
+      c.final();
+      c.getAuthTag();
+    } else {
+      for (let off = 0; off < body.length; off += mss) hash.update(d.update(body.subarray(off, off + mss)));
+      d.final();
+    }
+    bytes += r.bodyLength;
+  }
+  hash.digest();
+  return bytes / seconds(t0) / 1e6;
+}
+
 function raw(o: ScenarioOptions): RawRow[] {
   const rows: RawRow[] = [];
   for (const recordSize of [...new Set([o.recordSize, 100])]) {
-    const { s, info } = stream(recordSize, recordsFor(o, recordSize, 2 * 2 * (ROUNDS + 1)));
+    const floors = recordSize === o.recordSize;
+    const { s, info } = stream(recordSize, recordsFor(o, recordSize, (floors ? 4 : 2) * 2 * (ROUNDS + 1)));
     const one: number[] = [];
     const str: number[] = [];
+    const down: number[] = [];
+    const up: number[] = [];
     for (let round = 0; round <= ROUNDS; round++) {
       const a = rawGcm(s, info.key, o.mss, true);
       const b = rawGcm(s, info.key, o.mss, false);
+      const c = floors ? replayFloor(s, info, o.mss, 'down') : 0;
+      const d = floors ? replayFloor(s, info, o.mss, 'up') : 0;
       if (round === 0) continue; // warm-up: JIT and allocator
       one.push(a);
       str.push(b);
+      down.push(c);
+      up.push(d);
     }
-    rows.push({ recordSize, oneShotMBps: median(one), streamedMBps: median(str) });
+    rows.push({ recordSize, oneShotMBps: median(one), streamedMBps: median(str), ...(floors ? { floorDownMBps: median(down), floorUpMBps: median(up) } : {}) });
   }
   return rows;
 }
