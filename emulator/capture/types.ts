@@ -5,11 +5,14 @@
 export const LINKTYPE_ETHERNET = 1;
 /** DLT_RAW as some BSDs number it in pcap files; Wireshark reads it as raw IP too. */
 export const LINKTYPE_RAW_BSD = 12;
+/** OpenBSD's DLT_RAW value, seen in some captures. */
+export const LINKTYPE_RAW_OPENBSD = 14;
 export const LINKTYPE_RAW = 101;
 export const LINKTYPE_LINUX_SLL = 113;
 export const LINKTYPE_LINUX_SLL2 = 276;
-/** BSD loopback: address family in the capturing host's byte order (0), in network order (108). */
+/** BSD loopback: a 4-byte address family in the capturing host's byte order (macOS `lo0`, FreeBSD). */
 export const LINKTYPE_NULL = 0;
+/** OpenBSD loopback: the same 4-byte address family, in network byte order. */
 export const LINKTYPE_LOOP = 108;
 
 export type CapturedPacket = {

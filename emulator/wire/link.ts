@@ -1,20 +1,19 @@
 // Link-layer framing of captured packets: where the IP header starts, and which ethertype it is.
 import { readU32 } from '../bytes.ts';
 import { WireError } from '../errors.ts';
+import {
+  LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTYPE_LOOP, LINKTYPE_NULL, LINKTYPE_RAW,
+  LINKTYPE_RAW_BSD as DLT_RAW, LINKTYPE_RAW_OPENBSD as DLT_RAW_ALT,
+} from '../capture/types.ts';
 import { ETHERTYPE_IPV4, ETHERTYPE_IPV6, isVlanTpid } from './ethernet.ts';
 
 export { ETHERTYPE_IPV4, ETHERTYPE_IPV6 } from './ethernet.ts';
 
-export const LINKTYPE_ETHERNET = 1;
-export const LINKTYPE_RAW = 101;
-export const DLT_RAW = 12;
-export const DLT_RAW_ALT = 14; // OpenBSD's DLT_RAW value, seen in some captures
-export const LINKTYPE_LINUX_SLL = 113;
-export const LINKTYPE_LINUX_SLL2 = 276;
-/** BSD loopback (macOS `lo0`, FreeBSD): a 4-byte address family in the capturing host's byte order. */
-export const LINKTYPE_NULL = 0;
-/** OpenBSD loopback: the same 4-byte address family, in network byte order. */
-export const LINKTYPE_LOOP = 108;
+// The numbers are the capture formats' (tcpdump.org/linktypes.html), kept with the capture types.
+export {
+  LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTYPE_LOOP, LINKTYPE_NULL, LINKTYPE_RAW,
+  LINKTYPE_RAW_BSD as DLT_RAW, LINKTYPE_RAW_OPENBSD as DLT_RAW_ALT,
+} from '../capture/types.ts';
 
 /** AF_INET everywhere; AF_INET6 as Linux (10), NetBSD/OpenBSD (24), FreeBSD (28) and macOS (30) number it. */
 const AF_INET = 2;
