@@ -162,18 +162,15 @@ function probe(nic: Nic, kernel: TlsKernelHelpers, opts: Mlx5Options = {}): NetD
     const skb = rxSkb(cqe);
     const req = cqe.resyncRequest;
     const priv = req ? rxByHandle.get(cqe.ctx) : undefined;
-    if (req && priv) {
-      if (priv.workQueued) {
-        // queue_work() finds the work still queued: resync_queue_get_psv() returns false (6.18) and no
-        // request_start follows; the GET_PSV that work will post answers for the first packet's window.
-      } else {
-        // The work queues again even while an earlier GET_PSV is in flight: a second GET_PSV, whose completion
-        // makes a second request_end (the kernel takes the later one).
-        priv.workQueued = true;
-        wq.schedule(0, () => resyncWork(priv));
-        kernel.tlsOffloadRxResyncAsyncRequestStart(priv.sk, req.packetSeq, req.packetLen);
-        c.rx_tls_resync_req_start++;
-      }
+    // While the work is still queued, queue_work() fails: resync_queue_get_psv() returns false (6.18) and no
+    // request_start follows; the GET_PSV that work posts answers for the first packet's window. Once it has
+    // run, the work queues again even with its GET_PSV in flight: a second GET_PSV, whose completion makes a
+    // second request_end (the kernel takes the later one).
+    if (req && priv && !priv.workQueued) {
+      priv.workQueued = true;
+      wq.schedule(0, () => resyncWork(priv));
+      kernel.tlsOffloadRxResyncAsyncRequestStart(priv.sk, req.packetSeq, req.packetLen);
+      c.rx_tls_resync_req_start++;
     }
     kernel.netifReceiveSkb(skb);
     wq.flush();
