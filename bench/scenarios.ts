@@ -402,15 +402,19 @@ function table(o: ScenarioOptions): TableRow[] {
 
 /**
  * The reference a replay run is paired with, measured right before it (the host's speed moves by 2-3x between
- * minutes): streamed raw GCM and that direction's floor on records of the replay's size, each the fastest of 3
- * rounds (as the replay keeps its fastest run: noise only slows things down).
+ * minutes): streamed raw GCM and that direction's floor on records of the replay's size, each the fastest of
+ * REF_ROUNDS short rounds (as the replay keeps its fastest run: noise only slows things down; 3 rounds read the
+ * download's floor anywhere from 0.18 to 0.67 of streamed raw, 25 interleaved passes 0.49-0.60).
  */
+const REF_ROUNDS = 10;
+
 function ref(o: ScenarioOptions): RefRow {
   const dir = o.direction ?? 'down';
-  const { s, info } = stream(o.recordSize, recordsFor(o, o.recordSize, 4 * 4));
+  // A round: a raw pass and a floor pass (about two raw passes' time).
+  const { s, info } = stream(o.recordSize, recordsFor(o, o.recordSize, 3 * (REF_ROUNDS + 1)));
   const str: number[] = [];
   const floor: number[] = [];
-  for (let round = 0; round <= 3; round++) {
+  for (let round = 0; round <= REF_ROUNDS; round++) {
     const a = rawGcm(s, info.key, o.mss, false);
     const b = replayFloor(s, info, o.mss, dir);
     if (round === 0) continue;
