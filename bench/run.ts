@@ -75,12 +75,13 @@ export type ReplayRow = {
   packetsPerSec: number;
   /**
    * payloadMBps (the fastest run) over refMBps, the fastest streamed raw GCM of the references measured right
-   * before each run: both the machine's speed in its quietest moment.
+   * before each run (`ref`): both the machine's speed in its quietest moment.
    */
-  ratioToStreamedRaw: number | null;
-  refMBps: number | null;
+  ratioToStreamedRaw: number;
+  refMBps: number;
   /** What this direction's node:crypto work alone allows (the fastest of the runs' measures) over refMBps. */
-  floorRatio: number | null;
+  floorRatio: number;
+  ref: RefRow;
   peakRssMB: number;
   /** Every flow wireMatch with the generator's plaintext hashes. */
   verified: boolean;
@@ -241,21 +242,21 @@ async function capture(o: BenchOptions, flows = o.flows, direction: 'download' |
 type ReplayJson = { packets: number; flows: Array<{ local: string; remote: string; tx: { wireMatch: boolean; plaintextSha256: string }; rx: { plaintextSha256: string } }> };
 
 /** The faster of two runs of one scenario, with the larger peak RSS of the two. */
-/**
- * fastest() of replay runs, the reference taken the same way: the fastest streamed raw GCM and floor measured
- * before any of the runs (this host's speed moves 2-3x within seconds; noise only slows a run down).
- */
-function fastestReplay(a: (ReplayRow & { ref: RefRow }) | null, b: ReplayRow & { ref: RefRow }): ReplayRow & { ref: RefRow } {
-  const win = fastest(a, b);
-  const ref = a === null ? b.ref : { streamedMBps: Math.max(a.ref.streamedMBps, b.ref.streamedMBps), floorMBps: Math.max(a.ref.floorMBps, b.ref.floorMBps) };
-  return { ...win, ref, refMBps: ref.streamedMBps, ratioToStreamedRaw: win.payloadMBps / ref.streamedMBps, floorRatio: ref.floorMBps / ref.streamedMBps };
-}
-
 function fastest<T extends { seconds: number; peakRssMB: number | null }>(a: T | null, b: T): T {
   if (a === null) return b;
   const win = b.seconds < a.seconds ? b : a;
   const rss = a.peakRssMB === null || b.peakRssMB === null ? (a.peakRssMB ?? b.peakRssMB) : Math.max(a.peakRssMB, b.peakRssMB);
   return { ...win, peakRssMB: rss };
+}
+
+/**
+ * fastest() of replay runs, the reference taken the same way: the fastest streamed raw GCM and floor measured
+ * before any of the runs (this host's speed moves 2-3x within seconds; noise only slows a run down).
+ */
+function fastestReplay(a: ReplayRow | null, b: ReplayRow): ReplayRow {
+  const win = fastest(a, b);
+  const ref = a === null ? b.ref : { streamedMBps: Math.max(a.ref.streamedMBps, b.ref.streamedMBps), floorMBps: Math.max(a.ref.floorMBps, b.ref.floorMBps) };
+  return { ...win, ref, refMBps: ref.streamedMBps, ratioToStreamedRaw: win.payloadMBps / ref.streamedMBps, floorRatio: ref.floorMBps / ref.streamedMBps };
 }
 
 /** Every generated flow replayed, its TX wire equal to the capture, both directions' plaintext hashes equal. */
@@ -270,7 +271,7 @@ function verifiedAgainst(m: GenResult, j: ReplayJson): boolean {
  * The CLI's replay of `c`, with a streamed raw GCM reference (and the floor) measured right before it (the
  * run's own ratio, before fastestReplay() compares the runs).
  */
-async function replayBench(c: Awaited<ReturnType<typeof capture>>, o: BenchOptions): Promise<ReplayRow & { ref: RefRow }> {
+async function replayBench(c: Awaited<ReturnType<typeof capture>>, o: BenchOptions): Promise<ReplayRow> {
   const ref = await scenario<RefRow>('ref', o, { records: null, seconds: 2, direction: c.manifest.options.direction === 'upload' ? 'up' : 'down' });
   const cli = o.cli;
   if (!existsSync(cli)) throw new Error(`${cli} is missing: make build (make bench does it)`);
@@ -396,7 +397,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
       if (want('replay')) {
         const r = await replayBench(c, o);
         allVerified &&= r.verified;
-        res.replay = fastestReplay(res.replay as (ReplayRow & { ref: RefRow }) | null, r);
+        res.replay = fastestReplay(res.replay, r);
       }
       if (want('tshark')) {
         const t = await tsharkBench(c);
@@ -405,7 +406,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
       if (up) {
         const r = await replayBench(up, o);
         upVerified &&= r.verified;
-        res.replayUpload = fastestReplay(res.replayUpload as (ReplayRow & { ref: RefRow }) | null, r);
+        res.replayUpload = fastestReplay(res.replayUpload, r);
       }
     }
     if (res.replayUpload) res.replayUpload.verified = upVerified;
@@ -494,10 +495,8 @@ export function formatBench(r: BenchResult): string {
     L.push('', `3. node dist/tlsnic.mjs replay, ${x.flows} TLS 1.2 flows, ${f(x.payloadBytes / 2 ** 20)} MiB of payload (${f(x.captureBytes / 1e6)} MB capture), start-up included, fastest of ${r.options.repeat} (taking turns with tshark)`);
     const row = (x: ReplayRow, what: string) => {
       L.push(`   ${what}`);
-      L.push(`   ${f(x.seconds, 2)} s   ${f(x.payloadMBps, 1)} MB/s payload   ${f(x.packetsPerSec)} packets/s   ratio to streamed raw GCM ${x.ratioToStreamedRaw === null ? '-' : f(x.ratioToStreamedRaw, 2)} (target >= 0.50)`);
-      if (x.refMBps !== null && x.floorRatio !== null) {
-        L.push(`   streamed raw GCM ${f(x.refMBps)} MB/s (the fastest measured right before each run); the node:crypto work of this direction alone allows ${f(x.floorRatio, 2)}`);
-      }
+      L.push(`   ${f(x.seconds, 2)} s   ${f(x.payloadMBps, 1)} MB/s payload   ${f(x.packetsPerSec)} packets/s   ratio to streamed raw GCM ${f(x.ratioToStreamedRaw, 2)} (target >= 0.50)`);
+      L.push(`   streamed raw GCM ${f(x.refMBps)} MB/s (the fastest measured right before each run); the node:crypto work of this direction alone allows ${f(x.floorRatio, 2)}`);
       L.push(`   peak RSS ${f(x.peakRssMB)} MB (target < 300)   every flow wireMatch with the generator's plaintext hashes: ${x.verified ? 'yes' : 'NO'}`);
     };
     row(x, 'download: the replayed servers mostly send (TX offload: each record opened from the capture, sealed by the device)');

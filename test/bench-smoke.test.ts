@@ -53,8 +53,8 @@ test('bench --json: every section present and sane', async (t) => {
   t.true(rp.seconds > 0 && rp.peakRssMB > 10, `peak RSS ${rp.peakRssMB} MB comes from the child's getrusage`);
   // Each run's ratio is to the streamed raw GCM measured right before it, beside the floor measured with it
   // (the replay's own node:crypto work; its opens check the records' tags).
-  t.true(rp.refMBps! > 0 && rp.floorRatio! > 0);
-  t.true(Math.abs(rp.ratioToStreamedRaw! - rp.payloadMBps / rp.refMBps!) < 1e-9);
+  t.true(rp.refMBps > 0 && rp.floorRatio > 0);
+  t.true(Math.abs(rp.ratioToStreamedRaw - rp.payloadMBps / rp.refMBps) < 1e-9);
   t.true(Math.abs(rp.payloadMBps - rp.payloadBytes / rp.seconds / 1e6) < 1e-6);
   // The upload: the same sizes the other way, its own capture, as checked against its generator.
   const upl = r.replayUpload!;
@@ -64,8 +64,8 @@ test('bench --json: every section present and sane', async (t) => {
   t.true(upl.verified);
   t.is(upl.flows, 3);
   t.is(upl.payloadBytes, 2 ** 20);
-  t.true(upl.refMBps! > 0 && upl.floorRatio! > 0);
-  t.true(Math.abs(upl.ratioToStreamedRaw! - upl.payloadMBps / upl.refMBps!) < 1e-9);
+  t.true(upl.refMBps > 0 && upl.floorRatio > 0);
+  t.true(Math.abs(upl.ratioToStreamedRaw - upl.payloadMBps / upl.refMBps) < 1e-9);
   if (hasTshark) {
     const ts = r.tshark as TsharkRow;
     t.is(ts.decryptedBytes, 2 ** 20, 'tshark decrypted every application byte');
