@@ -3,7 +3,7 @@
 // resync types, device down, /proc/net/tls_stat. SPEC sections 2, 4-8.
 import test from 'ava';
 import { nodeBackend } from '../emulator/crypto/index.ts';
-import { ConfigError } from '../emulator/errors.ts';
+import { ConfigError, ContractError } from '../emulator/errors.ts';
 import { EBADMSG, EINVAL, EMSGSIZE, ENOSPC } from '../emulator/errno.ts';
 import {
   TLS_1_2_VERSION, TLS_1_3_VERSION, TLS_CIPHER_AES_GCM_128, TLS_CIPHER_AES_GCM_256, TLS_CIPHER_CHACHA20_POLY1305,
@@ -228,6 +228,26 @@ test('setsockopt validation: ConfigError naming the field path', (t) => {
   const e4 = t.throws(() => tls.setCryptoInfo('tx', { ...info(), recSeq: new Uint8Array(4) }), { instanceOf: ConfigError });
   t.is(e4.where.field, 'tx.recSeq');
   t.is(tls.txMode, null);
+});
+
+// do_tls_setsockopt_conf(): keys already set on a TLS 1.2 direction: -EBUSY before the new value is read, and
+// (6.14 rekey series) a rekey error counted for that direction; the first keys stay in use.
+test('setsockopt TLS_TX/TLS_RX twice on TLS 1.2: -EBUSY, TlsTxRekeyError/TlsRxRekeyError, the first keys kept', (t) => {
+  const { tls, stack } = setup();
+  const first = info();
+  tls.setCryptoInfo('tx', first);
+  tls.setCryptoInfo('rx', first);
+  const other = { ...info(), key: new Uint8Array(16).fill(9) };
+  const e = t.throws(() => tls.setCryptoInfo('tx', other), { instanceOf: ContractError });
+  t.regex(e.message, /TLS_TX already set .*-EBUSY/);
+  t.throws(() => tls.setCryptoInfo('rx', { garbage: true }), { instanceOf: ContractError, message: /TLS_RX already set .*-EBUSY/ });
+  t.throws(() => tls.setCryptoInfo('rx', other), { instanceOf: ContractError });
+  t.is(stack.tlsStat.TlsTxRekeyError, 1);
+  t.is(stack.tlsStat.TlsRxRekeyError, 2);
+  t.is(stack.tlsStat.TlsTxRekeyOk + stack.tlsStat.TlsRxRekeyOk, 0);
+  t.deepEqual(tls.txInfo!.key, first.key);
+  t.deepEqual(tls.rxInfo!.key, first.key);
+  t.notDeepEqual(first.key, other.key);
 });
 
 // ---- TX ----

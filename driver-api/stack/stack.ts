@@ -187,12 +187,16 @@ export class TlsSocket implements TcpUlp {
   /** setsockopt(SOL_TLS, TLS_TX | TLS_RX, crypto_info): models do_tls_setsockopt_conf(). */
   setCryptoInfo(dir: TlsOffloadCtxDir, input: unknown): void {
     if (this.closed) throw new ContractError('setsockopt(SOL_TLS) on a closed socket', { flow: flowName(this.sk), field: dir });
-    const info = parseCryptoInfo(input, dir);
     const conf = dir === 'tx' ? this.ctx.txConf : this.ctx.rxConf;
     if (conf !== 'base') {
-      // The kernel answers -EBUSY: keys are set once per direction (rekey is not modelled).
-      throw new ContractError(`TLS_${dir.toUpperCase()} already set (conf ${conf})`, { flow: flowName(this.sk), field: dir });
+      // do_tls_setsockopt_conf(): keys already set. TLS 1.2 can never change them: -EBUSY, counted as a rekey
+      // error (the 6.14 rekey series). A TLS 1.3 update (KeyUpdate) is not modelled.
+      const set = dir === 'tx' ? this.txInfo : this.rxInfo;
+      if (set?.version !== TLS_1_3_VERSION) this.stack.tlsStat[dir === 'tx' ? 'TlsTxRekeyError' : 'TlsRxRekeyError']++;
+      const why = set?.version === TLS_1_3_VERSION ? 'a TLS 1.3 key update is not modelled' : '-EBUSY: TLS 1.2 keys are set once per direction';
+      throw new ContractError(`TLS_${dir.toUpperCase()} already set (conf ${conf}): ${why}`, { flow: flowName(this.sk), field: dir });
     }
+    const info = parseCryptoInfo(input, dir);
     if (dir === 'tx') this.stack.installTx(this, info);
     else this.stack.installRx(this, info);
   }

@@ -17,8 +17,8 @@ export const TLS_STAT_NAMES = [
   'TlsDecryptRetry',
   'TlsRxNoPadViolation',
   // The TLS 1.3 rekey series (the same that added tls_check_pending_rekey()): a received KeyUpdate counts
-  // TlsRxRekeyReceived. Installing the next key (setsockopt TLS_RX/TLS_TX again) is not modelled, so the
-  // four rekey results stay 0.
+  // TlsRxRekeyReceived; setsockopt TLS_TX/TLS_RX again on a TLS 1.2 direction is -EBUSY and counts
+  // TlsTxRekeyError/TlsRxRekeyError. Installing a TLS 1.3 next key is not modelled, so the Ok counts stay 0.
   'TlsRxRekeyOk',
   'TlsRxRekeyError',
   'TlsTxRekeyOk',
