@@ -11,7 +11,8 @@ export interface TcpUlp {
    * In-order bytes arrived (sk_data_ready + the strparser reading the receive queue). Chunks are never
    * merged across different `decrypted` flags (the kernel does not coalesce them: tcp_try_coalesce checks
    * skb->decrypted). With TLS RX installed the ULP copies what it keeps before returning, so chunk data may be
-   * the caller's reused buffer; before that (the handshake) chunks are handed to the reader as they are.
+   * the caller's reused buffer, and the array and chunk objects may be reused too; before that (the handshake)
+   * chunks are handed to the reader as they are.
    */
   onReceive(chunks: readonly RxChunk[]): void;
   /** snd_una advanced to `sndUna`: every byte before it is acknowledged (tls_device clean_acked_data). */

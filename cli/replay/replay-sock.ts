@@ -13,6 +13,8 @@ const EMPTY = new Uint8Array(0);
 
 let nextId = 1;
 
+const NO_BYTES = new Uint8Array(0);
+
 export class ReplaySock implements TcpSock {
   readonly id = nextId++;
   private ulp: TcpUlp | null = null;
@@ -26,6 +28,8 @@ export class ReplaySock implements TcpSock {
   /** RX: next in-order seq, and whether the ULP takes the stream yet. */
   private rcvNxt: number | null = null;
   private rxLive = false;
+  /** receive()'s in-order case with TLS RX live: one chunk, handed over in this reused array (TcpUlp.onReceive). */
+  private readonly oneChunk: [RxChunk] = [{ seq: 0, data: NO_BYTES, decrypted: false }];
   private ofo: RxPending[] = [];
   private ofoBytes = 0;
   private held: RxChunk[] = [];
@@ -194,6 +198,20 @@ export class ReplaySock implements TcpSock {
       }
       this.ofo.push({ seq, data: Uint8Array.from(data), decrypted });
       this.ofoBytes += data.length;
+      return;
+    }
+    if (rel === 0 && this.rxLive && this.ofo.length === 0) {
+      // The steady state: the next bytes, nothing waiting behind them. No array or chunk object per segment.
+      const c = this.oneChunk[0];
+      c.seq = this.rcvNxt!;
+      c.data = data;
+      c.decrypted = decrypted;
+      this.rcvNxt = seqAdd(this.rcvNxt!, data.length);
+      try {
+        this.ulp?.onReceive(this.oneChunk);
+      } finally {
+        c.data = NO_BYTES; // the caller's buffer: not kept past the call
+      }
       return;
     }
     const chunks: RxChunk[] = [];
