@@ -13,8 +13,6 @@ const EMPTY = new Uint8Array(0);
 
 let nextId = 1;
 
-const NO_BYTES = new Uint8Array(0);
-
 export class ReplaySock implements TcpSock {
   readonly id = nextId++;
   private ulp: TcpUlp | null = null;
@@ -29,7 +27,7 @@ export class ReplaySock implements TcpSock {
   private rcvNxt: number | null = null;
   private rxLive = false;
   /** receive()'s in-order case with TLS RX live: one chunk, handed over in this reused array (TcpUlp.onReceive). */
-  private readonly oneChunk: [RxChunk] = [{ seq: 0, data: NO_BYTES, decrypted: false }];
+  private readonly oneChunk: [RxChunk] = [{ seq: 0, data: EMPTY, decrypted: false }];
   private ofo: RxPending[] = [];
   private ofoBytes = 0;
   private held: RxChunk[] = [];
@@ -210,7 +208,7 @@ export class ReplaySock implements TcpSock {
       try {
         this.ulp?.onReceive(this.oneChunk);
       } finally {
-        c.data = NO_BYTES; // the caller's buffer: not kept past the call
+        c.data = EMPTY; // the caller's buffer: not kept past the call
       }
       return;
     }
