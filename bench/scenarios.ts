@@ -3,7 +3,7 @@
 // node:crypto references are measured interleaved with what they are a reference for (the machines this
 // runs on are shared: only figures from the same rounds compare well).
 //
-// usage: node --import=tsx bench/scenarios.ts raw|device|table '<json ScenarioOptions>'
+// usage: node --import=tsx bench/scenarios.ts raw|device|table|ref '<json ScenarioOptions>'
 import { createCipheriv, createDecipheriv, createHash } from 'node:crypto';
 import { Session, type HeapProfiler } from 'node:inspector';
 import { nodeBackend } from '../emulator/crypto/index.ts';
@@ -40,9 +40,9 @@ export type RawRow = { recordSize: number; oneShotMBps: number; streamedMBps: nu
  * rxRatio: the fastest device pass over the fastest reference pass. txRatios, rxRatios: each round's device
  * pass over the reference pass right before it (until 2026-12-02 the ratios were their medians; on this host
  * a pair often straddled a jump in its speed, and 16 KiB records read 0.27-1.31 where 25 interleaved passes
- * read 0.58-0.61 fastest over fastest). txHeapBytes, rxHeapBytes: JS heap bytes the device allocated per segment in one more pass (V8's
- * sampling heap profiler, an estimate); rawHeapBytes: the same for streamed raw GCM per MSS piece (what
- * node:crypto itself allocates for each update() it answers with a new Buffer).
+ * read 0.58-0.61 fastest over fastest). txHeapBytes, rxHeapBytes: JS heap bytes the device allocated per
+ * segment in one more pass (V8's sampling heap profiler, an estimate); rawHeapBytes: the same for streamed raw
+ * GCM per MSS piece (what node:crypto itself allocates for each update() it answers with a new Buffer).
  */
 export type DeviceRow = {
   recordSize: number; refMBps: number; txMBps: number; rxMBps: number; txRatio: number; rxRatio: number; txRatios: number[]; rxRatios: number[];
@@ -99,8 +99,8 @@ function rawGcm(s: RecordStream, key: Uint8Array, mss: number, oneShot: boolean)
 }
 
 /**
- * The crypto a replay cannot skip, per record of `s` (RefRow.floorMBps): MB/s of payload. Opens check the tag, so the
- * nonce and AAD are the records' own (a wrong one throws).
+ * The crypto a replay cannot skip, per record of `s` (RefRow.floorMBps): MB/s of payload. Opens check the tag,
+ * so the nonce and AAD are the records' own (a wrong one throws).
  */
 function replayFloor(s: RecordStream, info: CryptoInfo, mss: number, dir: 'down' | 'up'): number {
   const hash = createHash('sha256');
@@ -213,8 +213,8 @@ function device(o: ScenarioOptions): DeviceRow[] {
     const txRatios: number[] = [];
     const rxRatios: number[] = [];
     for (let round = 0; round <= DEVICE_ROUNDS; round++) {
-      // The reference right before each device pass: on a shared machine the speed of the moment drifts
-      // (the raw figure alone moves by 30% between rounds), so each ratio pairs passes seconds apart.
+      // A reference pass right before each device pass, so both kinds of pass meet the host's quiet moments
+      // alike (the per-round pairs are kept for the JSON).
       const a = rawGcm(s, info.key, o.mss, false);
       const { nic } = makeNic();
       nic.attachWire(() => {});
@@ -260,9 +260,11 @@ function device(o: ScenarioOptions): DeviceRow[] {
     });
     const rawHeap = heapBytes(() => rawGcm(s, info.key, o.mss, false));
     const pieces = s.records.reduce((n, r) => n + Math.ceil(r.bodyLength / o.mss), 0);
+    const refMBps = Math.max(...ref);
+    const txMBps = Math.max(...tx);
+    const rxMBps = Math.max(...rx);
     rows.push({
-      recordSize, refMBps: Math.max(...ref), txMBps: Math.max(...tx), rxMBps: Math.max(...rx),
-      txRatio: Math.max(...tx) / Math.max(...ref), rxRatio: Math.max(...rx) / Math.max(...ref), txRatios, rxRatios,
+      recordSize, refMBps, txMBps, rxMBps, txRatio: txMBps / refMBps, rxRatio: rxMBps / refMBps, txRatios, rxRatios,
       txHeapBytes: txHeap / txFrames.length, rxHeapBytes: rxHeap / frames.length, rawHeapBytes: rawHeap / pieces,
     });
   }

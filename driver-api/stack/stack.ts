@@ -191,9 +191,9 @@ export class TlsSocket implements TcpUlp {
     if (conf !== 'base') {
       // do_tls_setsockopt_conf(): keys already set. TLS 1.2 can never change them: -EBUSY, counted as a rekey
       // error (the 6.14 rekey series). A TLS 1.3 update (KeyUpdate) is not modelled.
-      const set = dir === 'tx' ? this.txInfo : this.rxInfo;
-      if (set?.version !== TLS_1_3_VERSION) this.stack.tlsStat[dir === 'tx' ? 'TlsTxRekeyError' : 'TlsRxRekeyError']++;
-      const why = set?.version === TLS_1_3_VERSION ? 'a TLS 1.3 key update is not modelled' : '-EBUSY: TLS 1.2 keys are set once per direction';
+      const tls13 = (dir === 'tx' ? this.txInfo : this.rxInfo)?.version === TLS_1_3_VERSION;
+      if (!tls13) this.stack.tlsStat[dir === 'tx' ? 'TlsTxRekeyError' : 'TlsRxRekeyError']++;
+      const why = tls13 ? 'a TLS 1.3 key update is not modelled' : '-EBUSY: TLS 1.2 keys are set once per direction';
       throw new ContractError(`TLS_${dir.toUpperCase()} already set (conf ${conf}): ${why}`, { flow: flowName(this.sk), field: dir });
     }
     const info = parseCryptoInfo(input, dir);

@@ -10,10 +10,7 @@ import { ETHERTYPE_IPV4, ETHERTYPE_IPV6, isVlanTpid } from './ethernet.ts';
 export { ETHERTYPE_IPV4, ETHERTYPE_IPV6 } from './ethernet.ts';
 
 // The numbers are the capture formats' (tcpdump.org/linktypes.html), kept with the capture types.
-export {
-  LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTYPE_LOOP, LINKTYPE_NULL, LINKTYPE_RAW,
-  LINKTYPE_RAW_BSD as DLT_RAW, LINKTYPE_RAW_OPENBSD as DLT_RAW_ALT,
-} from '../capture/types.ts';
+export { DLT_RAW, DLT_RAW_ALT, LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTYPE_LOOP, LINKTYPE_NULL, LINKTYPE_RAW };
 
 /** AF_INET everywhere; AF_INET6 as Linux (10), NetBSD/OpenBSD (24), FreeBSD (28) and macOS (30) number it. */
 const AF_INET = 2;
