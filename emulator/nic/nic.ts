@@ -10,6 +10,7 @@ import { CIPHER_DESC, TLS_1_3_VERSION, recSeqToBigInt, type CryptoInfo } from '.
 import { TLS_HEADER_SIZE } from '../tls/record.ts';
 import { parseIp } from '../wire/addr.ts';
 import { fillTcpChecksum } from '../wire/checksum.ts';
+import { STAGE_BYTES, stageFrame } from '../wire/simd-sum.ts';
 import { TcpSegmentView } from '../wire/packet.ts';
 import { seqAdd, seqDiff, seqGeq, seqGt } from '../wire/seq.ts';
 import { LINKTYPE_ETHERNET } from '../wire/link.ts';
@@ -108,17 +109,6 @@ export class Nic {
   private readonly view = new TcpSegmentView();
   private readonly txView = new TcpSegmentView();
   private readonly rxResult = new RxPacketResult();
-  /**
-   * The device's TX output memory: each outgoing frame is built here (encrypted from the host's skb straight
-   * into it) and is valid for the duration of the wire callback, as a TX ring's buffer is reused once the
-   * frame has left. A wire consumer that keeps a frame copies it (the link does). Starts at 2 mod 4
-   * (NET_IP_ALIGN) so the TCP payload is 4-byte aligned for the word-wise checksum.
-   */
-  private txOut = alignedFrame(2048);
-  /** The last view of txOut handed out: frames of one length (MSS-sized, mostly) reuse it. */
-  private txOutView = this.txOut;
-  /** The wire callback is running with txOut: a transmit from inside it gets memory of its own. */
-  private txOutBusy = false;
   private wire: ((frame: Uint8Array) => void) | null = null;
   private rxHandler: ((cqe: RxCompletion) => void) | null = null;
   private eventSink: ((ev: NicEvent) => void) | null = null;
@@ -293,12 +283,12 @@ export class Nic {
       const f = ctxHandle >= 0 ? this.txEncrypt(ctxHandle, desc.frame, false) : this.txCopy(desc.frame);
       if (!f) return;
       this.stats.txFrames++;
-      const busy = this.txOutBusy;
-      this.txOutBusy = true;
+      const busy = txOut.busy;
+      txOut.busy = true;
       try {
         this.wire?.(f);
       } finally {
-        this.txOutBusy = busy;
+        txOut.busy = busy;
       }
       return;
     }
@@ -367,10 +357,13 @@ export class Nic {
 
   /** `n` bytes of TX output memory for the next frame (see txOut). */
   private txFrame(n: number): Uint8Array {
-    if (this.txOutBusy) return alignedFrame(n);
-    if (this.txOut.length < n) this.txOut = alignedFrame(Math.max(n, 2 * this.txOut.length));
-    if (this.txOutView.length !== n || this.txOutView.buffer !== this.txOut.buffer) this.txOutView = this.txOut.subarray(0, n);
-    return this.txOutView;
+    if (txOut.busy) return alignedFrame(n);
+    if (txOut.base.length < n) {
+      if (txOut.base.length >= STAGE_BYTES) return alignedFrame(n); // larger than any frame a link carries
+      txOut.base = alignedFrame(Math.max(n, 2 * txOut.base.length));
+    }
+    if (txOut.view.length !== n || txOut.view.buffer !== txOut.base.buffer) txOut.view = txOut.base.subarray(0, n);
+    return txOut.view;
   }
 
   private txCopy(frame: Uint8Array): Uint8Array {
@@ -719,6 +712,19 @@ function copyInfo(i: CryptoInfo): CryptoInfo {
 function fmtEp(family: 4 | 6, ip: string, port: number): string {
   return family === 6 ? `[${ip}]:${port}` : `${ip}:${port}`;
 }
+
+/**
+ * The device's TX output memory: each outgoing frame is built here (encrypted from the host's skb straight
+ * into it) and is valid for the duration of the wire callback, as a TX ring's buffer is reused once the frame
+ * has left; a wire consumer that keeps a frame copies it (the link does). One per thread, shared by every
+ * Nic: while a wire callback runs with it (`busy`), a transmit from inside that callback, on any Nic, gets
+ * memory of its own. In WebAssembly memory where there is SIMD, so the TCP checksum is summed where it lies
+ * (simd-sum.ts); `view` is the last view handed out: frames of one length (MSS-sized, mostly) reuse it.
+ */
+const txOut: { base: Uint8Array; view: Uint8Array; busy: boolean } = (() => {
+  const base = stageFrame(STAGE_BYTES) ?? alignedFrame(2048);
+  return { base, view: base, busy: false };
+})();
 
 /** A frame buffer whose byte 0 sits at 2 mod 4 (NET_IP_ALIGN): IP and TCP headers and payload 4-byte aligned. */
 function alignedFrame(n: number): Uint8Array {
