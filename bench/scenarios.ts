@@ -10,6 +10,7 @@ import { nodeBackend } from '../emulator/crypto/index.ts';
 import { FlowTable } from '../emulator/nic/flow-table.ts';
 import { TLS_1_2_VERSION, TLS_CIPHER_AES_GCM_128, type CryptoInfo } from '../emulator/tls/crypto-info.ts';
 import { recordNonce, tls12Aad } from '../emulator/tls/record-crypto.ts';
+import { packetMemory } from '../emulator/wire/simd-sum.ts';
 import { makeNic, rxFrame, seqAdd, TUPLE, txFrame } from '../test/helpers/nic-bench.ts';
 import { Prng } from '../test/helpers/prng.ts';
 import { makeRecordStream, randomInfo, type RecordStream } from '../test/helpers/records.ts';
@@ -174,10 +175,11 @@ function heapBytes(fn: () => void): number {
 
 /**
  * Frames laid out in one buffer, 2048 bytes apart from offset 2 (NET_IP_ALIGN), as a NIC's RX ring holds
- * them in its pages: the device sees the same memory layout it gets from a capture's read blocks.
+ * them in its pages: the device sees the memory it gets from a capture's read window (packet memory, whose
+ * checksums are summed with SIMD: wire/simd-sum.ts).
  */
 function ring(frames: Uint8Array[]): Uint8Array[] {
-  const mem = new Uint8Array(frames.length * 2048 + 2);
+  const mem = packetMemory(frames.length * 2048 + 2);
   return frames.map((f, i) => {
     const v = mem.subarray(2 + i * 2048, 2 + i * 2048 + f.length);
     v.set(f);

@@ -1,7 +1,10 @@
 // A bounded read window over a capture: a file read with fs.readSync in chunks, or bytes already in memory.
 // Memory is independent of file size: one buffer of `chunkSize`, grown only when a single record is larger
-// (up to the caller's cap), and compacted (copyWithin) instead of reallocated as the cursor moves.
+// (up to the caller's cap), and compacted (copyWithin) instead of reallocated as the cursor moves. A file's
+// window is packet memory (wire/simd-sum.ts): the packets read stay where they are and their checksums are
+// summed with SIMD.
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { packetMemory } from '../wire/simd-sum.ts';
 
 export class ByteWindow {
   buf: Uint8Array;
@@ -32,7 +35,7 @@ export class ByteWindow {
       const st = fstatSync(fd);
       if (!st.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'ENOTREG' });
       const size = st.size;
-      return new ByteWindow(fd, new Uint8Array(chunkSize), size, chunkSize);
+      return new ByteWindow(fd, packetMemory(chunkSize), size, chunkSize);
     } catch (e) {
       closeSync(fd);
       throw e;
@@ -61,7 +64,7 @@ export class ByteWindow {
     if (n > this.buf.length) {
       // One record larger than a chunk: grow to fit it (rounded to chunks), never the whole file.
       const size = Math.ceil(n / this.chunkSize) * this.chunkSize;
-      const bigger = new Uint8Array(size);
+      const bigger = packetMemory(size);
       bigger.set(this.buf.subarray(0, this.end - this.start));
       this.buf = bigger;
       this.dv = new DataView(bigger.buffer);

@@ -10,7 +10,7 @@ import { CIPHER_DESC, TLS_1_3_VERSION, recSeqToBigInt, type CryptoInfo } from '.
 import { TLS_HEADER_SIZE } from '../tls/record.ts';
 import { parseIp } from '../wire/addr.ts';
 import { fillTcpChecksum } from '../wire/checksum.ts';
-import { STAGE_BYTES, stageFrame } from '../wire/simd-sum.ts';
+import { packetMemory } from '../wire/simd-sum.ts';
 import { TcpSegmentView } from '../wire/packet.ts';
 import { seqAdd, seqDiff, seqGeq, seqGt } from '../wire/seq.ts';
 import { LINKTYPE_ETHERNET } from '../wire/link.ts';
@@ -357,12 +357,8 @@ export class Nic {
 
   /** `n` bytes of TX output memory for the next frame (see txOut). */
   private txFrame(n: number): Uint8Array {
-    if (txOut.busy) return alignedFrame(n);
-    if (txOut.base.length < n) {
-      if (txOut.base.length >= STAGE_BYTES) return alignedFrame(n); // larger than any frame a link carries
-      txOut.base = alignedFrame(Math.max(n, 2 * txOut.base.length));
-    }
-    if (txOut.view.length !== n || txOut.view.buffer !== txOut.base.buffer) txOut.view = txOut.base.subarray(0, n);
+    if (txOut.busy || n > txOut.base.length) return alignedFrame(n);
+    if (txOut.view.length !== n) txOut.view = txOut.base.subarray(0, n);
     return txOut.view;
   }
 
@@ -718,11 +714,12 @@ function fmtEp(family: 4 | 6, ip: string, port: number): string {
  * into it) and is valid for the duration of the wire callback, as a TX ring's buffer is reused once the frame
  * has left; a wire consumer that keeps a frame copies it (the link does). One per thread, shared by every
  * Nic: while a wire callback runs with it (`busy`), a transmit from inside that callback, on any Nic, gets
- * memory of its own. In WebAssembly memory where there is SIMD, so the TCP checksum is summed where it lies
- * (simd-sum.ts); `view` is the last view handed out: frames of one length (MSS-sized, mostly) reuse it.
+ * memory of its own, and so does a frame over 64 KiB plus headers (only a malformed one). Packet memory, so
+ * the TCP checksum is summed with SIMD where it lies (simd-sum.ts); byte 0 at NET_IP_ALIGN (2 mod 4). `view`
+ * is the last view handed out: frames of one length (MSS-sized, mostly) reuse it.
  */
 const txOut: { base: Uint8Array; view: Uint8Array; busy: boolean } = (() => {
-  const base = stageFrame(STAGE_BYTES) ?? alignedFrame(2048);
+  const base = packetMemory(2 + 65536 + 256).subarray(2);
   return { base, view: base, busy: false };
 })();
 

@@ -1,9 +1,12 @@
 // RFC 1071 internet checksum, and the TCP pseudo-header sums for IPv4 and IPv6.
-import { SIMD_CHUNK, simdSum } from './simd-sum.ts';
+import { SIMD_CHUNK, simdSumFor, type SimdSumFn } from './simd-sum.ts';
 
 /** One's-complement sum of buf[off, off+len) as 16-bit big-endian words, not folded. */
 export function sum16(buf: Uint8Array, off: number, len: number, acc = 0): number {
-  if (len >= 128 && simdSum && buf.buffer === simdSum.memory.buffer) return sum16Simd(buf, off, len, acc);
+  if (len >= 128) {
+    const simd = simdSumFor(buf.buffer);
+    if (simd) return sum16Simd(simd, buf, off, len, acc);
+  }
   return sum16Scalar(buf, off, len, acc);
 }
 
@@ -37,11 +40,10 @@ export function sum16Scalar(buf: Uint8Array, off: number, len: number, acc = 0):
 }
 
 /**
- * sum16 by WebAssembly SIMD, over bytes in its memory (the device's TX staging). The SIMD sum adds
- * little-endian words: byte-swapped like the 32-bit sum above, for the same reason.
+ * sum16 by WebAssembly SIMD over packet memory (simd-sum.ts). The SIMD sum adds little-endian words:
+ * byte-swapped like the 32-bit sum above, for the same reason.
  */
-function sum16Simd(buf: Uint8Array, off: number, len: number, acc: number): number {
-  const sum = simdSum!.sum;
+function sum16Simd(sum: SimdSumFn, buf: Uint8Array, off: number, len: number, acc: number): number {
   while (len >= 16) {
     const n = Math.min(len, SIMD_CHUNK) & ~15;
     const s = fold(sum(buf.byteOffset + off, n) >>> 0);

@@ -1,18 +1,19 @@
-// The one's-complement sum in WebAssembly SIMD, and the device memory it works on.
+// The one's-complement sum in WebAssembly SIMD, and the packet memory it works on.
 //
 // A TCP checksum is a sum of 16-bit words; JavaScript sums one 32-bit word per step (~200 ns a 1448-byte
-// segment here), a 128-bit SIMD lane sum takes ~50 ns. WebAssembly reads only its own linear memory, so the
-// device's TX staging buffer (where the NIC writes each outgoing frame) lives in that memory and is summed
-// where it lies. Bytes elsewhere (a received frame, a host's skb) are summed in JS: copying them in first
-// cost as much as it saved, and a view per copy was an allocation per packet.
-// Without WebAssembly SIMD (an engine that rejects the module), `simdSum` is null and checksum.ts sums in JS.
+// segment here, more when the frame is not in cache), a 128-bit SIMD lane sum takes ~50 ns. WebAssembly reads
+// only linear memory, so the buffers packets live in come from packetMemory(): the NIC's TX staging buffer, a
+// capture's read window, the bench's RX ring. Each is a WebAssembly.Memory of its own with an instance of the
+// sum bound to it, found by the ArrayBuffer a view sits on. Bytes elsewhere (a frame a test builds, a host's
+// skb) are summed in JS: copying them in first cost as much as it saved.
+// Without WebAssembly SIMD (an engine that rejects the module) packetMemory() hands out plain memory and every
+// sum is JS.
 
 /** The most one `sum` call may cover: no i32 lane, nor the total of the four, can overflow. */
 export const SIMD_CHUNK = 32 * 1024;
 const PAGE = 64 * 1024;
-const PAGES = 3;
-/** The TX staging area: the whole memory but for 16 bytes, which leave room for NET_IP_ALIGN (below). */
-export const STAGE_BYTES = PAGES * PAGE - 16;
+/** Packet memory over this is plain memory (WebAssembly memories stop at 4 GiB; nothing here needs more). */
+const MAX_PACKET_MEMORY = 1 << 30;
 
 function leb(n: number): number[] {
   const out: number[] = [];
@@ -68,41 +69,51 @@ const body = [
 const MODULE = new Uint8Array([
   0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // \0asm, version 1
   0x01, 0x07, 0x01, 0x60, 0x02, 0x7f, 0x7f, 0x01, 0x7f, // type 0: (i32, i32) -> i32
+  0x02, 0x08, 0x01, 0x01, 0x65, 0x01, 0x6d, 0x02, 0x00, 0x01, // import memory "e" "m", at least 1 page
   0x03, 0x02, 0x01, 0x00, // function 0 has type 0
-  0x05, 0x03, 0x01, 0x00, PAGES, // one memory of PAGES pages, no maximum
-  0x07, 0x0d, 0x02, 0x03, 0x6d, 0x65, 0x6d, 0x02, 0x00, 0x03, 0x73, 0x75, 0x6d, 0x00, 0x00, // export "mem", "sum"
+  0x07, 0x07, 0x01, 0x03, 0x73, 0x75, 0x6d, 0x00, 0x00, // export "sum"
   0x0a, ...leb(body.length + 1 + leb(body.length).length), 0x01, ...leb(body.length), ...body,
 ]);
 
-export interface SimdSum {
-  /** The whole linear memory; never grown, so views of it stay valid. */
-  readonly memory: Uint8Array;
-  /** Sum of the little-endian 16-bit words of memory[p, p+n): n a multiple of 16 and at most SIMD_CHUNK. */
-  readonly sum: (p: number, n: number) => number;
-}
+/** Sum of the little-endian 16-bit words of memory[p, p+n): n a multiple of 16 and at most SIMD_CHUNK. */
+export type SimdSumFn = (p: number, n: number) => number;
 
 /** The part of the WebAssembly JS API used here (the project's lib settings declare none of it). */
 interface WasmApi {
   validate(bytes: Uint8Array): boolean;
   Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object) => { exports: { mem: { buffer: ArrayBuffer }; sum: (p: number, n: number) => number } };
+  Memory: new (d: { initial: number }) => { buffer: ArrayBuffer };
+  Instance: new (module: object, imports: object) => { exports: { sum: SimdSumFn } };
 }
 
-function instantiate(): SimdSum | null {
-  const wasm = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
-  if (!wasm || !wasm.validate(MODULE)) return null;
-  const e = new wasm.Instance(new wasm.Module(MODULE)).exports;
-  return { memory: new Uint8Array(e.mem.buffer), sum: e.sum };
-}
+const wasm = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
+const compiled = wasm && wasm.validate(MODULE) ? new wasm.Module(MODULE) : null;
 
-export const simdSum: SimdSum | null = instantiate();
+/** Whether packet memory is WebAssembly memory with a SIMD sum (false: an engine without SIMD). */
+export const simdAvailable = compiled !== null;
+
+/** Each packet memory's ArrayBuffer (never grown, so never replaced) and its bound sum. */
+const sums = new WeakMap<ArrayBufferLike, SimdSumFn>();
+let lastBuffer: ArrayBufferLike | null = null;
+let lastSum: SimdSumFn | null = null;
 
 /**
- * The device's TX staging memory for a frame of `n` bytes, its byte 0 at 2 mod 16 (NET_IP_ALIGN: the IP
- * header 16-byte aligned, the TCP payload 4-byte aligned), or null when there is no SIMD memory or the frame
- * does not fit. One area per thread: the caller keeps it for one frame at a time.
+ * `bytes` of zeroed memory for packets, which the checksum sums with SIMD where it lies. Byte 0 is at
+ * offset 0 of the memory (page aligned). Plain memory when there is no SIMD or `bytes` is over 1 GiB.
  */
-export function stageFrame(n: number): Uint8Array | null {
-  if (!simdSum || n > STAGE_BYTES) return null;
-  return simdSum.memory.subarray(2, 2 + n);
+export function packetMemory(bytes: number): Uint8Array {
+  if (!compiled || !wasm || bytes > MAX_PACKET_MEMORY) return new Uint8Array(bytes);
+  const memory = new wasm.Memory({ initial: Math.max(1, Math.ceil(bytes / PAGE)) });
+  const { sum } = new wasm.Instance(compiled, { e: { m: memory } }).exports;
+  sums.set(memory.buffer, sum);
+  return new Uint8Array(memory.buffer, 0, bytes);
+}
+
+/** The SIMD sum over `buffer`, or null when it is not packet memory. */
+export function simdSumFor(buffer: ArrayBufferLike): SimdSumFn | null {
+  if (buffer !== lastBuffer) {
+    lastBuffer = buffer;
+    lastSum = sums.get(buffer) ?? null;
+  }
+  return lastSum;
 }
