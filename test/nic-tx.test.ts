@@ -148,3 +148,38 @@ test('TX: a wire frame is the device\'s until the callback returns; a transmit f
   nic.transmit({ frame: third, ctx: h });
   t.is(last!.buffer, seen[0]!.frame.buffer);
 });
+
+test('TX: the TX buffer every Nic shares is not written over by another Nic transmitting from a wire or event callback', (t) => {
+  const rng = new Prng(12);
+  const info = randomInfo(VARIANTS[0]!, rng);
+  const stream = makeRecordStream(nodeBackend, info, [4000], rng);
+  const a = makeNic().nic;
+  const b = makeNic().nic;
+  const ha = a.addContext('tx', { tuple: TUPLE, info, startSeq: 5000 });
+  const hb = b.addContext('tx', { tuple: TUPLE, info, startSeq: 5000 });
+  const got: Record<string, Uint8Array[]> = { a: [], b: [] };
+  let bSeq = 5000;
+  const bSends = () => {
+    b.transmit({ frame: txFrame(bSeq, stream.framed.subarray(bSeq - 5000, bSeq - 4000)), ctx: hb });
+    bSeq += 1000;
+  };
+  b.attachWire((f) => got.b!.push(f.slice()));
+  bSends(); // b is one segment ahead of a: its frames hold other bytes than a's
+  // While `a` builds a frame its event sink makes `b` send one (the event comes before a's wire callback),
+  // and a's wire callback makes `b` send another: both of b's frames need memory other than a's frame.
+  a.onEvent((ev) => {
+    if (ev.kind === 'tx') bSends();
+  });
+  a.attachWire((f) => {
+    const before = f.slice();
+    bSends();
+    t.deepEqual(f, before, "a's frame unchanged by b's transmit");
+    got.a!.push(before);
+  });
+  a.transmit({ frame: txFrame(5000, stream.framed.subarray(0, 1000)), ctx: ha });
+  t.is(got.a!.length, 1);
+  t.is(got.b!.length, 3);
+  t.deepEqual(parseSeg(got.a![0]!).payload, stream.sealed.subarray(0, 1000));
+  for (let i = 0; i < 3; i++) t.deepEqual(parseSeg(got.b![i]!).payload, stream.sealed.subarray(i * 1000, (i + 1) * 1000));
+  t.true([...got.a!, ...got.b!].every((f) => parseSeg(f).checksumOk));
+});

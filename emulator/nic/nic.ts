@@ -280,12 +280,13 @@ export class Nic {
       }
     }
     if (!segments) {
-      const f = ctxHandle >= 0 ? this.txEncrypt(ctxHandle, desc.frame, false) : this.txCopy(desc.frame);
-      if (!f) return;
-      this.stats.txFrames++;
+      // txOut is taken from the moment the frame is built (txFrame) until the wire callback returns: a
+      // transmit from inside an event or wire callback, on any Nic, gets memory of its own.
       const busy = txOut.busy;
-      txOut.busy = true;
       try {
+        const f = ctxHandle >= 0 ? this.txEncrypt(ctxHandle, desc.frame, false) : this.txCopy(desc.frame);
+        if (!f) return;
+        this.stats.txFrames++;
         this.wire?.(f);
       } finally {
         txOut.busy = busy;
@@ -358,6 +359,7 @@ export class Nic {
   /** `n` bytes of TX output memory for the next frame (see txOut). */
   private txFrame(n: number): Uint8Array {
     if (txOut.busy || n > txOut.base.length) return alignedFrame(n);
+    txOut.busy = true; // transmit() gives it back
     if (txOut.view.length !== n) txOut.view = txOut.base.subarray(0, n);
     return txOut.view;
   }
@@ -713,7 +715,7 @@ function fmtEp(family: 4 | 6, ip: string, port: number): string {
  * The device's TX output memory: each outgoing frame is built here (encrypted from the host's skb straight
  * into it) and is valid for the duration of the wire callback, as a TX ring's buffer is reused once the frame
  * has left; a wire consumer that keeps a frame copies it (the link does). One per thread, shared by every
- * Nic: while a wire callback runs with it (`busy`), a transmit from inside that callback, on any Nic, gets
+ * Nic: while a frame is built in it and sent (`busy`), a transmit from inside a callback, on any Nic, gets
  * memory of its own, and so does a frame over 64 KiB plus headers (only a malformed one). Packet memory, so
  * the TCP checksum is summed with SIMD where it lies (simd-sum.ts); byte 0 at NET_IP_ALIGN (2 mod 4). `view`
  * is the last view handed out: frames of one length (MSS-sized, mostly) reuse it.
