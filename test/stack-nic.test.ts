@@ -118,7 +118,7 @@ test('device down mid-stream with the real NIC: one tls_dev_del, records still r
   sock.startUlpRx(1000);
   const stream = makeRecordStream(backend, info, Array.from({ length: 10 }, () => 3000), rng);
   const got: Uint8Array[] = [];
-  tls.onData((d) => got.push(d));
+  tls.onData((d) => got.push(d.slice()));
   for (let off = 0; off < stream.sealed.length; off += 1000) {
     if (off === 14000) {
       stack.netdevDown(netdev); // mid-record: the record in flight arrives part decrypted, part not

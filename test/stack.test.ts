@@ -450,6 +450,38 @@ for (const version of [TLS_1_2_VERSION, TLS_1_3_VERSION] as const) {
   }
 }
 
+test('RX record memory shared by a stack\'s sockets: a data callback that makes another socket read keeps its own bytes', (t) => {
+  const { tls, tcp, stack } = setup();
+  const tcp2 = new FakeTcp(tcp.netdev);
+  const tls2 = stack.attach(tcp2);
+  const ci = info(TLS_1_2_VERSION, TLS_CIPHER_AES_GCM_128, 7n, 1);
+  const ci2 = info(TLS_1_2_VERSION, TLS_CIPHER_AES_GCM_128, 7n, 2);
+  tls.setCryptoInfo('rx', ci);
+  tls2.setCryptoInfo('rx', ci2);
+  const s1 = rxStream(ci, [5000, 3000], 21);
+  const s2 = rxStream(ci2, [4000, 2000], 22);
+  const got1: Uint8Array[] = [];
+  const got2: Uint8Array[] = [];
+  let seq2 = tcp2.copiedSeq;
+  let fed = false;
+  tls.onData((d) => {
+    const before = Uint8Array.from(d);
+    if (!fed) {
+      fed = true; // the first record read makes the other socket read both of its records
+      seq2 = tcp2.feed(pieces(s2, [s2.sealed.length], () => true), seq2);
+    }
+    t.true(eq(d, before), 'the bytes handed to this callback did not change under it');
+    got1.push(before);
+  });
+  tls2.onData((d) => got2.push(Uint8Array.from(d)));
+  tcp.feed(pieces(s1, [s1.sealed.length], () => true), tcp.copiedSeq);
+  t.is(tls.error, null);
+  t.is(tls2.error, null);
+  t.deepEqual(got1, s1.records.map((r) => r.plaintext));
+  t.deepEqual(got2, s2.records.map((r) => r.plaintext));
+  t.false(stack.rxRecord.busy, 'the record memory is free again');
+});
+
 // tls_rx_msg_size() checks the length first (too long: EMSGSIZE, too short: EBADMSG), then the version (EINVAL).
 test('RX malformed headers: the socket error tls_rx_msg_size() gives, in its order', (t) => {
   for (const [hdr, errno] of [

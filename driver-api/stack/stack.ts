@@ -298,6 +298,10 @@ export class TlsSocket implements TcpUlp {
     return null;
   }
 
+  /**
+   * Application data as it is read (recvmsg), with its record type (undefined before TLS_RX: the raw stream).
+   * `data` is the callback's until it returns: the memory is reused for the next record; copy to keep it.
+   */
   onData(cb: (data: Uint8Array, type?: number) => void): void {
     this.dataCbs.push(cb);
   }
@@ -383,8 +387,16 @@ export class TlsSocket implements TcpUlp {
    * Returns [record, decrypted ranges as flat [from, to, from, to...], all decrypted?, none decrypted?].
    */
   private takeRecord(n: number): { rec: Uint8Array; ranges: number[]; all: boolean; none: boolean } {
-    // The record's own memory: its plaintext is what the application is handed.
-    const rec = this.rxq.slice(this.rxqOff, this.rxqOff + n);
+    // Out of the queue (rxq moves as it is compacted): into the stack's record memory unless that is in use.
+    const shared = this.stack.rxRecord;
+    let rec: Uint8Array;
+    if (shared.busy) rec = this.rxq.slice(this.rxqOff, this.rxqOff + n);
+    else {
+      if (shared.buf.length < n) shared.buf = new Uint8Array(Math.max(n, 2 * shared.buf.length, 1 << 14));
+      rec = shared.buf.subarray(0, n);
+      rec.set(this.rxq.subarray(this.rxqOff, this.rxqOff + n));
+      shared.busy = true; // rxParse() gives it back
+    }
     const ranges: number[] = [];
     let all = true;
     let none = true;
@@ -429,10 +441,15 @@ export class TlsSocket implements TcpUlp {
       if (this.rxqBytes < full) return;
       const inq = this.rxqBytes;
       const start = this.rxSeq;
-      const r = this.takeRecord(full);
-      this.rxFullLen = 0;
-      this.rxSeq = seqAdd(start, full);
-      this.rxOneRecord(info, start, r.rec, r.ranges, r.all, r.none, inq);
+      const busy = this.stack.rxRecord.busy;
+      try {
+        const r = this.takeRecord(full);
+        this.rxFullLen = 0;
+        this.rxSeq = seqAdd(start, full);
+        this.rxOneRecord(info, start, r.rec, r.ranges, r.all, r.none, inq);
+      } finally {
+        this.stack.rxRecord.busy = busy;
+      }
     }
   }
 
@@ -583,6 +600,13 @@ export class TlsStack implements Omit<TlsKernelHelpers, 'netifReceiveSkb'> {
   readonly tlsStat: TlsStat = emptyTlsStat();
   /** Buffers of acknowledged offload records, reused for new ones (see record-pool.ts). */
   readonly recordPool = new RecordPool();
+  /**
+   * The record a socket is taking off its receive queue, in memory the stack's sockets share: its plaintext is
+   * handed to onData callbacks and is theirs until they return (a fresh 16 KiB copy per record was ~7% of an
+   * upload replay, in copying and GC). `busy` while a record is in it: a record taken meanwhile (a callback
+   * that makes another socket receive) gets memory of its own.
+   */
+  readonly rxRecord = { buf: new Uint8Array(0), busy: false };
   /** Every tlsdev_ops call made, in order (the newest callLogLimit of them). */
   readonly callLog: DriverCall[] = [];
   /** Calls dropped from the front of callLog to keep it bounded. */
