@@ -17,6 +17,17 @@ import { runRun } from './run.ts';
  */
 setFlagsFromString('--heap-growing-percent=100');
 
+/**
+ * A replay makes an ArrayBuffer with malloc'd memory for every node:crypto update() and one-shot open (tens of
+ * thousands a second), and V8 frees the dead ones on a background thread by default: glibc's arena lock and
+ * cross-thread frees then cost more than the frees themselves (malloc/free ~14% of a perf profile of the 1 GiB
+ * download, and ~1 s of its 8 s in the kernel). Freed on the main thread as it sweeps: the 1 GiB download
+ * 7.7-8.1 s -> 6.1-6.3 s, the upload 7.7-7.8 s -> 7.0-7.1 s in one noisier stretch, sys time halved, same peak
+ * RSS. Read each time V8 sweeps, so setting it now works (a multi-queue replay's --single-threaded-gc measured the
+ * same on one queue: no background sweeping either).
+ */
+setFlagsFromString('--no-concurrent-array-buffer-sweeping');
+
 async function main(argv: string[]): Promise<number> {
   const args = parseArgs(argv);
   switch (args.command) {
