@@ -56,8 +56,8 @@ function sum16Simd(sum: SimdSumFn, buf: Uint8Array, off: number, len: number, ac
 
 const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
 
-// A 32-bit view of the last buffer summed: the device sums every frame in the same reused TX buffer, and a
-// view per call was an allocation per packet.
+// A 32-bit view of the last buffer summed: frames come many to a buffer (an RX ring, and without SIMD the
+// device's reused TX buffer), and a view per call was an allocation per packet.
 let lastBuffer: ArrayBufferLike | null = null;
 let lastWords: Uint32Array<ArrayBufferLike> = new Uint32Array(0);
 function wordsOf(b: ArrayBufferLike): Uint32Array<ArrayBufferLike> {
