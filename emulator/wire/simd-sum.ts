@@ -99,11 +99,20 @@ let lastSum: SimdSumFn | null = null;
 
 /**
  * `bytes` of zeroed memory for packets, which the checksum sums with SIMD where it lies. Byte 0 is at
- * offset 0 of the memory (page aligned). Plain memory when there is no SIMD or `bytes` is over 1 GiB.
+ * offset 0 of the memory (page aligned). Plain memory when there is no SIMD, `bytes` is over 1 GiB, or the
+ * engine will not make another WebAssembly memory.
  */
 export function packetMemory(bytes: number): Uint8Array {
   if (!compiled || !wasm || bytes > MAX_PACKET_MEMORY) return new Uint8Array(bytes);
-  const memory = new wasm.Memory({ initial: Math.max(1, Math.ceil(bytes / PAGE)) });
+  let memory: { buffer: ArrayBuffer };
+  try {
+    memory = new wasm.Memory({ initial: Math.max(1, Math.ceil(bytes / PAGE)) });
+  } catch (e) {
+    // V8 reserves address space per WebAssembly memory and refuses more past ~13,000 live ones here: a
+    // program holding that many capture windows open gets plain memory (summed in JS) from then on.
+    if (e instanceof RangeError) return new Uint8Array(bytes);
+    throw e;
+  }
   const { sum } = new wasm.Instance(compiled, { e: { m: memory } }).exports;
   sums.set(memory.buffer, sum);
   return new Uint8Array(memory.buffer, 0, bytes);
