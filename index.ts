@@ -3,6 +3,8 @@
 export { Nic } from './emulator/nic/nic.ts';
 export type { NicProfile, RxCompletion, FlowTuple } from './emulator/nic/types.ts';
 export { formatEthtool } from './emulator/nic/counters.ts';
+/** Memory for frames you hand the NIC: their TCP checksums are summed by WebAssembly SIMD where they lie. */
+export { packetMemory } from './emulator/wire/simd-sum.ts';
 export * from './emulator/errors.ts';
 export * from './driver-api/ops.ts';
 export { TlsStack, TlsSocket, TAG_PLACEHOLDER, formatTlsStat, type ContractViolation, type DriverCall, type TlsStackEvent } from './driver-api/stack/index.ts';
