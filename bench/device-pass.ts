@@ -1,9 +1,8 @@
 // One device pass for the profile helpers (prof-device.ts, prof-alloc.ts): TLS 1.2 AES-128-GCM records of one
 // size cut into 1448-byte segments, and a function that sends them all through a fresh NIC's TX or RX path.
 import { nodeBackend } from '../emulator/crypto/index.ts';
-import { packetMemory } from '../emulator/wire/simd-sum.ts';
 import { TLS_1_2_VERSION, TLS_CIPHER_AES_GCM_128 } from '../emulator/tls/crypto-info.ts';
-import { makeNic, rxFrame, seqAdd, TUPLE, txFrame } from '../test/helpers/nic-bench.ts';
+import { makeNic, rxFrame, rxRing, seqAdd, TUPLE, txFrame } from '../test/helpers/nic-bench.ts';
 import { Prng } from '../test/helpers/prng.ts';
 import { makeRecordStream, randomInfo } from '../test/helpers/records.ts';
 
@@ -19,8 +18,7 @@ export function devicePass(which: 'tx' | 'rx', bytes: number, recordSize: number
   for (let off = 0; off < src.length; off += MSS) frames.push((which === 'tx' ? txFrame : rxFrame)(seqAdd(start, off), src.subarray(off, off + MSS)));
   // RX decrypts in place: each pass writes the ciphertext back into the same buffers (as bench/scenarios.ts
   // does), so the profile shows the device and not a copy of every frame.
-  const mem = packetMemory(which === 'rx' ? frames.length * 2048 + 2 : 0);
-  const ring = which === 'rx' ? frames.map((f, i) => mem.subarray(2 + i * 2048, 2 + i * 2048 + f.length)) : [];
+  const ring = which === 'rx' ? rxRing(frames) : [];
   const run = () => {
     const { nic } = makeNic();
     if (which === 'tx') {

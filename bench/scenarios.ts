@@ -10,8 +10,7 @@ import { nodeBackend } from '../emulator/crypto/index.ts';
 import { FlowTable } from '../emulator/nic/flow-table.ts';
 import { TLS_1_2_VERSION, TLS_CIPHER_AES_GCM_128, type CryptoInfo } from '../emulator/tls/crypto-info.ts';
 import { recordNonce, tls12Aad } from '../emulator/tls/record-crypto.ts';
-import { packetMemory } from '../emulator/wire/simd-sum.ts';
-import { makeNic, rxFrame, seqAdd, TUPLE, txFrame } from '../test/helpers/nic-bench.ts';
+import { makeNic, rxFrame, rxRing, seqAdd, TUPLE, txFrame } from '../test/helpers/nic-bench.ts';
 import { Prng } from '../test/helpers/prng.ts';
 import { makeRecordStream, randomInfo, type RecordStream } from '../test/helpers/records.ts';
 
@@ -173,20 +172,6 @@ function heapBytes(fn: () => void): number {
   return total;
 }
 
-/**
- * Frames laid out in one buffer, 2048 bytes apart from offset 2 (NET_IP_ALIGN), as a NIC's RX ring holds
- * them in its pages: the device sees the memory it gets from a capture's read window (packet memory, whose
- * checksums are summed with SIMD: wire/simd-sum.ts).
- */
-function ring(frames: Uint8Array[]): Uint8Array[] {
-  const mem = packetMemory(frames.length * 2048 + 2);
-  return frames.map((f, i) => {
-    const v = mem.subarray(2 + i * 2048, 2 + i * 2048 + f.length);
-    v.set(f);
-    return v;
-  });
-}
-
 function cut(bytes: Uint8Array, start: number, mss: number, make: (seq: number, p: Uint8Array) => Uint8Array): Uint8Array[] {
   const frames: Uint8Array[] = [];
   for (let off = 0; off < bytes.length; off += mss) frames.push(make(seqAdd(start, off), bytes.subarray(off, off + mss)));
@@ -208,7 +193,7 @@ function device(o: ScenarioOptions): DeviceRow[] {
     const start = 1_000_000;
     const txFrames = cut(s.framed, start, o.mss, txFrame);
     const rxFrames = cut(s.sealed, start, o.mss, rxFrame);
-    const frames = ring(rxFrames);
+    const frames = rxRing(rxFrames);
     const ref: number[] = [];
     const tx: number[] = [];
     const rx: number[] = [];

@@ -5,6 +5,7 @@ import type { FlowTuple, NicProfile, RxCompletion } from '../../emulator/nic/typ
 import { FLAG_ACK, FLAG_PSH, buildTcpFrame } from '../../emulator/wire/builder.ts';
 import { TcpSegmentView } from '../../emulator/wire/packet.ts';
 import { seqAdd, seqDiff } from '../../emulator/wire/seq.ts';
+import { packetMemory } from '../../emulator/wire/simd-sum.ts';
 
 export const LOCAL = { ip: '10.0.0.1', port: 443 };
 export const REMOTE = { ip: '10.0.0.2', port: 40000 };
@@ -24,6 +25,20 @@ export function txFrame(seq: number, payload: Uint8Array): Uint8Array {
   return buildTcpFrame({
     family: 4, srcIp: LOCAL.ip, dstIp: REMOTE.ip, srcPort: LOCAL.port, dstPort: REMOTE.port,
     seq, ack: 1, flags: FLAG_ACK | FLAG_PSH, payload,
+  });
+}
+
+/**
+ * Copies of `frames` laid out in one buffer, 2048 bytes apart from offset 2 (NET_IP_ALIGN), as a NIC's RX ring
+ * holds them in its pages: the device sees the memory it gets from a capture's read window (packet memory,
+ * whose checksums are summed with SIMD: wire/simd-sum.ts). RX decrypts in place: set() them again per pass.
+ */
+export function rxRing(frames: readonly Uint8Array[]): Uint8Array[] {
+  const mem = packetMemory(frames.length * 2048 + 2);
+  return frames.map((f, i) => {
+    const v = mem.subarray(2 + i * 2048, 2 + i * 2048 + f.length);
+    v.set(f);
+    return v;
   });
 }
 
