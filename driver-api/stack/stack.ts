@@ -395,7 +395,6 @@ export class TlsSocket implements TcpUlp {
       if (shared.buf.length < n) shared.buf = new Uint8Array(Math.max(n, 2 * shared.buf.length, 1 << 14));
       rec = shared.buf.subarray(0, n);
       rec.set(this.rxq.subarray(this.rxqOff, this.rxqOff + n));
-      shared.busy = true; // rxParse() gives it back
     }
     const ranges: number[] = [];
     let all = true;
@@ -441,14 +440,16 @@ export class TlsSocket implements TcpUlp {
       if (this.rxqBytes < full) return;
       const inq = this.rxqBytes;
       const start = this.rxSeq;
-      const busy = this.stack.rxRecord.busy;
+      const shared = this.stack.rxRecord;
+      const busy = shared.busy;
       try {
         const r = this.takeRecord(full);
+        shared.busy = true; // the record is in it (or was copied elsewhere because it was busy already)
         this.rxFullLen = 0;
         this.rxSeq = seqAdd(start, full);
         this.rxOneRecord(info, start, r.rec, r.ranges, r.all, r.none, inq);
       } finally {
-        this.stack.rxRecord.busy = busy;
+        shared.busy = busy;
       }
     }
   }
