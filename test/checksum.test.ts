@@ -1,4 +1,5 @@
-// The internet checksum's fast paths (WebAssembly SIMD over packet memory, JavaScript 32-bit words elsewhere) equal the plain RFC 1071 16-bit big-endian sum, for every alignment and length.
+// The internet checksum's fast paths (WebAssembly SIMD over packet memory, JavaScript 32-bit words elsewhere)
+// equal the plain RFC 1071 16-bit big-endian sum, for every alignment and length.
 import test from 'ava';
 import { fold, sum16, sum16Scalar } from '../emulator/wire/checksum.ts';
 import { SIMD_CHUNK, packetMemory, simdAvailable, simdSumFor } from '../emulator/wire/simd-sum.ts';
