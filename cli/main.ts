@@ -1,5 +1,4 @@
 // tlsnic command line.
-import { spawnSync } from 'node:child_process';
 import { setFlagsFromString } from 'node:v8';
 import { TlsnicError } from '../emulator/errors.ts';
 import { USAGE, parseArgs } from './args.ts';
@@ -38,7 +37,7 @@ async function main(argv: string[]): Promise<number> {
       writeOut(['tlsnic 0.1.0\n']);
       return 0;
     case 'replay':
-      if (args.workers > 1 && !process.execArgv.includes(SINGLE_THREADED_GC)) return again([SINGLE_THREADED_GC]);
+      if (args.workers > 1) setFlagsFromString(NO_PARALLEL_SCAVENGE);
       return runReplay(args);
     case 'run':
       return runRun(args);
@@ -46,20 +45,17 @@ async function main(argv: string[]): Promise<number> {
 }
 
 /**
- * V8's parallel and concurrent GC helper threads are process-wide, and worker threads cannot get V8 flags of
- * their own. With one replay queue per core they take a share of the cores the queues need: a 2-queue replay
- * of 1 GiB in 128 flows ran 1.44x faster than one queue with them and 1.84x without (bench/workers.ts; one
- * queue alone is as fast either way). So a multi-queue replay runs node again with this flag.
+ * V8's GC helper threads are process-wide, and worker threads cannot get V8 flags of their own. With one replay
+ * queue per core the helpers of each queue's young-generation GC (a scavenge every few MB a queue allocates)
+ * take a share of the cores the queues need. Set before the queues' isolates exist; V8 reads it at each
+ * scavenge. Until 2026-12-02 the CLI ran node again with `--single-threaded-gc` (1 GiB in 128 flows on two
+ * queues: 1.44x one queue with the helpers, 1.84x without, same process for both counts), which cost a
+ * second node's start, ~0.3 s a run. That flag cannot be set from here: it also turns concurrent marking off,
+ * and V8 aborts when that changes under a marking in progress (tried). Full GCs, whose concurrent helpers
+ * stay, are rare in a replay. That 1 GiB run on two queues, alternating, fastest of each: 4.55 s with this
+ * flag, 4.79 s without, 4.87 s with the second node (sys time 0.6-0.8 s with the flag, 0.76-0.9 without).
  */
-const SINGLE_THREADED_GC = '--single-threaded-gc';
-
-/** Runs this command line again in a node started with `flags` (same stdio, exit code, signal). */
-function again(flags: string[]): number {
-  const r = spawnSync(process.execPath, [...flags, ...process.execArgv, ...process.argv.slice(1)], { stdio: 'inherit' });
-  if (r.error) throw r.error;
-  if (r.signal) process.kill(process.pid, r.signal);
-  return r.status ?? 70;
-}
+const NO_PARALLEL_SCAVENGE = '--no-parallel-scavenge';
 
 main(process.argv.slice(2)).then(
   (code) => {
