@@ -4,7 +4,6 @@ import { TlsnicError } from '../emulator/errors.ts';
 import { USAGE, parseArgs } from './args.ts';
 import { writeOut } from './output.ts';
 import { REPLAY_HELP, runReplay } from './replay/command.ts';
-import { runRun } from './run.ts';
 
 /**
  * V8 lets the old generation grow to up to 4x what survived the last full GC when the program allocates fast
@@ -40,7 +39,8 @@ async function main(argv: string[]): Promise<number> {
       if (args.workers > 1) setFlagsFromString(NO_PARALLEL_SCAVENGE);
       return runReplay(args);
     case 'run':
-      return runRun(args);
+      // The testbed's scenario language is zod schemas: loaded for `run` only (replay/scenario-schema.ts says why).
+      return (await import('./run.ts')).runRun(args);
   }
 }
 

@@ -13,7 +13,7 @@ import { mlx5Driver } from '../driver-api/drivers/index.ts';
 import { CAPTURES_DIR, loadManifest } from '../fixtures/manifest.ts';
 import { replay, TIME_WAIT_NS, type ReplayResult } from '../cli/replay/engine.ts';
 import { replayParallel } from '../cli/replay/parallel.ts';
-import { replayScenarioSchema } from '../cli/replay/scenario.ts';
+import { replayScenarioSchema } from '../cli/replay/scenario-schema.ts';
 import { toJson, toText } from '../cli/report.ts';
 import { openCapture, PcapWriter, type CapturedPacket } from '../emulator/capture/index.ts';
 import { TcpSegmentView } from '../emulator/wire/packet.ts';

@@ -10,7 +10,7 @@ import { mlx5Driver, nfpDriver } from '../driver-api/drivers/index.ts';
 import { CAPTURES_DIR, loadManifest } from '../fixtures/manifest.ts';
 import { replay, type ReplayResult } from '../cli/replay/engine.ts';
 import { TcpSegmentView } from '../emulator/wire/packet.ts';
-import { loadReplayScenario, replayScenarioSchema } from '../cli/replay/scenario.ts';
+import { loadReplayScenario, replayScenarioSchema } from '../cli/replay/scenario-schema.ts';
 import { assertScenarioHolds, replayScenario } from '../testbed/ava.ts';
 import { ScenarioError } from '../testbed/load.ts';
 import { nodeBackend } from '../emulator/crypto/index.ts';

@@ -11,7 +11,7 @@ import { replicateCapture } from '../bench/many-capture.ts';
 import { mlx5Driver } from '../driver-api/drivers/index.ts';
 import { CAPTURES_DIR, loadManifest } from '../fixtures/manifest.ts';
 import { replay } from '../cli/replay/engine.ts';
-import { replayScenarioSchema } from '../cli/replay/scenario.ts';
+import { replayScenarioSchema } from '../cli/replay/scenario-schema.ts';
 import { jsonPieces, textPieces, toJson } from '../cli/report.ts';
 
 const fixture = (name: string) => {

@@ -21,7 +21,7 @@
 import type { ExecutionContext } from 'ava';
 import { parseLocal } from '../cli/replay/command.ts';
 import { replay, type ReplayResult } from '../cli/replay/engine.ts';
-import { loadReplayScenario, validateReplayScenario } from '../cli/replay/scenario.ts';
+import { loadReplayScenario, validateReplayScenario } from '../cli/replay/scenario-schema.ts';
 import { loadDriver, type DriverModule } from '../driver-api/drivers/index.ts';
 import { loadScenarioFile, validateScenario } from './load.ts';
 import { dirname } from 'node:path';

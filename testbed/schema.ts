@@ -19,15 +19,8 @@ export const rangeSchema = z.union([
     message: 'min must not exceed max',
   }),
 ]);
-export type Range = z.infer<typeof rangeSchema>;
-
-export function inRange(v: number, r: Range): boolean {
-  return typeof r === 'number' ? v === r : (r.min === undefined || v >= r.min) && (r.max === undefined || v <= r.max);
-}
-
-export function showRange(r: Range): string {
-  return typeof r === 'number' ? `${r}` : `[${r.min ?? 0}, ${r.max ?? '∞'}]`;
-}
+export type { Range } from './range.ts';
+export { inRange, showRange } from './range.ts';
 
 /** netem-like rates per data segment (random impairments of `tlsnic run` and `tlsnic replay --scenario`). */
 export const randomRates = {

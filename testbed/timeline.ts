@@ -4,7 +4,7 @@
 // impairments), the frames B's device received (decrypted or passed up encrypted), where B's device lost RX
 // sync and resynced, and the tlsdev_ops calls both stacks made for it. Times are the world's virtual time.
 // The mark type, its caps and the marks of sync and call events are the replay's too (cli/replay/engine.ts).
-import { formatDriverCall, type TlsStackEvent } from '../driver-api/stack/index.ts';
+import { formatDriverCall, type TlsStackEvent } from '../driver-api/stack/stack.ts';
 import { WireError } from '../emulator/errors.ts';
 import type { Impairment, LinkDirection } from '../driver-api/host/link.ts';
 import type { NicEvent } from '../emulator/nic/types.ts';

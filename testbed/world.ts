@@ -17,7 +17,7 @@ import { Rng } from '../driver-api/host/rng.ts';
 import { Sim } from '../driver-api/host/sim.ts';
 import type { TcpConfig, TcpSocket } from '../driver-api/host/tcp.ts';
 import type { NetDevice } from '../driver-api/ops.ts';
-import { TlsStack, type TlsSocket, type TlsStackEvent } from '../driver-api/stack/index.ts';
+import { TlsStack, type TlsSocket, type TlsStackEvent } from '../driver-api/stack/stack.ts';
 import type { DriverProfile } from './schema.ts';
 
 export type Side = 'a' | 'b';

@@ -11,7 +11,7 @@ import { loadDriver } from '../../driver-api/drivers/index.ts';
 import { envInt, type ReplayArgs } from '../args.ts';
 import { stdoutWriter, writeOut } from '../output.ts';
 import { jsonLine, jsonLinesSummary, jsonPieces, textPieces } from '../report.ts';
-import { loadReplayScenario, MAX_HELD_BYTES } from './scenario.ts';
+import { MAX_HELD_BYTES } from './scenario.ts';
 import { renderTimeline } from '../timeline.ts';
 import { OUT_ORDER_OWN, replay, type FlowReport, type OutFrame, type ReplayResult } from './engine.ts';
 import { replayParallel } from './parallel.ts';
@@ -372,7 +372,8 @@ function progressBar(size: number, write: (s: string) => void, now: () => number
 }
 
 export async function runReplay(args: ReplayArgs): Promise<number> {
-  const scenario = args.scenario ? loadReplayScenario(args.scenario) : undefined;
+  // zod comes with the scenario schema: loaded only for a scenario (scenario-schema.ts says why).
+  const scenario = args.scenario ? (await import('./scenario-schema.ts')).loadReplayScenario(args.scenario) : undefined;
   if (args.workers > 1 && scenario?.impairments.some((i) => i.kind === 'tableFull')) {
     throw new ConfigError('a tableFull impairment sizes the one context table of the NIC; with --workers each queue has a table of its own: use --workers 1', { field: '--scenario' });
   }

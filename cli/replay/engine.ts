@@ -21,7 +21,7 @@ import { withPayload } from '../../emulator/wire/builder.ts';
 import { seqAdd, seqDiff, seqGeq, seqGt, seqLeq } from '../../emulator/wire/seq.ts';
 import type { DriverModule } from '../../driver-api/drivers/index.ts';
 import type { FourTuple, NetDevice, SkBuff, TlsKernelHelpers } from '../../driver-api/ops.ts';
-import { TlsStack, type TlsSocket } from '../../driver-api/stack/index.ts';
+import { TlsStack, type TlsSocket } from '../../driver-api/stack/stack.ts';
 import { FramePool } from './frame-pool.ts';
 import { ethernetFrame, fixSegmentHeaders } from './frames.ts';
 import { ReplaySock } from './replay-sock.ts';

@@ -13,7 +13,7 @@ import { Worker } from 'node:worker_threads';
 import { ContractError, ConfigError, CaptureError, CryptoError, TlsError, WireError, type TlsnicError } from '../../emulator/errors.ts';
 import { formatEthtool, type EthtoolCounters } from '../../emulator/nic/counters.ts';
 import { BUILTIN_DRIVERS } from '../../driver-api/drivers/index.ts';
-import { formatTlsStat, type TlsStat } from '../../driver-api/stack/index.ts';
+import { formatTlsStat, type TlsStat } from '../../driver-api/stack/tls-stat.ts';
 import type { TimeWindow } from '../../testbed/timeline.ts';
 import type { FlowReport, ReplayResult } from './engine.ts';
 import { checkScenario, MAX_HELD_BYTES, scenarioProblems, type ReplayScenario, type ScenarioOutcome } from './scenario.ts';

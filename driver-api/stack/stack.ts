@@ -14,7 +14,7 @@ import type {
   TlsTxRecord,
 } from '../ops.ts';
 import type { RxChunk, TcpSock, TcpUlp } from '../tcp.ts';
-import { parseCryptoInfo } from './crypto-info-schema.ts';
+import { parseCryptoInfo } from './crypto-info-check.ts';
 import { RecordPool } from './record-pool.ts';
 import { bodyStart, decryptedContent, encryptFramedRecord, frameOffloadRecord, reencryptRange, rxNonce } from './record-ops.ts';
 import { RxResync, type ResyncCall } from './rx-resync.ts';

@@ -1,0 +1,13 @@
+// A counter expectation (schema.ts: rangeSchema), checked where zod is not loaded: a replay without a
+// scenario file must not load it (cli/replay/scenario-schema.ts says why).
+
+/** An exact value or an inclusive range, either end open. */
+export type Range = number | { min?: number | undefined; max?: number | undefined };
+
+export function inRange(v: number, r: Range): boolean {
+  return typeof r === 'number' ? v === r : (r.min === undefined || v >= r.min) && (r.max === undefined || v <= r.max);
+}
+
+export function showRange(r: Range): string {
+  return typeof r === 'number' ? `${r}` : `[${r.min ?? 0}, ${r.max ?? '∞'}]`;
+}
