@@ -9,7 +9,7 @@
 // pcap-parser is CommonJS; the createRequire banner lets bundled CJS code call require() inside an ESM bundle.
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
-import { chmodSync } from 'node:fs';
+import { chmodSync, readdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -26,10 +26,9 @@ const common = {
 };
 /**
  * zod's `locales` namespace (z.locales, core.locales) re-exports its ~50 translations of error messages, ~300
- * KB of the 1.2 MB CLI bundle, which every node and every replay worker thread parsed at start (~27 ms each
- * here, of ~145 for the whole bundle). tlsnic uses zod's default English messages, which zod imports from
- * locales/en.js directly; in the CLI bundles the namespace holds English alone. (The library leaves zod to
- * node_modules and is not affected.)
+ * KB of what was a 1.2 MB CLI bundle, parsed at every start (~27 ms here). tlsnic uses zod's default English
+ * messages, which zod imports from locales/en.js directly; in the CLI the namespace holds English alone. (The
+ * library leaves zod to node_modules and is not affected.)
  */
 export const zodEnglishOnly = {
   name: 'zod-english-only',
@@ -43,7 +42,18 @@ const requireBanner = "import { createRequire as __tlsnicCreateRequire } from 'n
 
 /** `dir`/tlsnic.mjs (executable) and `dir`/tlsnic-replay-worker.mjs, where parallel.ts looks for it. */
 export async function buildCli(dir) {
-  await build({ ...common, entryPoints: ['cli/main.ts'], outfile: join(dir, 'tlsnic.mjs'), banner: { js: `#!/usr/bin/env node\n${requireBanner}` }, plugins: [zodEnglishOnly] });
+  // Chunk names carry a hash of their contents: the previous build's would stay beside the new ones.
+  try {
+    for (const f of readdirSync(dir)) if (/^tlsnic-.*-[A-Z0-9]{8}\.mjs(\.map)?$/.test(f)) rmSync(join(dir, f));
+  } catch (e) {
+    if (e.code !== 'ENOENT') throw e;
+  }
+  // What the CLI imports only for some commands (zod and the schemas built on it: `run`, `replay --scenario`)
+  // goes to chunk files next to it, read when imported: a replay starts ~40 ms sooner than with them inline.
+  await build({
+    ...common, entryPoints: { tlsnic: 'cli/main.ts' }, outdir: dir, splitting: true, chunkNames: 'tlsnic-[name]-[hash]',
+    outExtension: { '.js': '.mjs' }, banner: { js: `#!/usr/bin/env node\n${requireBanner}` }, plugins: [zodEnglishOnly],
+  });
   await build({ ...common, entryPoints: ['cli/replay/worker.ts'], outfile: join(dir, 'tlsnic-replay-worker.mjs'), banner: { js: requireBanner }, plugins: [zodEnglishOnly] });
   chmodSync(join(dir, 'tlsnic.mjs'), 0o755);
 }
