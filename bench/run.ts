@@ -521,14 +521,19 @@ export function formatBench(r: BenchResult): string {
     }
     const a = r.table[0]!;
     const z = r.table[r.table.length - 1]!;
-    const one = z.lookupNs / a.lookupNs;
-    const bursts = z.burstLookupNs / a.burstLookupNs;
-    const met = [one <= 1.5 ? 'one by one' : '', bursts <= 1.5 ? 'in bursts' : ''].filter(Boolean).join(' and ') || 'neither';
-    // A lookup reads at least one line of the buckets: past the caches a burst lookup costs the small table's
-    // lookup plus the machine's random line read, however little else it does.
-    const allows = (a.burstLookupNs + Math.max(0, z.lineNs - a.lineNs)) / a.burstLookupNs;
-    L.push(`   lookup at ${z.flows.toExponential(0)} / at ${a.flows.toExponential(0)}: ${f(one, 2)} one by one, ${f(bursts, 2)} in bursts of ${burst} (target <= 1.5, met ${met === 'neither' ? 'by neither' : met});`,
-      `   the machine allows ${f(allows, 2)} in bursts (the burst at ${a.flows.toExponential(0)} plus what a random line read costs more at ${z.flows.toExponential(0)}); adds/s at ${z.flows.toExponential(0)}: ${f(1e9 / z.addNs)} (target >= 1e6)`);
+    // Issue 7's target compares the largest table with the smallest, issue 3's 1e6 flows with the smallest.
+    const far = [z, ...r.table.filter((x) => x.flows === 1e6 && x !== z && x !== a)];
+    for (const x of far.length > 1 ? far.reverse() : far) {
+      const one = x.lookupNs / a.lookupNs;
+      const bursts = x.burstLookupNs / a.burstLookupNs;
+      const met = [one <= 1.5 ? 'one by one' : '', bursts <= 1.5 ? 'in bursts' : ''].filter(Boolean).join(' and ') || 'neither';
+      // A lookup reads at least one line of the buckets: past the caches a burst lookup costs the small table's
+      // lookup plus the machine's random line read, however little else it does.
+      const allows = (a.burstLookupNs + Math.max(0, x.lineNs - a.lineNs)) / a.burstLookupNs;
+      L.push(`   lookup at ${x.flows.toExponential(0)} / at ${a.flows.toExponential(0)}: ${f(one, 2)} one by one, ${f(bursts, 2)} in bursts of ${burst} (target <= 1.5, met ${met === 'neither' ? 'by neither' : met});`
+        + ` the machine allows ${f(allows, 2)} in bursts`);
+    }
+    L.push(`   (allows: the burst at ${a.flows.toExponential(0)} plus what a random line read costs more at the larger size; lookups and lines the fastest of their passes); adds/s at ${z.flows.toExponential(0)}: ${f(1e9 / z.addNs)} (target >= 1e6)`);
   }
   if (r.workers) {
     const w = r.workers;
