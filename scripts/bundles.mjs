@@ -1,6 +1,7 @@
 // What scripts/build.mjs makes, as functions a test can point at a directory of its own:
-// - the CLI in one ESM file, and the replay's queue worker (`replay --workers N`) in a second one next to it:
-//   a worker thread starts from a file, and the CLI bundle runs main() on load;
+// - the CLI, tlsnic.mjs and the chunks it imports only for some commands, and the replay's queue worker
+//   (`replay --workers N`) in a file of its own next to them: a worker thread starts from a file, and the CLI
+//   bundle runs main() on load; all self-contained (dependencies bundled);
 // - the library (`tlsnic`, `tlsnic/testbed/ava` in package.json's exports) as plain ESM, so a driver or an ava
 //   test written in JavaScript, or in TypeScript without a loader for dependencies, can import it: one file per
 //   entry point and the code they share in a chunk (one copy of every class: an error thrown by one entry
