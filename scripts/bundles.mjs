@@ -55,7 +55,7 @@ export async function buildCli(dir) {
     ...common, entryPoints: { tlsnic: 'cli/main.ts' }, outdir: dir, splitting: true, chunkNames: 'tlsnic-[name]-[hash]',
     outExtension: { '.js': '.mjs' }, banner: { js: `#!/usr/bin/env node\n${requireBanner}` }, plugins: [zodEnglishOnly],
   });
-  await build({ ...common, entryPoints: ['cli/replay/worker.ts'], outfile: join(dir, 'tlsnic-replay-worker.mjs'), banner: { js: requireBanner }, plugins: [zodEnglishOnly] });
+  await build({ ...common, entryPoints: ['cli/replay/worker.ts'], outfile: join(dir, 'tlsnic-replay-worker.mjs'), banner: { js: requireBanner } });
   chmodSync(join(dir, 'tlsnic.mjs'), 0o755);
 }
 
