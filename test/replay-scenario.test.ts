@@ -115,6 +115,14 @@ test('random loss/reorder/duplication: seeded (same seed, same run), every byte 
   for (const r of [a, c]) t.is(r.flows[0]!.rx.plaintextSha256, sent(one, r.flows[0]!.local).sha256);
 });
 
+test('a counter or tls_stat outside its expected range is a failure that names it, its value and the range', async (t) => {
+  // tableFull: no context is added (rx_tls_ctx 0) and the software path runs both directions (TlsTxSw 1).
+  const expect = { counters: { rx_tls_ctx: { min: 1 }, tx_tls_ctx: 0 }, tlsStat: { TlsTxSw: { max: 0 }, TlsTxDevice: 0 } };
+  const r = await run(one, { name: 'full', impairments: [{ kind: 'tableFull' }], expect });
+  t.deepEqual(r.scenario!.failures, ['ethtool rx_tls_ctx = 0, expected [1, ∞]', `tls_stat TlsTxSw = ${r.tlsStat.TlsTxSw}, expected [0, 0]`]);
+  t.true(r.tlsStat.TlsTxSw! >= 1);
+});
+
 test('tableFull: tls_dev_add gets -ENOSPC, both directions run in software, bytes unchanged', async (t) => {
   const r = await run(one, { name: 'full', impairments: [{ kind: 'tableFull' }], expect: { counters: { rx_tls_ctx: 0, tx_tls_ctx: 0 } } });
   t.deepEqual(r.scenario!.failures, []);

@@ -11,3 +11,16 @@ export function inRange(v: number, r: Range): boolean {
 export function showRange(r: Range): string {
   return typeof r === 'number' ? `${r}` : `[${r.min ?? 0}, ${r.max ?? '∞'}]`;
 }
+
+/**
+ * Each expected value against what was measured: one failure line `<label> <name> = <value>, expected <range>`
+ * for each outside its range (the counters, tls_stat and contract-violation expectations of `run` and `replay
+ * --scenario`).
+ */
+export function checkRanges(label: string, expected: Readonly<Record<string, Range | undefined>> | undefined, value: (name: string) => number, fails: string[]): void {
+  for (const [name, r] of Object.entries(expected ?? {})) {
+    if (r === undefined) continue;
+    const v = value(name);
+    if (!inRange(v, r)) fails.push(`${label} ${name} = ${v}, expected ${showRange(r)}`);
+  }
+}

@@ -21,7 +21,7 @@ import type { TlsStat } from '../driver-api/stack/tls-stat.ts';
 import { recSeqToBigInt } from '../emulator/tls/crypto-info.ts';
 import { compileImpairments, type ImpairTally } from './impair.ts';
 import {
-  inRange, profileId, resyncTypeOf, showRange, type DriverProfile, type Expectations, type FaultInput, type Impairment, type ProfileId, type Scenario,
+  checkRanges, inRange, profileId, resyncTypeOf, showRange, type DriverProfile, type Expectations, type FaultInput, type Impairment, type ProfileId, type Scenario,
   type SoakSpec,
 } from './schema.ts';
 import { hintsTakenTooLate, owesRecovery, quietEpisode, RxSyncWatch, scanReach } from './recovery.ts';
@@ -744,18 +744,9 @@ function checkExpectations(
   }
   for (const side of ['a', 'b'] as const) {
     const h = out.hosts[side];
-    for (const [k, r] of Object.entries(e.counters?.[side] ?? {})) {
-      const v = h.ethtool[k as keyof EthtoolCounters];
-      if (r !== undefined && !inRange(v, r)) fails.push(`${side}: ethtool ${k} = ${v}, expected ${showRange(r)}`);
-    }
-    for (const [k, r] of Object.entries(e.tlsStat?.[side] ?? {})) {
-      const v = h.tlsStat[k as keyof TlsStat];
-      if (r !== undefined && !inRange(v, r)) fails.push(`${side}: tls_stat ${k} = ${v}, expected ${showRange(r)}`);
-    }
-    for (const [k, r] of Object.entries(e.violations?.[side] ?? {})) {
-      const v = h.violationCounts[k as keyof ViolationCounts];
-      if (r !== undefined && !inRange(v, r)) fails.push(`${side}: contract violations ${k} = ${v}, expected ${showRange(r)}`);
-    }
+    checkRanges(`${side}: ethtool`, e.counters?.[side], (k) => h.ethtool[k as keyof EthtoolCounters], fails);
+    checkRanges(`${side}: tls_stat`, e.tlsStat?.[side], (k) => h.tlsStat[k as keyof TlsStat], fails);
+    checkRanges(`${side}: contract violations`, e.violations?.[side], (k) => h.violationCounts[k as keyof ViolationCounts], fails);
     const c = e.calls?.[side];
     if (c?.pattern !== undefined) {
       const joined = h.calls.join(', ');

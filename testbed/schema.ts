@@ -20,7 +20,7 @@ export const rangeSchema = z.union([
   }),
 ]);
 export type { Range } from './range.ts';
-export { inRange, showRange } from './range.ts';
+export { checkRanges, inRange, showRange } from './range.ts';
 
 /** netem-like rates per data segment (random impairments of `tlsnic run` and `tlsnic replay --scenario`). */
 export const randomRates = {

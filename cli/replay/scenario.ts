@@ -13,7 +13,7 @@ import { TcpSegmentView } from '../../emulator/wire/packet.ts';
 import { seqAdd, seqDiff, seqGt } from '../../emulator/wire/seq.ts';
 import { Rng } from '../../driver-api/host/rng.ts';
 import { hintsTakenTooLate, noteHit, owesRecovery, type Hint, type SyncEpisode } from '../../testbed/recovery.ts';
-import { inRange, showRange } from '../../testbed/range.ts';
+import { checkRanges } from '../../testbed/range.ts';
 import type { ReplayImpairment, ReplayScenario } from './scenario-schema.ts';
 
 export type { ReplayImpairment, ReplayScenario } from './scenario-schema.ts';
@@ -460,11 +460,7 @@ export function checkScenario(
       }
     }
   });
-  for (const [k, r] of Object.entries(s.expect.counters ?? {})) {
-    if (r !== undefined && !inRange(ethtool[k] ?? 0, r)) fails.push(`ethtool ${k} = ${ethtool[k] ?? 0}, expected ${showRange(r)}`);
-  }
-  for (const [k, r] of Object.entries(s.expect.tlsStat ?? {})) {
-    if (r !== undefined && !inRange(tlsStat[k] ?? 0, r)) fails.push(`tls_stat ${k} = ${tlsStat[k] ?? 0}, expected ${showRange(r)}`);
-  }
+  checkRanges('ethtool', s.expect.counters, (k) => ethtool[k] ?? 0, fails);
+  checkRanges('tls_stat', s.expect.tlsStat, (k) => tlsStat[k] ?? 0, fails);
   return fails;
 }
