@@ -75,6 +75,30 @@ test('handles stay stable while other entries come and go', (t) => {
   for (let i = 0; i < keys.length; i += 2) t.is(table.lookupKey(keys[i]!), -1);
 });
 
+test('an IPv4 table keeps no copy of its keys; the first IPv6 entry adds them, and rehashes keep every entry findable', (t) => {
+  const table = new FlowTable<number>(8000);
+  const v4 = (i: number): FlowKeyFields => ({ dir: i % 2 ? 'tx' : 'rx', family: 4, src: Uint8Array.of(10, 0, i >> 8, i & 0xff), dst: Uint8Array.of(10, 1, 0, 1), sport: 1000 + (i % 5), dport: 443 });
+  const v6 = (i: number): FlowKeyFields => ({ dir: i % 2 ? 'tx' : 'rx', family: 6, src: Uint8Array.from({ length: 16 }, (_, b) => (b === 15 ? i & 0xff : b === 14 ? i >> 8 : 0)), dst: new Uint8Array(16).fill(1), sport: 1000 + (i % 5), dport: 443 });
+  const h4 = Array.from({ length: 3000 }, (_, i) => table.add(v4(i), i)); // past the first size: grown and rehashed
+  const noKeys = table.typedBytes;
+  t.is(noKeys, table.bucketBytes + 8000 * 4, 'buckets and one hash per entry of the capacity, no keys');
+  const h6 = Array.from({ length: 3000 }, (_, i) => table.add(v6(i), 10000 + i));
+  t.is(table.typedBytes, noKeys + 8000 * 40, 'ten key words per entry once an IPv6 entry is in');
+  // Remove half of each, then fill the table: live cells and tombstones pass half the cells (16384 for 8000
+  // entries), so the table rehashes in place with IPv4 and IPv6 cells in it.
+  for (let i = 0; i < 3000; i += 2) {
+    table.remove(h4[i]!);
+    table.remove(h6[i]!);
+  }
+  const more = Array.from({ length: 5000 }, (_, i) => table.add(i % 2 ? v4(5000 + i) : v6(5000 + i), 20000 + i));
+  t.true(more.every((h) => h >= 0));
+  for (let i = 0; i < 3000; i++) {
+    t.is(table.lookupKey(v4(i)), i % 2 ? h4[i]! : -1);
+    t.is(table.lookupKey(v6(i)), i % 2 ? h6[i]! : -1);
+  }
+  more.forEach((h, i) => t.is(table.get(table.lookupKey(i % 2 ? v4(5000 + i) : v6(5000 + i))), 20000 + i, `entry ${i}`));
+});
+
 test('the NIC refuses a context beyond its capacity with -ENOSPC and takes one again after a removal', (t) => {
   const nic = new Nic({ backend: nodeBackend, profile: { maxContexts: 3 } });
   const rng = new Prng(1);
