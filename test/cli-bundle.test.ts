@@ -14,9 +14,12 @@ test.after.always(() => rmSync(tmp, { recursive: true, force: true }));
 const dist = join(tmp, 'dist');
 const bundled = buildCli(dist);
 
-// Node's module hooks report every file of the bundle a run loads, on stderr.
+// Node's module hooks report every file of the bundle a run loads, on stderr. The hooks run on a thread of
+// their own, where process.stderr writes asynchronously: a run that exits at once (a bad scenario, exit 2)
+// could end before the line was written, which a loaded machine showed. writeSync is done before the hook
+// returns, so before the module it names runs.
 const hooks = join(tmp, 'hooks.mjs');
-writeFileSync(hooks, `export async function load(url, ctx, next) {\n  if (url.startsWith(${JSON.stringify(pathToFileURL(dist).href)})) process.stderr.write('LOADED ' + url.slice(url.lastIndexOf('/') + 1) + '\\n');\n  return next(url, ctx);\n}\n`);
+writeFileSync(hooks, `import { writeSync } from 'node:fs';\nexport async function load(url, ctx, next) {\n  if (url.startsWith(${JSON.stringify(pathToFileURL(dist).href)})) writeSync(2, 'LOADED ' + url.slice(url.lastIndexOf('/') + 1) + '\\n');\n  return next(url, ctx);\n}\n`);
 const register = join(tmp, 'register.mjs');
 writeFileSync(register, `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(hooks).href)});\n`);
 
