@@ -375,6 +375,24 @@ test('a segment still held back when the FIN comes in while the link is down arr
   t.false(r.scenario!.failures.some((x) => /delivered/.test(x)), r.scenario!.failures.join('\n'));
 });
 
+test('two link-down windows overlapping past the capture\'s end: the link comes back after both, and what was held arrives', async (t) => {
+  // Found by the replay_scenario fuzz class (seed 700002622): at the capture's end the first window ended, the
+  // second (started meanwhile) took the link down again and stayed down, so the segment a reorder still held
+  // went to a link that never came back; the last record never reached the application.
+  const r = await run(one, {
+    name: 'down-twice', impairments: [
+      { kind: 'reorder', record: 19, after: 30 }, // in the server's FIN segment (28.4 ms): nothing follows, held to the end
+      { kind: 'linkDown', atUs: 29_000, forUs: 12_000 }, // down from after the FIN to past the last packet (35.6 ms)
+      { kind: 'linkDown', atUs: 36_000, forUs: 300_000 }, // starts after the last packet, while the first is in force
+    ],
+  });
+  t.deepEqual(r.scenario!.impairments.map((i) => i.fired), [1, 1, 1]);
+  const f = r.flows[0]!;
+  t.is(f.rx.plaintextBytes, sent(one, f.local).bytes);
+  t.is(f.rx.plaintextSha256, sent(one, f.local).sha256);
+  t.deepEqual(r.scenario!.failures, []);
+});
+
 test('a table capacity no handle can name is refused by the schema, and by the NIC from code', async (t) => {
   t.throws(() => replayScenarioSchema.parse({ name: 'big', impairments: [{ kind: 'tableFull', capacity: 1e12 }] }));
   await t.throwsAsync(() => replayScenario({ ...files(one), local: '10.77.0.2', scenario: { name: 'big', impairments: [{ kind: 'tableFull', capacity: 1e12 }] } }), {

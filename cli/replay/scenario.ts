@@ -291,9 +291,13 @@ export class Impairer {
     }
   }
 
-  /** The capture ended: the link comes back if it is down, and what it lost arrives. */
+  /**
+   * The capture ended: the link comes back if it is down, after every window that began while it was (each
+   * ending may start the next), and what it lost arrives. Segments held back are flushed after this, so the
+   * link must be up then, or they would be lost for good.
+   */
   end(link: (up: boolean, netdevDown: boolean) => void): void {
-    if (this.down) this.clock(this.down.imp.atUs + this.down.imp.forUs, link);
+    while (this.down) this.clock(this.down.imp.atUs + this.down.imp.forUs, link);
   }
 
   /**
